@@ -1,0 +1,1 @@
+namespace CdcSync.Sandboxes; internal static class Placeholder { }
