@@ -1,1 +1,12 @@
-return 0;
+using System.CommandLine;
+using CdcSync.Cli.Commands;
+
+var root = new RootCommand("CdcSync: two-way sync between business systems through a PostgreSQL hub.");
+root.Subcommands.Add(MigrateCommand.Create());
+root.Subcommands.Add(TransformsCommand.Create());
+
+var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
+// Sandbox subcommands (one line each):
+root.Subcommands.Add(sandbox);
+
+return await root.Parse(args).InvokeAsync();

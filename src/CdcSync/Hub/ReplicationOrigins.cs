@@ -1,0 +1,83 @@
+using Npgsql;
+
+namespace CdcSync.Hub;
+
+/// <summary>
+/// Replication origins tag the WAL of inbound writes so the router never sends a change back to
+/// the connector it came from. Changes made by triggers in the same transaction carry the same tag.
+/// </summary>
+public static class ReplicationOrigins
+{
+    public const string Prefix = "cdcsync:";
+
+    public static string For(string connector) => Prefix + connector;
+
+    /// <summary>
+    /// Marks this session's writes as coming from <paramref name="connector"/> until
+    /// <see cref="ResetAsync"/> (call it before the connection goes back to the pool).
+    /// </summary>
+    public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
+    {
+        var origin = For(connector);
+        await using var cmd = new NpgsqlCommand(
+            """
+            SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL;
+            SELECT pg_replication_origin_session_setup($1);
+            """, connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = origin });
+        try
+        {
+            await cmd.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new InvalidOperationException(
+                $"The hub user may not use replication origins (needed to tag {connector}'s writes): grant it with GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text), pg_replication_origin_create(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser.", e);
+        }
+    }
+
+    public static async Task ResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT pg_replication_origin_session_reset()", connection);
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Opens a connection whose writes carry <paramref name="connector"/>'s origin.</summary>
+    public static async Task<OriginSession> OpenAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
+    {
+        var connection = await hub.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await SetupSessionAsync(connection, connector, cancellationToken);
+            return new OriginSession(connection);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+}
+
+/// <summary>A hub connection tagged with a connector's origin; resets the tag when disposed.</summary>
+public sealed class OriginSession(NpgsqlConnection connection) : IAsyncDisposable
+{
+    public NpgsqlConnection Connection { get; } = connection;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (Connection.State == System.Data.ConnectionState.Open)
+            {
+                await ReplicationOrigins.ResetAsync(Connection, CancellationToken.None);
+            }
+        }
+        catch (NpgsqlException)
+        {
+            // A broken connection is discarded by the pool, tag and all.
+        }
+
+        await Connection.DisposeAsync();
+    }
+}
