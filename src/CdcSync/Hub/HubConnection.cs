@@ -1,0 +1,115 @@
+using System.Net.Sockets;
+using Npgsql;
+
+namespace CdcSync.Hub;
+
+/// <summary>A problem an operator can fix, reported as one line without a stack trace.</summary>
+public sealed class OperatorException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Opens the hub and explains, in one line without the password, why it could not.</summary>
+public static class HubConnection
+{
+    public static NpgsqlConnectionStringBuilder Parse(string? connectionString, string source)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new OperatorException($"No hub connection string: pass --db or set {source} (e.g. Host=127.0.0.1;Port=5432;Database=hub;Username=cdcsync;Password=...). For a local throwaway hub run: eval \"$(scripts/devdb.sh start)\".");
+        }
+
+        try
+        {
+            return new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            // The parser's message names the keyword, never a value.
+            throw new OperatorException($"The connection string in {source} is malformed ({e.Message}); use the form Host=...;Port=...;Database=...;Username=...;Password=...");
+        }
+    }
+
+    /// <summary>Where a connection string points, safe to print.</summary>
+    public static string Describe(NpgsqlConnectionStringBuilder b) => $"{b.Username ?? "?"}@{b.Host ?? "localhost"}:{b.Port}/{b.Database ?? b.Username}";
+
+    public static string Describe(string connectionString)
+    {
+        try
+        {
+            return Describe(new NpgsqlConnectionStringBuilder(connectionString));
+        }
+        catch (ArgumentException)
+        {
+            return "(malformed connection string)";
+        }
+    }
+
+    public static async Task<NpgsqlConnection> OpenAsync(string connectionString, string source, CancellationToken cancellationToken)
+    {
+        var builder = Parse(connectionString, source);
+        var connection = new NpgsqlConnection(builder.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            await connection.DisposeAsync();
+            throw Explain(e, builder, source);
+        }
+    }
+
+    public static OperatorException Explain(Exception e, NpgsqlConnectionStringBuilder b, string source)
+    {
+        var where = Describe(b);
+        return e switch
+        {
+            PostgresException { SqlState: PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification } =>
+                new OperatorException($"PostgreSQL at {where} rejected the login (password authentication failed); fix Username/Password in {source}.", e),
+            PostgresException { SqlState: PostgresErrorCodes.InvalidCatalogName } =>
+                new OperatorException($"Database '{b.Database}' does not exist on {b.Host}:{b.Port}; create it (CREATE DATABASE) or fix Database in {source}.", e),
+            PostgresException pg =>
+                new OperatorException($"PostgreSQL at {where} refused the connection: {pg.MessageText}; check {source}.", e),
+            _ when HasSocketError(e) =>
+                new OperatorException($"Cannot reach PostgreSQL at {b.Host}:{b.Port} ({SocketMessage(e)}); start the server or fix Host/Port in {source}.", e),
+            _ => new OperatorException($"Cannot connect to PostgreSQL at {where}: {e.Message}; check {source}.", e),
+        };
+    }
+
+    /// <summary>CdcSync reads the hub's WAL; without wal_level=logical there is nothing to read.</summary>
+    public static async Task RequireLogicalWalAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand("SHOW wal_level", connection);
+        var level = (string?)await cmd.ExecuteScalarAsync(cancellationToken);
+        if (level != "logical")
+        {
+            throw new OperatorException(
+                $"The hub {connection.Host}:{connection.Port} has wal_level={level}; CdcSync needs wal_level=logical. Run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL.");
+        }
+    }
+
+    private static bool HasSocketError(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is SocketException or TimeoutException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string SocketMessage(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is SocketException or TimeoutException)
+            {
+                return e.Message;
+            }
+        }
+
+        return "unreachable";
+    }
+}

@@ -1,0 +1,150 @@
+using DbUp;
+using DbUp.Engine;
+using DbUp.Engine.Output;
+using DbUp.Engine.Transactions;
+using DbUp.Support;
+using Npgsql;
+
+namespace CdcSync.Schema;
+
+public sealed record MigrationResult(bool Succeeded, IReadOnlyList<string> Applied, string? Error);
+
+/// <summary>
+/// Deploys the hub with DbUp: migrations once each, then transforms whose content changed, one
+/// transaction per script, journaled in <c>cdc.schema_journal</c>. A failing script rolls back
+/// alone and stops the run, so the journal always matches what is in the database.
+/// </summary>
+public sealed class HubMigrator(string connectionString, ScriptSet scripts, Action<string>? progress = null)
+{
+    public const string JournalSchema = "cdc";
+    public const string JournalTable = "schema_journal";
+
+    /// <summary>Journal names of the scripts a run would execute, in order.</summary>
+    public async Task<IReadOnlyList<string>> PendingAsync(CancellationToken cancellationToken)
+    {
+        var executed = await ExecutedAsync(cancellationToken);
+        return AllScripts().Where(s => !executed.Contains(s.JournalName)).Select(s => s.JournalName).ToList();
+    }
+
+    public async Task<MigrationResult> MigrateAsync(CancellationToken cancellationToken)
+    {
+        await EnsureJournalSchemaAsync(cancellationToken);
+        var byName = AllScripts().ToDictionary(s => s.JournalName);
+        var log = new ProgressLog(progress);
+        var upgrader = DeployChanges.To
+            .PostgresqlDatabase(connectionString)
+            .WithScripts(new FileScripts(AllScripts()))
+            .JournalToPostgresqlTable(JournalSchema, JournalTable)
+            .WithTransactionPerScript()
+            // $name$ is dollar quoting in PostgreSQL, not a DbUp variable.
+            .WithVariablesDisabled()
+            .LogTo(log)
+            .Build();
+
+        var result = await Task.Run(upgrader.PerformUpgrade, cancellationToken);
+        var applied = result.Scripts.Select(s => s.Name).ToList();
+        if (result.Successful)
+        {
+            return new MigrationResult(true, applied, null);
+        }
+
+        var failed = result.ErrorScript;
+        string message;
+        if (failed is not null && byName.TryGetValue(failed.Name, out var file) && FindPostgresException(result.Error) is { } pg)
+        {
+            message = SqlErrorLocation.Describe(file.RelativePath, file.Contents, pg) + $" — fix {file.RelativePath} and run migrate again; it and later scripts were not applied.";
+        }
+        else
+        {
+            message = $"{failed?.Name ?? "migration"}: {result.Error?.Message}";
+        }
+
+        return new MigrationResult(false, applied, message);
+    }
+
+    private IEnumerable<SqlFile> AllScripts() => scripts.Migrations.Concat(scripts.Transforms);
+
+    private async Task EnsureJournalSchemaAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(cancellationToken);
+        await using var cmd = new NpgsqlCommand($"CREATE SCHEMA IF NOT EXISTS {JournalSchema}", conn);
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private async Task<HashSet<string>> ExecutedAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(cancellationToken);
+        await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", conn);
+        exists.Parameters.Add(new NpgsqlParameter { Value = $"{JournalSchema}.{JournalTable}" });
+        if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken))!)
+        {
+            return [];
+        }
+
+        await using var cmd = new NpgsqlCommand($"SELECT scriptname FROM {JournalSchema}.{JournalTable}", conn);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            names.Add(reader.GetString(0));
+        }
+
+        return names;
+    }
+
+    private static PostgresException? FindPostgresException(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is PostgresException pg)
+            {
+                return pg;
+            }
+        }
+
+        return null;
+    }
+
+    private sealed class FileScripts(IEnumerable<SqlFile> files) : IScriptProvider
+    {
+        public IEnumerable<SqlScript> GetScripts(IConnectionManager connectionManager) =>
+            files.Select(f => new SqlScript(f.JournalName, f.Contents, new SqlScriptOptions
+            {
+                ScriptType = ScriptType.RunOnce,
+                RunGroupOrder = f.IsTransform ? 1 : 0,
+            }));
+    }
+
+    private sealed class ProgressLog(Action<string>? progress) : IUpgradeLog
+    {
+        public void LogTrace(string format, params object[] args)
+        {
+        }
+
+        public void LogDebug(string format, params object[] args)
+        {
+        }
+
+        public void LogInformation(string format, params object[] args)
+        {
+            if (format.StartsWith("Executing Database Server script", StringComparison.Ordinal))
+            {
+                progress?.Invoke($"applying {args[0]}");
+            }
+        }
+
+        public void LogWarning(string format, params object[] args)
+        {
+        }
+
+        public void LogError(string format, params object[] args)
+        {
+        }
+
+        public void LogError(Exception ex, string format, params object[] args)
+        {
+        }
+    }
+}
