@@ -1,0 +1,17 @@
+namespace CdcSync.Connectors.Http;
+
+/// <summary>How the resilience pipeline treats a response.</summary>
+public enum HttpFailureKind
+{
+    /// <summary>Returned to the caller as is: a success or a permanent rejection the caller handles.</summary>
+    None,
+
+    /// <summary>Retried with backoff and counted by the circuit breaker (5xx, 408).</summary>
+    Transient,
+
+    /// <summary>The server asks us to slow down (429, Salesforce's REQUEST_LIMIT_EXCEEDED): retried, pauses all requests, not a breaker failure.</summary>
+    Throttled,
+}
+
+/// <summary>Classifies a response; may read (buffered) content, e.g. to find Salesforce's error code.</summary>
+public delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
