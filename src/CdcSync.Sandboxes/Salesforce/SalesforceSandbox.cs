@@ -1,0 +1,818 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace CdcSync.Sandboxes.Salesforce;
+
+/// <summary>
+/// A local stand-in for the slice of the Salesforce REST API CdcSync uses, served by Kestrel on
+/// 127.0.0.1: the OAuth 2.0 token endpoint (client credentials and refresh token grants), query and
+/// queryAll with SOQL and <c>nextRecordsUrl</c> paging, sObject rows, and sObject Collections
+/// (create, update, upsert by external id, delete), with Salesforce's JSON shapes and error codes.
+/// Data lives in memory. Credentials accepted by default: client id
+/// <see cref="SalesforceSandboxOptions.DefaultClientId"/>, client secret
+/// <see cref="SalesforceSandboxOptions.DefaultClientSecret"/>, refresh token
+/// <see cref="SalesforceSandboxOptions.DefaultRefreshToken"/>.
+/// </summary>
+public sealed class SalesforceSandbox : IAsyncDisposable
+{
+    private const string JsonType = "application/json;charset=UTF-8";
+    private const int MaxCollectionSize = 200;
+    private const string OrgId = "00D5g00000CdcSyncEAA";
+
+    private readonly WebApplication _app;
+    private readonly SalesforceStore _store;
+    private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, int Generation)> _tokens = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, QueryCursor> _cursors = new(StringComparer.Ordinal);
+    private readonly Random _random;
+    private long _locatorSequence = 0x100;
+
+    private SalesforceSandbox(WebApplication app, SalesforceSandboxOptions options)
+    {
+        _app = app;
+        Options = options;
+        _store = new SalesforceStore(options);
+        _random = new Random(options.RandomSeed);
+    }
+
+    /// <summary>The instance URL, e.g. <c>http://127.0.0.1:50123/</c>; the token endpoint is <c>services/oauth2/token</c> under it.</summary>
+    public Uri BaseUrl { get; private set; } = null!;
+
+    public SalesforceSandboxOptions Options { get; }
+
+    /// <summary>Starts the sandbox and returns once it accepts connections.</summary>
+    public static async Task<SalesforceSandbox> StartAsync(SalesforceSandboxOptions options, CancellationToken cancellationToken) =>
+        await StartAsync(options, null, cancellationToken);
+
+    /// <summary>Starts the sandbox, logging requests to <paramref name="loggerFactory"/> when given.</summary>
+    public static async Task<SalesforceSandbox> StartAsync(SalesforceSandboxOptions options, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        if (loggerFactory is not null)
+        {
+            builder.Services.AddSingleton(loggerFactory);
+        }
+
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, options.Port));
+        var app = builder.Build();
+        var sandbox = new SalesforceSandbox(app, options);
+        sandbox.Map(app);
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        sandbox.BaseUrl = new Uri(address.EndsWith('/') ? address : address + "/");
+        return sandbox;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync(CancellationToken.None);
+        await _app.DisposeAsync();
+    }
+
+    /// <summary>Creates a record directly (as a user would in the UI); returns its Id. Throws when Salesforce would reject it.</summary>
+    public string Insert(string sObject, JsonObject fields)
+    {
+        var schema = Schema(sObject);
+        lock (_store.Sync)
+        {
+            var result = _store.Create(schema, fields);
+            return result.Success ? result.Id! : throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
+        }
+    }
+
+    /// <summary>Updates a record directly. Throws when Salesforce would reject the update.</summary>
+    public void Update(string id, JsonObject fields)
+    {
+        lock (_store.Sync)
+        {
+            var result = _store.Update(null, id, fields);
+            if (!result.Success)
+            {
+                throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
+            }
+        }
+    }
+
+    /// <summary>Deletes a record directly (it stays visible to queryAll with IsDeleted = true).</summary>
+    public void Delete(string id)
+    {
+        lock (_store.Sync)
+        {
+            var result = _store.Delete(id);
+            if (!result.Success)
+            {
+                throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
+            }
+        }
+    }
+
+    /// <summary>A copy of a record's fields, deleted or not; null when the id is unknown.</summary>
+    public JsonObject? Get(string id)
+    {
+        lock (_store.Sync)
+        {
+            var normalized = SalesforceIds.Normalize(id);
+            return normalized is null ? null : (JsonObject?)_store.Get(normalized)?.Fields.DeepClone();
+        }
+    }
+
+    /// <summary>Copies of all records of a type, in creation order.</summary>
+    public IReadOnlyList<JsonObject> Records(string sObject, bool includeDeleted = false)
+    {
+        var schema = Schema(sObject);
+        lock (_store.Sync)
+        {
+            return [.. _store.All(schema).Where(r => includeDeleted || !r.IsDeleted).OrderBy(r => r.Id, StringComparer.Ordinal).Select(r => (JsonObject)r.Fields.DeepClone())];
+        }
+    }
+
+    private static SObjectSchema Schema(string sObject) =>
+        SObjectSchema.All.GetValueOrDefault(sObject) ?? throw new ArgumentException($"The sandbox serves Account and Contact, not '{sObject}'.", nameof(sObject));
+
+    private void Map(WebApplication app)
+    {
+        app.Use(FaultsAndAuthAsync);
+
+        app.MapPost("/services/oauth2/token", TokenAsync);
+        app.MapGet("/services/data", () => Json(new JsonArray(new JsonObject
+        {
+            ["label"] = "Summer '24",
+            ["url"] = $"/services/data/v{SalesforceSandboxOptions.LatestApiVersion}",
+            ["version"] = SalesforceSandboxOptions.LatestApiVersion,
+        })));
+
+        var api = app.MapGroup("/services/data/v{version}");
+        api.AddEndpointFilter(async (ctx, next) =>
+        {
+            var version = ctx.HttpContext.Request.RouteValues["version"] as string;
+            return decimal.TryParse(version, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var v) && v >= 46.0m && v <= 61.0m && version!.Contains('.', StringComparison.Ordinal)
+                ? await next(ctx)
+                : Error(404, "NOT_FOUND", "The requested resource does not exist");
+        });
+        api.MapGet("/limits", () => Json(new JsonObject
+        {
+            ["DailyApiRequests"] = new JsonObject { ["Max"] = Options.RequestLimit, ["Remaining"] = Math.Max(0, Options.RequestLimit - Options.ApiRequestCount) },
+        }));
+        api.MapGet("/query", (string version, HttpRequest request) => Query(version, request, includeDeleted: false));
+        api.MapGet("/queryAll", (string version, HttpRequest request) => Query(version, request, includeDeleted: true));
+        api.MapGet("/query/{locator}", (string version, string locator) => MoreResults(version, locator));
+        api.MapGet("/queryAll/{locator}", (string version, string locator) => MoreResults(version, locator));
+        api.MapGet("/sobjects/{type}/{id}", (string version, string type, string id) => Retrieve(version, type, id));
+        api.MapPost("/sobjects/{type}", CreateOneAsync);
+        api.MapPatch("/sobjects/{type}/{id}", UpdateOneAsync);
+        api.MapPatch("/sobjects/{type}/{field}/{value}", UpsertOneAsync);
+        api.MapDelete("/sobjects/{type}/{id}", (string type, string id) => DeleteOne(type, id));
+        api.MapPost("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, null, request.HttpContext.RequestAborted));
+        api.MapPatch("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, "Id", request.HttpContext.RequestAborted));
+        api.MapPatch("/composite/sobjects/{type}/{field}", (HttpRequest request, string type, string field) => CollectionAsync(request, type, field, request.HttpContext.RequestAborted));
+        api.MapDelete("/composite/sobjects", DeleteCollection);
+
+        app.MapGet("/_sandbox/stats", Stats);
+        app.MapPost("/_sandbox/reset", () =>
+        {
+            Options.ResetFaults();
+            return Stats();
+        });
+        app.MapPost("/_sandbox/faults", SetFaultsAsync);
+    }
+
+    private async Task FaultsAndAuthAsync(HttpContext context, Func<Task> next)
+    {
+        var path = context.Request.Path;
+        if (!path.StartsWithSegments("/services", StringComparison.Ordinal))
+        {
+            await next();
+            return;
+        }
+
+        var isToken = path.StartsWithSegments("/services/oauth2", StringComparison.Ordinal);
+        var count = Options.CountRequest(isToken);
+        if (Options.InOutage)
+        {
+            Options.CountFault();
+            await WriteAsync(context, Error(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."));
+            return;
+        }
+
+        var latency = Options.Latency;
+        if (latency > TimeSpan.Zero)
+        {
+            await Task.Delay(latency, Options.TimeProvider, context.RequestAborted);
+        }
+
+        if (isToken || path.Value is "/services/data" or "/services/data/")
+        {
+            await next();
+            return;
+        }
+
+        if (!Authenticated(context.Request))
+        {
+            await WriteAsync(context, Error(401, "INVALID_SESSION_ID", "Session expired or invalid"));
+            return;
+        }
+
+        if (Options.TryTakeBurst(out var kind, out var retryAfter))
+        {
+            Options.CountFault();
+            if (retryAfter is { } delay)
+            {
+                context.Response.Headers.RetryAfter = ((int)Math.Ceiling(delay.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            await WriteAsync(context, kind switch
+            {
+                SalesforceFaultKind.ServiceUnavailable => Error(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."),
+                SalesforceFaultKind.TooManyRequests => Error(429, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+                _ => Error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+            });
+            return;
+        }
+
+        bool fail;
+        lock (_random)
+        {
+            fail = Options.ErrorRate > 0 && _random.NextDouble() < Options.ErrorRate;
+        }
+
+        if (fail)
+        {
+            Options.CountFault();
+            await WriteAsync(context, Error(500, "UNKNOWN_EXCEPTION", $"An unexpected error occurred. Please include this ErrorId if you contact support: {Guid.NewGuid():N} (-1)"));
+            return;
+        }
+
+        if (count > Options.RequestLimit)
+        {
+            await WriteAsync(context, Error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."));
+            return;
+        }
+
+        context.Response.Headers["Sforce-Limit-Info"] = $"api-usage={count}/{Options.RequestLimit}";
+        await next();
+    }
+
+    private bool Authenticated(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        string? token = null;
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            token = header[7..].Trim();
+        }
+        else if (header.StartsWith("OAuth ", StringComparison.OrdinalIgnoreCase))
+        {
+            token = header[6..].Trim();
+        }
+
+        return token is not null
+            && _tokens.TryGetValue(token, out var entry)
+            && entry.Generation == Options.TokenGeneration
+            && Options.TimeProvider.GetUtcNow() < entry.Expires;
+    }
+
+    private async Task<IResult> TokenAsync(HttpRequest request)
+    {
+        if (!request.HasFormContentType)
+        {
+            return OAuthError("invalid_request", "invalid content type");
+        }
+
+        var form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
+        string? clientId = form["client_id"];
+        string? clientSecret = form["client_secret"];
+        var basic = request.Headers.Authorization.ToString();
+        if (basic.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(basic[6..].Trim()));
+                var colon = pair.IndexOf(':', StringComparison.Ordinal);
+                if (colon > 0)
+                {
+                    clientId = Uri.UnescapeDataString(pair[..colon]);
+                    clientSecret = Uri.UnescapeDataString(pair[(colon + 1)..]);
+                }
+            }
+            catch (FormatException)
+            {
+                return OAuthError("invalid_client", "invalid client credentials", 401);
+            }
+        }
+
+        var grantType = form["grant_type"].ToString();
+        if (grantType is not ("client_credentials" or "refresh_token"))
+        {
+            return OAuthError("unsupported_grant_type", "grant type not supported");
+        }
+
+        if (clientId != Options.ClientId)
+        {
+            return OAuthError("invalid_client_id", "client identifier invalid");
+        }
+
+        if (grantType == "refresh_token")
+        {
+            if (form["refresh_token"] != Options.RefreshToken)
+            {
+                return OAuthError("invalid_grant", "expired access/refresh token");
+            }
+
+            // A connected app may skip the secret on refresh; a wrong one is still rejected.
+            if (!string.IsNullOrEmpty(clientSecret) && clientSecret != Options.ClientSecret)
+            {
+                return OAuthError("invalid_client", "invalid client credentials");
+            }
+        }
+        else if (clientSecret != Options.ClientSecret)
+        {
+            return OAuthError("invalid_client", "invalid client credentials");
+        }
+
+        var now = Options.TimeProvider.GetUtcNow();
+        var token = $"{OrgId[..15]}!{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48)).Replace('+', '.').Replace('/', '_').TrimEnd('=')}";
+        _tokens[token] = (now + Options.AccessTokenLifetime, Options.TokenGeneration);
+        var idUrl = new Uri(BaseUrl, $"id/{OrgId}/{SalesforceStore.DefaultOwnerId}").ToString();
+        var issuedAt = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var signature = Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(Options.ClientSecret), Encoding.UTF8.GetBytes(idUrl + issuedAt)));
+        return Json(new JsonObject
+        {
+            ["access_token"] = token,
+            ["signature"] = signature,
+            ["scope"] = "api refresh_token",
+            ["instance_url"] = BaseUrl.ToString().TrimEnd('/'),
+            ["id"] = idUrl,
+            ["token_type"] = "Bearer",
+            ["issued_at"] = issuedAt,
+        });
+    }
+
+    private IResult Query(string version, HttpRequest request, bool includeDeleted)
+    {
+        var q = request.Query["q"].ToString();
+        if (string.IsNullOrWhiteSpace(q))
+        {
+            return Error(400, "MALFORMED_QUERY", "A query string must be provided.");
+        }
+
+        var batchSize = Options.DefaultQueryBatchSize;
+        var queryOptions = request.Headers["Sforce-Query-Options"].ToString();
+        foreach (var part in queryOptions.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part.StartsWith("batchSize=", StringComparison.OrdinalIgnoreCase)
+                && int.TryParse(part["batchSize=".Length..], System.Globalization.CultureInfo.InvariantCulture, out var requested))
+            {
+                // Salesforce treats batchSize as a hint between 200 and 2000.
+                batchSize = Math.Clamp(requested, 200, 2000);
+            }
+        }
+
+        try
+        {
+            List<JsonObject> rows;
+            lock (_store.Sync)
+            {
+                var query = SoqlQuery.Parse(q);
+                rows = [.. query.Run(_store.All(query.Schema), includeDeleted).Select(r => query.Project(r, version))];
+            }
+
+            return Page(version, new QueryCursor(rows, batchSize), 0, null);
+        }
+        catch (SalesforceApiException e)
+        {
+            return Error(e.Status, e.ErrorCode, e.Message);
+        }
+    }
+
+    private IResult MoreResults(string version, string locator)
+    {
+        var dash = locator.LastIndexOf('-');
+        if (dash <= 0
+            || !int.TryParse(locator[(dash + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var offset)
+            || !_cursors.TryGetValue(locator[..dash], out var cursor)
+            || offset < 0 || offset > cursor.Rows.Count)
+        {
+            return Error(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
+        }
+
+        return Page(version, cursor, offset, locator[..dash]);
+    }
+
+    private IResult Page(string version, QueryCursor cursor, int offset, string? locatorId)
+    {
+        var end = Math.Min(cursor.Rows.Count, offset + cursor.BatchSize);
+        var json = new JsonObject { ["totalSize"] = cursor.Rows.Count, ["done"] = end >= cursor.Rows.Count };
+        if (end < cursor.Rows.Count)
+        {
+            if (locatorId is null)
+            {
+                locatorId = SalesforceIds.Create("01g", Interlocked.Increment(ref _locatorSequence));
+                _cursors[locatorId] = cursor;
+            }
+
+            json["nextRecordsUrl"] = $"/services/data/v{version}/query/{locatorId}-{end}";
+        }
+        else if (locatorId is not null)
+        {
+            _cursors.TryRemove(locatorId, out _);
+        }
+
+        json["records"] = new JsonArray([.. cursor.Rows.Skip(offset).Take(end - offset).Select(r => (JsonNode)r.DeepClone())]);
+        return Json(json);
+    }
+
+    private IResult Retrieve(string version, string type, string id)
+    {
+        var schema = SObjectSchema.All.GetValueOrDefault(type);
+        if (schema is null)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        lock (_store.Sync)
+        {
+            var normalized = SalesforceIds.Normalize(id);
+            var record = normalized is null ? null : _store.Get(normalized);
+            if (record is null || record.IsDeleted || record.Schema != schema)
+            {
+                return Error(404, "NOT_FOUND", "The requested resource does not exist");
+            }
+
+            var json = new JsonObject { ["attributes"] = new JsonObject { ["type"] = schema.Name, ["url"] = $"/services/data/v{version}/sobjects/{schema.Name}/{record.Id}" } };
+            foreach (var field in schema.Fields)
+            {
+                json[field.Name] = record.Fields[field.Name]?.DeepClone();
+            }
+
+            return Json(json);
+        }
+    }
+
+    private async Task<IResult> CreateOneAsync(HttpRequest request, string type)
+    {
+        var schema = SObjectSchema.All.GetValueOrDefault(type);
+        if (schema is null)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        return await WithBodyAsync(request, body =>
+        {
+            var result = Locked(() => _store.Create(schema, body));
+            return result.Success ? Json(new JsonObject { ["id"] = result.Id, ["success"] = true, ["errors"] = new JsonArray() }, 201) : RecordError(result);
+        });
+    }
+
+    private async Task<IResult> UpdateOneAsync(HttpRequest request, string type, string id)
+    {
+        var schema = SObjectSchema.All.GetValueOrDefault(type);
+        if (schema is null)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        return await WithBodyAsync(request, body =>
+        {
+            var result = Locked(() => _store.Update(schema, id, body));
+            return result.Success ? Results.NoContent()
+                : result.Errors[0].StatusCode is "INVALID_CROSS_REFERENCE_KEY" or "MALFORMED_ID" ? Error(404, "NOT_FOUND", "The requested resource does not exist")
+                : RecordError(result);
+        });
+    }
+
+    private async Task<IResult> UpsertOneAsync(HttpRequest request, string type, string field, string value)
+    {
+        var schema = SObjectSchema.All.GetValueOrDefault(type);
+        if (schema is null)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        return await WithBodyAsync(request, body =>
+        {
+            body[schema.Find(field)?.Name ?? field] = value;
+            var result = Locked(() => _store.Upsert(schema, field, body));
+            return result.Success ? Json(result.ToJson(), result.Created == true ? 201 : 200) : RecordError(result);
+        });
+    }
+
+    private IResult DeleteOne(string type, string id)
+    {
+        if (!SObjectSchema.All.ContainsKey(type))
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        var result = Locked(() => _store.Delete(id));
+        return result.Success ? Results.NoContent()
+            : result.Errors[0].StatusCode == "ENTITY_IS_DELETED" ? Error(404, "ENTITY_IS_DELETED", "entity is deleted")
+            : Error(404, "NOT_FOUND", "The requested resource does not exist");
+    }
+
+    /// <summary>sObject Collections create (no field), update by Id (field "Id") and upsert by an external id field.</summary>
+    private async Task<IResult> CollectionAsync(HttpRequest request, string? type, string? field, CancellationToken cancellationToken)
+    {
+        JsonObject? body;
+        try
+        {
+            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return Error(400, "JSON_PARSER_ERROR", $"Unexpected character: {e.Message}");
+        }
+
+        if (body?["records"] is not JsonArray records)
+        {
+            return Error(400, "INVALID_FIELD", "Required field records is missing");
+        }
+
+        if (records.Count > MaxCollectionSize)
+        {
+            return Error(400, "EXCEEDED_ID_LIMIT", $"record limit reached. cannot submit more than {MaxCollectionSize} records into this call");
+        }
+
+        var allOrNone = body["allOrNone"] is JsonValue flag && flag.GetValueKind() == System.Text.Json.JsonValueKind.True;
+        SObjectSchema? upsertSchema = null;
+        if (type is not null)
+        {
+            upsertSchema = SObjectSchema.All.GetValueOrDefault(type);
+            if (upsertSchema is null)
+            {
+                return Error(404, "NOT_FOUND", "The requested resource does not exist");
+            }
+        }
+
+        try
+        {
+            var results = new List<SaveResult>();
+            lock (_store.Sync)
+            {
+                _store.Begin();
+                try
+                {
+                    var seenKeys = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+                    foreach (var node in records)
+                    {
+                        if (node is not JsonObject record)
+                        {
+                            throw new SalesforceApiException(400, "JSON_PARSER_ERROR", "Each record must be a JSON object");
+                        }
+
+                        var recordType = record["attributes"]?["type"]?.ToString();
+                        var schema = recordType is null ? null : SObjectSchema.All.GetValueOrDefault(recordType);
+                        if (schema is null)
+                        {
+                            throw new SalesforceApiException(400, "INVALID_TYPE", recordType is null ? "Must specify a type in the attributes map of each record" : $"sObject type '{recordType}' is not supported.");
+                        }
+
+                        if (upsertSchema is not null && schema != upsertSchema)
+                        {
+                            throw new SalesforceApiException(400, "INVALID_TYPE", $"The record type {schema.Name} does not match the sObject type {upsertSchema.Name} in the request URI");
+                        }
+
+                        results.Add(SaveOne(schema, record, field, seenKeys));
+                    }
+                }
+                catch
+                {
+                    _store.Rollback();
+                    throw;
+                }
+
+                if (allOrNone && results.Any(r => !r.Success))
+                {
+                    _store.Rollback();
+                    results = [.. results.Select(r => r.Success
+                        ? SaveResult.Fail(null, "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header")
+                        : r)];
+                }
+                else
+                {
+                    _store.Complete();
+                }
+            }
+
+            return Json(new JsonArray([.. results.Select(r => (JsonNode)r.ToJson())]));
+        }
+        catch (SalesforceApiException e)
+        {
+            return Error(e.Status, e.ErrorCode, e.Message, e.Fields);
+        }
+    }
+
+    private SaveResult SaveOne(SObjectSchema schema, JsonObject record, string? field, HashSet<string> seenKeys)
+    {
+        var idProperty = record.FirstOrDefault(p => p.Key.Equals("Id", StringComparison.OrdinalIgnoreCase));
+        if (field is null)
+        {
+            return idProperty.Value is not null
+                ? SaveResult.Fail(null, "INVALID_FIELD", "cannot specify Id in an insert call", "Id")
+                : _store.Create(schema, record);
+        }
+
+        if (field.Equals("Id", StringComparison.OrdinalIgnoreCase))
+        {
+            var id = idProperty.Value?.ToString();
+            if (string.IsNullOrEmpty(id))
+            {
+                return SaveResult.Fail(null, "MISSING_ARGUMENT", "Id not specified in an update call", "Id");
+            }
+
+            var body = (JsonObject)record.DeepClone();
+            body.Remove(idProperty.Key);
+            return _store.Update(schema, id, body);
+        }
+
+        var key = record.FirstOrDefault(p => p.Key.Equals(field, StringComparison.OrdinalIgnoreCase)).Value?.ToString();
+        if (!string.IsNullOrEmpty(key) && !seenKeys.Add(key))
+        {
+            return SaveResult.Fail(null, "DUPLICATE_EXTERNAL_ID", $"Duplicate external id specified: {key}", field);
+        }
+
+        return idProperty.Value is not null
+            ? SaveResult.Fail(null, "INVALID_FIELD", "Upsert by external id must not specify Id", "Id")
+            : _store.Upsert(schema, field, record);
+    }
+
+    private IResult DeleteCollection(HttpRequest request)
+    {
+        var ids = request.Query["ids"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (ids.Length == 0)
+        {
+            return Error(400, "MISSING_ARGUMENT", "ids parameter is required");
+        }
+
+        if (ids.Length > MaxCollectionSize)
+        {
+            return Error(400, "EXCEEDED_ID_LIMIT", $"record limit reached. cannot submit more than {MaxCollectionSize} records into this call");
+        }
+
+        var allOrNone = string.Equals(request.Query["allOrNone"], "true", StringComparison.OrdinalIgnoreCase);
+        List<SaveResult> results;
+        lock (_store.Sync)
+        {
+            _store.Begin();
+            results = [.. ids.Select(_store.Delete)];
+            if (allOrNone && results.Any(r => !r.Success))
+            {
+                _store.Rollback();
+                results = [.. results.Select(r => r.Success
+                    ? SaveResult.Fail(r.Id, "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header")
+                    : r)];
+            }
+            else
+            {
+                _store.Complete();
+            }
+        }
+
+        return Json(new JsonArray([.. results.Select(r => (JsonNode)r.ToJson())]));
+    }
+
+    private IResult Stats()
+    {
+        lock (_store.Sync)
+        {
+            return Json(new JsonObject
+            {
+                ["requestCount"] = Options.RequestCount,
+                ["apiRequestCount"] = Options.ApiRequestCount,
+                ["tokenRequestCount"] = Options.TokenRequestCount,
+                ["faultedRequestCount"] = Options.FaultedRequestCount,
+                ["inOutage"] = Options.InOutage,
+                ["records"] = new JsonObject
+                {
+                    ["Account"] = _store.All(SObjectSchema.Account).Count(),
+                    ["Contact"] = _store.All(SObjectSchema.Contact).Count(),
+                },
+            });
+        }
+    }
+
+    /// <summary>
+    /// <c>POST /_sandbox/faults</c> with any of: <c>latencyMs</c>, <c>errorRate</c>, <c>rejectedName</c>,
+    /// <c>burst {count, kind: ServiceUnavailable|RequestLimitExceeded|TooManyRequests, retryAfterSeconds}</c>,
+    /// <c>outageSeconds</c>, <c>expireTokens</c>.
+    /// </summary>
+    private async Task<IResult> SetFaultsAsync(HttpRequest request)
+    {
+        return await WithBodyAsync(request, body =>
+        {
+            try
+            {
+                if (body["latencyMs"] is JsonValue latency)
+                {
+                    Options.Latency = TimeSpan.FromMilliseconds(latency.GetValue<double>());
+                }
+
+                if (body["errorRate"] is JsonValue rate)
+                {
+                    Options.ErrorRate = rate.GetValue<double>();
+                }
+
+                if (body.ContainsKey("rejectedName"))
+                {
+                    Options.RejectedName = body["rejectedName"]?.ToString();
+                }
+
+                if (body["burst"] is JsonObject burst)
+                {
+                    var kind = Enum.Parse<SalesforceFaultKind>(burst["kind"]?.ToString() ?? nameof(SalesforceFaultKind.ServiceUnavailable), ignoreCase: true);
+                    TimeSpan? retryAfter = burst["retryAfterSeconds"] is JsonValue ra ? TimeSpan.FromSeconds(ra.GetValue<double>()) : null;
+                    Options.FailNext(burst["count"]?.GetValue<int>() ?? 1, kind, retryAfter);
+                }
+
+                if (body["outageSeconds"] is JsonValue outage)
+                {
+                    Options.StartOutage(TimeSpan.FromSeconds(outage.GetValue<double>()));
+                }
+
+                if (body["expireTokens"] is JsonValue expire && expire.GetValue<bool>())
+                {
+                    Options.ExpireAccessTokens();
+                }
+            }
+            catch (Exception e) when (e is FormatException or InvalidOperationException or ArgumentException)
+            {
+                return Error(400, "INVALID_FIELD", e.Message);
+            }
+
+            return Stats();
+        });
+    }
+
+    private T Locked<T>(Func<T> action)
+    {
+        lock (_store.Sync)
+        {
+            return action();
+        }
+    }
+
+    private static async Task<IResult> WithBodyAsync(HttpRequest request, Func<JsonObject, IResult> handle)
+    {
+        JsonObject? body;
+        try
+        {
+            body = await JsonNode.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return Error(400, "JSON_PARSER_ERROR", $"Unexpected character: {e.Message}");
+        }
+
+        if (body is null)
+        {
+            return Error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object");
+        }
+
+        try
+        {
+            return handle(body);
+        }
+        catch (SalesforceApiException e)
+        {
+            return Error(e.Status, e.ErrorCode, e.Message, e.Fields);
+        }
+    }
+
+    private static IResult RecordError(SaveResult result) =>
+        Json(new JsonArray([.. result.Errors.Select(e => (JsonNode)new JsonObject
+        {
+            ["message"] = e.Message,
+            ["errorCode"] = e.StatusCode,
+            ["fields"] = new JsonArray([.. e.Fields.Select(f => (JsonNode?)JsonValue.Create(f))]),
+        })]), 400);
+
+    /// <summary>Salesforce's error body for a whole request: an array of {message, errorCode[, fields]}.</summary>
+    private static IResult Error(int status, string errorCode, string message, IReadOnlyList<string>? fields = null)
+    {
+        var error = new JsonObject { ["message"] = message, ["errorCode"] = errorCode };
+        if (fields is { Count: > 0 })
+        {
+            error["fields"] = new JsonArray([.. fields.Select(f => (JsonNode?)JsonValue.Create(f))]);
+        }
+
+        return Json(new JsonArray(error), status);
+    }
+
+    private static IResult OAuthError(string error, string description, int status = 400) =>
+        Json(new JsonObject { ["error"] = error, ["error_description"] = description }, status);
+
+    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(), JsonType, Encoding.UTF8, status);
+
+    private static Task WriteAsync(HttpContext context, IResult result) => result.ExecuteAsync(context);
+
+    private sealed record QueryCursor(List<JsonObject> Rows, int BatchSize);
+}

@@ -1,0 +1,195 @@
+namespace CdcSync.Sandboxes.Salesforce;
+
+/// <summary>How the sandbox fails the requests of a burst (see <see cref="SalesforceSandboxOptions.FailNext"/>).</summary>
+public enum SalesforceFaultKind
+{
+    /// <summary>503 with <c>SERVER_UNAVAILABLE</c>.</summary>
+    ServiceUnavailable,
+
+    /// <summary>403 with <c>REQUEST_LIMIT_EXCEEDED</c>, what Salesforce answers past an org's API limits.</summary>
+    RequestLimitExceeded,
+
+    /// <summary>429 with <c>REQUEST_LIMIT_EXCEEDED</c>, what a gateway in front of Salesforce may answer.</summary>
+    TooManyRequests,
+}
+
+/// <summary>
+/// Settings and fault knobs of a <see cref="SalesforceSandbox"/>. Credentials and limits are read at
+/// start; the fault knobs can be changed at any time, by tests directly or through
+/// <c>POST /_sandbox/faults</c>.
+/// </summary>
+public sealed class SalesforceSandboxOptions
+{
+    /// <summary>Client id (consumer key) the sandbox accepts by default.</summary>
+    public const string DefaultClientId = "cdcsync-sandbox-client";
+
+    /// <summary>Client secret (consumer secret) the sandbox accepts by default.</summary>
+    public const string DefaultClientSecret = "cdcsync-sandbox-secret";
+
+    /// <summary>Refresh token the sandbox accepts by default for <c>grant_type=refresh_token</c>.</summary>
+    public const string DefaultRefreshToken = "cdcsync-sandbox-refresh-token";
+
+    /// <summary>The API version the sandbox reports as its latest; any version from 46.0 up is served.</summary>
+    public const string LatestApiVersion = "61.0";
+
+    private readonly Lock _lock = new();
+    private TimeSpan _latency;
+    private double _errorRate;
+    private string? _rejectedName;
+    private int _burstRemaining;
+    private SalesforceFaultKind _burstKind;
+    private TimeSpan? _burstRetryAfter;
+    private DateTimeOffset? _outageUntil;
+    private long _requestCount;
+    private long _apiRequestCount;
+    private long _tokenRequestCount;
+    private long _faultedRequestCount;
+    private int _tokenGeneration;
+
+    /// <summary>TCP port on 127.0.0.1; 0 (default) picks a free one.</summary>
+    public int Port { get; set; }
+
+    public string ClientId { get; set; } = DefaultClientId;
+
+    public string ClientSecret { get; set; } = DefaultClientSecret;
+
+    public string RefreshToken { get; set; } = DefaultRefreshToken;
+
+    /// <summary>How long an access token stays valid. Default 2 hours (Salesforce's default session timeout).</summary>
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromHours(2);
+
+    /// <summary>API requests allowed before every request gets 403 <c>REQUEST_LIMIT_EXCEEDED</c>. Default 100,000.</summary>
+    public long RequestLimit { get; set; } = 100_000;
+
+    /// <summary>Records per query batch when the client sends no <c>Sforce-Query-Options: batchSize</c>. Default 2000.</summary>
+    public int DefaultQueryBatchSize { get; set; } = 2000;
+
+    /// <summary>Clock for SystemModstamp, token expiry and outage windows.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Seed of the random numbers behind <see cref="ErrorRate"/>.</summary>
+    public int RandomSeed { get; set; } = 42;
+
+    /// <summary>Delay added to every API and token request.</summary>
+    public TimeSpan Latency
+    {
+        get { lock (_lock) { return _latency; } }
+        set { lock (_lock) { _latency = value; } }
+    }
+
+    /// <summary>Share (0..1) of API requests answered with 500 <c>UNKNOWN_EXCEPTION</c>.</summary>
+    public double ErrorRate
+    {
+        get { lock (_lock) { return _errorRate; } }
+        set { lock (_lock) { _errorRate = Math.Clamp(value, 0, 1); } }
+    }
+
+    /// <summary>
+    /// A record whose Name (Account) or LastName (Contact) equals this is always rejected with
+    /// <c>FIELD_CUSTOM_VALIDATION_EXCEPTION</c>, as by a validation rule.
+    /// </summary>
+    public string? RejectedName
+    {
+        get { lock (_lock) { return _rejectedName; } }
+        set { lock (_lock) { _rejectedName = value; } }
+    }
+
+    /// <summary>Every request that reached the sandbox (admin endpoints excluded).</summary>
+    public long RequestCount => Interlocked.Read(ref _requestCount);
+
+    /// <summary>Requests to <c>/services/data</c>.</summary>
+    public long ApiRequestCount => Interlocked.Read(ref _apiRequestCount);
+
+    /// <summary>Requests to <c>/services/oauth2/token</c>.</summary>
+    public long TokenRequestCount => Interlocked.Read(ref _tokenRequestCount);
+
+    /// <summary>Requests failed on purpose (outage, burst, error rate).</summary>
+    public long FaultedRequestCount => Interlocked.Read(ref _faultedRequestCount);
+
+    /// <summary>The next <paramref name="count"/> API requests fail with <paramref name="kind"/>, sending <c>Retry-After</c> when given.</summary>
+    public void FailNext(int count, SalesforceFaultKind kind, TimeSpan? retryAfter = null)
+    {
+        lock (_lock)
+        {
+            _burstRemaining = count;
+            _burstKind = kind;
+            _burstRetryAfter = retryAfter;
+        }
+    }
+
+    /// <summary>Every request (token endpoint included) fails with 503 for <paramref name="duration"/> from now.</summary>
+    public void StartOutage(TimeSpan duration)
+    {
+        lock (_lock)
+        {
+            _outageUntil = TimeProvider.GetUtcNow() + duration;
+        }
+    }
+
+    public void EndOutage()
+    {
+        lock (_lock)
+        {
+            _outageUntil = null;
+        }
+    }
+
+    public bool InOutage
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _outageUntil is { } until && TimeProvider.GetUtcNow() < until;
+            }
+        }
+    }
+
+    /// <summary>Invalidates every access token issued so far: the next API request gets 401 <c>INVALID_SESSION_ID</c>.</summary>
+    public void ExpireAccessTokens() => Interlocked.Increment(ref _tokenGeneration);
+
+    /// <summary>Clears all fault knobs (latency, error rate, burst, outage, rejected name).</summary>
+    public void ResetFaults()
+    {
+        lock (_lock)
+        {
+            _latency = TimeSpan.Zero;
+            _errorRate = 0;
+            _rejectedName = null;
+            _burstRemaining = 0;
+            _outageUntil = null;
+        }
+    }
+
+    internal int TokenGeneration => Volatile.Read(ref _tokenGeneration);
+
+    internal long CountRequest(bool token)
+    {
+        Interlocked.Increment(ref _requestCount);
+        if (token)
+        {
+            Interlocked.Increment(ref _tokenRequestCount);
+            return 0;
+        }
+
+        return Interlocked.Increment(ref _apiRequestCount);
+    }
+
+    internal void CountFault() => Interlocked.Increment(ref _faultedRequestCount);
+
+    internal bool TryTakeBurst(out SalesforceFaultKind kind, out TimeSpan? retryAfter)
+    {
+        lock (_lock)
+        {
+            kind = _burstKind;
+            retryAfter = _burstRetryAfter;
+            if (_burstRemaining <= 0)
+            {
+                return false;
+            }
+
+            _burstRemaining--;
+            return true;
+        }
+    }
+}
