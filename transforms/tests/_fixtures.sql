@@ -6,18 +6,18 @@
 CREATE OR REPLACE FUNCTION cdc_test.ns_of(account_hub_id uuid) RETURNS public.ns_customers
 LANGUAGE sql STABLE AS $$
     SELECT n.* FROM public.ns_customers n
-     WHERE n.hub_id = cdc.linked_hub_id('sf_accounts', account_hub_id, 'ns_customers')
+     WHERE n.hub_id = cdc.linked_hub_id('sf_accounts', ns_of.account_hub_id, 'ns_customers')
 $$;
 
 CREATE OR REPLACE FUNCTION cdc_test.sf_of(customer_hub_id uuid) RETURNS public.sf_accounts
 LANGUAGE sql STABLE AS $$
     SELECT a.* FROM public.sf_accounts a
-     WHERE a.hub_id = cdc.linked_hub_id('ns_customers', customer_hub_id, 'sf_accounts')
+     WHERE a.hub_id = cdc.linked_hub_id('ns_customers', sf_of.customer_hub_id, 'sf_accounts')
 $$;
 
 CREATE OR REPLACE FUNCTION cdc_test.primary_contact(account_hub_id uuid) RETURNS public.sf_contacts
 LANGUAGE sql STABLE AS $$
-    SELECT c.* FROM public.sf_contacts c WHERE c.hub_id = cdc.primary_contact_hub_id(account_hub_id)
+    SELECT c.* FROM public.sf_contacts c WHERE c.hub_id = cdc.primary_contact_hub_id(primary_contact.account_hub_id)
 $$;
 
 -- The default billing address object of a customer's address book ('{}' when none).
