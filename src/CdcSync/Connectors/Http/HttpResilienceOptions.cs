@@ -55,4 +55,7 @@ public sealed class HttpResilienceOptions
     /// <summary>Pause all requests for this long after a throttling response without <c>Retry-After</c>. Default 1 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan ThrottlePause { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A copy to adjust per connector without touching the bound configuration.</summary>
+    public HttpResilienceOptions Clone() => (HttpResilienceOptions)MemberwiseClone();
 }
