@@ -115,8 +115,9 @@ CREATE OR REPLACE FUNCTION cdc_test.snapshot(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS cdc_test_snapshots (tbl regclass, hub_id uuid, version text)
-        ON COMMIT DROP;
+    IF to_regclass('pg_temp.cdc_test_snapshots') IS NULL THEN
+        CREATE TEMP TABLE cdc_test_snapshots (tbl regclass, hub_id uuid, version text) ON COMMIT DROP;
+    END IF;
     DELETE FROM pg_temp.cdc_test_snapshots s WHERE s.tbl = snapshot.tbl;
     INSERT INTO pg_temp.cdc_test_snapshots VALUES (snapshot.tbl, NULL, NULL);
     INSERT INTO pg_temp.cdc_test_snapshots
