@@ -7,6 +7,7 @@ root.Subcommands.Add(TransformsCommand.Create());
 
 var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
 // Sandbox subcommands (one line each):
+sandbox.Subcommands.Add(SandboxNetSuiteCommand.Create());
 root.Subcommands.Add(sandbox);
 
 return await root.Parse(args).InvokeAsync();

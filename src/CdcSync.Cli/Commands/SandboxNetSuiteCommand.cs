@@ -1,0 +1,47 @@
+using System.CommandLine;
+using CdcSync.Sandboxes.NetSuite;
+
+namespace CdcSync.Cli.Commands;
+
+/// <summary><c>cdcsync sandbox netsuite --port N</c>: the NetSuite REST sandbox until Ctrl-C or SIGTERM.</summary>
+internal static class SandboxNetSuiteCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 8091 };
+        var concurrency = new Option<int>("--concurrency-limit") { Description = "Requests the account may have in flight.", DefaultValueFactory = _ => 5 };
+        var command = new Command("netsuite", "Run a local sandbox of NetSuite's SuiteTalk REST web services (customer records, SuiteQL, token-based auth).")
+        {
+            port,
+            concurrency,
+        };
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var options = new NetSuiteSandboxOptions
+            {
+                Port = parseResult.GetValue(port),
+                ConcurrencyLimit = parseResult.GetValue(concurrency),
+            };
+            await using var sandbox = await NetSuiteSandbox.StartAsync(options, cancellationToken);
+            // These credentials exist only in the sandbox; printing them is the point.
+            Console.WriteLine($"NetSuite sandbox listening on {sandbox.BaseUrl}");
+            Console.WriteLine($"  account id (realm): {options.AccountId}");
+            Console.WriteLine($"  consumer key:       {options.ConsumerKey}");
+            Console.WriteLine($"  consumer secret:    {options.ConsumerSecret}");
+            Console.WriteLine($"  token id:           {options.TokenId}");
+            Console.WriteLine($"  token secret:       {options.TokenSecret}");
+            Console.WriteLine($"  concurrency limit:  {options.ConcurrencyLimit}");
+            Console.WriteLine("Press Ctrl-C to stop.");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return 0;
+        });
+        return command;
+    }
+}
