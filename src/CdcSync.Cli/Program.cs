@@ -4,9 +4,11 @@ using CdcSync.Cli.Commands;
 var root = new RootCommand("CdcSync: two-way sync between business systems through a PostgreSQL hub.");
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TransformsCommand.Create());
+root.Subcommands.Add(RunCommand.Create());
 
 var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
 // Sandbox subcommands (one line each):
+sandbox.Subcommands.Add(SandboxSalesforceCommand.Create());
 sandbox.Subcommands.Add(SandboxNetSuiteCommand.Create());
 root.Subcommands.Add(sandbox);
 

@@ -19,15 +19,14 @@ public static class ReplicationOrigins
     public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
     {
         var origin = For(connector);
-        await using var cmd = new NpgsqlCommand(
-            """
-            SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL;
-            SELECT pg_replication_origin_session_setup($1);
-            """, connection);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = origin });
         try
         {
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
+            foreach (var sql in new[] { "SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", "SELECT pg_replication_origin_session_setup($1)" })
+            {
+                await using var cmd = new NpgsqlCommand(sql, connection);
+                cmd.Parameters.Add(new NpgsqlParameter { Value = origin });
+                await cmd.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {

@@ -1,0 +1,198 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
+
+namespace CdcSync.Configuration;
+
+/// <summary>The hub and how the worker reads it. Section "Hub".</summary>
+public sealed partial class HubOptions
+{
+    /// <summary>Hub connection string. Default: ${CDCSYNC_DB}.</summary>
+    [Required(ErrorMessage = "Hub:ConnectionString is required (or set CDCSYNC_DB).")]
+    public string ConnectionString { get; set; } = "${CDCSYNC_DB}";
+
+    /// <summary>Logical replication slot name (lower-case letters, digits, underscores). Default: cdcsync.</summary>
+    [RegularExpression("^[a-z0-9_]{1,63}$", ErrorMessage = "Hub:Slot must be 1-63 lower-case letters, digits or underscores (a PostgreSQL rule for slot names).")]
+    public string Slot { get; set; } = "cdcsync";
+
+    /// <summary>Publication name. Default: cdcsync.</summary>
+    [Required]
+    [StringLength(63, MinimumLength = 1)]
+    public string Publication { get; set; } = "cdcsync";
+
+    /// <summary>Ask for binary values (PostgreSQL 14+). Default: true.</summary>
+    public bool Binary { get; set; } = true;
+
+    /// <summary>Stream large in-progress transactions (PostgreSQL 14+), spooled to disk until commit. Default: true.</summary>
+    public bool Streaming { get; set; } = true;
+
+    /// <summary>How often an idle hub gets a heartbeat so the slot keeps advancing. Default: 10 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Hub:HeartbeatInterval must be between 00:00:00.1 and 01:00:00.")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the slot's confirmed position is reported. Default: 1 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00", ErrorMessage = "Hub:StatusInterval must be between 00:00:00.05 and 00:10:00.")]
+    public TimeSpan StatusInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Items buffered per connector before the reader waits. Default: 20000.</summary>
+    [Range(16, 10_000_000)]
+    public int ChannelCapacity { get; set; } = 20_000;
+
+    /// <summary>Changes handed to a connector per write call. Default: 5000.</summary>
+    [Range(1, 1_000_000)]
+    public int ChunkSize { get; set; } = 5000;
+
+    /// <summary>Most changes in one target commit (several transactions are grouped up to this). Default: 50000.</summary>
+    [Range(1, 10_000_000)]
+    public int MaxBatchChanges { get; set; } = 50_000;
+
+    /// <summary>Longest wait between restarts after a failure (backoff doubles from 1 s). Default: 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Root of the config file.</summary>
+public sealed class CdcSyncOptions
+{
+    public HubOptions Hub { get; set; } = new();
+
+    /// <summary>Hub table (schema.table) to the names of the connectors it is sent to.</summary>
+    public Dictionary<string, string[]> Routes { get; set; } = [];
+
+    /// <summary>Connector sections by name; each has a Type (postgres, salesforce, netsuite, webhook).</summary>
+    public Dictionary<string, IConfigurationSection> Connectors { get; set; } = [];
+}
+
+/// <summary>Loads and validates a config file; every problem names its key.</summary>
+public static partial class ConfigLoader
+{
+    [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]
+    private static partial Regex Variable();
+
+    /// <summary>
+    /// JSON file, then CDCSYNC__* environment variables (CDCSYNC__Hub__Slot overrides Hub:Slot),
+    /// then ${VAR} in any value replaced from the environment.
+    /// </summary>
+    public static IConfiguration Build(string? path)
+    {
+        var builder = new ConfigurationBuilder();
+        if (path is not null)
+        {
+            if (!File.Exists(path))
+            {
+                throw new Hub.OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
+            }
+
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
+        }
+
+        builder.AddEnvironmentVariables("CDCSYNC__");
+        IConfigurationRoot raw;
+        try
+        {
+            raw = builder.Build();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.InnerException?.Message ?? e.Message}); fix it and start again.");
+        }
+        catch (FormatException e)
+        {
+            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.Message}); fix it and start again.");
+        }
+
+        var expanded = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in raw.AsEnumerable())
+        {
+            expanded[key] = value is null ? null : Variable().Replace(value, m =>
+                Environment.GetEnvironmentVariable(m.Groups["name"].Value)
+                ?? throw new Hub.OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
+        }
+
+        if (!expanded.ContainsKey("Hub:ConnectionString"))
+        {
+            expanded["Hub:ConnectionString"] = Environment.GetEnvironmentVariable("CDCSYNC_DB")
+                ?? throw new Hub.OperatorException("Hub:ConnectionString is not set in the config and CDCSYNC_DB is not set; set one of them.");
+        }
+
+        return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
+    }
+
+    public static CdcSyncOptions Bind(IConfiguration configuration)
+    {
+        var options = new CdcSyncOptions();
+        var hub = new HubOptions();
+        try
+        {
+            configuration.GetSection("Hub").Bind(hub, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new Hub.OperatorException($"Config section Hub: {e.Message}");
+        }
+
+        Validate(hub, "Hub");
+        options.Hub = hub;
+
+        foreach (var route in configuration.GetSection("Routes").GetChildren())
+        {
+            var targets = route.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).Select(v => v!).ToArray();
+            if (targets.Length == 0 && route.Value is { Length: > 0 } single)
+            {
+                targets = [single];
+            }
+
+            options.Routes[route.Key] = targets;
+        }
+
+        foreach (var connector in configuration.GetSection("Connectors").GetChildren())
+        {
+            options.Connectors[connector.Key] = connector;
+        }
+
+        if (options.Routes.Count == 0)
+        {
+            throw new Hub.OperatorException("The config has no Routes: add \"Routes\": { \"schema.table\": [\"connector\"] }.");
+        }
+
+        foreach (var (table, targets) in options.Routes)
+        {
+            try
+            {
+                Routing.TableName.Parse(table);
+            }
+            catch (FormatException e)
+            {
+                throw new Hub.OperatorException($"Routes:{table}: {e.Message}");
+            }
+
+            if (targets.Length == 0)
+            {
+                throw new Hub.OperatorException($"Routes:{table} lists no connector; give at least one name from Connectors.");
+            }
+
+            foreach (var target in targets)
+            {
+                if (!options.Connectors.ContainsKey(target))
+                {
+                    throw new Hub.OperatorException(
+                        $"Routes:{table} sends to connector '{target}', which is not defined under Connectors (defined: {string.Join(", ", options.Connectors.Keys)}).");
+                }
+            }
+        }
+
+        return options;
+    }
+
+    /// <summary>Runs DataAnnotations and turns the first failure into an error naming the key.</summary>
+    public static void Validate(object options, string section)
+    {
+        var results = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
+        {
+            var first = results[0];
+            var member = first.MemberNames.FirstOrDefault();
+            throw new Hub.OperatorException($"Config key {section}:{member}: {first.ErrorMessage}");
+        }
+    }
+}

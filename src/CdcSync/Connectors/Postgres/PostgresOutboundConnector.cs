@@ -1,0 +1,461 @@
+using System.Buffers.Binary;
+using CdcSync.Hub;
+using CdcSync.Replication;
+using CdcSync.Routing;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace CdcSync.Connectors.Postgres;
+
+/// <summary>
+/// Writes changes into another PostgreSQL database with its own table and column names. Each
+/// chunk is reduced to the last state per key, then COPYed (binary values passed through
+/// untouched) into temp tables and applied with one DELETE ... USING, one INSERT ... ON CONFLICT
+/// and, for rows with unchanged TOAST columns, one UPDATE per column set. The checkpoint row is
+/// written in the same target transaction as the rows, so a crash never splits them.
+/// </summary>
+public sealed class PostgresOutboundConnector : IOutboundConnector
+{
+    private static readonly byte[] CopyHeader = [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', (byte)'\n', 0xFF, (byte)'\r', (byte)'\n', 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    private readonly PostgresConnectorOptions _options;
+    private readonly ILogger _logger;
+    private readonly Dictionary<TableName, PostgresTableMapping> _mappings = [];
+    private readonly Dictionary<RelationInfo, TargetTable> _tables = new(ReferenceEqualityComparer.Instance);
+    private readonly string _checkpointTable;
+    private NpgsqlConnection? _connection;
+    private NpgsqlTransaction? _transaction;
+    private int _serial;
+
+    public PostgresOutboundConnector(string name, PostgresConnectorOptions options, ILogger logger)
+    {
+        Name = name;
+        _options = options;
+        _logger = logger;
+        foreach (var (hubTable, mapping) in options.Tables)
+        {
+            _mappings[TableName.Parse(hubTable)] = mapping;
+        }
+
+        _checkpointTable = $"{HubWriter.Quote(options.CheckpointSchema)}.checkpoints";
+    }
+
+    public string Name { get; }
+
+    /// <summary>Rows written to the target since start (after reduction per key).</summary>
+    public long RowsApplied { get; private set; }
+
+    public async Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken)
+    {
+        var connection = await ConnectionAsync(cancellationToken);
+        await using (var create = new NpgsqlCommand(
+            $"""
+            CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
+            CREATE TABLE IF NOT EXISTS {_checkpointTable} (
+                connector text PRIMARY KEY,
+                lsn pg_lsn NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            """, connection))
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using var cmd = new NpgsqlCommand($"SELECT lsn FROM {_checkpointTable} WHERE connector = $1", connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Name });
+        return await cmd.ExecuteScalarAsync(cancellationToken) is NpgsqlLogSequenceNumber lsn ? lsn : default;
+    }
+
+    public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
+    {
+        var connection = await ConnectionAsync(cancellationToken);
+        _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
+
+        // Per table, the last state of each key in this chunk; tables keep their order of first appearance.
+        var pending = new Dictionary<TargetTable, PendingTable>();
+        foreach (var change in changes)
+        {
+            var table = await TableAsync(connection, change.Relation, cancellationToken);
+            if (change.Kind == ChangeKind.Truncate)
+            {
+                if (pending.Remove(table, out var before))
+                {
+                    await FlushAsync(connection, table, before, cancellationToken);
+                }
+
+                await using var truncate = new NpgsqlCommand($"TRUNCATE {table.QualifiedTarget}", connection, _transaction);
+                await truncate.ExecuteNonQueryAsync(cancellationToken);
+                continue;
+            }
+
+            if (!pending.TryGetValue(table, out var rows))
+            {
+                rows = new PendingTable();
+                pending[table] = rows;
+            }
+
+            rows.Add(table, change);
+        }
+
+        foreach (var (table, rows) in pending)
+        {
+            await FlushAsync(connection, table, rows, cancellationToken);
+        }
+    }
+
+    public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
+    {
+        var connection = await ConnectionAsync(cancellationToken);
+        _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
+        await using (var cmd = new NpgsqlCommand(
+            $"""
+            INSERT INTO {_checkpointTable} (connector, lsn, updated_at) VALUES ($1, $2, now())
+            ON CONFLICT (connector) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
+            """, connection, _transaction))
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = Name });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = checkpoint, NpgsqlDbType = NpgsqlDbType.PgLsn });
+            await cmd.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await _transaction.CommitAsync(cancellationToken);
+        await _transaction.DisposeAsync();
+        _transaction = null;
+    }
+
+    public async Task AbortAsync(CancellationToken cancellationToken)
+    {
+        if (_transaction is not null)
+        {
+            try
+            {
+                await _transaction.RollbackAsync(cancellationToken);
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                // The connection is gone; so is the transaction.
+            }
+
+            await _transaction.DisposeAsync();
+            _transaction = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await AbortAsync(CancellationToken.None);
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync();
+            _connection = null;
+        }
+    }
+
+    private async Task<NpgsqlConnection> ConnectionAsync(CancellationToken cancellationToken)
+    {
+        if (_connection is { State: System.Data.ConnectionState.Open })
+        {
+            return _connection;
+        }
+
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync();
+            _tables.Clear();
+        }
+
+        _connection = await HubConnection.OpenAsync(_options.ConnectionString, $"Connectors:{Name}:ConnectionString", cancellationToken);
+        return _connection;
+    }
+
+    private async Task<TargetTable> TableAsync(NpgsqlConnection connection, RelationInfo relation, CancellationToken cancellationToken)
+    {
+        if (_tables.TryGetValue(relation, out var table))
+        {
+            return table;
+        }
+
+        _mappings.TryGetValue(new TableName(relation.Schema, relation.Name), out var mapping);
+        var binary = relation.Columns.Count > 0;
+        table = await TargetTable.ResolveAsync(Name, connection, relation, mapping, binary, ++_serial, cancellationToken);
+        _tables[relation] = table;
+        _logger.LogInformation("Connector {Connector}: {Table} -> {Target} ({Columns} columns)", Name, relation.QualifiedName, table.QualifiedTarget, table.TargetColumns.Count);
+        return table;
+    }
+
+    private async Task FlushAsync(NpgsqlConnection connection, TargetTable table, PendingTable rows, CancellationToken cancellationToken)
+    {
+        if (!table.TempCreated)
+        {
+            var columns = string.Join(", ", table.TargetColumns.Select((c, i) => $"{HubWriter.Quote(c)} {table.TargetTypes[i]}"));
+            await using var create = new NpgsqlCommand($"CREATE TEMP TABLE IF NOT EXISTS {table.TempTable} ({columns})", connection, _transaction);
+            await create.ExecuteNonQueryAsync(cancellationToken);
+            table.TempCreated = true;
+        }
+
+        var keyColumns = table.KeyIndexes.Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var keyMatch = string.Join(" AND ", keyColumns.Select(k => $"t.{k} = s.{k}"));
+
+        if (rows.Deletes.Count > 0)
+        {
+            await CopyAsync(connection, table, table.KeyIndexes, rows.Deletes, cancellationToken);
+            await ExecuteAsync(connection, $"DELETE FROM {table.QualifiedTarget} t USING {table.TempTable} s WHERE {keyMatch}; TRUNCATE {table.TempTable}", cancellationToken);
+        }
+
+        if (rows.Upserts.Count > 0)
+        {
+            var all = Enumerable.Range(0, table.TargetColumns.Count).ToList();
+            await CopyAsync(connection, table, all, rows.Upserts, cancellationToken);
+            var cols = string.Join(", ", table.TargetColumns.Select(HubWriter.Quote));
+            var nonKey = all.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+            var onConflict = nonKey.Count == 0
+                ? "DO NOTHING"
+                : $"DO UPDATE SET {string.Join(", ", nonKey.Select(c => $"{c} = EXCLUDED.{c}"))}";
+            await ExecuteAsync(connection, $"INSERT INTO {table.QualifiedTarget} ({cols}) SELECT {cols} FROM {table.TempTable} ON CONFLICT ({string.Join(", ", keyColumns)}) {onConflict}; TRUNCATE {table.TempTable}", cancellationToken);
+        }
+
+        // Updates that left TOASTed columns out: set only what the server sent.
+        foreach (var group in rows.PartialUpdates.GroupBy(r => r.Mask))
+        {
+            var sent = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !group.Key[i]).ToList();
+            await CopyAsync(connection, table, sent, group.ToList(), cancellationToken);
+            var sets = sent.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).Select(c => $"{c} = s.{c}").ToList();
+            if (sets.Count > 0)
+            {
+                await ExecuteAsync(connection, $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}", cancellationToken);
+            }
+
+            await ExecuteAsync(connection, $"TRUNCATE {table.TempTable}", cancellationToken);
+        }
+
+        RowsApplied += rows.Deletes.Count + rows.Upserts.Count + rows.PartialUpdates.Count;
+    }
+
+    private async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection, _transaction);
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Streams rows into the temp table with COPY; binary values go through as received.</summary>
+    private static async Task CopyAsync(NpgsqlConnection connection, TargetTable table, IReadOnlyList<int> columns, IReadOnlyList<PendingRow> rows, CancellationToken cancellationToken)
+    {
+        var names = string.Join(", ", columns.Select(i => HubWriter.Quote(table.TargetColumns[i])));
+        var textMode = rows.Any(r => r.HasText);
+        if (textMode)
+        {
+            await using var writer = await connection.BeginTextImportAsync($"COPY {table.TempTable} ({names}) FROM STDIN", cancellationToken);
+            foreach (var row in rows)
+            {
+                for (var c = 0; c < columns.Count; c++)
+                {
+                    if (c > 0)
+                    {
+                        await writer.WriteAsync('\t');
+                    }
+
+                    var ordinal = table.SourceOrdinals[columns[c]];
+                    await writer.WriteAsync(row.Values.IsNull(ordinal) ? "\\N" : EscapeText(System.Text.Encoding.UTF8.GetString(row.Values.RawAt(ordinal))));
+                }
+
+                await writer.WriteAsync('\n');
+            }
+
+            return;
+        }
+
+        await using var stream = await connection.BeginRawBinaryCopyAsync($"COPY {table.TempTable} ({names}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        var buffer = new byte[1 << 16];
+        var length = 0;
+        async Task EnsureAsync(int size)
+        {
+            if (length + size > buffer.Length)
+            {
+                await stream.WriteAsync(buffer.AsMemory(0, length), cancellationToken);
+                length = 0;
+                if (size > buffer.Length)
+                {
+                    buffer = new byte[size];
+                }
+            }
+        }
+
+        CopyHeader.CopyTo(buffer, 0);
+        length = CopyHeader.Length;
+        foreach (var row in rows)
+        {
+            await EnsureAsync(2);
+            BinaryPrimitives.WriteInt16BigEndian(buffer.AsSpan(length), (short)columns.Count);
+            length += 2;
+            foreach (var column in columns)
+            {
+                var ordinal = table.SourceOrdinals[column];
+                if (row.Values.IsNull(ordinal))
+                {
+                    await EnsureAsync(4);
+                    BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(length), -1);
+                    length += 4;
+                    continue;
+                }
+
+                var raw = row.Values.RawMemoryAt(ordinal);
+                await EnsureAsync(4 + raw.Length);
+                BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(length), raw.Length);
+                length += 4;
+                raw.Span.CopyTo(buffer.AsSpan(length));
+                length += raw.Length;
+            }
+        }
+
+        await EnsureAsync(2);
+        BinaryPrimitives.WriteInt16BigEndian(buffer.AsSpan(length), -1);
+        length += 2;
+        await stream.WriteAsync(buffer.AsMemory(0, length), cancellationToken);
+    }
+
+    private static string EscapeText(string value) =>
+        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\t", "\\t", StringComparison.Ordinal)
+            .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal);
+
+    private sealed record PendingRow(RowValues Values, bool[] Mask, bool HasText);
+
+    /// <summary>The last state of each key seen in a chunk: deleted, fully written, or updated without its TOAST columns.</summary>
+    private sealed class PendingTable
+    {
+        private readonly Dictionary<KeyBytes, (char Kind, PendingRow Row)> _byKey = [];
+
+        public List<PendingRow> Deletes => _byKey.Values.Where(v => v.Kind == 'd').Select(v => v.Row).ToList();
+        public List<PendingRow> Upserts => _byKey.Values.Where(v => v.Kind == 'u').Select(v => v.Row).ToList();
+        public List<PendingRow> PartialUpdates => _byKey.Values.Where(v => v.Kind == 'p').Select(v => v.Row).ToList();
+
+        public void Add(TargetTable table, ChangeEvent change)
+        {
+            switch (change.Kind)
+            {
+                case ChangeKind.Delete:
+                {
+                    var old = change.Old ?? throw new OperatorException(
+                        $"A DELETE on {change.Relation.QualifiedName} arrived without its key: the table has REPLICA IDENTITY NOTHING. Set REPLICA IDENTITY DEFAULT (with a primary key) or FULL.");
+                    _byKey[KeyOf(table, old)] = ('d', Row(old, null));
+                    break;
+                }
+
+                case ChangeKind.Insert:
+                    _byKey[KeyOf(table, change.New!)] = ('u', Row(change.New!, null));
+                    break;
+                case ChangeKind.Update:
+                {
+                    var values = change.New!;
+                    var newKey = KeyOf(table, values);
+                    if (change.Old is { } old)
+                    {
+                        var oldKey = KeyOf(table, old);
+                        if (!oldKey.Equals(newKey))
+                        {
+                            // The key changed: the old row goes away, the new one appears.
+                            _byKey[oldKey] = ('d', Row(old, null));
+                        }
+                    }
+
+                    var mask = new bool[table.SourceOrdinals.Count];
+                    var partial = false;
+                    for (var i = 0; i < mask.Length; i++)
+                    {
+                        mask[i] = values.IsUnchanged(table.SourceOrdinals[i]);
+                        partial |= mask[i];
+                    }
+
+                    if (!partial)
+                    {
+                        _byKey[newKey] = ('u', Row(values, null));
+                    }
+                    else if (_byKey.TryGetValue(newKey, out var earlier) && earlier.Kind == 'u')
+                    {
+                        _byKey[newKey] = ('u', Row(Merge(values, earlier.Row.Values), null));
+                    }
+                    else if (_byKey.TryGetValue(newKey, out var earlierPartial) && earlierPartial.Kind == 'p')
+                    {
+                        var merged = Merge(values, earlierPartial.Row.Values);
+                        var mergedMask = new bool[mask.Length];
+                        for (var i = 0; i < mask.Length; i++)
+                        {
+                            mergedMask[i] = mask[i] && earlierPartial.Row.Mask[i];
+                        }
+
+                        _byKey[newKey] = ('p', Row(merged, mergedMask));
+                    }
+                    else
+                    {
+                        _byKey[newKey] = ('p', Row(values, mask));
+                    }
+
+                    break;
+                }
+            }
+        }
+
+        private static PendingRow Row(RowValues values, bool[]? mask)
+        {
+            var hasText = false;
+            for (var i = 0; i < values.Count && !hasText; i++)
+            {
+                hasText = values.KindAt(i) == ValueKind.Text;
+            }
+
+            return new PendingRow(values, mask ?? [], hasText);
+        }
+
+        /// <summary>Fills the unchanged columns of <paramref name="newer"/> from <paramref name="older"/>.</summary>
+        private static RowValues Merge(RowValues newer, RowValues older)
+        {
+            var builder = new RowValues.Builder();
+            for (var i = 0; i < newer.Count; i++)
+            {
+                var source = newer.IsUnchanged(i) ? older : newer;
+                builder.Add(source.KindAt(i), source.RawAt(i));
+            }
+
+            return builder.Build();
+        }
+
+        private static KeyBytes KeyOf(TargetTable table, RowValues row)
+        {
+            var size = 0;
+            foreach (var k in table.KeyIndexes)
+            {
+                size += 5 + row.RawAt(table.SourceOrdinals[k]).Length;
+            }
+
+            var bytes = new byte[size];
+            var pos = 0;
+            foreach (var k in table.KeyIndexes)
+            {
+                var ordinal = table.SourceOrdinals[k];
+                var raw = row.RawAt(ordinal);
+                bytes[pos++] = (byte)row.KindAt(ordinal);
+                BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(pos), raw.Length);
+                pos += 4;
+                raw.CopyTo(bytes.AsSpan(pos));
+                pos += raw.Length;
+            }
+
+            return new KeyBytes(bytes);
+        }
+    }
+
+    private readonly struct KeyBytes(byte[] bytes) : IEquatable<KeyBytes>
+    {
+        private readonly byte[] _bytes = bytes;
+
+        public bool Equals(KeyBytes other) => _bytes.AsSpan().SequenceEqual(other._bytes);
+
+        public override bool Equals(object? obj) => obj is KeyBytes other && Equals(other);
+
+        public override int GetHashCode()
+        {
+            var hash = new HashCode();
+            hash.AddBytes(_bytes);
+            return hash.ToHashCode();
+        }
+    }
+}

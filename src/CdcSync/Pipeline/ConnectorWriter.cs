@@ -1,0 +1,167 @@
+using System.Threading.Channels;
+using CdcSync.Connectors;
+using CdcSync.Replication;
+using Microsoft.Extensions.Logging;
+using NpgsqlTypes;
+
+namespace CdcSync.Pipeline;
+
+/// <summary>
+/// Feeds one connector from a bounded channel. Changes are handed over in chunks as they come, so
+/// a huge transaction never sits in memory; the connector commits only at a transaction boundary,
+/// when the channel has run dry or the batch is big enough, with that transaction's commit LSN as
+/// its checkpoint. A full channel blocks the router, which blocks the reader: a slow connector
+/// slows the stream instead of growing memory.
+/// </summary>
+internal sealed class ConnectorWriter
+{
+    private readonly Channel<object> _channel;
+    private readonly ILogger _logger;
+    private readonly int _chunkSize;
+    private readonly int _maxBatchChanges;
+    private long _delivered;
+    private long _committed;
+    private long _lastCommitTicks;
+
+    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges)
+    {
+        Connector = connector;
+        _logger = logger;
+        _chunkSize = chunkSize;
+        _maxBatchChanges = maxBatchChanges;
+        _channel = Channel.CreateBounded<object>(new BoundedChannelOptions(capacity)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    public IOutboundConnector Connector { get; }
+
+    public string Name => Connector.Name;
+
+    public string Origin => Hub.ReplicationOrigins.For(Connector.Name);
+
+    /// <summary>Commit LSN of the last transaction handed to this connector.</summary>
+    public NpgsqlLogSequenceNumber Delivered => new((ulong)Interlocked.Read(ref _delivered));
+
+    /// <summary>Commit LSN of the last transaction durable at the target (the checkpoint).</summary>
+    public NpgsqlLogSequenceNumber Committed => new((ulong)Interlocked.Read(ref _committed));
+
+    /// <summary>True when everything handed over is durable at the target.</summary>
+    public bool CaughtUp => Interlocked.Read(ref _delivered) <= Interlocked.Read(ref _committed);
+
+    public long ChangesApplied { get; private set; }
+
+    public long TransactionsSkipped { get; private set; }
+
+    public DateTime LastCommitUtc => new(Interlocked.Read(ref _lastCommitTicks), DateTimeKind.Utc);
+
+    /// <summary>Commit time of the last transaction made durable (for lag in seconds).</summary>
+    public DateTime LastCommittedTransactionTimeUtc { get; private set; }
+
+    public ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken) => _channel.Writer.WriteAsync(change, cancellationToken);
+
+    public ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
+    {
+        Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
+        return _channel.Writer.WriteAsync(transaction, cancellationToken);
+    }
+
+    public void Complete() => _channel.Writer.TryComplete();
+
+    public async Task<NpgsqlLogSequenceNumber> OpenAsync(CancellationToken cancellationToken)
+    {
+        var checkpoint = await Connector.ReadCheckpointAsync(cancellationToken);
+        Interlocked.Exchange(ref _committed, (long)(ulong)checkpoint);
+        Interlocked.Exchange(ref _delivered, (long)(ulong)checkpoint);
+        return checkpoint;
+    }
+
+    /// <summary>Runs until the channel completes (shutdown) or the connector fails (the pipeline restarts).</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var checkpoint = Committed;
+        var chunk = new List<ChangeEvent>(_chunkSize);
+        TransactionInfo? lastComplete = null;
+        var inTransaction = false;
+        var batchChanges = 0;
+        var reader = _channel.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(cancellationToken))
+            {
+                while (reader.TryRead(out var item))
+                {
+                    if (item is ChangeEvent change)
+                    {
+                        if (change.Transaction.CommitLsn <= checkpoint)
+                        {
+                            continue;
+                        }
+
+                        inTransaction = true;
+                        chunk.Add(change);
+                        batchChanges++;
+                        if (chunk.Count >= _chunkSize)
+                        {
+                            await Connector.WriteAsync(chunk, cancellationToken);
+                            chunk.Clear();
+                        }
+
+                        continue;
+                    }
+
+                    var transaction = (TransactionInfo)item;
+                    if (transaction.CommitLsn <= checkpoint)
+                    {
+                        TransactionsSkipped++;
+                        continue;
+                    }
+
+                    inTransaction = false;
+                    lastComplete = transaction;
+                    if (batchChanges >= _maxBatchChanges || reader.Count == 0)
+                    {
+                        checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
+                        lastComplete = null;
+                        batchChanges = 0;
+                    }
+                }
+            }
+
+            // Shutdown: keep what is complete, drop a transaction cut in the middle (it is re-sent).
+            if (lastComplete is not null && !inTransaction)
+            {
+                await CommitAsync(chunk, lastComplete, batchChanges, CancellationToken.None);
+            }
+            else
+            {
+                await Connector.AbortAsync(CancellationToken.None);
+            }
+        }
+        catch
+        {
+            await Connector.AbortAsync(CancellationToken.None);
+            throw;
+        }
+    }
+
+    private async Task<NpgsqlLogSequenceNumber> CommitAsync(List<ChangeEvent> chunk, TransactionInfo transaction, int batchChanges, CancellationToken cancellationToken)
+    {
+        if (chunk.Count > 0)
+        {
+            await Connector.WriteAsync(chunk, cancellationToken);
+            chunk.Clear();
+        }
+
+        await Connector.CommitAsync(transaction.CommitLsn, cancellationToken);
+        Interlocked.Exchange(ref _committed, (long)(ulong)transaction.CommitLsn);
+        Interlocked.Exchange(ref _lastCommitTicks, DateTime.UtcNow.Ticks);
+        LastCommittedTransactionTimeUtc = transaction.CommitTimeUtc;
+        ChangesApplied += batchChanges;
+        _logger.LogDebug("Connector {Connector} committed {Count} changes up to {Lsn}", Name, batchChanges, transaction.CommitLsn);
+        return transaction.CommitLsn;
+    }
+}

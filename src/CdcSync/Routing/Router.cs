@@ -1,0 +1,73 @@
+using CdcSync.Pipeline;
+using CdcSync.Replication;
+
+namespace CdcSync.Routing;
+
+/// <summary>
+/// Sends each change to the connectors its table is routed to, except the connector whose
+/// replication origin the transaction carries: that is where the change came from, and sending
+/// it back is how sync loops start.
+/// </summary>
+internal sealed class Router : IChangeSink
+{
+    private readonly Dictionary<TableName, ConnectorWriter[]> _routes;
+    private readonly Dictionary<RelationInfo, ConnectorWriter[]> _byRelation = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<ConnectorWriter> _touched = [];
+    private TransactionInfo? _current;
+
+    public Router(IReadOnlyDictionary<TableName, ConnectorWriter[]> routes)
+    {
+        _routes = new Dictionary<TableName, ConnectorWriter[]>(routes);
+    }
+
+    public long ChangesRouted { get; private set; }
+
+    public long ChangesSuppressedByOrigin { get; private set; }
+
+    public async ValueTask OnChangeAsync(ChangeEvent change, CancellationToken cancellationToken)
+    {
+        if (!ReferenceEquals(_current, change.Transaction))
+        {
+            _current = change.Transaction;
+            _touched.Clear();
+        }
+
+        foreach (var writer in TargetsOf(change.Relation))
+        {
+            if (change.Transaction.Origin == writer.Origin)
+            {
+                ChangesSuppressedByOrigin++;
+                continue;
+            }
+
+            _touched.Add(writer);
+            ChangesRouted++;
+            await writer.EnqueueAsync(change, cancellationToken);
+        }
+    }
+
+    public async ValueTask OnCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
+    {
+        if (ReferenceEquals(_current, transaction))
+        {
+            foreach (var writer in _touched)
+            {
+                await writer.EnqueueCommitAsync(transaction, cancellationToken);
+            }
+        }
+
+        _touched.Clear();
+        _current = null;
+    }
+
+    private ConnectorWriter[] TargetsOf(RelationInfo relation)
+    {
+        if (!_byRelation.TryGetValue(relation, out var writers))
+        {
+            writers = _routes.TryGetValue(new TableName(relation.Schema, relation.Name), out var w) ? w : [];
+            _byRelation[relation] = writers;
+        }
+
+        return writers;
+    }
+}
