@@ -28,6 +28,9 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     private const int MaxCollectionSize = 200;
     private const string OrgId = "00D5g00000CdcSyncEAA";
 
+    // Salesforce writes "+0000" and non-ASCII text as is, not as \u escapes.
+    private static readonly System.Text.Json.JsonSerializerOptions WireJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly WebApplication _app;
     private readonly SalesforceStore _store;
     private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, int Generation)> _tokens = new(StringComparer.Ordinal);
@@ -810,7 +813,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     private static IResult OAuthError(string error, string description, int status = 400) =>
         Json(new JsonObject { ["error"] = error, ["error_description"] = description }, status);
 
-    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(), JsonType, Encoding.UTF8, status);
+    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(WireJson), JsonType, Encoding.UTF8, status);
 
     private static Task WriteAsync(HttpContext context, IResult result) => result.ExecuteAsync(context);
 

@@ -1,0 +1,89 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using CdcSync.Sandboxes.Salesforce;
+
+namespace CdcSync.Cli.Commands;
+
+/// <summary><c>cdcsync sandbox salesforce --port N</c>: a local Salesforce REST API for the demo and tests.</summary>
+internal static class SandboxSalesforceCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<int>("--port")
+        {
+            Description = "TCP port on 127.0.0.1 (0 picks a free one).",
+            DefaultValueFactory = _ => 8081,
+        };
+        var clientId = new Option<string>("--client-id")
+        {
+            Description = "Client id (consumer key) to accept.",
+            DefaultValueFactory = _ => SalesforceSandboxOptions.DefaultClientId,
+        };
+        var clientSecret = new Option<string>("--client-secret")
+        {
+            Description = "Client secret (consumer secret) to accept.",
+            DefaultValueFactory = _ => SalesforceSandboxOptions.DefaultClientSecret,
+        };
+        var rejectName = new Option<string?>("--reject-name")
+        {
+            Description = "Reject every record with this Name/LastName (FIELD_CUSTOM_VALIDATION_EXCEPTION), to demo dead letters.",
+        };
+
+        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, query/queryAll, sObject Collections) until Ctrl-C.");
+        command.Options.Add(port);
+        command.Options.Add(clientId);
+        command.Options.Add(clientSecret);
+        command.Options.Add(rejectName);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
+            var options = new SalesforceSandboxOptions
+            {
+                Port = parseResult.GetValue(port),
+                ClientId = parseResult.GetValue(clientId)!,
+                ClientSecret = parseResult.GetValue(clientSecret)!,
+                RejectedName = parseResult.GetValue(rejectName),
+            };
+            SalesforceSandbox sandbox;
+            try
+            {
+                sandbox = await SalesforceSandbox.StartAsync(options, stop.Token);
+            }
+            catch (IOException e)
+            {
+                await Console.Error.WriteLineAsync($"error: cannot listen on 127.0.0.1:{options.Port} ({e.Message}); pick another --port, or 0 for a free one.");
+                return 2;
+            }
+
+            await using (sandbox)
+            {
+                var baseUrl = sandbox.BaseUrl.ToString().TrimEnd('/');
+                // The sandbox's credentials are public test values, printed on purpose so the demo can use them.
+                Console.WriteLine($"Salesforce sandbox listening on {baseUrl}");
+                Console.WriteLine($"  token endpoint:  {baseUrl}/services/oauth2/token (grant_type=client_credentials or refresh_token)");
+                Console.WriteLine($"  API:             {baseUrl}/services/data/v{SalesforceSandboxOptions.LatestApiVersion}/");
+                Console.WriteLine($"  client id:       {options.ClientId}");
+                Console.WriteLine($"  client secret:   {options.ClientSecret}");
+                Console.WriteLine($"  refresh token:   {options.RefreshToken}");
+                Console.WriteLine($"  admin:           GET {baseUrl}/_sandbox/stats, POST {baseUrl}/_sandbox/faults, POST {baseUrl}/_sandbox/reset");
+                Console.WriteLine("Press Ctrl-C to stop.");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Ctrl-C or SIGTERM: stop cleanly.
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+}

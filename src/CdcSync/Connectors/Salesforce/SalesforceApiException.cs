@@ -1,0 +1,25 @@
+using System.Net;
+
+namespace CdcSync.Connectors.Salesforce;
+
+/// <summary>
+/// Salesforce refused a request as a whole. The message carries Salesforce's error code and
+/// message (never a secret or token); <see cref="IsTransient"/> tells whether trying again later can help.
+/// </summary>
+public sealed class SalesforceApiException : Exception
+{
+    public SalesforceApiException(string message, HttpStatusCode? statusCode, string? errorCode, bool isTransient, Exception? inner = null)
+        : base(message, inner)
+    {
+        StatusCode = statusCode;
+        ErrorCode = errorCode;
+        IsTransient = isTransient;
+    }
+
+    public HttpStatusCode? StatusCode { get; }
+
+    /// <summary>Salesforce's <c>errorCode</c> (e.g. <c>INVALID_FIELD</c>) or OAuth <c>error</c> (e.g. <c>invalid_client</c>).</summary>
+    public string? ErrorCode { get; }
+
+    public bool IsTransient { get; }
+}

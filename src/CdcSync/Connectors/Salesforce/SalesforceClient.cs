@@ -1,0 +1,245 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CdcSync.Connectors.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly.CircuitBreaker;
+
+namespace CdcSync.Connectors.Salesforce;
+
+/// <summary>
+/// Talks to one Salesforce org: OAuth 2.0 (client credentials, or refresh token when configured),
+/// one refresh-and-retry on 401 <c>INVALID_SESSION_ID</c>, and every call through the connector's
+/// resilience pipeline. Share one instance between the inbound and outbound connector of an org:
+/// the token, the rate limit and the circuit breaker belong to the org.
+/// </summary>
+public sealed class SalesforceClient
+{
+    private readonly HttpClient _http;
+    private readonly SalesforceOptions _options;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _tokenGate = new(1, 1);
+    private Session? _session;
+
+    public SalesforceClient(SalesforceOptions options, HttpClient http, ILogger<SalesforceClient>? logger = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _http = http;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        Resilience = HttpResilience.Create(options.Name, options.Resilience, ClassifyAsync, timeProvider, _logger);
+    }
+
+    public string Name => _options.Name;
+
+    public SalesforceOptions Options => _options;
+
+    /// <summary>Retry, circuit breaker and rate limiter of this org's calls.</summary>
+    public HttpResilience Resilience { get; }
+
+    /// <summary>Closed when healthy; Open/HalfOpen while Salesforce is failing (for health checks and status).</summary>
+    public CircuitState CircuitState => Resilience.CircuitBreaker.CircuitState;
+
+    /// <summary>Path of the REST API root, e.g. <c>/services/data/v61.0</c>.</summary>
+    public string ApiPath => $"/services/data/v{_options.ApiVersion}";
+
+    /// <summary>
+    /// Sends a request to the org's instance (<paramref name="path"/> starts with <c>/services</c>) and
+    /// returns the parsed JSON body (null for 204). Throws <see cref="SalesforceApiException"/> when
+    /// Salesforce refuses the request as a whole; per-record results are the caller's to read.
+    /// </summary>
+    public async Task<JsonNode?> SendAsync(HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, CancellationToken cancellationToken)
+    {
+        var refreshed = false;
+        while (true)
+        {
+            var session = await SessionAsync(cancellationToken);
+            using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers)), cancellationToken);
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (response.IsSuccessStatusCode)
+            {
+                return string.IsNullOrWhiteSpace(text) ? null : JsonNode.Parse(text);
+            }
+
+            var (code, message) = ReadError(text);
+            if (response.StatusCode == HttpStatusCode.Unauthorized && !refreshed)
+            {
+                // Sessions expire or get revoked; one fresh token is worth one more try, not a loop.
+                _logger.LogInformation("{Connector}: session rejected ({ErrorCode}); requesting a new access token", Name, code);
+                await InvalidateAsync(session, cancellationToken);
+                refreshed = true;
+                continue;
+            }
+
+            var kind = await ClassifyAsync(response, cancellationToken);
+            throw new SalesforceApiException(
+                $"Salesforce {method} {Describe(path)} failed: HTTP {(int)response.StatusCode} {code}: {message}",
+                response.StatusCode,
+                code,
+                isTransient: kind != HttpFailureKind.None || response.StatusCode == HttpStatusCode.Unauthorized);
+        }
+    }
+
+    /// <summary>5xx are transient; 429 and 403 <c>REQUEST_LIMIT_EXCEEDED</c> are throttling.</summary>
+    internal static async ValueTask<HttpFailureKind> ClassifyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var kind = await HttpResilience.ClassifyDefault(response, cancellationToken);
+        if (kind != HttpFailureKind.None || response.StatusCode != HttpStatusCode.Forbidden)
+        {
+            return kind;
+        }
+
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        return ReadError(text).Code == "REQUEST_LIMIT_EXCEEDED" ? HttpFailureKind.Throttled : HttpFailureKind.None;
+    }
+
+    private HttpRequestMessage Build(Session session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers)
+    {
+        var request = new HttpRequestMessage(method, new Uri(session.InstanceUrl, path));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        if (headers is not null)
+        {
+            foreach (var (name, value) in headers)
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+        }
+
+        if (body is not null)
+        {
+            request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        }
+
+        return request;
+    }
+
+    private async Task<Session> SessionAsync(CancellationToken cancellationToken)
+    {
+        var current = Volatile.Read(ref _session);
+        if (current is not null)
+        {
+            return current;
+        }
+
+        await _tokenGate.WaitAsync(cancellationToken);
+        try
+        {
+            return _session ??= await RequestTokenAsync(cancellationToken);
+        }
+        finally
+        {
+            _tokenGate.Release();
+        }
+    }
+
+    private async Task InvalidateAsync(Session stale, CancellationToken cancellationToken)
+    {
+        await _tokenGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (ReferenceEquals(_session, stale))
+            {
+                _session = null;
+            }
+        }
+        finally
+        {
+            _tokenGate.Release();
+        }
+    }
+
+    private async Task<Session> RequestTokenAsync(CancellationToken cancellationToken)
+    {
+        var useRefresh = !string.IsNullOrEmpty(_options.RefreshToken);
+        var tokenUrl = _options.TokenUrl;
+        using var response = await Resilience.SendAsync(
+            _http,
+            _ =>
+            {
+                var form = new List<KeyValuePair<string, string>>
+                {
+                    new("grant_type", useRefresh ? "refresh_token" : "client_credentials"),
+                    new("client_id", _options.ClientId),
+                    new("client_secret", _options.ClientSecret),
+                };
+                if (useRefresh)
+                {
+                    form.Add(new("refresh_token", _options.RefreshToken!));
+                }
+
+                return ValueTask.FromResult(new HttpRequestMessage(HttpMethod.Post, tokenUrl) { Content = new FormUrlEncodedContent(form) });
+            },
+            cancellationToken);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            string? error = null;
+            string? description = null;
+            try
+            {
+                var json = JsonNode.Parse(text);
+                error = json?["error"]?.GetValue<string>();
+                description = json?["error_description"]?.GetValue<string>();
+            }
+            catch (JsonException)
+            {
+                // Not an OAuth error body (a proxy's HTML page): the status says enough.
+            }
+
+            var transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
+            var fix = transient ? "Salesforce is unavailable; the connector retries." :
+                useRefresh ? "Check Salesforce:ClientId, Salesforce:ClientSecret and Salesforce:RefreshToken (the refresh token may have been revoked)." :
+                "Check Salesforce:ClientId and Salesforce:ClientSecret, and that the connected app allows the client credentials flow with a run-as user.";
+            _logger.LogError("{Connector}: token request to {TokenUrl} failed with HTTP {Status} {OAuthError}", Name, tokenUrl, (int)response.StatusCode, error);
+            throw new SalesforceApiException(
+                $"Salesforce token request to {tokenUrl} ({(useRefresh ? "refresh_token" : "client_credentials")} grant) failed: HTTP {(int)response.StatusCode} {error ?? "(no OAuth error)"}: {description}. {fix}",
+                response.StatusCode,
+                error,
+                transient);
+        }
+
+        var token = JsonNode.Parse(text) ?? throw new SalesforceApiException("Salesforce's token response was empty.", response.StatusCode, null, true);
+        var accessToken = token["access_token"]?.GetValue<string>();
+        var instanceUrl = token["instance_url"]?.GetValue<string>();
+        if (string.IsNullOrEmpty(accessToken) || string.IsNullOrEmpty(instanceUrl))
+        {
+            throw new SalesforceApiException($"Salesforce's token response from {tokenUrl} has no access_token or instance_url.", response.StatusCode, null, false);
+        }
+
+        _logger.LogInformation("{Connector}: authenticated at {InstanceUrl}", Name, instanceUrl);
+        return new Session(accessToken, new Uri(instanceUrl.TrimEnd('/') + "/"));
+    }
+
+    /// <summary>Salesforce's error body is an array of {message, errorCode}; OAuth's is {error, error_description}.</summary>
+    internal static (string? Code, string? Message) ReadError(string text)
+    {
+        try
+        {
+            var json = JsonNode.Parse(text);
+            var first = json is JsonArray array && array.Count > 0 ? array[0] : json;
+            return (first?["errorCode"]?.ToString() ?? first?["error"]?.ToString(),
+                    first?["message"]?.ToString() ?? first?["error_description"]?.ToString());
+        }
+        catch (JsonException)
+        {
+            return (null, text.Length > 200 ? text[..200] : text);
+        }
+    }
+
+    /// <summary>A path for messages: the query string can be a long SOQL statement.</summary>
+    private static string Describe(string path)
+    {
+        var q = path.IndexOf('?', StringComparison.Ordinal);
+        return q < 0 ? path : path[..q];
+    }
+
+    private sealed record Session(string AccessToken, Uri InstanceUrl)
+    {
+        // Keep the token out of anything that prints the record.
+        public override string ToString() => $"Session at {InstanceUrl}";
+    }
+}

@@ -1,0 +1,163 @@
+using System.ComponentModel.DataAnnotations;
+using CdcSync.Connectors.Http;
+
+namespace CdcSync.Connectors.Salesforce;
+
+/// <summary>
+/// One Salesforce org reached through the REST API with an OAuth 2.0 connected app. Secrets
+/// (<see cref="ClientSecret"/>, <see cref="RefreshToken"/>, access tokens) are never logged nor put
+/// in exception messages; <see cref="ToString"/> leaves them out.
+/// </summary>
+public sealed class SalesforceOptions
+{
+    /// <summary>Connector name: replication origin, checkpoint and dead-letter key. Default <c>salesforce</c>.</summary>
+    [Required]
+    public string Name { get; set; } = "salesforce";
+
+    /// <summary>
+    /// Where the token endpoint lives (<c>{LoginUrl}/services/oauth2/token</c>): the org's My Domain URL
+    /// (required for the client credentials flow), or <c>https://login.salesforce.com</c> /
+    /// <c>https://test.salesforce.com</c> with a refresh token. API calls go to the <c>instance_url</c> the
+    /// token response names.
+    /// </summary>
+    [Required]
+    public Uri? LoginUrl { get; set; }
+
+    /// <summary>The connected app's consumer key.</summary>
+    [Required]
+    public string ClientId { get; set; } = string.Empty;
+
+    /// <summary>The connected app's consumer secret.</summary>
+    [Required]
+    public string ClientSecret { get; set; } = string.Empty;
+
+    /// <summary>When set, the connector uses the refresh token flow instead of client credentials.</summary>
+    public string? RefreshToken { get; set; }
+
+    /// <summary>REST API version. Default 61.0.</summary>
+    [Required]
+    [RegularExpression(@"^\d{2,3}\.0$", ErrorMessage = "Salesforce:ApiVersion must look like 61.0.")]
+    public string ApiVersion { get; set; } = "61.0";
+
+    /// <summary>Records per sObject Collections request, 1..200 (Salesforce's maximum). Default 200.</summary>
+    [Range(1, 200)]
+    public int BatchSize { get; set; } = 200;
+
+    /// <summary>Records per query page (<c>Sforce-Query-Options: batchSize</c>), 200..2000. Default 2000.</summary>
+    [Range(200, 2000)]
+    public int QueryBatchSize { get; set; } = 2000;
+
+    /// <summary>
+    /// Inbound: records a system reports as deleted (queryAll, IsDeleted = true) are kept in the hub
+    /// with <c>isdeleted = true</c> (default), so the transforms can act on the tombstone; false
+    /// deletes the hub row.
+    /// </summary>
+    public bool SoftDeleteInbound { get; set; } = true;
+
+    /// <summary>The sObjects to sync, in dependency order (parents first). Default: Account, then Contact.</summary>
+    public List<SalesforceObjectOptions> Objects { get; set; } = [];
+
+    /// <summary>
+    /// Retry, circuit breaker and rate limit. Salesforce allows 25 concurrent long requests and a
+    /// daily request quota per org; <c>REQUEST_LIMIT_EXCEEDED</c> counts as throttling.
+    /// </summary>
+    public HttpResilienceOptions Resilience { get; set; } = new() { PermitsPerSecond = 20 };
+
+    /// <summary>The configured objects, or the shipped Account and Contact mappings when none are configured.</summary>
+    public IReadOnlyList<SalesforceObjectOptions> EffectiveObjects =>
+        Objects.Count > 0 ? Objects : [SalesforceObjectOptions.Account(), SalesforceObjectOptions.Contact()];
+
+    public Uri TokenUrl => new(LoginUrl ?? throw new InvalidOperationException("Salesforce:LoginUrl is not set."), "services/oauth2/token");
+
+    public override string ToString() => $"Salesforce org at {LoginUrl} (client id {ClientId}, API v{ApiVersion})";
+}
+
+/// <summary>How one sObject maps to its hub staging table.</summary>
+public sealed class SalesforceObjectOptions
+{
+    /// <summary>API name, e.g. <c>Account</c>.</summary>
+    [Required]
+    public string SObject { get; set; } = string.Empty;
+
+    /// <summary>Hub staging table, e.g. <c>sf_accounts</c>.</summary>
+    [Required]
+    public string Table { get; set; } = string.Empty;
+
+    /// <summary>The hub's own key column. Default <c>hub_id</c>.</summary>
+    public string KeyColumn { get; set; } = "hub_id";
+
+    /// <summary>Column holding the Salesforce Id (null until created). Default <c>id</c>.</summary>
+    public string IdColumn { get; set; } = "id";
+
+    /// <summary>External id field rows without an Id are upserted by. Default <c>CdcSync_Id__c</c>.</summary>
+    public string ExternalIdField { get; set; } = "CdcSync_Id__c";
+
+    /// <summary>Column holding the external id value. Default <c>cdcsync_id__c</c>.</summary>
+    public string ExternalIdColumn { get; set; } = "cdcsync_id__c";
+
+    /// <summary>Column with the record's deleted flag; true makes the outbound writer delete the record. Default <c>isdeleted</c>.</summary>
+    public string DeletedColumn { get; set; } = "isdeleted";
+
+    /// <summary>Column that gets the record's LastModifiedDate inbound, for last-write-wins; empty for none. Default <c>cdc_source_modified_at</c>.</summary>
+    public string SourceModifiedColumn { get; set; } = "cdc_source_modified_at";
+
+    /// <summary>Writable fields, both directions: staging column → API field name.</summary>
+    public Dictionary<string, string> Fields { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Fields only read (system fields, owner): staging column → API field name.</summary>
+    public Dictionary<string, string> ReadOnlyFields { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Lookups resolved from the hub when the row has no parent Id yet (e.g. a Contact's AccountId).</summary>
+    public List<SalesforceLookupOptions> Lookups { get; set; } = [];
+
+    public bool Inbound { get; set; } = true;
+
+    public bool Outbound { get; set; } = true;
+
+    public static SalesforceObjectOptions Account() => new()
+    {
+        SObject = "Account",
+        Table = "sf_accounts",
+        Fields = Map(
+            "Name", "AccountNumber", "Type", "Industry", "Phone", "Website",
+            "BillingStreet", "BillingCity", "BillingState", "BillingPostalCode", "BillingCountry",
+            "ShippingStreet", "ShippingCity", "ShippingState", "ShippingPostalCode", "ShippingCountry",
+            "AnnualRevenue", "NumberOfEmployees", "NetSuite_Id__c", "CdcSync_Id__c"),
+        ReadOnlyFields = Map("Id", "OwnerId", "IsDeleted", "SystemModstamp", "LastModifiedDate", "CreatedDate"),
+    };
+
+    public static SalesforceObjectOptions Contact() => new()
+    {
+        SObject = "Contact",
+        Table = "sf_contacts",
+        Fields = Map("AccountId", "FirstName", "LastName", "Email", "Phone", "Title", "CdcSync_Id__c"),
+        ReadOnlyFields = Map("Id", "IsDeleted", "SystemModstamp", "LastModifiedDate", "CreatedDate"),
+        Lookups = [new SalesforceLookupOptions { Column = "accountid", HubKeyColumn = "account_hub_id", ParentTable = "sf_accounts" }],
+    };
+
+    private static Dictionary<string, string> Map(params string[] fields) =>
+        fields.ToDictionary(f => f.ToLowerInvariant(), f => f, StringComparer.Ordinal);
+}
+
+/// <summary>
+/// A reference field whose Id the hub may not know yet when the row is written (the parent was
+/// created by the hub and its Id comes back later): resolved from the parent's row at send time.
+/// </summary>
+public sealed class SalesforceLookupOptions
+{
+    /// <summary>Column of the Salesforce Id of the parent, e.g. <c>accountid</c>.</summary>
+    [Required]
+    public string Column { get; set; } = string.Empty;
+
+    /// <summary>Column of the parent's hub key, e.g. <c>account_hub_id</c>.</summary>
+    [Required]
+    public string HubKeyColumn { get; set; } = string.Empty;
+
+    /// <summary>The parent's staging table, e.g. <c>sf_accounts</c> (its key column <c>hub_id</c>, its Id in <c>id</c>).</summary>
+    [Required]
+    public string ParentTable { get; set; } = string.Empty;
+
+    public string ParentKeyColumn { get; set; } = "hub_id";
+
+    public string ParentIdColumn { get; set; } = "id";
+}

@@ -1,0 +1,441 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CdcSync.Checkpoints;
+using CdcSync.Connectors.Http;
+using CdcSync.Hub;
+using CdcSync.Replication;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+using Polly.CircuitBreaker;
+
+namespace CdcSync.Connectors.Salesforce;
+
+/// <summary>
+/// Writes the hub's routed changes of the Salesforce staging tables with sObject Collections
+/// (<c>allOrNone=false</c>, up to 200 records a request): rows that already have a Salesforce Id are
+/// updated by Id, the others upserted by the external id field, and the Id of a created record is
+/// written back to the hub under this connector's origin. A deleted row, or one marked
+/// <c>isdeleted</c>, is deleted by Id. Records Salesforce rejects go to dead letters and the rest of
+/// the batch lands. Changes are buffered up to a batch and sent in commit order; consecutive
+/// changes of one row in a batch collapse into its last state.
+/// </summary>
+public sealed class SalesforceOutboundConnector : IOutboundConnector
+{
+    // Codes that mean "already gone": a delete that finds them has nothing left to do.
+    private static readonly HashSet<string> GoneCodes = ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"];
+
+    private readonly SalesforceClient _client;
+    private readonly HubWriter _hub;
+    private readonly DeadLetterStore _deadLetters;
+    private readonly HubCheckpointStore _checkpoints;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, SalesforceObjectOptions> _byTable;
+    private readonly List<PendingWrite> _pending = [];
+    private readonly HashSet<string> _warnedTables = [];
+
+    public SalesforceOutboundConnector(
+        SalesforceClient client,
+        HubWriter hub,
+        DeadLetterStore deadLetters,
+        HubCheckpointStore checkpoints,
+        ILogger<SalesforceOutboundConnector>? logger = null)
+    {
+        _client = client;
+        _hub = hub;
+        _deadLetters = deadLetters;
+        _checkpoints = checkpoints;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _byTable = client.Options.EffectiveObjects.Where(o => o.Outbound).ToDictionary(o => o.Table, StringComparer.Ordinal);
+    }
+
+    public string Name => _client.Name;
+
+    public HttpResilience Resilience => _client.Resilience;
+
+    public CircuitState CircuitState => _client.CircuitState;
+
+    public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
+        _checkpoints.ReadAsync(Name, cancellationToken);
+
+    public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
+    {
+        foreach (var change in changes)
+        {
+            var write = ToWrite(change);
+            if (write is null)
+            {
+                continue;
+            }
+
+            _pending.Add(write);
+            if (_pending.Count >= _client.Options.BatchSize)
+            {
+                await FlushAsync(cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Sends what is buffered, then stores the checkpoint: Salesforce has acknowledged every record by then.</summary>
+    public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
+    {
+        await FlushAsync(cancellationToken);
+        await _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
+    }
+
+    /// <summary>
+    /// Drops the buffer. What was already sent stays in Salesforce; the retry re-sends it, which
+    /// upserts by external id and updates by Id make harmless.
+    /// </summary>
+    public Task AbortAsync(CancellationToken cancellationToken)
+    {
+        _pending.Clear();
+        return Task.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private PendingWrite? ToWrite(ChangeEvent change)
+    {
+        var relation = change.Relation;
+        if (!_byTable.TryGetValue(relation.Name, out var map))
+        {
+            if (_warnedTables.Add(relation.Name))
+            {
+                _logger.LogWarning("{Connector}: no Salesforce object is mapped to table {Table}; its changes are skipped (add it to Salesforce:Objects or fix the route)", Name, relation.Name);
+            }
+
+            return null;
+        }
+
+        if (change.Kind == ChangeKind.Truncate)
+        {
+            _logger.LogWarning("{Connector}: TRUNCATE of {Table} is not sent to Salesforce; delete the records there or resync", Name, relation.Name);
+            return null;
+        }
+
+        var row = change.Kind == ChangeKind.Delete ? change.Old ?? change.Key : change.New;
+        if (row is null)
+        {
+            return null;
+        }
+
+        var hubKey = Text(relation, row, change.Old, map.KeyColumn)
+            ?? throw new InvalidOperationException($"A change of {relation.QualifiedName} has no value for its key column '{map.KeyColumn}'; set REPLICA IDENTITY FULL on the table.");
+        var id = Text(relation, row, change.Old, map.IdColumn);
+        var deleted = change.Kind == ChangeKind.Delete
+            || (relation.TryGetOrdinal(map.DeletedColumn, out _) && Value(relation, row, change.Old, map.DeletedColumn) is true);
+        if (deleted)
+        {
+            // A row Salesforce never saw has nothing to delete there.
+            return id is null ? null : new PendingWrite(map, WriteKind.Delete, hubKey, id, null, change.Transaction.CommitLsn);
+        }
+
+        var record = new JsonObject { ["attributes"] = new JsonObject { ["type"] = map.SObject } };
+        foreach (var (column, field) in map.Fields)
+        {
+            if (!relation.TryGetOrdinal(column, out var ordinal))
+            {
+                continue;
+            }
+
+            if (row.IsUnchanged(ordinal) && (change.Old is null || change.Old.IsUnchanged(ordinal)))
+            {
+                continue; // an untouched TOASTed value: leave the field as it is in Salesforce
+            }
+
+            record[field] = ToJson(Value(relation, row, change.Old, column));
+        }
+
+        if (id is null && record[map.ExternalIdField] is null)
+        {
+            // The hub's trigger fills the external id from hub_id; fall back to it the same way.
+            record[map.ExternalIdField] = hubKey;
+        }
+
+        var write = new PendingWrite(map, WriteKind.Save, hubKey, id, record, change.Transaction.CommitLsn);
+        foreach (var lookup in map.Lookups)
+        {
+            write.ParentKeys[lookup.HubKeyColumn] = Text(relation, row, change.Old, lookup.HubKeyColumn);
+        }
+
+        return write;
+    }
+
+    private async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+
+        // Runs of one object and one kind keep commit order between them; inside a run a row
+        // appears once, in its last state.
+        var start = 0;
+        while (start < _pending.Count)
+        {
+            var end = start + 1;
+            while (end < _pending.Count && _pending[end].Map == _pending[start].Map && _pending[end].Kind == _pending[start].Kind)
+            {
+                end++;
+            }
+
+            var run = _pending.GetRange(start, end - start)
+                .GroupBy(w => w.HubKey, StringComparer.Ordinal)
+                .Select(g => g.Last())
+                .ToList();
+            if (run[0].Kind == WriteKind.Delete)
+            {
+                await DeleteAsync(run, cancellationToken);
+            }
+            else
+            {
+                await ResolveLookupsAsync(run, cancellationToken);
+                await SaveAsync(run.Where(w => w.Id is not null).ToList(), byId: true, cancellationToken);
+                await SaveAsync(run.Where(w => w.Id is null).ToList(), byId: false, cancellationToken);
+            }
+
+            start = end;
+        }
+
+        _pending.Clear();
+    }
+
+    private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
+    {
+        foreach (var chunk in writes.Chunk(_client.Options.BatchSize))
+        {
+            var map = chunk[0].Map;
+            var path = byId
+                ? $"{_client.ApiPath}/composite/sobjects"
+                : $"{_client.ApiPath}/composite/sobjects/{Uri.EscapeDataString(map.SObject)}/{Uri.EscapeDataString(map.ExternalIdField)}";
+            var records = chunk.Select(w =>
+            {
+                var record = (JsonObject)w.Record!.DeepClone();
+                if (byId)
+                {
+                    record["id"] = w.Id;
+                }
+
+                return (JsonNode)record;
+            }).ToArray();
+            var body = new JsonObject { ["allOrNone"] = false, ["records"] = new JsonArray(records) };
+            var results = await SendCollectionAsync(HttpMethod.Patch, path, body, chunk, cancellationToken);
+            if (results is null)
+            {
+                continue;
+            }
+
+            var created = 0;
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                var result = results[i];
+                var write = chunk[i];
+                if (result?["success"]?.GetValue<bool>() == true)
+                {
+                    var newId = result["id"]?.GetValue<string>();
+                    if (write.Id is null && newId is not null)
+                    {
+                        created++;
+                        await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }, cancellationToken);
+                    }
+                }
+                else
+                {
+                    await DeadLetterAsync(write, Errors(result), cancellationToken);
+                }
+            }
+
+            _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids written back)", Name, chunk.Length, map.SObject, created);
+        }
+    }
+
+    private async Task DeleteAsync(List<PendingWrite> writes, CancellationToken cancellationToken)
+    {
+        foreach (var chunk in writes.Chunk(_client.Options.BatchSize))
+        {
+            var ids = string.Join(',', chunk.Select(w => Uri.EscapeDataString(w.Id!)));
+            var results = await SendCollectionAsync(HttpMethod.Delete, $"{_client.ApiPath}/composite/sobjects?ids={ids}&allOrNone=false", null, chunk, cancellationToken);
+            if (results is null)
+            {
+                continue;
+            }
+
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                var result = results[i];
+                if (result?["success"]?.GetValue<bool>() == true)
+                {
+                    continue;
+                }
+
+                var codes = result?["errors"]?.AsArray().Select(e => e?["statusCode"]?.ToString()).ToList() ?? [];
+                if (codes.Count > 0 && codes.All(c => c is not null && GoneCodes.Contains(c)))
+                {
+                    _logger.LogDebug("{Connector}: {SObject} {Id} was already deleted", Name, chunk[i].Map.SObject, chunk[i].Id);
+                    continue;
+                }
+
+                await DeadLetterAsync(chunk[i], Errors(result), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends one collection request and returns its per-record results, one per write. A request
+    /// Salesforce refuses as a whole with a 4xx (a value it cannot parse, an unknown field) is split
+    /// into single records, so one bad record is dead-lettered alone; null when that happened.
+    /// </summary>
+    private async Task<JsonArray?> SendCollectionAsync(HttpMethod method, string path, JsonObject? body, PendingWrite[] chunk, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await _client.SendAsync(method, path, body, null, cancellationToken);
+            if (response is JsonArray results && results.Count == chunk.Length)
+            {
+                return results;
+            }
+
+            throw new SalesforceApiException($"Salesforce answered {method} {path.Split('?')[0]} with {(response as JsonArray)?.Count ?? 0} results for {chunk.Length} records.", null, null, isTransient: true);
+        }
+        catch (SalesforceApiException e) when (!e.IsTransient && e.StatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
+        {
+            if (chunk.Length == 1)
+            {
+                await DeadLetterAsync(chunk[0], $"{e.ErrorCode}: {e.Message}", cancellationToken);
+                return null;
+            }
+
+            _logger.LogWarning("{Connector}: Salesforce refused a batch of {Count} {SObject} records ({ErrorCode}); sending them one by one", Name, chunk.Length, chunk[0].Map.SObject, e.ErrorCode);
+            foreach (var single in chunk)
+            {
+                if (single.Kind == WriteKind.Delete)
+                {
+                    await DeleteAsync([single], cancellationToken);
+                }
+                else
+                {
+                    await SaveAsync([single], single.Id is not null, cancellationToken);
+                }
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Fills a missing parent Id (e.g. Contact.AccountId) from the parent's hub row.</summary>
+    private async Task ResolveLookupsAsync(List<PendingWrite> writes, CancellationToken cancellationToken)
+    {
+        var map = writes[0].Map;
+        foreach (var lookup in map.Lookups)
+        {
+            if (!map.Fields.TryGetValue(lookup.Column, out var field))
+            {
+                continue;
+            }
+
+            var missing = writes.Where(w => w.Record![field] is null && w.ParentKeys.TryGetValue(lookup.HubKeyColumn, out var k) && k is not null).ToList();
+            if (missing.Count == 0)
+            {
+                continue;
+            }
+
+            var keys = missing.Select(w => w.ParentKeys[lookup.HubKeyColumn]!).Distinct().ToArray();
+            await using var cmd = _hub.DataSource.CreateCommand(
+                $"SELECT {HubWriter.Quote(lookup.ParentKeyColumn)}::text, {HubWriter.Quote(lookup.ParentIdColumn)}::text FROM {HubWriter.Quote(lookup.ParentTable)} " +
+                $"WHERE {HubWriter.Quote(lookup.ParentKeyColumn)}::text = ANY($1) AND {HubWriter.Quote(lookup.ParentIdColumn)} IS NOT NULL");
+            cmd.Parameters.Add(new NpgsqlParameter { Value = keys });
+            var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+            await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    ids[reader.GetString(0)] = reader.GetString(1);
+                }
+            }
+
+            foreach (var write in missing)
+            {
+                if (ids.TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
+                {
+                    write.Record![field] = parentId;
+                }
+            }
+        }
+    }
+
+    private async Task DeadLetterAsync(PendingWrite write, string error, CancellationToken cancellationToken)
+    {
+        _logger.LogWarning("{Connector}: Salesforce rejected {SObject} {RecordKey}: {Error}", Name, write.Map.SObject, write.HubKey, error);
+        var payload = write.Record?.ToJsonString() ?? new JsonObject { ["id"] = write.Id, ["operation"] = "delete" }.ToJsonString();
+        await _deadLetters.AddAsync(Name, write.Map.Table, write.HubKey, payload, error, write.CommitLsn, cancellationToken);
+    }
+
+    private static string Errors(JsonNode? result)
+    {
+        var errors = result?["errors"] as JsonArray;
+        if (errors is null || errors.Count == 0)
+        {
+            return "Salesforce reported a failure without an error.";
+        }
+
+        return string.Join("; ", errors.Select(e =>
+        {
+            var fields = e?["fields"] is JsonArray f && f.Count > 0 ? $" [{string.Join(", ", f.Select(x => x?.ToString()))}]" : string.Empty;
+            return $"{e?["statusCode"]}: {e?["message"]}{fields}";
+        }));
+    }
+
+    private static object? Value(RelationInfo relation, RowValues row, RowValues? old, string column)
+    {
+        var ordinal = relation.Ordinal(column);
+        if (row.IsUnchanged(ordinal))
+        {
+            return old is not null && !old.IsUnchanged(ordinal) ? old.GetValue(relation, ordinal) : null;
+        }
+
+        return row.GetValue(relation, ordinal);
+    }
+
+    private static string? Text(RelationInfo relation, RowValues row, RowValues? old, string column) =>
+        relation.TryGetOrdinal(column, out _) ? HubWriter.ToText(Value(relation, row, old, column)) : null;
+
+    private static JsonNode? ToJson(object? value) => value switch
+    {
+        null => null,
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        short or int or long => JsonValue.Create(Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)),
+        decimal d => JsonValue.Create(d),
+        float or double => JsonValue.Create(Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture)),
+        DateTime dt => JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture)),
+        DateOnly d => JsonValue.Create(d.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)),
+        _ => JsonValue.Create(HubWriter.ToText(value)),
+    };
+
+    private enum WriteKind
+    {
+        Save,
+        Delete,
+    }
+
+    private sealed class PendingWrite(SalesforceObjectOptions map, WriteKind kind, string hubKey, string? id, JsonObject? record, NpgsqlLogSequenceNumber commitLsn)
+    {
+        public SalesforceObjectOptions Map { get; } = map;
+
+        public WriteKind Kind { get; } = kind;
+
+        public string HubKey { get; } = hubKey;
+
+        public string? Id { get; } = id;
+
+        public JsonObject? Record { get; } = record;
+
+        public NpgsqlLogSequenceNumber CommitLsn { get; } = commitLsn;
+
+        /// <summary>Hub keys of parents, for lookups the hub may resolve later.</summary>
+        public Dictionary<string, string?> ParentKeys { get; } = new(StringComparer.Ordinal);
+    }
+}
