@@ -55,8 +55,8 @@ internal static class NetSuiteCustomerMapper
         JsonNode.DeepEquals(ToRecord(relation, oldRow), ToRecord(relation, newRow));
 
     public static string? Text(RelationInfo relation, RowValues? row, string column) =>
-        row is not null && relation.TryGetOrdinal(column, out var i) && !row.IsUnchanged(i)
-            ? Convert.ToString(row.GetValue(relation, i), CultureInfo.InvariantCulture)
+        row is not null && relation.TryGetOrdinal(column, out var i) && !row.IsUnchanged(i) && row.GetValue(relation, i) is { } value
+            ? Convert.ToString(value, CultureInfo.InvariantCulture)
             : null;
 
     private static JsonNode? ToNode(object? value) => value switch

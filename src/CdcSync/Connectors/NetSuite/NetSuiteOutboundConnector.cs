@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using CdcSync.Checkpoints;
@@ -6,6 +7,7 @@ using CdcSync.Hub;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
 using NpgsqlTypes;
 
 namespace CdcSync.Connectors.NetSuite;
@@ -85,6 +87,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             list.Add(change);
         }
 
+        var writeBacks = new ConcurrentQueue<(string Table, string HubId, string InternalId)>();
         await Parallel.ForEachAsync(
             perRow.Values,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
@@ -92,9 +95,15 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             {
                 foreach (var change in rowChanges)
                 {
-                    await ApplyAsync(change, ct);
+                    await ApplyAsync(change, writeBacks, ct);
                 }
             });
+
+        // One session at a time: PostgreSQL 15 lets only one backend hold a replication origin.
+        foreach (var (table, hubId, internalId) in writeBacks)
+        {
+            await WriteBackAsync(table, hubId, internalId, cancellationToken);
+        }
     }
 
     public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
@@ -109,7 +118,25 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         return ValueTask.CompletedTask;
     }
 
-    private async Task ApplyAsync(ChangeEvent change, CancellationToken cancellationToken)
+    private async Task WriteBackAsync(string table, string hubId, string internalId, CancellationToken cancellationToken)
+    {
+        var values = new Dictionary<string, object?> { ["internalid"] = internalId };
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _hub.WriteBackAsync(Name, table, "hub_id", hubId, values, cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
+            {
+                // The inbound side of this connector holds the origin for a moment.
+                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+            }
+        }
+    }
+
+    private async Task ApplyAsync(ChangeEvent change, ConcurrentQueue<(string, string, string)> writeBacks, CancellationToken cancellationToken)
     {
         var relation = change.Relation;
         var row = change.Kind == ChangeKind.Delete ? change.Old : change.New;
@@ -163,7 +190,10 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 return;
             }
 
-            await _hub.WriteBackAsync(Name, relation.Name, "hub_id", hubId, new Dictionary<string, object?> { ["internalid"] = newId }, cancellationToken);
+            if (newId != internalId)
+            {
+                writeBacks.Enqueue((relation.Name, hubId, newId));
+            }
         }
         catch (NetSuiteApiException e) when (e.IsPermanentRecordError)
         {

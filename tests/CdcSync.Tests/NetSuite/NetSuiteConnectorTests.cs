@@ -1,0 +1,367 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using CdcSync.Connectors;
+using CdcSync.Connectors.Http;
+using CdcSync.Connectors.NetSuite;
+using CdcSync.Replication;
+using CdcSync.Sandboxes.NetSuite;
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+
+namespace CdcSync.Tests.NetSuite;
+
+public sealed class NetSuiteConnectorTests
+{
+    private const string Connector = "netsuite";
+
+    [Fact]
+    public async Task Sandbox_RequestWithBadTbaSignature_Rejected401InvalidLogin()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var options = OptionsFor(sandbox);
+        options.TokenSecret = "not-the-token-secret";
+        using var inbound = new NetSuiteInboundConnector(Connector, options);
+
+        var e = await Assert.ThrowsAsync<NetSuiteApiException>(() => inbound.ReadChangesAsync(null, CancellationToken.None));
+
+        Assert.Equal(401, e.StatusCode);
+        Assert.Equal("INVALID_LOGIN", e.ErrorCode);
+        Assert.Equal(1, sandbox.Options.AuthenticationFailures);
+
+        using var http = new HttpClient();
+        var unsigned = await http.GetAsync(new Uri(sandbox.BaseUrl, "services/rest/record/v1/customer/1"));
+        Assert.Equal(HttpStatusCode.Unauthorized, unsigned.StatusCode);
+        var body = JsonNode.Parse(await unsigned.Content.ReadAsStringAsync())!;
+        Assert.Equal(401, body["status"]!.GetValue<int>());
+        Assert.Equal("INVALID_LOGIN", body["o:errorDetails"]![0]!["o:errorCode"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Outbound_NewRow_UpsertsByExternalIdAndWritesInternalIdBack()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var hubId = await hub.InsertAsync("SF-0001", "Acme Corp", addressBook: """[{"label":"Billing","defaultBilling":true,"addressBookAddress":{"addr1":"1 Main St","city":"Springfield","country":"US"}}]""");
+        await using var connector = Outbound(sandbox, hub);
+
+        var tx = hub.NextTransaction();
+        await connector.WriteAsync([await hub.InsertEventAsync(hubId, tx)], CancellationToken.None);
+        await connector.CommitAsync(tx.CommitLsn, CancellationToken.None);
+
+        Assert.Empty(await hub.DeadLettersAsync(Connector));
+        var internalId = await hub.InternalIdAsync(hubId);
+        Assert.NotNull(internalId);
+        Assert.Equal(long.Parse(internalId), sandbox.FindByExternalId("SF-0001"));
+        var record = sandbox.GetCustomer(long.Parse(internalId))!;
+        Assert.Equal("Acme Corp", record["companyName"]!.GetValue<string>());
+        Assert.Equal("Springfield", record["addressBook"]!["items"]![0]!["addressBookAddress"]!["city"]!.GetValue<string>());
+        Assert.Equal(tx.CommitLsn, await connector.ReadCheckpointAsync(CancellationToken.None));
+
+        // The same change delivered again (a crash before the checkpoint) updates the same record.
+        await connector.WriteAsync([await hub.InsertEventAsync(hubId, tx)], CancellationToken.None);
+        Assert.Equal(1, sandbox.CustomerCount);
+    }
+
+    [Fact]
+    public async Task Outbound_BatchWithRejectedRecords_GoodOnesLandBadOnesDeadLettered()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        sandbox.Options.RejectedExternalIds["SF-BAD"] = true;
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var good1 = await hub.InsertAsync("SF-1", "Good One");
+        var bad = await hub.InsertAsync("SF-BAD", "Always Rejected");
+        var tooLong = await hub.InsertAsync("SF-LONG", new string('x', 84));
+        var good2 = await hub.InsertAsync("SF-2", "Good Two");
+        await using var connector = Outbound(sandbox, hub);
+
+        var tx = hub.NextTransaction();
+        await connector.WriteAsync(
+            [await hub.InsertEventAsync(good1, tx, 0), await hub.InsertEventAsync(bad, tx, 1), await hub.InsertEventAsync(tooLong, tx, 2), await hub.InsertEventAsync(good2, tx, 3)],
+            CancellationToken.None);
+        await connector.CommitAsync(tx.CommitLsn, CancellationToken.None);
+
+        Assert.NotNull(await hub.InternalIdAsync(good1));
+        Assert.NotNull(await hub.InternalIdAsync(good2));
+        Assert.Null(await hub.InternalIdAsync(bad));
+        Assert.Equal(2, sandbox.CustomerCount);
+        var dead = await hub.DeadLettersAsync(Connector);
+        Assert.Equal(2, dead.Count);
+        Assert.Contains(dead, d => d.RecordKey == bad.ToString() && d.Error.Contains("USER_ERROR", StringComparison.Ordinal));
+        Assert.Contains(dead, d => d.RecordKey == tooLong.ToString() && d.Error.Contains("companyName", StringComparison.Ordinal));
+        Assert.Equal(tx.CommitLsn, await connector.ReadCheckpointAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Outbound_BurstOf429WithRetryAfter_AllRecordsLand()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var ids = new List<Guid>();
+        for (var i = 0; i < 6; i++)
+        {
+            ids.Add(await hub.InsertAsync($"SF-{i}", $"Company {i}"));
+        }
+
+        await using var connector = Outbound(sandbox, hub);
+        sandbox.Options.ThrottleNext(4, TimeSpan.FromSeconds(1));
+
+        var tx = hub.NextTransaction();
+        var events = new List<ChangeEvent>();
+        foreach (var id in ids)
+        {
+            events.Add(await hub.InsertEventAsync(id, tx, events.Count));
+        }
+
+        await connector.WriteAsync(events, CancellationToken.None);
+
+        Assert.Equal(6, sandbox.CustomerCount);
+        foreach (var id in ids)
+        {
+            Assert.NotNull(await hub.InternalIdAsync(id));
+        }
+
+        Assert.True(connector.Resilience.RateLimiter.ThrottleCount >= 4);
+        Assert.Empty(await hub.DeadLettersAsync(Connector));
+    }
+
+    [Fact]
+    public async Task Outbound_ManyRows_NeverMoreRequestsInFlightThanTheAccountLimit()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(
+            new NetSuiteSandboxOptions { ConcurrencyLimit = 3, Latency = TimeSpan.FromMilliseconds(25) },
+            CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var tx = hub.NextTransaction();
+        var events = new List<ChangeEvent>();
+        for (var i = 0; i < 30; i++)
+        {
+            events.Add(await hub.InsertEventAsync(await hub.InsertAsync($"SF-{i}", $"Company {i}"), tx, i));
+        }
+
+        await using var connector = Outbound(sandbox, hub, concurrency: 3);
+        await connector.WriteAsync(events, CancellationToken.None);
+
+        Assert.Equal(30, sandbox.CustomerCount);
+        Assert.Equal(0, sandbox.Options.ConcurrencyRejections);
+        Assert.True(sandbox.Options.MaxConcurrentRequests <= 3, $"saw {sandbox.Options.MaxConcurrentRequests} concurrent requests");
+        Assert.True(sandbox.Options.MaxConcurrentRequests > 1, "rows were not written concurrently");
+    }
+
+    [Fact]
+    public async Task Outbound_Outage_CircuitOpensThenCatchesUpWithNothingLost()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var tx = hub.NextTransaction();
+        var events = new List<ChangeEvent>();
+        for (var i = 0; i < 8; i++)
+        {
+            events.Add(await hub.InsertEventAsync(await hub.InsertAsync($"SF-{i}", $"Company {i}"), tx, i));
+        }
+
+        await using var connector = Outbound(sandbox, hub);
+        var sawOpen = false;
+        using var watching = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                sawOpen |= connector.Resilience.CircuitBreaker.CircuitState == CircuitState.Open;
+                await Task.Delay(5, CancellationToken.None);
+            }
+        });
+
+        sandbox.Options.StartOutage(TimeSpan.FromSeconds(2));
+
+        // What the pipeline does: retry the unit from the checkpoint until the target is back.
+        var attempts = 0;
+        while (true)
+        {
+            attempts++;
+            try
+            {
+                await connector.WriteAsync(events, CancellationToken.None);
+                break;
+            }
+            catch (Exception e) when (e is NetSuiteApiException or BrokenCircuitException && attempts < 50)
+            {
+                await connector.AbortAsync(CancellationToken.None);
+            }
+        }
+
+        await connector.CommitAsync(tx.CommitLsn, CancellationToken.None);
+        await watching.CancelAsync();
+        await watcher;
+
+        Assert.True(sawOpen, "the circuit breaker never opened during the outage");
+        Assert.Equal(8, sandbox.CustomerCount);
+        Assert.Equal(CircuitState.Closed, connector.Resilience.CircuitBreaker.CircuitState);
+        Assert.Empty(await hub.DeadLettersAsync(Connector));
+    }
+
+    [Fact]
+    public async Task Outbound_Delete_MakesCustomerInactiveByDefaultOrDeletesWhenConfigured()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var hubId = await hub.InsertAsync("SF-DEL", "Leaving Soon");
+        var other = await hub.InsertAsync("SF-DEL2", "Leaving For Good");
+        await using var connector = Outbound(sandbox, hub);
+        var tx = hub.NextTransaction();
+        await connector.WriteAsync([await hub.InsertEventAsync(hubId, tx, 0), await hub.InsertEventAsync(other, tx, 1)], CancellationToken.None);
+        var internalId = long.Parse((await hub.InternalIdAsync(hubId))!);
+
+        var deleteTx = hub.NextTransaction();
+        await connector.WriteAsync([new ChangeEvent(NetSuiteTestHub.Customers, ChangeKind.Delete, null, await hub.ReadRowAsync(hubId), deleteTx, 0)], CancellationToken.None);
+
+        Assert.True(sandbox.GetCustomer(internalId)!["isInactive"]!.GetValue<bool>());
+
+        var options = OptionsFor(sandbox);
+        options.InactivateInsteadOfDelete = false;
+        await using var deleting = new NetSuiteOutboundConnector(Connector, options, hub.Writer, hub.Checkpoints, hub.DeadLetters);
+        var otherId = long.Parse((await hub.InternalIdAsync(other))!);
+        await deleting.WriteAsync([new ChangeEvent(NetSuiteTestHub.Customers, ChangeKind.Delete, null, await hub.ReadRowAsync(other), hub.NextTransaction(), 0)], CancellationToken.None);
+        Assert.Null(sandbox.GetCustomer(otherId));
+    }
+
+    [Fact]
+    public async Task Inbound_TenThousandCustomers_ReadInPagesWithNoneMissedOrRepeated()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        for (var i = 0; i < 10_000; i++)
+        {
+            sandbox.SeedCustomer(new JsonObject { ["companyName"] = $"Company {i}", ["externalId"] = $"NS-{i}" });
+        }
+
+        using var inbound = new NetSuiteInboundConnector(Connector, OptionsFor(sandbox));
+        var seen = new HashSet<string>();
+        string? cursor = null;
+        var pages = 0;
+        InboundPage page;
+        do
+        {
+            page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
+            pages++;
+            foreach (var record in page.Records)
+            {
+                Assert.True(seen.Add((string)record.Values["internalid"]!), "a record came twice");
+                if (pages == 3 && seen.Count == 2001)
+                {
+                    // A customer created mid-scan is picked up by a later page.
+                    sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Late Arrival", ["externalId"] = "NS-late" });
+                }
+            }
+
+            cursor = page.NextCursor;
+        }
+        while (page.HasMore);
+
+        Assert.Equal(10_001, seen.Count);
+        Assert.True(pages >= 10);
+        var again = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
+        Assert.Empty(again.Records);
+        Assert.False(again.HasMore);
+    }
+
+    [Fact]
+    public async Task Inbound_PageAppliedToHub_UpsertsRowsAndAdvancesCursor()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var created = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Made In NetSuite", ["email"] = "ap@example.com" });
+        using var inbound = new NetSuiteInboundConnector(Connector, OptionsFor(sandbox));
+
+        var page = await inbound.ReadChangesAsync(await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
+        await hub.Writer.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
+
+        await using var cmd = hub.DataSource.CreateCommand("SELECT companyname, email, isinactive, lastmodifieddate IS NOT NULL FROM ns_customers WHERE internalid = $1");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = created.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        await using (var reader = await cmd.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal("Made In NetSuite", reader.GetString(0));
+            Assert.Equal("ap@example.com", reader.GetString(1));
+            Assert.False(reader.GetBoolean(2));
+            Assert.True(reader.GetBoolean(3));
+        }
+
+        var cursor = await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None);
+        Assert.Equal(page.NextCursor, cursor);
+        Assert.Empty((await inbound.ReadChangesAsync(cursor, CancellationToken.None)).Records);
+    }
+
+    [Fact]
+    public async Task FailingRuns_NeverLogOrThrowSecrets()
+    {
+        var sandboxOptions = new NetSuiteSandboxOptions
+        {
+            ConsumerKey = "ck-7f3a9c2e51d84b06",
+            ConsumerSecret = "cs-SECRET-91b2c3d4e5f6",
+            TokenId = "tk-4e5d6c7b8a9f0e1d",
+            TokenSecret = "ts-SECRET-a1b2c3d4e5f6",
+        };
+        await using var sandbox = await NetSuiteSandbox.StartAsync(sandboxOptions, CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var logs = new CapturingLoggerProvider();
+        var exceptions = new List<Exception>();
+        var hubId = await hub.InsertAsync("SF-S", "Secretive Inc");
+
+        // 1: an outage that outlasts the retries.
+        sandbox.Options.StartOutage(TimeSpan.FromMinutes(5));
+        var options = OptionsFor(sandbox);
+        options.Resilience.MaxRetryAttempts = 3;
+        var change = await hub.InsertEventAsync(hubId, hub.NextTransaction());
+        await using (var connector = new NetSuiteOutboundConnector(Connector, options, hub.Writer, hub.Checkpoints, hub.DeadLetters, logs.CreateLogger<NetSuiteOutboundConnector>()))
+        {
+            exceptions.Add(await Assert.ThrowsAnyAsync<Exception>(() => connector.WriteAsync([change], CancellationToken.None)));
+        }
+
+        sandbox.Options.EndOutage();
+
+        // 2: wrong secrets.
+        var wrong = OptionsFor(sandbox);
+        wrong.TokenSecret = "ts-SECRET-wrong-000000";
+        wrong.ConsumerSecret = "cs-SECRET-wrong-000000";
+        using (var inbound = new NetSuiteInboundConnector(Connector, wrong, logs.CreateLogger<NetSuiteInboundConnector>()))
+        {
+            exceptions.Add(await Assert.ThrowsAsync<NetSuiteApiException>(() => inbound.ReadChangesAsync(null, CancellationToken.None)));
+        }
+
+        var text = string.Join("\n", logs.Lines) + "\n" + string.Join("\n", exceptions.Select(e => e.ToString()))
+            + "\n" + options + "\n" + wrong;
+        Assert.NotEmpty(logs.Lines);
+        foreach (var secret in new[] { sandboxOptions.ConsumerKey, sandboxOptions.ConsumerSecret, sandboxOptions.TokenId, sandboxOptions.TokenSecret, wrong.TokenSecret, wrong.ConsumerSecret })
+        {
+            Assert.DoesNotContain(secret, text, StringComparison.Ordinal);
+        }
+    }
+
+    private static NetSuiteOutboundConnector Outbound(NetSuiteSandbox sandbox, NetSuiteTestHub hub, int concurrency = 5) =>
+        new(Connector, OptionsFor(sandbox, concurrency), hub.Writer, hub.Checkpoints, hub.DeadLetters);
+
+    private static NetSuiteOptions OptionsFor(NetSuiteSandbox sandbox, int concurrency = 5) => new()
+    {
+        AccountId = sandbox.Options.AccountId,
+        BaseUrl = sandbox.BaseUrl,
+        ConsumerKey = sandbox.Options.ConsumerKey,
+        ConsumerSecret = sandbox.Options.ConsumerSecret,
+        TokenId = sandbox.Options.TokenId,
+        TokenSecret = sandbox.Options.TokenSecret,
+        ConcurrencyLimit = concurrency,
+        Resilience = new HttpResilienceOptions
+        {
+            MaxRetryAttempts = 8,
+            RetryBaseDelay = TimeSpan.FromMilliseconds(20),
+            RetryMaxDelay = TimeSpan.FromMilliseconds(200),
+            AttemptTimeout = TimeSpan.FromSeconds(10),
+            CircuitBreakerMinimumThroughput = 4,
+            CircuitBreakerSamplingDuration = TimeSpan.FromSeconds(2),
+            CircuitBreakerBreakDuration = TimeSpan.FromMilliseconds(500),
+            ThrottlePause = TimeSpan.FromMilliseconds(100),
+        },
+    };
+
+    private static string Name([CallerMemberName] string name = "") => "ns_" + name;
+}
