@@ -391,7 +391,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
             return Page(version, new QueryCursor(rows, batchSize), 0, null);
         }
-        catch (SalesforceApiException e)
+        catch (SandboxApiException e)
         {
             return Error(e.Status, e.ErrorCode, e.Message);
         }
@@ -569,19 +569,19 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                     {
                         if (node is not JsonObject record)
                         {
-                            throw new SalesforceApiException(400, "JSON_PARSER_ERROR", "Each record must be a JSON object");
+                            throw new SandboxApiException(400, "JSON_PARSER_ERROR", "Each record must be a JSON object");
                         }
 
                         var recordType = record["attributes"]?["type"]?.ToString();
                         var schema = recordType is null ? null : SObjectSchema.All.GetValueOrDefault(recordType);
                         if (schema is null)
                         {
-                            throw new SalesforceApiException(400, "INVALID_TYPE", recordType is null ? "Must specify a type in the attributes map of each record" : $"sObject type '{recordType}' is not supported.");
+                            throw new SandboxApiException(400, "INVALID_TYPE", recordType is null ? "Must specify a type in the attributes map of each record" : $"sObject type '{recordType}' is not supported.");
                         }
 
                         if (upsertSchema is not null && schema != upsertSchema)
                         {
-                            throw new SalesforceApiException(400, "INVALID_TYPE", $"The record type {schema.Name} does not match the sObject type {upsertSchema.Name} in the request URI");
+                            throw new SandboxApiException(400, "INVALID_TYPE", $"The record type {schema.Name} does not match the sObject type {upsertSchema.Name} in the request URI");
                         }
 
                         results.Add(SaveOne(schema, record, field, seenKeys));
@@ -608,7 +608,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
             return Json(new JsonArray([.. results.Select(r => (JsonNode)r.ToJson())]));
         }
-        catch (SalesforceApiException e)
+        catch (SandboxApiException e)
         {
             return Error(e.Status, e.ErrorCode, e.Message, e.Fields);
         }
@@ -784,7 +784,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         {
             return handle(body);
         }
-        catch (SalesforceApiException e)
+        catch (SandboxApiException e)
         {
             return Error(e.Status, e.ErrorCode, e.Message, e.Fields);
         }

@@ -37,7 +37,7 @@ internal sealed record SaveResult(string? Id, bool Success, IReadOnlyList<SfErro
 }
 
 /// <summary>A failure of the whole request (HTTP 4xx with an error array), not of one record.</summary>
-internal sealed class SalesforceApiException(int status, string errorCode, string message, params string[] fields) : Exception(message)
+internal sealed class SandboxApiException(int status, string errorCode, string message, params string[] fields) : Exception(message)
 {
     public int Status { get; } = status;
 
@@ -191,12 +191,12 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
         var field = schema.Find(externalIdField);
         if (field is null)
         {
-            throw new SalesforceApiException(404, "NOT_FOUND", $"Provided external ID field does not exist or is not accessible: {externalIdField}");
+            throw new SandboxApiException(404, "NOT_FOUND", $"Provided external ID field does not exist or is not accessible: {externalIdField}");
         }
 
         if (!field.ExternalId && field.Type != SFieldType.Id)
         {
-            throw new SalesforceApiException(400, "INVALID_FIELD", $"Field {field.Name} is not an external id field on sobject {schema.Name}");
+            throw new SandboxApiException(400, "INVALID_FIELD", $"Field {field.Name} is not an external id field on sobject {schema.Name}");
         }
 
         var key = body.FirstOrDefault(p => string.Equals(p.Key, field.Name, StringComparison.OrdinalIgnoreCase)).Value?.ToString();
@@ -269,7 +269,7 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
             }
 
             var field = schema.Find(name)
-                ?? throw new SalesforceApiException(400, "INVALID_FIELD", $"No such column '{name}' on sobject of type {schema.Name}");
+                ?? throw new SandboxApiException(400, "INVALID_FIELD", $"No such column '{name}' on sobject of type {schema.Name}");
             if (field.ReadOnly)
             {
                 readOnly.Add(field.Name);
@@ -298,7 +298,7 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
 
         if (value is not JsonValue scalar)
         {
-            throw new SalesforceApiException(400, "JSON_PARSER_ERROR", $"Cannot deserialize instance of {field.Type.ToString().ToLowerInvariant()} from START_OBJECT value for field {field.Name} of {schema.Name}");
+            throw new SandboxApiException(400, "JSON_PARSER_ERROR", $"Cannot deserialize instance of {field.Type.ToString().ToLowerInvariant()} from START_OBJECT value for field {field.Name} of {schema.Name}");
         }
 
         var kind = scalar.GetValueKind();
@@ -327,7 +327,7 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
                 return JsonValue.Create(text);
         }
 
-        throw new SalesforceApiException(400, "JSON_PARSER_ERROR", $"Cannot deserialize instance of {field.Type.ToString().ToLowerInvariant()} from VALUE_STRING value {scalar.ToJsonString()} for field {field.Name} of {schema.Name}");
+        throw new SandboxApiException(400, "JSON_PARSER_ERROR", $"Cannot deserialize instance of {field.Type.ToString().ToLowerInvariant()} from VALUE_STRING value {scalar.ToJsonString()} for field {field.Name} of {schema.Name}");
     }
 
     private SaveResult? Validate(StoredRecord record, string? selfId)

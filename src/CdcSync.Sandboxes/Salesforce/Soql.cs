@@ -159,7 +159,7 @@ internal static class SoqlCompare
             (string a, string b) when field.Type is SFieldType.Id or SFieldType.Reference =>
                 string.CompareOrdinal(a[..Math.Min(15, a.Length)], b[..Math.Min(15, b.Length)]),
             (string a, string b) => string.Compare(a, b, StringComparison.OrdinalIgnoreCase),
-            _ => throw new SalesforceApiException(400, "INVALID_QUERY_FILTER_OPERATOR", $"invalid operator on field '{field.Name}' for a value of type {literal.GetType().Name}"),
+            _ => throw new SandboxApiException(400, "INVALID_QUERY_FILTER_OPERATOR", $"invalid operator on field '{field.Name}' for a value of type {literal.GetType().Name}"),
         };
     }
 
@@ -192,7 +192,7 @@ internal sealed class SoqlParser(string text)
         Expect("FROM");
         var objectName = Next("an object name");
         _schema = SObjectSchema.All.GetValueOrDefault(objectName)
-            ?? throw new SalesforceApiException(400, "INVALID_TYPE", $"sObject type '{objectName}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name.");
+            ?? throw new SandboxApiException(400, "INVALID_TYPE", $"sObject type '{objectName}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name.");
         var select = selected.Select(Field).ToList();
         SoqlCondition? where = null;
         if (TryTake("WHERE"))
@@ -327,7 +327,7 @@ internal sealed class SoqlParser(string text)
         {
             if (field.Type is SFieldType.DateTime or SFieldType.Double or SFieldType.Int or SFieldType.Boolean)
             {
-                throw new SalesforceApiException(400, "INVALID_FIELD", $"value of filter criterion for field '{field.Name}' must be of type {TypeName(field)} and should not be enclosed in quotes");
+                throw new SandboxApiException(400, "INVALID_FIELD", $"value of filter criterion for field '{field.Name}' must be of type {TypeName(field)} and should not be enclosed in quotes");
             }
 
             return token[1..^1];
@@ -360,7 +360,7 @@ internal sealed class SoqlParser(string text)
                 break;
         }
 
-        throw new SalesforceApiException(400, "INVALID_FIELD", $"value of filter criterion for field '{field.Name}' must be of type {TypeName(field)} and should be enclosed in quotes");
+        throw new SandboxApiException(400, "INVALID_FIELD", $"value of filter criterion for field '{field.Name}' must be of type {TypeName(field)} and should be enclosed in quotes");
     }
 
     private static string TypeName(SField field) => field.Type switch
@@ -375,7 +375,7 @@ internal sealed class SoqlParser(string text)
 
     private SField Field(string name) =>
         _schema!.Find(name)
-        ?? throw new SalesforceApiException(400, "INVALID_FIELD", $"No such column '{name}' on entity '{_schema.Name}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.");
+        ?? throw new SandboxApiException(400, "INVALID_FIELD", $"No such column '{name}' on entity '{_schema.Name}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.");
 
     private int Integer()
     {
@@ -412,7 +412,7 @@ internal sealed class SoqlParser(string text)
         }
     }
 
-    private SalesforceApiException Malformed(string detail) => new(400, "MALFORMED_QUERY", $"{Truncate(text)}\n{detail}");
+    private SandboxApiException Malformed(string detail) => new(400, "MALFORMED_QUERY", $"{Truncate(text)}\n{detail}");
 
     private static string Truncate(string s) => s.Length > 200 ? s[..200] + "..." : s;
 
@@ -448,7 +448,7 @@ internal sealed class SoqlParser(string text)
 
                 if (i >= text.Length)
                 {
-                    throw new SalesforceApiException(400, "MALFORMED_QUERY", "unterminated string literal");
+                    throw new SandboxApiException(400, "MALFORMED_QUERY", "unterminated string literal");
                 }
 
                 i++;
