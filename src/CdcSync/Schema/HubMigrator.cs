@@ -52,7 +52,7 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         string message;
         if (failed is not null && byName.TryGetValue(failed.Name, out var file) && FindPostgresException(result.Error) is { } pg)
         {
-            message = SqlErrorLocation.Describe(file.RelativePath, file.Contents, pg) + $" — fix {file.RelativePath} and run migrate again; it and later scripts were not applied.";
+            message = await LocateAsync(file, pg, cancellationToken) + $" — fix {file.RelativePath} and run migrate again; it and later scripts were not applied.";
         }
         else
         {
@@ -60,6 +60,49 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         }
 
         return new MigrationResult(false, applied, message);
+    }
+
+    /// <summary>
+    /// DbUp runs a script statement by statement and does not say which one failed; replay them in
+    /// a transaction that is rolled back to find it, so the error can name the line.
+    /// </summary>
+    private async Task<string> LocateAsync(SqlFile file, PostgresException original, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var commands = new DbUp.Postgresql.PostgresqlConnectionManager(connectionString).SplitScriptIntoCommands(file.Contents).ToList();
+            await using var conn = new NpgsqlConnection(connectionString);
+            await conn.OpenAsync(cancellationToken);
+            await using var tx = await conn.BeginTransactionAsync(cancellationToken);
+            var searchFrom = 0;
+            foreach (var command in commands)
+            {
+                var at = file.Contents.IndexOf(command.Trim(), searchFrom, StringComparison.Ordinal);
+                try
+                {
+                    await using var cmd = new NpgsqlCommand(command.Trim(), conn, tx);
+                    await cmd.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (PostgresException e)
+                {
+                    var linesBefore = at < 0 ? 0 : file.Contents[..at].Count(c => c == '\n');
+                    var lineInCommand = SqlErrorLocation.LineOf(command.Trim(), e) ?? 1;
+                    var detail = e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty;
+                    return $"{file.RelativePath}:{linesBefore + lineInCommand}: {e.MessageText}{detail}";
+                }
+
+                if (at >= 0)
+                {
+                    searchFrom = at + command.Trim().Length;
+                }
+            }
+        }
+        catch (NpgsqlException)
+        {
+            // Fall through to the original error without a line.
+        }
+
+        return SqlErrorLocation.Describe(file.RelativePath, file.Contents, original);
     }
 
     private IEnumerable<SqlFile> AllScripts() => scripts.Migrations.Concat(scripts.Transforms);

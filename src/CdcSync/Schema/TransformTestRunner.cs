@@ -38,8 +38,9 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
             .ToList();
 
         var results = new List<TransformTestResult>();
-        await using var conn = new NpgsqlConnection(connectionString);
-        await conn.OpenAsync(cancellationToken);
+        // A fresh session per test: PostgreSQL keeps a session's table statistics pending across
+        // transactions, and tests that count writes (pg_stat_xact_user_tables) must start at zero.
+        var perTest = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
         foreach (var path in testFiles)
         {
             var relative = $"transforms/tests/{Path.GetFileName(path)}";
@@ -51,6 +52,8 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
                     continue;
                 }
 
+                await using var conn = new NpgsqlConnection(perTest);
+                await conn.OpenAsync(cancellationToken);
                 var result = await RunOneAsync(conn, setup, relative, text, test, cancellationToken);
                 results.Add(result);
                 onResult?.Invoke(result);

@@ -1,0 +1,198 @@
+using CdcSync.Hub;
+using CdcSync.Tests.Infrastructure;
+using Npgsql;
+
+namespace CdcSync.Tests.Pipeline;
+
+public sealed class PipelineTests
+{
+    private const string AwkwardTable = "\"my.schema\".\"Quoted\"\"Name\"";
+
+    private const string AwkwardDdl = """
+        CREATE SCHEMA "my.schema";
+        CREATE TABLE "my.schema"."Quoted""Name" (
+            id int PRIMARY KEY,
+            amount numeric(20,6),
+            at timestamptz,
+            doc jsonb,
+            tags text[],
+            ids int[],
+            uid uuid,
+            blob bytea,
+            label text,
+            flag boolean,
+            big bigint,
+            ratio double precision,
+            day date,
+            empty text);
+        """;
+
+    private static string Snapshot(string table, string orderBy = "id") =>
+        $"SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY {orderBy}), '') FROM {table} t";
+
+    [Fact]
+    public async Task Run_InsertsUpdatesKeyChangesDeletesAndCommonTypes_TargetIdenticalToHub()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_InsertsUpdatesKeyChangesDeletesAndCommonTypes_TargetIdenticalToHub));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, AwkwardDdl);
+        await TestPipeline.ExecuteAsync(target, AwkwardDdl);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "types_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { [AwkwardTable] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, """
+            INSERT INTO "my.schema"."Quoted""Name" VALUES
+              (1, 12345678901234.123456, '2024-02-29 23:59:59.123456+00', '{"a": [1, 2, {"b": null}], "ü": "ß"}', ARRAY['x', NULL, 'z,"q"'], ARRAY[1, 2, 3],
+               'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff10', 'Zürich – 東京 🚀', true, 9223372036854775807, 1.5e-300, '1999-12-31', NULL),
+              (2, -0.000001, '1970-01-01 00:00:00+00', '[]', '{}', '{}', NULL, '\x', '', false, -1, 'NaN', 'infinity', NULL),
+              (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+            UPDATE "my.schema"."Quoted""Name" SET label = label || ' changed', amount = amount * 2 WHERE id = 1;
+            UPDATE "my.schema"."Quoted""Name" SET id = 20 WHERE id = 2;
+            DELETE FROM "my.schema"."Quoted""Name" WHERE id = 3;
+            """);
+
+        await pipeline.WaitForSameAsync(hub, target, Snapshot(AwkwardTable));
+        Assert.Contains("Zürich – 東京 🚀 changed", await TestPipeline.TextAsync(target, Snapshot(AwkwardTable)));
+        Assert.Equal("1,20", await TestPipeline.TextAsync(target, $"SELECT string_agg(id::text, ',' ORDER BY id) FROM {AwkwardTable}"));
+
+        // Several transactions touching the same row, then one that touches it again.
+        for (var i = 0; i < 20; i++)
+        {
+            await TestPipeline.ExecuteAsync(hub, $"UPDATE {AwkwardTable} SET big = big - 1, label = 'v{i}' WHERE id = 1");
+        }
+
+        await pipeline.WaitForSameAsync(hub, target, Snapshot(AwkwardTable));
+    }
+
+    [Fact]
+    public async Task Run_TruncateReplicaIdentityFullAndUnchangedToast_TargetIdenticalToHub()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_TruncateReplicaIdentityFullAndUnchangedToast_TargetIdenticalToHub));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        const string ddl = """
+            CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+            CREATE TABLE full_rows (id int PRIMARY KEY, v text);
+            """;
+        await TestPipeline.ExecuteAsync(hub, ddl + "ALTER TABLE full_rows REPLICA IDENTITY FULL;");
+        await TestPipeline.ExecuteAsync(target, ddl);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "toast_slot", new Dictionary<string, string> { ["target"] = target },
+            new Dictionary<string, string[]> { ["public.docs"] = ["target"], ["public.full_rows"] = ["target"] });
+
+        // A body big and random enough to be TOASTed out of line (no compression wins).
+        await TestPipeline.ExecuteAsync(hub, """
+            INSERT INTO docs SELECT g, 'title ' || g, (SELECT string_agg(md5(random()::text || i::text), '') FROM generate_series(1, 400) i) FROM generate_series(1, 5) g;
+            INSERT INTO full_rows SELECT g, 'v' || g FROM generate_series(1, 10) g;
+            """);
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("docs"));
+
+        // Updates that do not touch body: the server sends it as "unchanged", never as NULL.
+        await TestPipeline.ExecuteAsync(hub, """
+            UPDATE docs SET title = title || ' (edited)' WHERE id <= 3;
+            UPDATE full_rows SET v = v || '!' WHERE id % 2 = 0;
+            DELETE FROM full_rows WHERE id = 3;
+            UPDATE full_rows SET id = 100 WHERE id = 5;
+            """);
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("docs"));
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("full_rows"));
+        Assert.Equal("0", await TestPipeline.TextAsync(target, "SELECT count(*) FROM docs WHERE body IS NULL"));
+
+        await TestPipeline.ExecuteAsync(hub, "TRUNCATE full_rows; INSERT INTO full_rows VALUES (7, 'after truncate');");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("full_rows"));
+        Assert.Equal("1", await TestPipeline.TextAsync(target, "SELECT count(*) FROM full_rows"));
+    }
+
+    [Fact]
+    public async Task Run_TransactionUnderOriginOfA_ReachesBButNotA_AndUntaggedReachesBoth()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_TransactionUnderOriginOfA_ReachesBButNotA_AndUntaggedReachesBoth));
+        var targetA = await TestPostgres.CreateDatabaseAsync(suffix: "_a");
+        var targetB = await TestPostgres.CreateDatabaseAsync(suffix: "_b");
+        const string ddl = "CREATE TABLE items (id int PRIMARY KEY, v text); CREATE TABLE items_copy (id int PRIMARY KEY, v text);";
+        await TestPipeline.ExecuteAsync(hub, ddl + """
+            CREATE FUNCTION copy_item() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO items_copy VALUES (NEW.id, NEW.v) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER copy_item AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION copy_item();
+            """);
+        await TestPipeline.ExecuteAsync(targetA, ddl);
+        await TestPipeline.ExecuteAsync(targetB, ddl);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "origin_slot",
+            new Dictionary<string, string> { ["a"] = targetA, ["b"] = targetB },
+            new Dictionary<string, string[]> { ["public.items"] = ["a", "b"], ["public.items_copy"] = ["a", "b"] });
+
+        await using (var dataSource = NpgsqlDataSource.Create(hub))
+        await using (var session = await ReplicationOrigins.OpenAsync(dataSource, "a", CancellationToken.None))
+        {
+            await using var cmd = new NpgsqlCommand("INSERT INTO items VALUES (1, 'from a')", session.Connection);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO items VALUES (2, 'untagged')");
+
+        await pipeline.WaitForSameAsync(hub, targetB, Snapshot("items"));
+        await pipeline.WaitForSameAsync(hub, targetB, Snapshot("items_copy"));
+        // Row 2 reaching a proves a is caught up past row 1's transaction, which it must not have.
+        await pipeline.WaitForSameAsync(hub, targetA, "SELECT count(*) FROM items WHERE id = 2");
+        Assert.Equal("(2,untagged)", await TestPipeline.TextAsync(targetA, Snapshot("items")));
+        Assert.Equal("(2,untagged)", await TestPipeline.TextAsync(targetA, Snapshot("items_copy")));
+        Assert.True(pipeline.Runner.ChangesSuppressedByOrigin >= 2);
+    }
+
+    [Fact]
+    public async Task Run_MillionRowTransaction_StreamsThroughAndLandsWhole()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_MillionRowTransaction_StreamsThroughAndLandsWhole));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        const string ddl = "CREATE TABLE bulk (id int PRIMARY KEY, v int, note text);";
+        await TestPipeline.ExecuteAsync(hub, ddl);
+        await TestPipeline.ExecuteAsync(target, ddl);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "bulk_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.bulk"] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO bulk SELECT g, g % 1000, 'row ' || g FROM generate_series(1, 1000000) g");
+
+        const string summary = "SELECT count(*) || ':' || coalesce(sum(v), 0) || ':' || coalesce(max(md5(note)), '') FROM bulk";
+        await pipeline.WaitForSameAsync(hub, target, summary, TimeSpan.FromMinutes(4));
+        Assert.Equal("1000000", await TestPipeline.TextAsync(target, "SELECT count(*) FROM bulk"));
+    }
+
+    [Fact]
+    public async Task Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, "CREATE TABLE t (id int PRIMARY KEY)");
+        await TestPipeline.ExecuteAsync(target, "CREATE TABLE t (id int PRIMARY KEY)");
+        var connectors = new Dictionary<string, string> { ["target"] = target };
+        var routes = new Dictionary<string, string[]> { ["public.t"] = ["target"] };
+        await using (var first = await TestPipeline.StartAsync(hub, "dropped_slot", connectors, routes))
+        {
+            await first.StopAsync();
+        }
+
+        await TestPipeline.ExecuteAsync(hub, "SELECT pg_drop_replication_slot('dropped_slot')");
+
+        var e = await Assert.ThrowsAsync<OperatorException>(async () =>
+        {
+            await using var second = await TestPipeline.StartAsync(hub, "dropped_slot", connectors, routes);
+        });
+        Assert.Contains("dropped_slot", e.Message);
+        Assert.Contains("resync", e.Message);
+        Assert.Equal("0", await TestPipeline.TextAsync(hub, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dropped_slot'"));
+    }
+
+    [Fact]
+    public async Task Run_RouteToUnknownTable_FailsNamingTheTable()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_RouteToUnknownTable_FailsNamingTheTable));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+
+        var e = await Assert.ThrowsAsync<OperatorException>(async () =>
+        {
+            await using var pipeline = await TestPipeline.StartAsync(hub, "unknown_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.no_such_table"] = ["target"] });
+        });
+        Assert.Contains("no_such_table", e.Message);
+    }
+}
