@@ -5,6 +5,7 @@ var root = new RootCommand("CdcSync: two-way sync between business systems throu
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TransformsCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
 
 var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
 // Sandbox subcommands (one line each):
