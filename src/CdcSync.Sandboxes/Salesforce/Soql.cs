@@ -121,7 +121,9 @@ internal sealed class SoqlComparison(SField field, string op, object? literal) :
             };
         }
 
-        var c = SoqlCompare.Compare(field, value, literal);
+        var c = field.Type == SFieldType.DateTime
+            ? SoqlCompare.WholeSeconds((DateTimeOffset)SoqlCompare.Literal(field, value)).CompareTo(SoqlCompare.WholeSeconds((DateTimeOffset)literal))
+            : SoqlCompare.Compare(field, value, literal);
         return op switch
         {
             "=" => c == 0,
@@ -162,6 +164,12 @@ internal static class SoqlCompare
             _ => throw new SandboxApiException(400, "INVALID_QUERY_FILTER_OPERATOR", $"invalid operator on field '{field.Name}' for a value of type {literal.GetType().Name}"),
         };
     }
+
+    /// <summary>
+    /// Salesforce stores datetimes to the millisecond but filters ignore the milliseconds: a record
+    /// stamped 10:00:00.900 matches <c>SystemModstamp = 10:00:00Z</c> and not <c>&gt; 10:00:00.500Z</c>.
+    /// </summary>
+    public static DateTimeOffset WholeSeconds(DateTimeOffset value) => new(value.Ticks - (value.Ticks % TimeSpan.TicksPerSecond), value.Offset);
 
     /// <summary>Converts a stored JSON value to the comparable CLR value of its field type.</summary>
     public static object Literal(SField field, JsonNode value) => field.Type switch

@@ -166,7 +166,10 @@ public sealed class SalesforceTestHub : IAsyncDisposable
             }
             else
             {
-                builder.Add(ValueKind.Text, Encoding.UTF8.GetBytes(reader.GetString(i)));
+                // pgoutput's text format is the type's output function: booleans are t/f, not true/false.
+                var text = reader.GetString(i);
+                text = relation.Columns[i].TypeOid == 16 ? text[..1] : text;
+                builder.Add(ValueKind.Text, Encoding.UTF8.GetBytes(text));
             }
         }
 

@@ -8,12 +8,13 @@ namespace CdcSync.Connectors.Salesforce;
 /// </summary>
 public sealed class SalesforceApiException : Exception
 {
-    public SalesforceApiException(string message, HttpStatusCode? statusCode, string? errorCode, bool isTransient, Exception? inner = null)
+    public SalesforceApiException(string message, HttpStatusCode? statusCode, string? errorCode, bool isTransient, bool isAuthentication = false, Exception? inner = null)
         : base(message, inner)
     {
         StatusCode = statusCode;
         ErrorCode = errorCode;
         IsTransient = isTransient;
+        IsAuthentication = isAuthentication;
     }
 
     public HttpStatusCode? StatusCode { get; }
@@ -22,4 +23,7 @@ public sealed class SalesforceApiException : Exception
     public string? ErrorCode { get; }
 
     public bool IsTransient { get; }
+
+    /// <summary>The org refused the connector's credentials or session: a configuration problem, never a record's.</summary>
+    public bool IsAuthentication { get; }
 }

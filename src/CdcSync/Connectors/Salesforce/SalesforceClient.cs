@@ -79,7 +79,8 @@ public sealed class SalesforceClient
                 $"Salesforce {method} {Describe(path)} failed: HTTP {(int)response.StatusCode} {code}: {message}",
                 response.StatusCode,
                 code,
-                isTransient: kind != HttpFailureKind.None || response.StatusCode == HttpStatusCode.Unauthorized);
+                isTransient: kind != HttpFailureKind.None,
+                isAuthentication: response.StatusCode == HttpStatusCode.Unauthorized);
         }
     }
 
@@ -199,7 +200,8 @@ public sealed class SalesforceClient
                 $"Salesforce token request to {tokenUrl} ({(useRefresh ? "refresh_token" : "client_credentials")} grant) failed: HTTP {(int)response.StatusCode} {error ?? "(no OAuth error)"}: {description}. {fix}",
                 response.StatusCode,
                 error,
-                transient);
+                transient,
+                isAuthentication: !transient);
         }
 
         var token = JsonNode.Parse(text) ?? throw new SalesforceApiException("Salesforce's token response was empty.", response.StatusCode, null, true);

@@ -14,12 +14,15 @@ namespace CdcSync.Connectors.Salesforce;
 /// Reads changed records with <c>queryAll</c> (deleted ones included, <c>IsDeleted = true</c>)
 /// ordered by <c>SystemModstamp, Id</c>, one object after the other in configured order, following
 /// <c>nextRecordsUrl</c> between pages. The cursor holds, per object, the last
-/// (SystemModstamp, Id) read and the open query locator; it is JSON, e.g.
-/// <c>{"Account":{"ts":"2024-05-01T10:00:00.123Z","id":"001...","next":"/services/data/v61.0/query/01g...-2000"}}</c>.
+/// SystemModstamp read, the Ids read at exactly that stamp, and the open query locator; it is JSON, e.g.
+/// <c>{"Account":{"ts":"2024-05-01T10:00:00.123+00:00","ids":["001..."],"next":"/services/data/v61.0/query/01g...-2000"}}</c>.
 /// </summary>
 public sealed class SalesforceInboundConnector : IInboundConnector
 {
     private const string DateTimePattern = "yyyy-MM-dd'T'HH:mm:ss.fffzzz";
+
+    // Past this many records in one millisecond (a bulk load), the rest are read again next time: harmless, upserts write nothing.
+    private const int MaxIdsAtCursor = 2000;
 
     private readonly SalesforceClient _client;
     private readonly NpgsqlDataSource? _hub;
@@ -65,7 +68,6 @@ public sealed class SalesforceInboundConnector : IInboundConnector
     private async Task<(List<InboundRecord> Records, ObjectCursor Next)> ReadPageAsync(SalesforceObjectOptions map, ObjectCursor state, CancellationToken cancellationToken)
     {
         JsonNode? page = null;
-        var fresh = false;
         if (state.Next is not null)
         {
             try
@@ -81,7 +83,6 @@ public sealed class SalesforceInboundConnector : IInboundConnector
 
         if (page is null)
         {
-            fresh = true;
             var soql = Soql(map, state.Timestamp);
             page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/queryAll?q={Uri.EscapeDataString(soql)}", null, QueryHeaders, cancellationToken);
         }
@@ -89,7 +90,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector
         var columns = await ColumnsAsync(map.Table, cancellationToken);
         var result = new List<InboundRecord>();
         var lastTs = state.Timestamp;
-        var lastId = state.Id;
+        var seenAtLast = new List<string>(state.Ids ?? []);
         foreach (var node in page?["records"]?.AsArray() ?? [])
         {
             if (node is not JsonObject record)
@@ -104,22 +105,32 @@ public sealed class SalesforceInboundConnector : IInboundConnector
                 throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp.", null, null, isTransient: false);
             }
 
-            // The query starts at the cursor's whole second (SOQL datetimes have no fractions), so
-            // records up to the cursor itself come again and are skipped here.
-            if (fresh && state.Timestamp is { } ts && (stamp < ts || (stamp == ts && string.CompareOrdinal(id, state.Id) <= 0)))
+            // Salesforce filters datetimes to the second, so a query from the cursor returns the rest
+            // of its second again, on as many pages as it takes. Records stamped before the cursor
+            // were read; at the cursor's very millisecond only the Ids listed in the cursor were,
+            // since a record changed later in that millisecond can sort before them by Id.
+            if (lastTs is { } cursorTs && (stamp < cursorTs || (stamp == cursorTs && seenAtLast.Contains(id, StringComparer.Ordinal))))
             {
                 continue;
             }
 
             result.Add(ToInbound(map, record, columns));
-            lastTs = stamp;
-            lastId = id;
+            if (stamp != lastTs)
+            {
+                lastTs = stamp;
+                seenAtLast.Clear();
+            }
+
+            if (seenAtLast.Count < MaxIdsAtCursor)
+            {
+                seenAtLast.Add(id);
+            }
         }
 
         var done = page?["done"]?.GetValue<bool>() ?? true;
         var next = done ? null : page?["nextRecordsUrl"]?.ToString();
         _logger.LogDebug("{Connector}: read {Count} {SObject} records (more: {HasMore})", Name, result.Count, map.SObject, next is not null);
-        return (result, new ObjectCursor { Timestamp = lastTs, Id = lastId, Next = next });
+        return (result, new ObjectCursor { Timestamp = lastTs, Ids = seenAtLast, Next = next });
     }
 
     private InboundRecord ToInbound(SalesforceObjectOptions map, JsonObject record, HashSet<string>? columns)
@@ -269,8 +280,9 @@ public sealed class SalesforceInboundConnector : IInboundConnector
         [System.Text.Json.Serialization.JsonPropertyName("ts")]
         public DateTimeOffset? Timestamp { get; set; }
 
-        [System.Text.Json.Serialization.JsonPropertyName("id")]
-        public string? Id { get; set; }
+        /// <summary>Ids already read whose SystemModstamp equals <see cref="Timestamp"/>.</summary>
+        [System.Text.Json.Serialization.JsonPropertyName("ids")]
+        public List<string>? Ids { get; set; }
 
         [System.Text.Json.Serialization.JsonPropertyName("next")]
         public string? Next { get; set; }

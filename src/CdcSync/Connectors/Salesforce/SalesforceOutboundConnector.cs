@@ -300,7 +300,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
             throw new SalesforceApiException($"Salesforce answered {method} {path.Split('?')[0]} with {(response as JsonArray)?.Count ?? 0} results for {chunk.Length} records.", null, null, isTransient: true);
         }
-        catch (SalesforceApiException e) when (!e.IsTransient && e.StatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
+        catch (SalesforceApiException e) when (!e.IsTransient && !e.IsAuthentication && e.StatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
         {
             if (chunk.Length == 1)
             {
