@@ -61,7 +61,11 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        Runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers), loggers);
+        Runner = new PipelineRunner(
+            options,
+            name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
+            loggers,
+            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers));
         try
         {
             await Runner.RunAsync(stoppingToken);

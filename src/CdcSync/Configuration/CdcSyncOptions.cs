@@ -46,6 +46,10 @@ public sealed partial class HubOptions
     [Range(1, 10_000_000)]
     public int MaxBatchChanges { get; set; } = 50_000;
 
+    /// <summary>How often inbound connectors ask their system for changes when caught up. Default: 5 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Longest wait between restarts after a failure (backoff doubles from 1 s). Default: 30 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);

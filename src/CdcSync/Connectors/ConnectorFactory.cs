@@ -1,5 +1,9 @@
 using CdcSync.Configuration;
+using CdcSync.Checkpoints;
+using CdcSync.Connectors.NetSuite;
 using CdcSync.Connectors.Postgres;
+using CdcSync.Connectors.Salesforce;
+using CdcSync.Connectors.Webhook;
 using CdcSync.Hub;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -21,11 +25,44 @@ public static class ConnectorFactory
                 return new PostgresOutboundConnector(name, options, loggers.CreateLogger($"CdcSync.Connectors.{name}"));
             }
 
+            case "salesforce":
+                return new SalesforceOutboundConnector(SalesforceClientFor(name, section, loggers), new HubWriter(hub), new DeadLetterStore(hub), new HubCheckpointStore(hub), loggers.CreateLogger<SalesforceOutboundConnector>());
+            case "netsuite":
+                return new NetSuiteOutboundConnector(name, BindValidated<NetSuiteOptions>(section, $"Connectors:{name}"), new HubWriter(hub), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<NetSuiteOutboundConnector>());
+            case "webhook":
+                return new WebhookOutboundConnector(name, BindValidated<WebhookOptions>(section, $"Connectors:{name}"), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<WebhookOutboundConnector>());
             default:
                 throw new OperatorException(
                     $"Config key Connectors:{name}:Type is '{section["Type"]}'; use one of: postgres, salesforce, netsuite, webhook.");
         }
     }
+
+    /// <summary>The inbound side of a connector when its config enables it (Inbound:Enabled = true), else null.</summary>
+    public static IInboundConnector? CreateInbound(string name, IConfigurationSection section, NpgsqlDataSource hub, ILoggerFactory loggers)
+    {
+        if (!string.Equals(section["Inbound:Enabled"], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        return section["Type"]?.ToLowerInvariant() switch
+        {
+            "salesforce" => new SalesforceInboundConnector(SalesforceClientFor(name, section, loggers), hub, loggers.CreateLogger<SalesforceInboundConnector>()),
+            "netsuite" => new NetSuiteInboundConnector(name, BindValidated<NetSuiteOptions>(section, $"Connectors:{name}"), loggers.CreateLogger<NetSuiteInboundConnector>()),
+            _ => throw new OperatorException($"Config key Connectors:{name}:Inbound:Enabled is true, but a {section["Type"]} connector has no inbound side; remove it."),
+        };
+    }
+
+    // One client per org and process: inbound and outbound share its token, rate limiter and breaker.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SalesforceClient> SalesforceClients = new();
+
+    private static SalesforceClient SalesforceClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
+        SalesforceClients.GetOrAdd(name + "|" + section.Path, _ =>
+        {
+            var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
+            options.Name = name;
+            return new SalesforceClient(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, loggers.CreateLogger<SalesforceClient>());
+        });
 
     public static T BindValidated<T>(IConfigurationSection section, string path)
         where T : new()

@@ -24,7 +24,7 @@ public enum PipelineHealth
 /// re-sends and never loses. On stop, the reader stops, writers finish the complete transactions
 /// they hold, checkpoints are recorded, and the slot is acknowledged one last time.
 /// </summary>
-public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboundConnector> connectorFactory, ILoggerFactory loggers)
+public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboundConnector> connectorFactory, ILoggerFactory loggers, Func<string, IInboundConnector?>? inboundFactory = null)
 {
     private readonly ILogger _logger = loggers.CreateLogger<PipelineRunner>();
     private List<ConnectorWriter> _writers = [];
@@ -130,6 +130,12 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             using var background = CancellationTokenSource.CreateLinkedTokenSource(failure.Token);
             var ackTask = AcknowledgeLoopAsync(reader, background.Token);
             var heartbeatTask = HeartbeatLoopAsync(background.Token);
+            var inboundTasks = options.Connectors.Keys
+                .Select(name => (Name: name, Connector: inboundFactory?.Invoke(name)))
+                .Where(c => c.Connector is not null)
+                .Select(c => InboundLoopAsync(c.Connector!, background.Token))
+                .ToList();
+            heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask));
             Health = PipelineHealth.Running;
 
             var all = writerTasks.Append(readerTask).ToList();
@@ -249,6 +255,55 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or ObjectDisposedException)
         {
             _logger.LogDebug("Acknowledgement loop ended: {Message}", e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Polls one system for changes and writes them into the hub under the connector's origin,
+    /// with the cursor in the same hub transaction. A failing system is retried with backoff and
+    /// never stops the outbound side.
+    /// </summary>
+    private async Task InboundLoopAsync(IInboundConnector connector, CancellationToken cancellationToken)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(options.Hub.ConnectionString);
+        var hub = new HubWriter(dataSource);
+        var delay = options.Hub.InboundPollInterval;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var cursor = await hub.ReadCursorAsync(connector.Name, cancellationToken);
+                var page = await connector.ReadChangesAsync(cursor, cancellationToken);
+                var changed = await hub.ApplyInboundAsync(connector.Name, page.Records, page.NextCursor, cancellationToken);
+                if (page.Records.Count > 0)
+                {
+                    _logger.LogInformation("Inbound {Connector}: {Count} records read, {Changed} rows changed", connector.Name, page.Records.Count, changed);
+                }
+
+                delay = options.Hub.InboundPollInterval;
+                if (!page.HasMore)
+                {
+                    await Task.Delay(options.Hub.InboundPollInterval, cancellationToken);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Inbound {Connector} failed; retrying in {Delay}", connector.Name, delay);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.Hub.MaxRestartDelay.Ticks));
+            }
         }
     }
 
