@@ -88,34 +88,36 @@ public sealed class SlotManager(string connectionString, ILogger logger)
         await using var find = new NpgsqlCommand(
             "SELECT plugin, slot_type, database, coalesce(wal_status, ''), database = current_database() FROM pg_replication_slots WHERE slot_name = $1", conn);
         find.Parameters.Add(new NpgsqlParameter { Value = slot });
+        (string Plugin, string Type, string Database, string WalStatus, bool SameDatabase)? existing = null;
         await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
         {
             if (await reader.ReadAsync(cancellationToken))
             {
-                var plugin = reader.IsDBNull(0) ? "" : reader.GetString(0);
-                var type = reader.GetString(1);
-                var database = reader.IsDBNull(2) ? "" : reader.GetString(2);
-                var walStatus = reader.GetString(3);
-                var sameDatabase = !reader.IsDBNull(4) && reader.GetBoolean(4);
-                if (type != "logical" || plugin != "pgoutput")
-                {
-                    throw new OperatorException($"Replication slot {slot} exists but is a {type} slot using '{plugin}', not a pgoutput logical slot; choose another Hub:Slot or drop it (SELECT pg_drop_replication_slot('{slot}')) if nothing uses it.");
-                }
-
-                if (!sameDatabase)
-                {
-                    throw new OperatorException($"Replication slot {slot} belongs to database '{database}', not to this hub's database; choose another Hub:Slot.");
-                }
-
-                if (walStatus == "lost")
-                {
-                    throw new OperatorException(
-                        $"Replication slot {slot} was invalidated (wal_status=lost: the server removed WAL it still needed, see max_slot_wal_keep_size). Changes were lost: drop it, then run 'cdcsync resync' for every routed table and start again.");
-                }
-
-                await RecordAsync(conn, slot, publication, cancellationToken);
-                return;
+                existing = (reader.IsDBNull(0) ? "" : reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? "" : reader.GetString(2),
+                    reader.GetString(3), !reader.IsDBNull(4) && reader.GetBoolean(4));
             }
+        }
+
+        if (existing is var (plugin, type, database, walStatus, sameDatabase))
+        {
+            if (type != "logical" || plugin != "pgoutput")
+            {
+                throw new OperatorException($"Replication slot {slot} exists but is a {type} slot using '{plugin}', not a pgoutput logical slot; choose another Hub:Slot or drop it (SELECT pg_drop_replication_slot('{slot}')) if nothing uses it.");
+            }
+
+            if (!sameDatabase)
+            {
+                throw new OperatorException($"Replication slot {slot} belongs to database '{database}', not to this hub's database; choose another Hub:Slot.");
+            }
+
+            if (walStatus == "lost")
+            {
+                throw new OperatorException(
+                    $"Replication slot {slot} was invalidated (wal_status=lost: the server removed WAL it still needed, see max_slot_wal_keep_size). Changes were lost: drop it, then run 'cdcsync resync' for every routed table and start again.");
+            }
+
+            await RecordAsync(conn, slot, publication, cancellationToken);
+            return;
         }
 
         await using var known = new NpgsqlCommand("SELECT created_at FROM cdc.slots WHERE slot = $1", conn);
