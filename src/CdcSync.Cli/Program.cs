@@ -6,6 +6,8 @@ root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TransformsCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(SlotsCommand.Create());
+root.Subcommands.Add(SlotsCommand.CreateResync());
 root.Subcommands.Add(DeadLettersCommand.Create());
 
 var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");

@@ -113,7 +113,7 @@ public sealed class SlotManager(string connectionString, ILogger logger)
             if (walStatus == "lost")
             {
                 throw new OperatorException(
-                    $"Replication slot {slot} was invalidated (wal_status=lost: the server removed WAL it still needed, see max_slot_wal_keep_size). Changes were lost: drop it, then run 'cdcsync resync' for every routed table and start again.");
+                    $"Replication slot {slot} was invalidated (wal_status=lost: the server removed WAL it still needed, see max_slot_wal_keep_size). Changes were lost: run 'cdcsync slots reset --slot {slot}', start again, then 'cdcsync resync --table <table>' for every routed table.");
             }
 
             await RecordAsync(conn, slot, publication, cancellationToken);
