@@ -41,25 +41,37 @@ public static class ReplicationOrigins
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    // PostgreSQL lets one session at a time use an origin (55006 otherwise): inbound pages and
+    // id write-backs of the same connector take turns inside this process.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
+
     /// <summary>Opens a connection whose writes carry <paramref name="connector"/>'s origin.</summary>
     public static async Task<OriginSession> OpenAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
     {
-        var connection = await hub.OpenConnectionAsync(cancellationToken);
+        var gate = Gates.GetOrAdd(connector, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        NpgsqlConnection? connection = null;
         try
         {
+            connection = await hub.OpenConnectionAsync(cancellationToken);
             await SetupSessionAsync(connection, connector, cancellationToken);
-            return new OriginSession(connection);
+            return new OriginSession(connection, gate);
         }
         catch
         {
-            await connection.DisposeAsync();
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+
+            gate.Release();
             throw;
         }
     }
 }
 
 /// <summary>A hub connection tagged with a connector's origin; resets the tag when disposed.</summary>
-public sealed class OriginSession(NpgsqlConnection connection) : IAsyncDisposable
+public sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? gate = null) : IAsyncDisposable
 {
     public NpgsqlConnection Connection { get; } = connection;
 
@@ -78,5 +90,6 @@ public sealed class OriginSession(NpgsqlConnection connection) : IAsyncDisposabl
         }
 
         await Connection.DisposeAsync();
+        gate?.Release();
     }
 }
