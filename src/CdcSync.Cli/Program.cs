@@ -6,6 +6,7 @@ root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TransformsCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(SlotsCommand.Create());
 root.Subcommands.Add(SlotsCommand.CreateResync());
 root.Subcommands.Add(DeadLettersCommand.Create());

@@ -177,6 +177,27 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         }
     }
 
+    /// <summary>
+    /// Copies each connector's checkpoint into the hub's cdc.checkpoints so `cdcsync status` can
+    /// show lag without reaching every target. For connectors that keep their checkpoint in the
+    /// hub this is the same value; for the PostgreSQL connector the target's copy stays the truth.
+    /// </summary>
+    private async Task MirrorCheckpointsAsync(Dictionary<string, NpgsqlLogSequenceNumber> mirrored, CancellationToken cancellationToken)
+    {
+        var store = new Checkpoints.HubCheckpointStore(_hubDataSource ??= NpgsqlDataSource.Create(options.Hub.ConnectionString));
+        foreach (var writer in _writers)
+        {
+            var committed = writer.Committed;
+            if (committed != default && (!mirrored.TryGetValue(writer.Name, out var done) || done < committed))
+            {
+                await store.WriteAsync(writer.Name, committed, cancellationToken);
+                mirrored[writer.Name] = committed;
+            }
+        }
+    }
+
+    private NpgsqlDataSource? _hubDataSource;
+
     private async Task AdvanceSlotAsync(NpgsqlLogSequenceNumber position)
     {
         if (position == default)
@@ -235,6 +256,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     private async Task AcknowledgeLoopAsync(ReplicationReader reader, CancellationToken cancellationToken)
     {
         var last = default(NpgsqlLogSequenceNumber);
+        var mirrored = new Dictionary<string, NpgsqlLogSequenceNumber>(StringComparer.Ordinal);
         using var timer = new PeriodicTimer(options.Hub.StatusInterval);
         try
         {
@@ -247,6 +269,8 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                     last = position;
                     Acknowledged?.Invoke(position);
                 }
+
+                await MirrorCheckpointsAsync(mirrored, cancellationToken);
             }
         }
         catch (OperationCanceledException)

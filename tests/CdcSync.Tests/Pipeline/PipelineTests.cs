@@ -61,6 +61,11 @@ public sealed class PipelineTests
         }
 
         await pipeline.WaitForSameAsync(hub, target, Snapshot(AwkwardTable));
+
+        // The hub mirrors the target's checkpoint for `cdcsync status`.
+        await TestPipeline.WaitUntilAsync(async () =>
+            await TestPipeline.TextAsync(target, "SELECT lsn::text FROM cdcsync.checkpoints WHERE connector = 'target'")
+            == await TestPipeline.TextAsync(hub, "SELECT lsn::text FROM cdc.checkpoints WHERE connector = 'target'"), TimeSpan.FromSeconds(30));
     }
 
     [Fact]

@@ -83,9 +83,21 @@ internal sealed class TargetTable
             throw new OperatorException($"Target table {schema}.{table} does not exist ({route}); create it in the target database or fix Connectors:{connector}:Tables.");
         }
 
+        if (mapping?.Columns is not { Count: > 0 })
+        {
+            // Without a column list every hub column must land somewhere: a column added to the hub
+            // table must not be dropped on the floor silently.
+            var missing = relation.Columns.Where(c => !columns.ContainsKey(c.Name)).Select(c => c.Name).ToList();
+            if (missing.Count > 0)
+            {
+                throw new OperatorException(
+                    $"Hub table {relation.QualifiedName} has column(s) {string.Join(", ", missing)} that {schema}.{table} lacks ({route}); add them to the target (ALTER TABLE ... ADD COLUMN) or list the columns to write under Connectors:{connector}:Tables:{relation.QualifiedName}:Columns.");
+            }
+        }
+
         var sourceToTarget = mapping?.Columns is { Count: > 0 } map
             ? map
-            : relation.Columns.Where(c => columns.ContainsKey(c.Name)).ToDictionary(c => c.Name, c => c.Name);
+            : relation.Columns.ToDictionary(c => c.Name, c => c.Name);
 
         var ordinals = new List<int>();
         var targetColumns = new List<string>();
