@@ -63,7 +63,8 @@ public static class SqlErrorLocation
         return int.TryParse(digits, out line);
     }
 
-    private static int CountLines(string text, int offset)
+    /// <summary>The 1-based line that <paramref name="offset"/> falls on.</summary>
+    internal static int CountLines(string text, int offset)
     {
         var line = 1;
         for (var i = 0; i < offset && i < text.Length; i++)

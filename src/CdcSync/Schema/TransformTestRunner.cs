@@ -95,7 +95,7 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
                 catch (PostgresException e)
                 {
                     var line = SqlErrorLocation.LineOf(body, e);
-                    var absolute = line is { } l ? CountLines(text, offset) + l - 1 : test.Line;
+                    var absolute = line is { } l ? SqlErrorLocation.CountLines(text, offset) + l - 1 : test.Line;
                     return new TransformTestResult(file, test.Name, absolute, false, e.MessageText + (e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty));
                 }
             }
@@ -125,23 +125,9 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
         {
             var start = markers[i].Index + markers[i].Length;
             var end = i + 1 < markers.Count ? markers[i + 1].Index : text.Length;
-            tests.Add(new TestCase(markers[i].Groups["name"].Value, CountLines(text, markers[i].Index), preamble, text[start..end], start));
+            tests.Add(new TestCase(markers[i].Groups["name"].Value, SqlErrorLocation.CountLines(text, markers[i].Index), preamble, text[start..end], start));
         }
 
         return tests;
-    }
-
-    private static int CountLines(string text, int offset)
-    {
-        var line = 1;
-        for (var i = 0; i < offset && i < text.Length; i++)
-        {
-            if (text[i] == '\n')
-            {
-                line++;
-            }
-        }
-
-        return line;
     }
 }

@@ -164,6 +164,24 @@ public sealed class PipelineTests
     }
 
     [Fact]
+    public async Task Run_HubBusyOnlyWithUnroutedTables_SlotStillAdvancesThroughHeartbeats()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_HubBusyOnlyWithUnroutedTables_SlotStillAdvancesThroughHeartbeats));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, "CREATE TABLE routed (id int PRIMARY KEY); CREATE TABLE noise (id int, v text);");
+        await TestPipeline.ExecuteAsync(target, "CREATE TABLE routed (id int PRIMARY KEY);");
+        await using var pipeline = await TestPipeline.StartAsync(hub, "idle_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.routed"] = ["target"] });
+
+        // WAL the slot must not hold on to: nothing in it is routed anywhere.
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO noise SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g");
+        var written = await TestPipeline.TextAsync(hub, "SELECT pg_current_wal_lsn()::text");
+
+        await TestPipeline.WaitUntilAsync(async () =>
+            await TestPipeline.TextAsync(hub, $"SELECT confirmed_flush_lsn >= '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'idle_slot'") == "True",
+            TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public async Task Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync()
     {
         var hub = await TestPipeline.MigratedHubAsync(nameof(Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync));
