@@ -38,6 +38,10 @@ public sealed partial class HubOptions
     [Range(16, 10_000_000)]
     public int ChannelCapacity { get; set; } = 20_000;
 
+    /// <summary>Most megabytes of row data buffered per connector before the reader waits. Default: 64.</summary>
+    [Range(1, 65536)]
+    public int MaxMegabytesInFlight { get; set; } = 64;
+
     /// <summary>Changes handed to a connector per write call. Default: 5000.</summary>
     [Range(1, 1_000_000)]
     public int ChunkSize { get; set; } = 5000;

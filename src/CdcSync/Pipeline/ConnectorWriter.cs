@@ -22,9 +22,13 @@ internal sealed class ConnectorWriter
     private long _delivered;
     private long _committed;
     private long _lastCommitTicks;
+    private long _bytesInFlight;
+    private readonly long _maxBytesInFlight;
+    private readonly SemaphoreSlim _space = new(0);
 
-    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges)
+    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20)
     {
+        _maxBytesInFlight = maxBytesInFlight;
         Connector = connector;
         _logger = logger;
         _chunkSize = chunkSize;
@@ -61,7 +65,35 @@ internal sealed class ConnectorWriter
     /// <summary>Commit time of the last transaction made durable (for lag in seconds).</summary>
     public DateTime LastCommittedTransactionTimeUtc { get; private set; }
 
-    public ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken) => _channel.Writer.WriteAsync(change, cancellationToken);
+    /// <summary>
+    /// Hands a change over. Waits while the changes in flight hold more than the byte budget, so
+    /// wide rows (big TOASTed values) cannot fill memory the way a count-bounded channel would let them.
+    /// </summary>
+    public async ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken)
+    {
+        var size = SizeOf(change);
+        while (Interlocked.Read(ref _bytesInFlight) + size > _maxBytesInFlight && Interlocked.Read(ref _bytesInFlight) > 0)
+        {
+            await _space.WaitAsync(TimeSpan.FromMilliseconds(50), cancellationToken);
+        }
+
+        Interlocked.Add(ref _bytesInFlight, size);
+        await _channel.Writer.WriteAsync(change, cancellationToken);
+    }
+
+    /// <summary>Bytes of changes handed over and not yet written to the connector.</summary>
+    public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
+
+    private static long SizeOf(ChangeEvent change) => 96 + (change.New?.ByteSize ?? 0) + (change.Old?.ByteSize ?? 0);
+
+    private void Release(long bytes)
+    {
+        Interlocked.Add(ref _bytesInFlight, -bytes);
+        if (_space.CurrentCount == 0)
+        {
+            _space.Release();
+        }
+    }
 
     public ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
     {
@@ -87,6 +119,7 @@ internal sealed class ConnectorWriter
         TransactionInfo? lastComplete = null;
         var inTransaction = false;
         var batchChanges = 0;
+        long chunkBytes = 0;
         var reader = _channel.Reader;
         try
         {
@@ -98,16 +131,22 @@ internal sealed class ConnectorWriter
                     {
                         if (change.Transaction.CommitLsn <= checkpoint)
                         {
+                            Release(SizeOf(change));
                             continue;
                         }
 
                         inTransaction = true;
                         chunk.Add(change);
+                        chunkBytes += SizeOf(change);
                         batchChanges++;
-                        if (chunk.Count >= _chunkSize)
+                        // Hand the chunk over when it is long, or heavy enough that the reader would
+                        // otherwise wait on the byte budget for a chunk that never fills.
+                        if (chunk.Count >= _chunkSize || chunkBytes >= _maxBytesInFlight / 4)
                         {
                             await Connector.WriteAsync(chunk, cancellationToken);
                             chunk.Clear();
+                            Release(chunkBytes);
+                            chunkBytes = 0;
                         }
 
                         continue;
@@ -125,6 +164,8 @@ internal sealed class ConnectorWriter
                     if (batchChanges >= _maxBatchChanges || reader.Count == 0)
                     {
                         checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
+                        Release(chunkBytes);
+                        chunkBytes = 0;
                         lastComplete = null;
                         batchChanges = 0;
                     }

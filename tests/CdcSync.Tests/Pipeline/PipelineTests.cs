@@ -81,11 +81,13 @@ public sealed class PipelineTests
         await TestPipeline.ExecuteAsync(target, ddl);
 
         await using var pipeline = await TestPipeline.StartAsync(hub, "toast_slot", new Dictionary<string, string> { ["target"] = target },
-            new Dictionary<string, string[]> { ["public.docs"] = ["target"], ["public.full_rows"] = ["target"] });
+            new Dictionary<string, string[]> { ["public.docs"] = ["target"], ["public.full_rows"] = ["target"] },
+            // A budget smaller than the backlog: the reader must wait for the writer, not buffer it all.
+            new Dictionary<string, string?> { ["Hub:MaxMegabytesInFlight"] = "1" });
 
         // A body big and random enough to be TOASTed out of line (no compression wins).
         await TestPipeline.ExecuteAsync(hub, """
-            INSERT INTO docs SELECT g, 'title ' || g, (SELECT string_agg(md5(random()::text || i::text), '') FROM generate_series(1, 400) i) FROM generate_series(1, 5) g;
+            INSERT INTO docs SELECT g, 'title ' || g, (SELECT string_agg(md5(random()::text || i::text), '') FROM generate_series(1, 400) i) FROM generate_series(1, 300) g;
             INSERT INTO full_rows SELECT g, 'v' || g FROM generate_series(1, 10) g;
             """);
         await pipeline.WaitForSameAsync(hub, target, Snapshot("docs"));
