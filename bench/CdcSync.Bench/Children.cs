@@ -55,63 +55,11 @@ internal static class Children
             .AddFilter("Microsoft", LogLevel.Warning));
         await using var hubSource = NpgsqlDataSource.Create(options.Hub.ConnectionString);
         using var stop = new CancellationTokenSource();
-        Func<long> applied;
-        Func<int> restarts;
-        Task run;
-        if (Environment.GetEnvironmentVariable("BENCH_RUNNER") == "1")
-        {
-            // The product's PipelineRunner, exactly as `cdcsync run` hosts it.
-            var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
-            applied = () => runner.Progress.Sum(p => p.Changes);
-            restarts = () => runner.Restarts;
-            run = runner.RunAsync(stop.Token);
-        }
-        else
-        {
-            // The same parts PipelineRunner.RunOnceAsync wires (reader -> router -> ConnectorWriter ->
-            // PostgresOutboundConnector, same options), without its SlotManager.EnsureAsync call, which
-            // fails whenever the slot already exists (see docs/BENCHMARKS.md), and without the
-            // acknowledgement and heartbeat loops (idle during a drain).
-            var writers = options.Routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal).ToDictionary(
-                n => n,
-                n => new ConnectorWriter(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hubSource, loggers), loggers.CreateLogger(n), options.Hub.ChannelCapacity, options.Hub.ChunkSize, options.Hub.MaxBatchChanges));
-            foreach (var w in writers.Values)
-            {
-                await w.OpenAsync(stop.Token);
-            }
-
-            var router = new Router(options.Routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value.Select(n => writers[n]).ToArray()));
-            var reader = new ReplicationReader(new ReaderOptions(options.Hub.ConnectionString, options.Hub.Slot, options.Hub.Publication, options.Hub.Binary, options.Hub.Streaming), loggers.CreateLogger<ReplicationReader>());
-            applied = () => writers.Values.Sum(w => w.ChangesApplied);
-            restarts = () => 0;
-            var writerTasks = writers.Values.Select(w => Task.Run(() => w.RunAsync(CancellationToken.None))).ToList();
-            var readerTask = Task.Run(async () =>
-            {
-                try
-                {
-                    await reader.RunAsync(router, default, stop.Token);
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                }
-                finally
-                {
-                    foreach (var w in writers.Values)
-                    {
-                        w.Complete();
-                    }
-                }
-            });
-            run = Task.Run(async () =>
-            {
-                await Task.WhenAll(writerTasks.Append(readerTask));
-                await reader.DisposeAsync();
-                foreach (var w in writers.Values)
-                {
-                    await w.Connector.DisposeAsync();
-                }
-            });
-        }
+        // The product's PipelineRunner, exactly as `cdcsync run` hosts it.
+        var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
+        Func<long> applied = () => runner.Progress.Sum(p => p.Changes);
+        Func<int> restarts = () => runner.Restarts;
+        var run = runner.RunAsync(stop.Token);
 
         await using (var conn = new NpgsqlConnection(target))
         {

@@ -42,13 +42,21 @@ public sealed partial class HubOptions
     [Range(1, 65536)]
     public int MaxMegabytesInFlight { get; set; } = 64;
 
-    /// <summary>Changes handed to a connector per write call. Default: 5000.</summary>
-    [Range(1, 1_000_000)]
-    public int ChunkSize { get; set; } = 5000;
+    /// <summary>How long a connector waits at a transaction boundary for the next transaction before committing. Default: 2 ms.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:01")]
+    public TimeSpan CommitLinger { get; set; } = TimeSpan.FromMilliseconds(2);
 
-    /// <summary>Most changes in one target commit (several transactions are grouped up to this). Default: 50000.</summary>
+    /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 50 ms.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan MaxCommitDelay { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Changes handed to a connector per write call. Default: 20000.</summary>
+    [Range(1, 1_000_000)]
+    public int ChunkSize { get; set; } = 20_000;
+
+    /// <summary>Most changes in one target commit (several transactions are grouped up to this). Default: 200000.</summary>
     [Range(1, 10_000_000)]
-    public int MaxBatchChanges { get; set; } = 50_000;
+    public int MaxBatchChanges { get; set; } = 200_000;
 
     /// <summary>How often inbound connectors ask their system for changes when caught up. Default: 5 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using CdcSync.Connectors;
 using CdcSync.Replication;
@@ -24,16 +25,20 @@ internal sealed class ConnectorWriter
     private long _lastCommitTicks;
     private long _bytesInFlight;
     private readonly long _maxBytesInFlight;
+    private readonly TimeSpan _commitLinger;
+    private readonly TimeSpan _maxCommitDelay;
     private readonly SemaphoreSlim _space = new(0);
 
-    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20)
+    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20, TimeSpan? commitLinger = null, TimeSpan? maxCommitDelay = null)
     {
+        _commitLinger = commitLinger ?? TimeSpan.FromMilliseconds(2);
+        _maxCommitDelay = maxCommitDelay ?? TimeSpan.FromMilliseconds(50);
         _maxBytesInFlight = maxBytesInFlight;
         Connector = connector;
         _logger = logger;
         _chunkSize = chunkSize;
         _maxBatchChanges = maxBatchChanges;
-        _channel = Channel.CreateBounded<object>(new BoundedChannelOptions(capacity)
+        _channel = Channel.CreateBounded<object>(new BoundedChannelOptions(Math.Max(4, capacity / HandOverBatch))
         {
             SingleReader = true,
             SingleWriter = true,
@@ -66,19 +71,42 @@ internal sealed class ConnectorWriter
     public DateTime LastCommittedTransactionTimeUtc { get; private set; }
 
     /// <summary>
-    /// Hands a change over. Waits while the changes in flight hold more than the byte budget, so
-    /// wide rows (big TOASTed values) cannot fill memory the way a count-bounded channel would let them.
+    /// Hands a change over. Changes travel in small batches (one channel item per
+    /// <see cref="HandOverBatch"/> changes or per transaction end), which keeps thread hand-offs
+    /// rare. A batch waits while the changes in flight hold more than the byte budget, so wide
+    /// rows (big TOASTed values) cannot fill memory the way a count-bounded channel would let them.
+    /// Called by the router only (one thread).
     /// </summary>
-    public async ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken)
+    public ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken)
     {
-        var size = SizeOf(change);
+        _outgoing.Add(change);
+        _outgoingBytes += SizeOf(change);
+        return _outgoing.Count >= HandOverBatch ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
+    }
+
+    private const int HandOverBatch = 256;
+
+    private readonly List<ChangeEvent> _outgoing = new(HandOverBatch);
+    private long _outgoingBytes;
+
+    private async ValueTask HandOverAsync(CancellationToken cancellationToken)
+    {
+        if (_outgoing.Count == 0)
+        {
+            return;
+        }
+
+        var size = _outgoingBytes;
         while (Interlocked.Read(ref _bytesInFlight) + size > _maxBytesInFlight && Interlocked.Read(ref _bytesInFlight) > 0)
         {
             await _space.WaitAsync(TimeSpan.FromMilliseconds(50), cancellationToken);
         }
 
         Interlocked.Add(ref _bytesInFlight, size);
-        await _channel.Writer.WriteAsync(change, cancellationToken);
+        var batch = _outgoing.ToArray();
+        _outgoing.Clear();
+        _outgoingBytes = 0;
+        await _channel.Writer.WriteAsync(batch, cancellationToken);
     }
 
     /// <summary>Bytes of changes handed over and not yet written to the connector.</summary>
@@ -95,10 +123,11 @@ internal sealed class ConnectorWriter
         }
     }
 
-    public ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
+    public async ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
     {
+        await HandOverAsync(cancellationToken);
         Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
-        return _channel.Writer.WriteAsync(transaction, cancellationToken);
+        await _channel.Writer.WriteAsync(transaction, cancellationToken);
     }
 
     public void Complete() => _channel.Writer.TryComplete();
@@ -123,16 +152,49 @@ internal sealed class ConnectorWriter
         var reader = _channel.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(cancellationToken))
+            long batchStarted = 0;
+            while (true)
             {
-                while (reader.TryRead(out var item))
+                if (!reader.TryRead(out var item))
                 {
-                    if (item is ChangeEvent change)
+                    if (lastComplete is not null && !inTransaction)
+                    {
+                        // At a transaction boundary with nothing queued. In a backlog the next
+                        // transaction is a moment away, so linger briefly and keep batching; commit
+                        // when none comes or the batch has waited long enough (latency bound).
+                        if (Stopwatch.GetElapsedTime(batchStarted) >= _maxCommitDelay || !await WaitForMoreAsync(reader, _commitLinger, cancellationToken))
+                        {
+                            checkpoint = await CommitAsync(chunk, lastComplete, batchChanges, cancellationToken);
+                            Release(chunkBytes);
+                            chunkBytes = 0;
+                            lastComplete = null;
+                            batchChanges = 0;
+                        }
+
+                        continue;
+                    }
+
+                    if (!await reader.WaitToReadAsync(cancellationToken))
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                if (item is ChangeEvent[] batch)
+                {
+                    foreach (var change in batch)
                     {
                         if (change.Transaction.CommitLsn <= checkpoint)
                         {
                             Release(SizeOf(change));
                             continue;
+                        }
+
+                        if (batchChanges == 0)
+                        {
+                            batchStarted = Stopwatch.GetTimestamp();
                         }
 
                         inTransaction = true;
@@ -148,27 +210,27 @@ internal sealed class ConnectorWriter
                             Release(chunkBytes);
                             chunkBytes = 0;
                         }
-
-                        continue;
                     }
 
-                    var transaction = (TransactionInfo)item;
-                    if (transaction.CommitLsn <= checkpoint)
-                    {
-                        TransactionsSkipped++;
-                        continue;
-                    }
+                    continue;
+                }
 
-                    inTransaction = false;
-                    lastComplete = transaction;
-                    if (batchChanges >= _maxBatchChanges || reader.Count == 0)
-                    {
-                        checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
-                        Release(chunkBytes);
-                        chunkBytes = 0;
-                        lastComplete = null;
-                        batchChanges = 0;
-                    }
+                var transaction = (TransactionInfo)item;
+                if (transaction.CommitLsn <= checkpoint)
+                {
+                    TransactionsSkipped++;
+                    continue;
+                }
+
+                inTransaction = false;
+                lastComplete = transaction;
+                if (batchChanges >= _maxBatchChanges || Stopwatch.GetElapsedTime(batchStarted) >= _maxCommitDelay)
+                {
+                    checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
+                    Release(chunkBytes);
+                    chunkBytes = 0;
+                    lastComplete = null;
+                    batchChanges = 0;
                 }
             }
 
@@ -186,6 +248,20 @@ internal sealed class ConnectorWriter
         {
             await Connector.AbortAsync(CancellationToken.None);
             throw;
+        }
+    }
+
+    private static async Task<bool> WaitForMoreAsync(ChannelReader<object> reader, TimeSpan linger, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(linger);
+        try
+        {
+            return await reader.WaitToReadAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 

@@ -92,7 +92,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         var connectors = new Dictionary<string, ConnectorWriter>(StringComparer.Ordinal);
         foreach (var name in routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal))
         {
-            connectors[name] = new ConnectorWriter(connectorFactory(name), loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub.ChannelCapacity, hub.ChunkSize, hub.MaxBatchChanges, hub.MaxMegabytesInFlight * 1024L * 1024L);
+            connectors[name] = new ConnectorWriter(connectorFactory(name), loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub.ChannelCapacity, hub.ChunkSize, hub.MaxBatchChanges, hub.MaxMegabytesInFlight * 1024L * 1024L, hub.CommitLinger, hub.MaxCommitDelay);
         }
 
         _writers = connectors.Values.ToList();

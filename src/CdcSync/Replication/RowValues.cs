@@ -29,7 +29,11 @@ public sealed class RowValues
         _kinds = kinds;
         _offsets = offsets;
         _data = data;
+        HasText = Array.IndexOf(kinds, ValueKind.Text) >= 0;
     }
+
+    /// <summary>Some value came in text format (servers before PostgreSQL 14, or Binary=false).</summary>
+    public bool HasText { get; }
 
     public int Count => _kinds.Length;
 

@@ -22,8 +22,4 @@ public sealed class PostgresConnectorOptions
 
     /// <summary>Hub table (schema.name) to its mapping; hub tables routed here but not listed map to the same name.</summary>
     public Dictionary<string, PostgresTableMapping> Tables { get; set; } = [];
-
-    /// <summary>Changes handed to the target per COPY round. Default 5000.</summary>
-    [Range(1, 1_000_000)]
-    public int ChunkSize { get; set; } = 5000;
 }

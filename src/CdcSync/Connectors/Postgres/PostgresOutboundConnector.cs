@@ -196,16 +196,23 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
         var keyColumns = table.KeyIndexes.Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
         var keyMatch = string.Join(" AND ", keyColumns.Select(k => $"t.{k} = s.{k}"));
 
-        if (rows.Deletes.Count > 0)
+        var (deletes, inserts, upserts, partials) = rows.Split();
+        if (deletes.Count > 0)
         {
-            await CopyAsync(connection, table, table.KeyIndexes, rows.Deletes, cancellationToken);
+            await CopyAsync(connection, table, table.TempTable, table.KeyIndexes, deletes, cancellationToken);
             await ExecuteAsync(connection, $"DELETE FROM {table.QualifiedTarget} t USING {table.TempTable} s WHERE {keyMatch}; TRUNCATE {table.TempTable}", cancellationToken);
         }
 
-        if (rows.Upserts.Count > 0)
+        var all = Enumerable.Range(0, table.TargetColumns.Count).ToList();
+        if (inserts.Count > 0 && upserts.Count == 0 && await TryInsertDirectlyAsync(connection, table, all, inserts, cancellationToken))
         {
-            var all = Enumerable.Range(0, table.TargetColumns.Count).ToList();
-            await CopyAsync(connection, table, all, rows.Upserts, cancellationToken);
+            inserts.Clear();
+        }
+
+        upserts.AddRange(inserts);
+        if (upserts.Count > 0)
+        {
+            await CopyAsync(connection, table, table.TempTable, all, upserts, cancellationToken);
             var cols = string.Join(", ", table.TargetColumns.Select(HubWriter.Quote));
             var nonKey = all.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
             var onConflict = nonKey.Count == 0
@@ -214,21 +221,48 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             await ExecuteAsync(connection, $"INSERT INTO {table.QualifiedTarget} ({cols}) SELECT {cols} FROM {table.TempTable} ON CONFLICT ({string.Join(", ", keyColumns)}) {onConflict}; TRUNCATE {table.TempTable}", cancellationToken);
         }
 
-        // Updates that left TOASTed columns out: set only what the server sent.
-        foreach (var group in rows.PartialUpdates.GroupBy(r => r.Mask))
+        // Updates that left TOASTed columns out: set only what the server sent, one statement per column set.
+        foreach (var group in partials.GroupBy(r => string.Concat(r.Mask.Select(m => m ? '1' : '0'))))
         {
-            var sent = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !group.Key[i]).ToList();
-            await CopyAsync(connection, table, sent, group.ToList(), cancellationToken);
+            var mask = group.First().Mask;
+            var sent = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !mask[i]).ToList();
+            await CopyAsync(connection, table, table.TempTable, sent, group.ToList(), cancellationToken);
             var sets = sent.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).Select(c => $"{c} = s.{c}").ToList();
-            if (sets.Count > 0)
-            {
-                await ExecuteAsync(connection, $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}", cancellationToken);
-            }
-
-            await ExecuteAsync(connection, $"TRUNCATE {table.TempTable}", cancellationToken);
+            var update = sets.Count > 0
+                ? $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}; "
+                : string.Empty;
+            await ExecuteAsync(connection, $"{update}TRUNCATE {table.TempTable}", cancellationToken);
         }
 
-        RowsApplied += rows.Deletes.Count + rows.Upserts.Count + rows.PartialUpdates.Count;
+        RowsApplied += deletes.Count + upserts.Count + partials.Count;
+    }
+
+    /// <summary>
+    /// Rows that are new in this chunk usually do not exist at the target yet: COPY them straight
+    /// into the table, skipping the temp table. If one does exist (a resync, a pre-filled target),
+    /// the savepoint undoes the attempt and the caller upserts instead.
+    /// </summary>
+    private async Task<bool> TryInsertDirectlyAsync(NpgsqlConnection connection, TargetTable table, IReadOnlyList<int> columns, IReadOnlyList<PendingRow> rows, CancellationToken cancellationToken)
+    {
+        if (table.DirectInsertFailed)
+        {
+            return false;
+        }
+
+        await _transaction!.SaveAsync("cdc_direct", cancellationToken);
+        try
+        {
+            await CopyAsync(connection, table, table.QualifiedTarget, columns, rows, cancellationToken);
+            await _transaction.ReleaseAsync("cdc_direct", cancellationToken);
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            await _transaction.RollbackAsync("cdc_direct", cancellationToken);
+            // Once a table has shown it holds rows we call new, stop guessing for it.
+            table.DirectInsertFailed = true;
+            return false;
+        }
     }
 
     private async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
@@ -238,13 +272,13 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     }
 
     /// <summary>Streams rows into the temp table with COPY; binary values go through as received.</summary>
-    private static async Task CopyAsync(NpgsqlConnection connection, TargetTable table, IReadOnlyList<int> columns, IReadOnlyList<PendingRow> rows, CancellationToken cancellationToken)
+    private static async Task CopyAsync(NpgsqlConnection connection, TargetTable table, string destination, IReadOnlyList<int> columns, IReadOnlyList<PendingRow> rows, CancellationToken cancellationToken)
     {
         var names = string.Join(", ", columns.Select(i => HubWriter.Quote(table.TargetColumns[i])));
         var textMode = rows.Any(r => r.HasText);
         if (textMode)
         {
-            await using var writer = await connection.BeginTextImportAsync($"COPY {table.TempTable} ({names}) FROM STDIN", cancellationToken);
+            await using var writer = await connection.BeginTextImportAsync($"COPY {destination} ({names}) FROM STDIN", cancellationToken);
             foreach (var row in rows)
             {
                 for (var c = 0; c < columns.Count; c++)
@@ -264,7 +298,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             return;
         }
 
-        await using var stream = await connection.BeginRawBinaryCopyAsync($"COPY {table.TempTable} ({names}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        await using var stream = await connection.BeginRawBinaryCopyAsync($"COPY {destination} ({names}) FROM STDIN (FORMAT BINARY)", cancellationToken);
         var buffer = new byte[1 << 16];
         var length = 0;
         async Task EnsureAsync(int size)
@@ -324,9 +358,17 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     {
         private readonly Dictionary<KeyBytes, (char Kind, PendingRow Row)> _byKey = [];
 
-        public List<PendingRow> Deletes => _byKey.Values.Where(v => v.Kind == 'd').Select(v => v.Row).ToList();
-        public List<PendingRow> Upserts => _byKey.Values.Where(v => v.Kind == 'u').Select(v => v.Row).ToList();
-        public List<PendingRow> PartialUpdates => _byKey.Values.Where(v => v.Kind == 'p').Select(v => v.Row).ToList();
+        /// <summary>Deleted keys, rows first seen as an INSERT in this chunk, other full rows, and partial updates.</summary>
+        public (List<PendingRow> Deletes, List<PendingRow> Inserts, List<PendingRow> Upserts, List<PendingRow> Partials) Split()
+        {
+            var result = (new List<PendingRow>(), new List<PendingRow>(), new List<PendingRow>(), new List<PendingRow>());
+            foreach (var (kind, row) in _byKey.Values)
+            {
+                (kind switch { 'd' => result.Item1, 'i' => result.Item2, 'u' => result.Item3, _ => result.Item4 }).Add(row);
+            }
+
+            return result;
+        }
 
         public void Add(TargetTable table, ChangeEvent change)
         {
@@ -341,8 +383,12 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
                 }
 
                 case ChangeKind.Insert:
-                    _byKey[KeyOf(table, change.New!)] = ('u', Row(change.New!, null));
+                {
+                    var key = KeyOf(table, change.New!);
+                    // 'i': nothing happened to this key earlier in the chunk, so it is likely new at the target too.
+                    _byKey[key] = (_byKey.ContainsKey(key) ? 'u' : 'i', Row(change.New!, null));
                     break;
+                }
                 case ChangeKind.Update:
                 {
                     var values = change.New!;
@@ -369,7 +415,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
                     {
                         _byKey[newKey] = ('u', Row(values, null));
                     }
-                    else if (_byKey.TryGetValue(newKey, out var earlier) && earlier.Kind == 'u')
+                    else if (_byKey.TryGetValue(newKey, out var earlier) && earlier.Kind is 'u' or 'i')
                     {
                         _byKey[newKey] = ('u', Row(Merge(values, earlier.Row.Values), null));
                     }
@@ -394,16 +440,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             }
         }
 
-        private static PendingRow Row(RowValues values, bool[]? mask)
-        {
-            var hasText = false;
-            for (var i = 0; i < values.Count && !hasText; i++)
-            {
-                hasText = values.KindAt(i) == ValueKind.Text;
-            }
-
-            return new PendingRow(values, mask ?? [], hasText);
-        }
+        private static PendingRow Row(RowValues values, bool[]? mask) => new(values, mask ?? [], values.HasText);
 
         /// <summary>Fills the unchanged columns of <paramref name="newer"/> from <paramref name="older"/>.</summary>
         private static RowValues Merge(RowValues newer, RowValues older)

@@ -41,6 +41,9 @@ internal sealed class TargetTable
 
     public bool TempCreated { get; set; }
 
+    /// <summary>A direct COPY of "new" rows hit an existing key once; upsert from now on.</summary>
+    public bool DirectInsertFailed { get; set; }
+
     public static async Task<TargetTable> ResolveAsync(string connector, NpgsqlConnection target, RelationInfo relation, PostgresTableMapping? mapping, bool binary, int serial, CancellationToken cancellationToken)
     {
         TableName parsed;
