@@ -1,4 +1,5 @@
 using CdcSync.Hub;
+using CdcSync.Pipeline;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;
 
@@ -181,6 +182,23 @@ public sealed class PipelineTests
         await TestPipeline.WaitUntilAsync(async () =>
             await TestPipeline.TextAsync(hub, $"SELECT confirmed_flush_lsn >= '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'idle_slot'") == "True",
             TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Run_InsertOfRowTheTargetAlreadyHolds_FallsBackToUpsert()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_InsertOfRowTheTargetAlreadyHolds_FallsBackToUpsert));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, "CREATE TABLE pre (id int PRIMARY KEY, v text)");
+        await TestPipeline.ExecuteAsync(target, "CREATE TABLE pre (id int PRIMARY KEY, v text); INSERT INTO pre VALUES (2, 'stale copy')");
+        await using var pipeline = await TestPipeline.StartAsync(hub, "pre_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.pre"] = ["target"] });
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO pre SELECT g, 'hub ' || g FROM generate_series(1, 100) g");
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO pre SELECT g, 'hub ' || g FROM generate_series(101, 200) g");
+
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("pre"));
+        Assert.Equal(PipelineHealth.Running, pipeline.Runner.Health);
+        Assert.Equal(0, pipeline.Runner.Restarts);
     }
 
     [Fact]
