@@ -66,37 +66,61 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
         return await cmd.ExecuteScalarAsync(cancellationToken) is NpgsqlLogSequenceNumber lsn ? lsn : default;
     }
 
+    /// <summary>
+    /// Reduces the chunk in this process while the server still applies the previous one, then
+    /// starts applying this one. Statements stay in order on the one connection and transaction;
+    /// a failure surfaces at the next write, commit or abort.
+    /// </summary>
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
         var connection = await ConnectionAsync(cancellationToken);
-        _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
+        if (_transaction is null)
+        {
+            await _inflight;
+            _transaction = await connection.BeginTransactionAsync(cancellationToken);
+        }
 
         // Per table, the last state of each key in this chunk; tables keep their order of first appearance.
-        var pending = new Dictionary<TargetTable, PendingTable>();
+        var pending = new List<(TargetTable Table, PendingTable Rows)>();
+        var index = new Dictionary<TargetTable, PendingTable>();
         foreach (var change in changes)
         {
-            var table = await TableAsync(connection, change.Relation, cancellationToken);
+            if (!_tables.TryGetValue(change.Relation, out var table))
+            {
+                await _inflight;
+                table = await TableAsync(connection, change.Relation, cancellationToken);
+            }
+
             if (change.Kind == ChangeKind.Truncate)
             {
-                if (pending.Remove(table, out var before))
-                {
-                    await FlushAsync(connection, table, before, cancellationToken);
-                }
-
+                // Everything before the TRUNCATE lands first, then the table is emptied, in order.
+                await _inflight;
+                await FlushAllAsync(connection, pending, cancellationToken);
+                pending.Clear();
+                index.Clear();
                 await using var truncate = new NpgsqlCommand($"TRUNCATE {table.QualifiedTarget}", connection, _transaction);
                 await truncate.ExecuteNonQueryAsync(cancellationToken);
                 continue;
             }
 
-            if (!pending.TryGetValue(table, out var rows))
+            if (!index.TryGetValue(table, out var rows))
             {
                 rows = new PendingTable();
-                pending[table] = rows;
+                index[table] = rows;
+                pending.Add((table, rows));
             }
 
             rows.Add(table, change);
         }
 
+        await _inflight;
+        _inflight = FlushAllAsync(connection, pending, cancellationToken);
+    }
+
+    private Task _inflight = Task.CompletedTask;
+
+    private async Task FlushAllAsync(NpgsqlConnection connection, List<(TargetTable Table, PendingTable Rows)> pending, CancellationToken cancellationToken)
+    {
         foreach (var (table, rows) in pending)
         {
             await FlushAsync(connection, table, rows, cancellationToken);
@@ -105,6 +129,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
 
     public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
     {
+        await _inflight;
         var connection = await ConnectionAsync(cancellationToken);
         _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
         await using (var cmd = new NpgsqlCommand(
@@ -125,6 +150,16 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
 
     public async Task AbortAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            await _inflight;
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or OperationCanceledException or OperatorException)
+        {
+            // Being thrown away with the transaction.
+        }
+
+        _inflight = Task.CompletedTask;
         if (_transaction is not null)
         {
             try
