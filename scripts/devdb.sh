@@ -76,6 +76,7 @@ max_connections = 200
 shared_buffers = 256MB
 max_wal_size = 4GB
 logical_decoding_work_mem = 64MB
+track_commit_timestamp = on
 CONF
     cat >>"$dir/data/pg_hba.conf" <<HBA
 host replication all 127.0.0.1/32 scram-sha-256
