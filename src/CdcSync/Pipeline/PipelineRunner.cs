@@ -46,6 +46,22 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await RunWithRestartsAsync(stoppingToken);
+        }
+        finally
+        {
+            if (_hubDataSource is not null)
+            {
+                await _hubDataSource.DisposeAsync();
+                _hubDataSource = null;
+            }
+        }
+    }
+
+    private async Task RunWithRestartsAsync(CancellationToken stoppingToken)
+    {
         var delay = TimeSpan.FromSeconds(1);
         while (!stoppingToken.IsCancellationRequested)
         {

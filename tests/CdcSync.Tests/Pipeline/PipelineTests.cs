@@ -202,6 +202,31 @@ public sealed class PipelineTests
     }
 
     [Fact]
+    public async Task Run_HubTableGainsColumnTargetLacks_StopsWithErrorNamingColumnAndFix()
+    {
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_HubTableGainsColumnTargetLacks_StopsWithErrorNamingColumnAndFix));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, "CREATE TABLE evolving (id int PRIMARY KEY, v text)");
+        await TestPipeline.ExecuteAsync(target, "CREATE TABLE evolving (id int PRIMARY KEY, v text)");
+        await using var pipeline = await TestPipeline.StartAsync(hub, "evolving_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.evolving"] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO evolving VALUES (1, 'before')");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot("evolving"));
+
+        // The stream describes the table again with the new column; the target cannot take it.
+        await TestPipeline.ExecuteAsync(hub, "ALTER TABLE evolving ADD COLUMN priority int; INSERT INTO evolving VALUES (2, 'after', 5)");
+
+        var e = await Assert.ThrowsAsync<OperatorException>(() => pipeline.WaitForSameAsync(hub, target, Snapshot("evolving")));
+        Assert.Contains("priority", e.Message);
+        Assert.Contains("ADD COLUMN", e.Message);
+        Assert.Equal("(1,before)", await TestPipeline.TextAsync(target, Snapshot("evolving")));
+
+        // Once the target has the column, a new run picks up where the checkpoint is.
+        await TestPipeline.ExecuteAsync(target, "ALTER TABLE evolving ADD COLUMN priority int");
+        await using var again = await TestPipeline.StartAsync(hub, "evolving_slot", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.evolving"] = ["target"] });
+        await again.WaitForSameAsync(hub, target, Snapshot("evolving"));
+    }
+
+    [Fact]
     public async Task Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync()
     {
         var hub = await TestPipeline.MigratedHubAsync(nameof(Run_SlotDroppedBehindItsBack_RefusesToStartAndPointsToResync));
