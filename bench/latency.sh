@@ -10,15 +10,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 tps=${1:-100}; per=${2:-100}; seconds=${3:-30}
-if [[ -z "${CDCSYNC_DB:-}" ]]; then
-  export CDCSYNC_DEVDB_DIR="$(mktemp -d /tmp/cdcsync-lat-db.XXXXXX)"
-  trap 'scripts/devdb.sh stop "$CDCSYNC_DEVDB_DIR" >/dev/null 2>&1 || true' EXIT
-  eval "$(scripts/devdb.sh start "$CDCSYNC_DEVDB_DIR" 2>/dev/null)"
-fi
-./cdcsync --help >/dev/null
-base="$CDCSYNC_DB"
-with_db() { sed -E "s/Database=[^;]*/Database=$1/" <<<"$base"; }
-psql_url() { local cs="$1"; echo "postgresql://$(sed -nE 's/.*Username=([^;]*).*/\1/p' <<<"$cs"):$(sed -nE 's/.*Password=([^;]*).*/\1/p' <<<"$cs")@$(sed -nE 's/.*Host=([^;]*).*/\1/p' <<<"$cs"):$(sed -nE 's/.*Port=([^;]*).*/\1/p' <<<"$cs")/$(sed -nE 's/.*Database=([^;]*).*/\1/p' <<<"$cs")"; }
+source bench/common.sh
 admin="$(psql_url "$(with_db postgres)")"
 hub_cs="$(with_db cdcsync_lat_hub)"; target_cs="$(with_db cdcsync_lat_target)"
 hub="$(psql_url "$hub_cs")"; target="$(psql_url "$target_cs")"
@@ -39,7 +31,7 @@ script="$(mktemp /tmp/cdcsync-lat.XXXXXX.sql)"
 echo "INSERT INTO events SELECT nextval('events_seq'), g, 'event ' || g FROM generate_series(1, $per) g;" >"$script"
 dotnet artifacts/cli/cdcsync.dll run --config "$config" >/tmp/cdcsync-lat-worker.log 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; scripts/devdb.sh stop "${CDCSYNC_DEVDB_DIR:-/nonexistent}" >/dev/null 2>&1 || true' EXIT
+trap 'kill -TERM $pid 2>/dev/null || true; bench_cleanup' EXIT
 for _ in $(seq 100); do [[ "$(psql -At "$hub" -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'lat_slot' AND active")" == 1 ]] && break; sleep 0.2; done
 pgbench -n -c 2 -j 2 -R "$tps" -T "$seconds" -f "$script" "$hub" 2>&1 | grep -E "tps =|latency average" | sed 's/^/pgbench: /' >&2
 total=$(psql -At "$hub" -c "SELECT count(*) FROM events")

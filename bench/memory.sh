@@ -11,15 +11,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 sizes=("$@"); [[ ${#sizes[@]} -eq 0 ]] && sizes=(100000 1000000)
-if [[ -z "${CDCSYNC_DB:-}" ]]; then
-  export CDCSYNC_DEVDB_DIR="$(mktemp -d /tmp/cdcsync-mem-db.XXXXXX)"
-  trap 'scripts/devdb.sh stop "$CDCSYNC_DEVDB_DIR" >/dev/null 2>&1 || true' EXIT
-  eval "$(scripts/devdb.sh start "$CDCSYNC_DEVDB_DIR" 2>/dev/null)"
-fi
-./cdcsync --help >/dev/null
-base="$CDCSYNC_DB"
-with_db() { sed -E "s/Database=[^;]*/Database=$1/" <<<"$base"; }
-psql_url() { local cs="$1"; echo "postgresql://$(sed -nE 's/.*Username=([^;]*).*/\1/p' <<<"$cs"):$(sed -nE 's/.*Password=([^;]*).*/\1/p' <<<"$cs")@$(sed -nE 's/.*Host=([^;]*).*/\1/p' <<<"$cs"):$(sed -nE 's/.*Port=([^;]*).*/\1/p' <<<"$cs")/$(sed -nE 's/.*Database=([^;]*).*/\1/p' <<<"$cs")"; }
+source bench/common.sh
 admin="$(psql_url "$(with_db postgres)")"
 hub_cs="$(with_db cdcsync_mem_hub)"; target_cs="$(with_db cdcsync_mem_target)"
 hub="$(psql_url "$hub_cs")"; target="$(psql_url "$target_cs")"
