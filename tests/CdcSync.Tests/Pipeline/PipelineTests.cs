@@ -70,6 +70,28 @@ public sealed class PipelineTests
     }
 
     [Fact]
+    public async Task Run_TextValuesInsteadOfBinary_TargetIdenticalToHub()
+    {
+        // The path servers before PostgreSQL 14 take (and Hub:Binary=false): text values, text COPY.
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_TextValuesInsteadOfBinary_TargetIdenticalToHub));
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(hub, AwkwardDdl);
+        await TestPipeline.ExecuteAsync(target, AwkwardDdl);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "text_slot", new Dictionary<string, string> { ["target"] = target },
+            new Dictionary<string, string[]> { [AwkwardTable] = ["target"] }, new Dictionary<string, string?> { ["Hub:Binary"] = "false" });
+        await TestPipeline.ExecuteAsync(hub, """
+            INSERT INTO "my.schema"."Quoted""Name" VALUES
+              (1, 1.5, now(), '{"tab": "a\tb", "nl": "x\ny", "bs": "c:\\d"}', ARRAY['x', NULL, E'tab\there'], ARRAY[1, 2],
+               gen_random_uuid(), '\x00ff', E'line1\nline2\ttabbed \\ backslash', true, 1, 2.5, '2024-01-01', NULL),
+              (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+            UPDATE "my.schema"."Quoted""Name" SET id = 3 WHERE id = 2;
+            """);
+
+        await pipeline.WaitForSameAsync(hub, target, Snapshot(AwkwardTable));
+    }
+
+    [Fact]
     public async Task Run_TruncateReplicaIdentityFullAndUnchangedToast_TargetIdenticalToHub()
     {
         var hub = await TestPipeline.MigratedHubAsync(nameof(Run_TruncateReplicaIdentityFullAndUnchangedToast_TargetIdenticalToHub));
