@@ -278,23 +278,30 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                var position = SafePosition(reader);
-                if (position > last)
+                try
                 {
-                    await reader.AcknowledgeAsync(position, cancellationToken);
-                    last = position;
-                    Acknowledged?.Invoke(position);
-                }
+                    var position = SafePosition(reader);
+                    if (position > last)
+                    {
+                        await reader.AcknowledgeAsync(position, cancellationToken);
+                        last = position;
+                        Acknowledged?.Invoke(position);
+                    }
 
-                await MirrorCheckpointsAsync(mirrored, cancellationToken);
+                    await MirrorCheckpointsAsync(mirrored, cancellationToken);
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    // A hiccup costs one tick; the position only ever moves forward.
+                    _logger.LogWarning("Could not confirm the slot position this time: {Message}", e.Message);
+                }
             }
         }
         catch (OperationCanceledException)
         {
         }
-        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or ObjectDisposedException)
+        catch (ObjectDisposedException)
         {
-            _logger.LogDebug("Acknowledgement loop ended: {Message}", e.Message);
         }
     }
 
