@@ -115,24 +115,8 @@ internal sealed class TbaAuthenticator(NetSuiteSandboxOptions options)
         return result;
     }
 
-    /// <summary>RFC 3986 percent-encoding: everything but unreserved characters.</summary>
-    private static string Encode(string value)
-    {
-        var sb = new StringBuilder(value.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(value))
-        {
-            if (b is (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'-' or (byte)'.' or (byte)'_' or (byte)'~')
-            {
-                sb.Append((char)b);
-            }
-            else
-            {
-                sb.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
-            }
-        }
-
-        return sb.ToString();
-    }
+    /// <summary>RFC 3986 percent-encoding of everything but unreserved characters, as OAuth 1.0a requires (what <see cref="Uri.EscapeDataString(string)"/> does).</summary>
+    private static string Encode(string value) => Uri.EscapeDataString(value);
 
     private void PurgeNonces(long now)
     {

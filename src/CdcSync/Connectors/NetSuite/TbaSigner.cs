@@ -49,22 +49,6 @@ internal sealed class TbaSigner(NetSuiteOptions options, TimeProvider timeProvid
         return header.Append(",oauth_signature=\"").Append(Encode(signature)).Append('"').ToString();
     }
 
-    /// <summary>RFC 3986 percent-encoding of everything but unreserved characters, as OAuth 1.0a requires.</summary>
-    internal static string Encode(string value)
-    {
-        var sb = new StringBuilder(value.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(value))
-        {
-            if (b is (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'-' or (byte)'.' or (byte)'_' or (byte)'~')
-            {
-                sb.Append((char)b);
-            }
-            else
-            {
-                sb.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
-            }
-        }
-
-        return sb.ToString();
-    }
+    /// <summary>RFC 3986 percent-encoding of everything but unreserved characters, as OAuth 1.0a requires (what <see cref="Uri.EscapeDataString(string)"/> does).</summary>
+    internal static string Encode(string value) => Uri.EscapeDataString(value);
 }
