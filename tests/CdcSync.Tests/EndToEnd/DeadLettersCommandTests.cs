@@ -13,9 +13,7 @@ public sealed class DeadLettersCommandTests
     [Fact]
     public async Task ListDiscardAndRetry_ChangeTheStatus_AndRetryTouchesTheHubRow()
     {
-        var hub = await TestPostgres.CreateDatabaseAsync();
-        var migrated = await new HubMigrator(hub, ScriptSet.Load(Repo.Root)).MigrateAsync(CancellationToken.None);
-        Assert.True(migrated.Succeeded, migrated.Error);
+        var hub = await TestPostgres.CreateMigratedHubAsync();
         await using var source = NpgsqlDataSource.Create(hub);
 
         var hubId = await ScalarAsync<Guid>(source, "INSERT INTO sf_accounts (name) VALUES ('Dead Letter Co') RETURNING hub_id");

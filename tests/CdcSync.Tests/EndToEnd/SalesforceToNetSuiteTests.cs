@@ -24,9 +24,7 @@ public sealed class SalesforceToNetSuiteTests
     [Fact]
     public async Task AccountCreatedInSalesforce_ArrivesInNetSuite_AndInternalIdComesBack()
     {
-        var hub = await TestPostgres.CreateDatabaseAsync();
-        var migrated = await new HubMigrator(hub, ScriptSet.Load(Repo.Root)).MigrateAsync(CancellationToken.None);
-        Assert.True(migrated.Succeeded, migrated.Error);
+        var hub = await TestPostgres.CreateMigratedHubAsync();
 
         // The Salesforce sandbox logs every request it serves (ASP.NET Core hosting diagnostics): the
         // test counts the writes it received from those lines.

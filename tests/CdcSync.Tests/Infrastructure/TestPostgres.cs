@@ -81,6 +81,15 @@ public static class TestPostgres
         return new NpgsqlConnectionStringBuilder(admin) { Database = dbName, Pooling = true }.ConnectionString;
     }
 
+    /// <summary>A fresh database named after the calling test, migrated with the checkout's SQL (as `cdcsync migrate`).</summary>
+    public static async Task<string> CreateMigratedHubAsync([CallerMemberName] string name = "", string suffix = "")
+    {
+        var hub = await CreateDatabaseAsync(name, suffix);
+        var result = await new CdcSync.Schema.HubMigrator(hub, Repo.Scripts()).MigrateAsync(CancellationToken.None);
+        Assert.True(result.Succeeded, result.Error);
+        return hub;
+    }
+
     public static async Task DropDatabaseAsync(string dbName)
     {
         var admin = await AdminConnectionStringAsync();

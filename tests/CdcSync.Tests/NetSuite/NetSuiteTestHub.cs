@@ -57,9 +57,7 @@ public sealed class NetSuiteTestHub : IAsyncDisposable
 
     public static async Task<NetSuiteTestHub> CreateAsync(string name)
     {
-        var connectionString = await TestPostgres.CreateDatabaseAsync(name);
-        var result = await new HubMigrator(connectionString, ScriptSet.Load(ScriptSet.Locate(null))).MigrateAsync(CancellationToken.None);
-        Assert.True(result.Succeeded, result.Error);
+        var connectionString = await TestPostgres.CreateMigratedHubAsync(name);
         return new NetSuiteTestHub(NpgsqlDataSource.Create(connectionString));
     }
 

@@ -70,10 +70,8 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
         var random = new Random(seed);
         output.WriteLine($"random seed {seed}");
 
-        var hub = await TestPostgres.CreateDatabaseAsync();
+        var hub = await TestPostgres.CreateMigratedHubAsync();
         var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
-        var migration = await new HubMigrator(hub, ScriptSet.Load(ScriptSet.Locate(RepoRoot()))).MigrateAsync(CancellationToken.None);
-        Assert.True(migration.Succeeded, migration.Error);
         await ExecuteAsync(hub, HubTable);
         await ExecuteAsync(target, HubTable + TargetAudit);
 
@@ -320,19 +318,6 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
             Inserts += newIds.Length;
             Deletes += deleted is null ? 0 : 1;
         }
-    }
-
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (Directory.Exists(Path.Combine(dir.FullName, "migrations")) && Directory.Exists(Path.Combine(dir.FullName, "transforms")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        return ScriptSet.Locate(null);
     }
 
     private static async Task<NpgsqlLogSequenceNumber> WaitForSlotAsync(string hub, string slot, CrashWorker worker, CrashLog log)

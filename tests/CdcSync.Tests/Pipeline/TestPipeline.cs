@@ -68,10 +68,7 @@ internal sealed class TestPipeline : IAsyncDisposable
 
     public static async Task<string> MigratedHubAsync(string name)
     {
-        var hub = await TestPostgres.CreateDatabaseAsync(name);
-        var result = await new HubMigrator(hub, Repo.Scripts()).MigrateAsync(CancellationToken.None);
-        Assert.True(result.Succeeded, result.Error);
-        return hub;
+        return await TestPostgres.CreateMigratedHubAsync(name);
     }
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)

@@ -43,9 +43,7 @@ public sealed class SalesforceTestHub : IAsyncDisposable
 
     public static async Task<SalesforceTestHub> CreateAsync(string name, string suffix = "")
     {
-        var connectionString = await TestPostgres.CreateDatabaseAsync(name, suffix);
-        var result = await new HubMigrator(connectionString, ScriptSet.Load(ScriptSet.Locate(null))).MigrateAsync(CancellationToken.None);
-        Assert.True(result.Succeeded, result.Error);
+        var connectionString = await TestPostgres.CreateMigratedHubAsync(name, suffix);
         var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
         return new SalesforceTestHub(NpgsqlDataSource.Create(connectionString), sandbox);
     }
