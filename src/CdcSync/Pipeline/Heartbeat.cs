@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace CdcSync.Pipeline;
+
+/// <summary>
+/// A transactional logical message every interval: its commit reaches the reader even when no
+/// routed table changed, so the slot advances and an idle hub does not retain WAL.
+/// </summary>
+internal sealed class Heartbeat(string hubConnectionString, TimeSpan interval, TimeProvider time, ILogger logger)
+{
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        try
+        {
+            await using var dataSource = NpgsqlDataSource.Create(hubConnectionString);
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    await using var cmd = dataSource.CreateCommand("SELECT pg_logical_emit_message(true, 'cdcsync.heartbeat', now()::text)");
+                    await cmd.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (NpgsqlException e)
+                {
+                    logger.LogWarning("Heartbeat failed: {Message}", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

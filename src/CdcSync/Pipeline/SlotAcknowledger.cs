@@ -1,0 +1,141 @@
+using CdcSync.Checkpoints;
+using CdcSync.Configuration;
+using CdcSync.Replication;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace CdcSync.Pipeline;
+
+/// <summary>
+/// Confirms the slot up to what every connector has made durable, mirrors the connectors'
+/// checkpoints into the hub for <c>status</c>, and records the final position on a clean stop.
+/// The slot is never confirmed past the lowest checkpoint among connectors with work in flight.
+/// </summary>
+internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWriter> writers, ILogger logger) : IAsyncDisposable
+{
+    private NpgsqlDataSource? _hubDataSource;
+
+    /// <summary>Raised after each acknowledgement.</summary>
+    public event Action<NpgsqlLogSequenceNumber>? Acknowledged;
+
+    /// <summary>
+    /// The slot may forget everything up to the lowest checkpoint among connectors that still
+    /// have work in flight; a connector that has nothing pending holds nothing back.
+    /// </summary>
+    public NpgsqlLogSequenceNumber SafePosition(ReplicationReader reader)
+    {
+        var position = reader.LastCommitEnd;
+        foreach (var writer in writers)
+        {
+            if (!writer.CaughtUp && writer.Committed < position)
+            {
+                position = writer.Committed;
+            }
+        }
+
+        return position;
+    }
+
+    public async Task RunAsync(ReplicationReader reader, CancellationToken cancellationToken)
+    {
+        var last = default(NpgsqlLogSequenceNumber);
+        var mirrored = new Dictionary<string, NpgsqlLogSequenceNumber>(StringComparer.Ordinal);
+        using var timer = new PeriodicTimer(hub.StatusInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    var position = SafePosition(reader);
+                    if (position > last)
+                    {
+                        await reader.AcknowledgeAsync(position, cancellationToken);
+                        last = position;
+                        Acknowledged?.Invoke(position);
+                    }
+
+                    await MirrorCheckpointsAsync(mirrored, cancellationToken);
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    // A hiccup costs one tick; the position only ever moves forward.
+                    logger.LogWarning("Could not confirm the slot position this time: {Message}", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Copies each connector's checkpoint into the hub's cdc.checkpoints so `cdcsync status` can
+    /// show lag without reaching every target. For connectors that keep their checkpoint in the
+    /// hub this is the same value; for the PostgreSQL connector the target's copy stays the truth.
+    /// </summary>
+    private async Task MirrorCheckpointsAsync(Dictionary<string, NpgsqlLogSequenceNumber> mirrored, CancellationToken cancellationToken)
+    {
+        var store = new HubCheckpointStore(_hubDataSource ??= NpgsqlDataSource.Create(hub.ConnectionString));
+        foreach (var writer in writers)
+        {
+            var committed = writer.Committed;
+            if (committed != default && (!mirrored.TryGetValue(writer.Name, out var done) || done < committed))
+            {
+                await store.WriteAsync(writer.Name, committed, cancellationToken);
+                mirrored[writer.Name] = committed;
+            }
+        }
+    }
+
+    /// <summary>After the stream is closed, records the final position through SQL once the server has released the slot.</summary>
+    public async Task AdvanceSlotAsync(NpgsqlLogSequenceNumber position)
+    {
+        if (position == default)
+        {
+            return;
+        }
+
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            try
+            {
+                await using var conn = new NpgsqlConnection(hub.ConnectionString);
+                await conn.OpenAsync();
+                await using var cmd = new NpgsqlCommand(
+                    "SELECT pg_replication_slot_advance(slot_name, $2) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active AND confirmed_flush_lsn < $2", conn);
+                cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = position, NpgsqlDbType = NpgsqlDbType.PgLsn });
+                await using var active = new NpgsqlCommand("SELECT active FROM pg_replication_slots WHERE slot_name = $1", conn);
+                active.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
+                if (await active.ExecuteScalarAsync() is true)
+                {
+                    await Task.Delay(100);
+                    continue;
+                }
+
+                await cmd.ExecuteNonQueryAsync();
+                logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
+                return;
+            }
+            catch (NpgsqlException e)
+            {
+                logger.LogWarning("Could not record the final slot position ({Message}); the next start re-reads from the previous one and skips what is applied", e.Message);
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_hubDataSource is not null)
+        {
+            await _hubDataSource.DisposeAsync();
+            _hubDataSource = null;
+        }
+    }
+}
