@@ -54,7 +54,7 @@ internal sealed class NsRecord(NsRecordType type, long id, JsonObject fields, Da
             (NsFieldType.Reference, _) => value["id"]?.ToString() is { } s && long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var refId) ? refId : value["id"]?.ToString(),
             (NsFieldType.Date, JsonValue v) when DateTimeOffset.TryParseExact(v.ToString(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date) => date,
             (_, JsonValue v) when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
-            (_, JsonValue v) when v.GetValueKind() == JsonValueKind.Number => v.GetValue<decimal>(),
+            (_, JsonValue v) when v.GetValueKind() == JsonValueKind.Number => decimal.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture),
             (_, JsonValue v) when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
             _ => value.ToJsonString(),
         };
