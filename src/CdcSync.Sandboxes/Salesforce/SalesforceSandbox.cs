@@ -392,8 +392,17 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             List<JsonObject> rows;
             lock (_store.Sync)
             {
-                var query = SoqlQuery.Parse(q);
-                rows = [.. query.Run(_store.All(query.Schema), includeDeleted).Select(r => query.Project(r, version))];
+                var query = SoqlQuery.Parse(q, Options.TimeProvider.GetUtcNow());
+                var matched = query.Run(_store.All(query.Schema), _store, includeDeleted);
+                if (query.IsCountOnly)
+                {
+                    // COUNT() answers with totalSize alone.
+                    return Json(new JsonObject { ["totalSize"] = matched.Count, ["done"] = true, ["records"] = new JsonArray() });
+                }
+
+                rows = query.IsAggregate
+                    ? [query.Aggregate(matched, _store)]
+                    : [.. matched.Select(r => query.Project(r, _store, version, includeDeleted))];
             }
 
             return Page(version, new QueryCursor(rows, batchSize), 0, null);
