@@ -29,7 +29,7 @@ internal static class SandboxSalesforceCommand
             Description = "Reject every record with this Name/LastName (FIELD_CUSTOM_VALIDATION_EXCEPTION), to demo dead letters.",
         };
 
-        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, query/queryAll, sObject Collections) until Ctrl-C.");
+        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, SOQL query/queryAll, describe, limits, sObject rows and Collections for Account, Contact, Opportunity) until Ctrl-C.");
         command.Options.Add(port);
         command.Options.Add(clientId);
         command.Options.Add(clientSecret);

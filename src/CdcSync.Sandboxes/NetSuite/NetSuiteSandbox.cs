@@ -172,9 +172,20 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
                 }
 
                 Options.ObserveConcurrency(current);
-                if (Options.Latency > TimeSpan.Zero)
+                TimeSpan latency;
+                try
                 {
-                    await Task.Delay(Options.Latency, context.RequestAborted);
+                    latency = Options.Latency + RequestLatency.Of(context.Request);
+                }
+                catch (SteeringException e)
+                {
+                    await NetSuiteErrors.Error(400, "INVALID_HEADER", e.Message).ExecuteAsync(context);
+                    return;
+                }
+
+                if (latency > TimeSpan.Zero)
+                {
+                    await Task.Delay(latency, context.RequestAborted);
                 }
 
                 if (Options.TakeThrottle() is { } retryAfter)

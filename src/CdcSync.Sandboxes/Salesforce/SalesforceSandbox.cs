@@ -214,7 +214,17 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return;
         }
 
-        var latency = Options.Latency;
+        TimeSpan latency;
+        try
+        {
+            latency = Options.Latency + RequestLatency.Of(context.Request);
+        }
+        catch (SteeringException e)
+        {
+            await WriteAsync(context, Error(400, "INVALID_HEADER", e.Message));
+            return;
+        }
+
         if (latency > TimeSpan.Zero)
         {
             await Task.Delay(latency, Options.TimeProvider, context.RequestAborted);

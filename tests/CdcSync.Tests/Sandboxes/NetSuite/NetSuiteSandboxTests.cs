@@ -223,6 +223,20 @@ public sealed class NetSuiteSandboxTests
         Assert.NotEqual(id, long.Parse(after.Headers!.First(h => h.Name == "Location").Value!.ToString()!.Split('/')[^1]));
     }
 
+    [Fact]
+    public async Task LatencyHeader_NotANumber_Rejected400NamingHeader()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+        var request = new RestRequest("services/rest/record/v1/customer");
+        request.AddHeader("X-Sandbox-Latency-Ms", "soon");
+
+        var response = await client.ExecuteAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("X-Sandbox-Latency-Ms", response.Content, StringComparison.Ordinal);
+    }
+
     private static RestClient Client(NetSuiteSandbox sandbox, string tokenSecret)
     {
         var authenticator = OAuth1Authenticator.ForAccessToken(
