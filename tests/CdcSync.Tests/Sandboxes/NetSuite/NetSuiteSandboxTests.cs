@@ -224,6 +224,35 @@ public sealed class NetSuiteSandboxTests
     }
 
     [Fact]
+    public async Task SuiteQl_InLikeBetweenAndDeletedRecord_FilterAsOracleDoes()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var acme = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Acme Tools" });
+        var beta = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Beta Supply" });
+        var gamma = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Gamma Tools" });
+        sandbox.SeedRecord("opportunity", new JsonObject { ["entity"] = new JsonObject { ["id"] = $"{acme}" }, ["title"] = "Small", ["projectedTotal"] = 500 });
+        sandbox.SeedRecord("opportunity", new JsonObject { ["entity"] = new JsonObject { ["id"] = $"{beta}" }, ["title"] = "Large", ["projectedTotal"] = 50000 });
+        Assert.True(sandbox.DeleteRecord("customer", gamma));
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+
+        async Task<List<string>> ColumnAsync(string q, string column)
+        {
+            var request = Json(Method.Post, "services/rest/query/v1/suiteql", new JsonObject { ["q"] = q });
+            request.AddHeader("Prefer", "transient");
+            var response = await client.ExecuteAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, response.Content);
+            return [.. JsonNode.Parse(response.Content!)!["items"]!.AsArray().Select(i => i![column]!.GetValue<string>())];
+        }
+
+        Assert.Equal(["Acme Tools"], await ColumnAsync("SELECT companyname FROM customer WHERE companyname LIKE '%Tools' ORDER BY id", "companyname"));
+        Assert.Equal(["Beta Supply"], await ColumnAsync($"SELECT companyname FROM customer WHERE id NOT IN ({acme}) ORDER BY id", "companyname"));
+        Assert.Equal(["Small"], await ColumnAsync("SELECT title FROM opportunity WHERE projectedtotal BETWEEN 100 AND 1000", "title"));
+        Assert.Equal(["Large"], await ColumnAsync($"SELECT title FROM opportunity WHERE entity IN ({beta}, 999)", "title"));
+        Assert.Equal([$"{gamma}"], await ColumnAsync("SELECT recordid FROM deletedrecord WHERE type = 'customer'", "recordid"));
+        Assert.Equal(["Gamma Tools"], await ColumnAsync("SELECT name FROM deletedrecord", "name"));
+    }
+
+    [Fact]
     public async Task LatencyHeader_NotANumber_Rejected400NamingHeader()
     {
         await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
