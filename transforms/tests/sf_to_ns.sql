@@ -236,3 +236,45 @@ SELECT cdc_test.assert_equals(cdc.linked_hub_id('sf_accounts', '00000000-0000-00
     '00000000-0000-0000-0000-00000000e001'::uuid, 'adopted customer');
 SELECT cdc_test.assert_equals((SELECT companyname FROM ns_customers WHERE internalid = '777'), 'Delta', 'adopted customer mapped');
 SELECT cdc_test.assert_count('SELECT 1 FROM ns_customers WHERE externalid = ''sf-00000000-0000-0000-0000-00000000a004''', 0, 'no duplicate customer');
+
+-- test: deleting an account only makes the customer inactive, every other field stays
+-- Salesforce deletes the account's contacts with it and reports both; the customer must keep
+-- the email and phone those contacts supplied (issue 7, item 6).
+UPDATE sf_accounts SET phone = NULL WHERE hub_id = '00000000-0000-0000-0000-00000000a001';   -- phone from the contact
+CREATE TEMP TABLE before_delete ON COMMIT DROP AS
+    SELECT * FROM ns_customers WHERE hub_id = (cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).hub_id;
+SELECT cdc_test.assert_equals(email, 'ada@acme.com', 'email before the delete') FROM before_delete;
+SELECT cdc_test.assert_equals(phone, '+14155550199', 'contact phone before the delete') FROM before_delete;
+UPDATE sf_accounts SET isdeleted = true WHERE hub_id = '00000000-0000-0000-0000-00000000a001';
+UPDATE sf_contacts SET isdeleted = true WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
+SELECT cdc_test.assert_true((cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).isinactive, 'inactive');
+SELECT cdc_test.assert_equals(to_jsonb(cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')) - 'isinactive',
+    (SELECT to_jsonb(b) - 'isinactive' FROM before_delete b), 'customer apart from isinactive');
+-- Preamble: 2 writes, phone removal: 0 (the contact's phone is the same), the delete: 1.
+SELECT cdc_test.assert_equals(cdc_test.writes('ns_customers'), 3::bigint, 'ns_customers writes');
+-- Undeleted in Salesforce (account and contacts come back): active again, nothing else to write.
+UPDATE sf_accounts SET isdeleted = false WHERE hub_id = '00000000-0000-0000-0000-00000000a001';
+UPDATE sf_contacts SET isdeleted = false WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
+SELECT cdc_test.assert_equals(to_jsonb(cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')),
+    (SELECT to_jsonb(b) FROM before_delete b), 'customer after the undelete');
+SELECT cdc_test.assert_equals(cdc_test.writes('ns_customers'), 4::bigint, 'ns_customers writes after the undelete');
+
+-- test: purging an account row (its contacts cascade) keeps the customer's fields
+CREATE TEMP TABLE before_purge ON COMMIT DROP AS
+    SELECT * FROM ns_customers WHERE hub_id = (cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).hub_id;
+DELETE FROM sf_accounts WHERE hub_id = '00000000-0000-0000-0000-00000000a001';
+SELECT cdc_test.assert_equals(to_jsonb(cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')) - 'isinactive',
+    (SELECT to_jsonb(b) - 'isinactive' FROM before_purge b), 'customer apart from isinactive');
+SELECT cdc_test.assert_true((cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).isinactive, 'inactive');
+
+-- test: a contact's last name differing only in blanks writes nothing to an individual
+INSERT INTO ns_customers (hub_id, internalid, isperson, firstname, lastname, email)
+VALUES ('00000000-0000-0000-0000-00000000e010', '6010', true, 'Grace', 'Hopper', 'grace@navy.example');
+SELECT cdc_test.snapshot('ns_customers');
+UPDATE sf_contacts SET lastname = 'Hopper ', firstname = ' Grace'
+ WHERE hub_id = (cdc_test.primary_contact((cdc_test.sf_of('00000000-0000-0000-0000-00000000e010')).hub_id)).hub_id;
+SELECT cdc_test.assert_unchanged('ns_customers', 'last and first name differing only in blanks');
+UPDATE sf_contacts SET lastname = 'Murray Hopper '
+ WHERE hub_id = (cdc_test.primary_contact((cdc_test.sf_of('00000000-0000-0000-0000-00000000e010')).hub_id)).hub_id;
+SELECT cdc_test.assert_equals(lastname, 'Murray Hopper', 'a real change arrives trimmed')
+  FROM ns_customers WHERE hub_id = '00000000-0000-0000-0000-00000000e010';
