@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using CdcSync.Hub;
 using CdcSync.Schema;
 
@@ -20,8 +21,20 @@ internal static class TransformsCommand
         {
             db, scripts, filter, inPlace,
         };
-        test.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
+        test.SetAction((parse, invocationToken) => CliOptions.GuardAsync(async () =>
         {
+            // Ctrl-C and SIGTERM cancel the run instead of ending the process, so the scratch
+            // database is still dropped; a second signal ends the process at once.
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(invocationToken);
+            void OnSignal(PosixSignalContext context)
+            {
+                context.Cancel = !cancel.IsCancellationRequested;
+                cancel.Cancel();
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            var ct = cancel.Token;
             var connectionString = CliOptions.HubConnectionString(parse, db);
             var set = ScriptSet.Load(ScriptSet.Locate(parse.GetValue(scripts)));
             // Fails early, in one line, when the server cannot be reached or the login is wrong.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CdcSync.Hub;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
@@ -63,6 +64,46 @@ public sealed class TransformTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new TransformTestRunner(db, Repo.Scripts()).RunAsync(null, progress, cts.Token));
 
         Assert.StartsWith("cdcsync_test_", scratch);
+        Assert.False(await DatabaseExistsAsync(db, scratch!));
+    }
+
+    [Fact]
+    public async Task TransformsTestCommand_CtrlCDuringATest_ExitsCancelledAndDropsTheScratchDatabase()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        var dir = Repo.CopyScripts();
+        await File.WriteAllTextAsync(Path.Combine(dir, "transforms", "tests", "zz_slow.sql"), "-- test: slow\nSELECT pg_sleep(60);\n");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"), "transforms", "test", "--scripts", dir, "--filter", "slow" })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.Environment["CDCSYNC_DB"] = db;
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        string? scratch = null;
+        while (scratch is null && await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        {
+            scratch = line.Split(' ').SkipWhile(w => w != "database").Skip(1).FirstOrDefault();
+        }
+
+        Assert.StartsWith("cdcsync_test_", scratch);
+        // The slow test is running once its session sits in pg_sleep.
+        while (!await MigrateTests.ScalarAsync<bool>(db, $"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{scratch}' AND query LIKE '%pg_sleep%')"))
+        {
+            await Task.Delay(100, timeout.Token);
+        }
+
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(timeout.Token);
+        }
+
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("cancelled", await stderr, StringComparison.Ordinal);
         Assert.False(await DatabaseExistsAsync(db, scratch!));
     }
 
