@@ -152,3 +152,16 @@ INSERT INTO sf_contacts (hub_id, account_hub_id, lastname)
 VALUES ('00000000-0000-0000-0000-00000000c002', (cdc_test.sf_of('00000000-0000-0000-0000-00000000e001')).hub_id, 'Second');
 SELECT cdc_test.assert_equals((SELECT accountid FROM sf_contacts WHERE hub_id = '00000000-0000-0000-0000-00000000c002'),
     '001000000000001AAA', 'accountid filled');
+
+-- test: NULL and blank values are the same on every mapped NetSuite field
+INSERT INTO ns_customers (hub_id, internalid, companyname, email)
+VALUES ('00000000-0000-0000-0000-00000000e007', '1007', 'Blank Ltd', 'info@blank.example');
+SELECT cdc_test.snapshot('sf_accounts');
+SELECT cdc_test.snapshot('sf_contacts');
+UPDATE ns_customers SET phone = '', url = ' ', firstname = '', lastname = ' ', entityid = '',
+                        addressbook = '[{"defaultBilling":true,"addressBookAddress":{"addr1":"","city":" ","zip":"","country":""}}]'
+ WHERE hub_id = '00000000-0000-0000-0000-00000000e007';
+SELECT cdc_test.assert_unchanged('sf_accounts', 'blank instead of NULL');
+SELECT cdc_test.assert_unchanged('sf_contacts', 'blank instead of NULL');
+UPDATE ns_customers SET email = ' INFO@blank.example ' WHERE hub_id = '00000000-0000-0000-0000-00000000e007';
+SELECT cdc_test.assert_unchanged('sf_contacts', 'email differing in case and blanks');

@@ -278,3 +278,56 @@ UPDATE sf_contacts SET lastname = 'Murray Hopper '
  WHERE hub_id = (cdc_test.primary_contact((cdc_test.sf_of('00000000-0000-0000-0000-00000000e010')).hub_id)).hub_id;
 SELECT cdc_test.assert_equals(lastname, 'Murray Hopper', 'a real change arrives trimmed')
   FROM ns_customers WHERE hub_id = '00000000-0000-0000-0000-00000000e010';
+
+-- test: NULL and blank values are the same on every mapped Salesforce field
+INSERT INTO sf_accounts (hub_id, id, name, createddate)
+VALUES ('00000000-0000-0000-0000-00000000a005', '001000000000005AAA', 'Blank Co', '2024-01-01');
+INSERT INTO sf_contacts (hub_id, id, accountid, lastname, createddate)
+VALUES ('00000000-0000-0000-0000-00000000c005', '003000000000005AAA', '001000000000005AAA', 'Blank', '2024-01-02');
+SELECT cdc_test.snapshot('ns_customers');
+UPDATE sf_accounts SET phone = '', website = ' ', billingstreet = E' \n ', billingcity = '', billingstate = ' ',
+                       billingpostalcode = '', billingcountry = ''
+ WHERE hub_id = '00000000-0000-0000-0000-00000000a005';
+UPDATE sf_contacts SET email = ' ', phone = '', firstname = ''
+ WHERE hub_id = '00000000-0000-0000-0000-00000000c005';
+SELECT cdc_test.assert_unchanged('ns_customers', 'blank instead of NULL');
+DO $$
+DECLARE n ns_customers := cdc_test.ns_of('00000000-0000-0000-0000-00000000a005');
+BEGIN
+    PERFORM cdc_test.assert_null(n.email, 'email');
+    PERFORM cdc_test.assert_null(n.phone, 'phone');
+    PERFORM cdc_test.assert_null(n.url, 'url');
+    PERFORM cdc_test.assert_equals(n.addressbook, '[]'::jsonb, 'no billing entry for a blank address');
+END $$;
+
+-- test: a contact that is not primary moves between accounts without any customer write
+INSERT INTO sf_accounts (hub_id, id, name) VALUES ('00000000-0000-0000-0000-00000000a002', '001000000000002AAA', 'Beta LLC');
+INSERT INTO sf_contacts (hub_id, accountid, lastname, email, createddate) VALUES
+    ('00000000-0000-0000-0000-00000000c021', '001000000000002AAA', 'Beta First', 'first@beta.example', '2023-01-01'),
+    ('00000000-0000-0000-0000-00000000c022', '001000000000001AAA', 'Acme Later', 'later@acme.com', '2024-06-01');
+SELECT cdc_test.snapshot('ns_customers');
+UPDATE sf_contacts SET accountid = '001000000000002AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000c022';
+SELECT cdc_test.assert_equals((SELECT account_hub_id FROM sf_contacts WHERE hub_id = '00000000-0000-0000-0000-00000000c022'),
+    '00000000-0000-0000-0000-00000000a002'::uuid, 'moved');
+SELECT cdc_test.assert_unchanged('ns_customers', 'a contact that is primary on neither account moved');
+
+-- test: the primary contact moving to another account writes each customer once
+INSERT INTO sf_accounts (hub_id, id, name) VALUES ('00000000-0000-0000-0000-00000000a002', '001000000000002AAA', 'Beta LLC');
+SELECT cdc_test.assert_null((cdc_test.ns_of('00000000-0000-0000-0000-00000000a002')).email, 'no contact yet');
+SELECT cdc_test.assert_equals(cdc_test.writes('ns_customers'), 3::bigint, 'writes before the move');
+UPDATE sf_contacts SET accountid = '001000000000002AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
+SELECT cdc_test.assert_equals(cdc_test.writes('ns_customers'), 5::bigint, 'one write per customer');
+DO $$
+DECLARE
+    old_n ns_customers := cdc_test.ns_of('00000000-0000-0000-0000-00000000a001');
+    new_n ns_customers := cdc_test.ns_of('00000000-0000-0000-0000-00000000a002');
+BEGIN
+    PERFORM cdc_test.assert_null(old_n.email, 'old account has no contact left');
+    PERFORM cdc_test.assert_equals(old_n.phone, '4155550100', 'old account keeps its own phone');
+    PERFORM cdc_test.assert_equals(new_n.email, 'ada@acme.com', 'email follows the contact');
+    PERFORM cdc_test.assert_equals(new_n.phone, '+14155550199', 'the contact phone stands in for the missing account phone');
+END $$;
+-- Moving it back restores both.
+UPDATE sf_contacts SET accountid = '001000000000001AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
+SELECT cdc_test.assert_equals((cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).email, 'ada@acme.com', 'moved back');
+SELECT cdc_test.assert_null((cdc_test.ns_of('00000000-0000-0000-0000-00000000a002')).phone, 'no phone without a contact');
