@@ -100,6 +100,16 @@ LANGUAGE sql IMMUTABLE AS $$
       FROM (SELECT regexp_replace(phone, '[^0-9]', '', 'g') AS digits) d
 $$;
 
+-- The number a phone value denotes, for comparing values (never written anywhere): what
+-- normalize_phone keeps, with a North American number written with its country code
+-- ('+1 415-555-0100', '1 415 555 0100') equal to the 10-digit national form NetSuite holds
+-- ('4155550100'). Two values with the same key are the same phone: neither side rewrites the other.
+CREATE OR REPLACE FUNCTION cdc.phone_key(phone text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p ~ '^\+?1[2-9][0-9]{9}$' THEN right(p, 10) ELSE p END
+      FROM (SELECT cdc.normalize_phone(phone) AS p) n
+$$;
+
 -- NetSuite rejects a url without a scheme; Salesforce Website is free text. 'acme.com' ->
 -- 'https://acme.com'; a url that has a scheme is left as it is.
 CREATE OR REPLACE FUNCTION cdc.normalize_url(url text) RETURNS text
@@ -109,6 +119,18 @@ LANGUAGE sql IMMUTABLE AS $$
                WHEN btrim(url) ~* '^[a-z][a-z0-9+.-]*://' THEN btrim(url)
                ELSE 'https://' || btrim(url)
            END
+$$;
+
+-- The resource a url value denotes, for comparing values (never written anywhere): scheme and
+-- host are case-insensitive and a bare trailing '/' adds nothing, so 'ACME.com/' and
+-- 'https://acme.com' are the same website.
+CREATE OR REPLACE FUNCTION cdc.url_key(url text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN m IS NULL THEN u
+                ELSE lower(m[1]) || lower(m[2]) || CASE WHEN m[3] = '/' THEN '' ELSE m[3] END
+           END
+      FROM (SELECT cdc.normalize_url(url) AS u) n,
+           LATERAL (SELECT regexp_match(n.u, '^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)(.*)$') AS m) p
 $$;
 
 -- NetSuite companyName holds at most 83 characters. Cutting can leave a trailing blank, which
@@ -275,6 +297,20 @@ LANGUAGE sql STABLE AS $$
        AND NOT c.isdeleted
      ORDER BY c.createddate NULLS LAST, c.hub_id
      LIMIT 1
+$$;
+
+-- The Account.Name for a customer (NS->SF; SF->NS uses it to recognize a stand-in name): individuals are named after the person, companies after
+-- companyName (Name is required, so fall back to entityId, then a placeholder).
+CREATE OR REPLACE FUNCTION cdc.sf_account_name(n public.ns_customers) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN n.isperson
+                THEN coalesce(cdc.blank_to_null(concat_ws(' ', cdc.blank_to_null(n.firstname),
+                                                          cdc.blank_to_null(n.lastname))),
+                              cdc.blank_to_null(n.companyname), cdc.blank_to_null(n.entityid),
+                              '[not provided]')
+                ELSE coalesce(cdc.blank_to_null(n.companyname), cdc.blank_to_null(n.entityid),
+                              '[not provided]')
+           END
 $$;
 
 -- Inbound contacts carry Salesforce's AccountId; hub-made contacts carry only account_hub_id.

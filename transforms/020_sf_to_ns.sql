@@ -27,6 +27,7 @@ DECLARE
     ns_hub uuid;
     is_new boolean := false;
     phone  text;
+    keep_contact_fields boolean;
 BEGIN
     SELECT * INTO a FROM public.sf_accounts WHERE hub_id = p_account_hub_id;
     IF NOT FOUND THEN
@@ -69,6 +70,16 @@ BEGIN
     END IF;
     n := cur;
 
+    IF a.isdeleted THEN
+        -- Deleted in Salesforce, which deletes the account's contacts with it: NetSuite keeps the
+        -- customer as it was, only inactive. Mapping the rest now would blank what the deleted
+        -- contacts supplied (email, phone) in a customer nobody edits any more.
+        IF NOT cur.isinactive THEN
+            UPDATE public.ns_customers SET isinactive = true WHERE hub_id = cur.hub_id;
+        END IF;
+        RETURN cur.hub_id;
+    END IF;
+
     IF n.isperson THEN
         -- An individual's name lives in first/last name (from the contact); the account name
         -- was derived from them and is not mapped back.
@@ -78,34 +89,42 @@ BEGIN
             END IF;
             -- The NS->SF side fills a missing last name from companyname or '[not provided]';
             -- such a stand-in is not a change to send back.
-            IF c.lastname IS DISTINCT FROM coalesce(cdc.blank_to_null(n.lastname),
+            IF cdc.blank_to_null(c.lastname) IS DISTINCT FROM coalesce(cdc.blank_to_null(n.lastname),
                                                     cdc.blank_to_null(n.companyname), '[not provided]') THEN
-                n.lastname := c.lastname;
+                n.lastname := cdc.blank_to_null(c.lastname);
             END IF;
         END IF;
-    ELSIF cdc.ns_company_name(n.companyname) IS DISTINCT FROM cdc.ns_company_name(a.name) THEN
+    ELSIF cdc.ns_company_name(n.companyname) IS DISTINCT FROM cdc.ns_company_name(a.name)
+          -- The NS->SF side names an account without companyName after entityId (Name is
+          -- required); such a stand-in is not a name to send back.
+          AND a.name IS DISTINCT FROM cdc.sf_account_name(n) THEN
         n.companyname := cdc.ns_company_name(a.name);
     END IF;
 
-    IF lower(cdc.blank_to_null(n.email)) IS DISTINCT FROM lower(cdc.blank_to_null(c.email)) THEN
+    -- An undelete brings the account back before its contacts (Salesforce restores both, the
+    -- inbound connector reads accounts first): until they are back, the customer keeps what
+    -- they supplied instead of losing it and getting it again a moment later.
+    keep_contact_fields := p_reactivate AND c.hub_id IS NULL;
+
+    IF lower(cdc.blank_to_null(n.email)) IS DISTINCT FROM lower(cdc.blank_to_null(c.email))
+       AND NOT keep_contact_fields THEN
         n.email := cdc.blank_to_null(c.email);
     END IF;
 
     phone := coalesce(cdc.normalize_phone(a.phone), cdc.normalize_phone(c.phone));
-    IF cdc.normalize_phone(n.phone) IS DISTINCT FROM phone THEN
+    IF cdc.phone_key(n.phone) IS DISTINCT FROM cdc.phone_key(phone)
+       AND NOT (keep_contact_fields AND phone IS NULL) THEN
         n.phone := phone;
     END IF;
 
-    IF cdc.normalize_url(n.url) IS DISTINCT FROM cdc.normalize_url(a.website) THEN
+    IF cdc.url_key(n.url) IS DISTINCT FROM cdc.url_key(a.website) THEN
         n.url := cdc.normalize_url(a.website);
     END IF;
 
     n.addressbook := cdc.ns_merge_billing(n.addressbook, a.billingstreet, a.billingcity,
                                           a.billingstate, a.billingpostalcode, a.billingcountry);
 
-    IF a.isdeleted THEN
-        n.isinactive := true;
-    ELSIF p_reactivate THEN
+    IF p_reactivate THEN
         n.isinactive := false;
     END IF;
 

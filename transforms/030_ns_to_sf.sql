@@ -9,20 +9,6 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(cdc.blank_to_null(n.lastname), cdc.blank_to_null(n.companyname), '[not provided]')
 $$;
 
--- The Account.Name for a customer: individuals are named after the person, companies after
--- companyName (Name is required, so fall back to entityId, then a placeholder).
-CREATE OR REPLACE FUNCTION cdc.sf_account_name(n public.ns_customers) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN n.isperson
-                THEN coalesce(cdc.blank_to_null(concat_ws(' ', cdc.blank_to_null(n.firstname),
-                                                          cdc.blank_to_null(n.lastname))),
-                              cdc.blank_to_null(n.companyname), cdc.blank_to_null(n.entityid),
-                              '[not provided]')
-                ELSE coalesce(cdc.blank_to_null(n.companyname), cdc.blank_to_null(n.entityid),
-                              '[not provided]')
-           END
-$$;
-
 -- Maps one customer onto its linked account and the account's primary contact, creating and
 -- linking them when the customer has no account yet. Returns the account's hub_id, NULL when
 -- nothing is mapped.
@@ -88,12 +74,12 @@ BEGIN
 
     -- The phone NetSuite got is the account's, else the primary contact's; if that already
     -- matches NetSuite's digits, Salesforce's formatting stays.
-    IF coalesce(cdc.normalize_phone(a.phone), cdc.normalize_phone(c.phone))
-       IS DISTINCT FROM cdc.normalize_phone(n.phone) THEN
+    IF coalesce(cdc.phone_key(a.phone), cdc.phone_key(c.phone))
+       IS DISTINCT FROM cdc.phone_key(n.phone) THEN
         a.phone := cdc.blank_to_null(n.phone);
     END IF;
 
-    IF cdc.normalize_url(a.website) IS DISTINCT FROM cdc.normalize_url(n.url) THEN
+    IF cdc.url_key(a.website) IS DISTINCT FROM cdc.url_key(n.url) THEN
         a.website := cdc.blank_to_null(n.url);
     END IF;
 
@@ -150,7 +136,7 @@ BEGIN
             END IF;
             -- Without a last name in NetSuite the contact keeps the one it has.
             IF cdc.blank_to_null(n.lastname) IS NOT NULL
-               AND c.lastname IS DISTINCT FROM cdc.blank_to_null(n.lastname) THEN
+               AND cdc.blank_to_null(c.lastname) IS DISTINCT FROM cdc.blank_to_null(n.lastname) THEN
                 c.lastname := cdc.blank_to_null(n.lastname);
             END IF;
         END IF;

@@ -6,27 +6,28 @@ SELECT cdc_test.assert_equals(relreplident::text, 'f', 'replica identity of ' ||
 
 -- test: repeated failures of a record bump one open dead letter
 INSERT INTO cdc.dead_letters (connector, object, record_key, payload, error)
-VALUES ('netsuite', 'ns_customers', 'abc', '{}', 'first')
+VALUES ('netsuite', 'ns_customers', 'cdc_test-abc', '{}', 'first')
 ON CONFLICT (connector, object, record_key) WHERE status = 'open'
 DO UPDATE SET attempts = cdc.dead_letters.attempts + 1, error = EXCLUDED.error, last_seen = now();
 INSERT INTO cdc.dead_letters (connector, object, record_key, payload, error)
-VALUES ('netsuite', 'ns_customers', 'abc', '{}', 'second')
+VALUES ('netsuite', 'ns_customers', 'cdc_test-abc', '{}', 'second')
 ON CONFLICT (connector, object, record_key) WHERE status = 'open'
 DO UPDATE SET attempts = cdc.dead_letters.attempts + 1, error = EXCLUDED.error, last_seen = now();
-SELECT cdc_test.assert_equals(attempts, 2, 'attempts') FROM cdc.dead_letters;
-SELECT cdc_test.assert_equals(error, 'second', 'latest error') FROM cdc.dead_letters;
-UPDATE cdc.dead_letters SET status = 'retried';
+SELECT cdc_test.assert_equals(attempts, 2, 'attempts') FROM cdc.dead_letters WHERE record_key = 'cdc_test-abc';
+SELECT cdc_test.assert_equals(error, 'second', 'latest error') FROM cdc.dead_letters WHERE record_key = 'cdc_test-abc';
+UPDATE cdc.dead_letters SET status = 'retried' WHERE record_key = 'cdc_test-abc';
 INSERT INTO cdc.dead_letters (connector, object, record_key, payload, error)
-VALUES ('netsuite', 'ns_customers', 'abc', '{}', 'third');
-SELECT cdc_test.assert_count('SELECT 1 FROM cdc.dead_letters', 2, 'a retried record can fail again');
-SELECT cdc_test.assert_raises($s$UPDATE cdc.dead_letters SET status = 'lost'$s$, 'dead_letters_status_check', 'status values');
+VALUES ('netsuite', 'ns_customers', 'cdc_test-abc', '{}', 'third');
+SELECT cdc_test.assert_count($q$SELECT 1 FROM cdc.dead_letters WHERE record_key = 'cdc_test-abc'$q$, 2, 'a retried record can fail again');
+SELECT cdc_test.assert_raises($s$UPDATE cdc.dead_letters SET status = 'lost' WHERE record_key = 'cdc_test-abc'$s$,
+    'dead_letters_status_check', 'status values');
 
 -- test: checkpoints upsert by connector
-INSERT INTO cdc.checkpoints (connector, lsn) VALUES ('netsuite', '0/16B3748')
+INSERT INTO cdc.checkpoints (connector, lsn) VALUES ('cdc_test-connector', '0/16B3748')
 ON CONFLICT (connector) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now();
-INSERT INTO cdc.checkpoints (connector, lsn) VALUES ('netsuite', '0/16B3800')
+INSERT INTO cdc.checkpoints (connector, lsn) VALUES ('cdc_test-connector', '0/16B3800')
 ON CONFLICT (connector) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now();
-SELECT cdc_test.assert_equals(lsn, '0/16B3800'::pg_lsn, 'checkpoint') FROM cdc.checkpoints;
+SELECT cdc_test.assert_equals(lsn, '0/16B3800'::pg_lsn, 'checkpoint') FROM cdc.checkpoints WHERE connector = 'cdc_test-connector';
 
 -- test: identity links refuse to merge two records
 INSERT INTO sf_accounts (hub_id, name) VALUES ('00000000-0000-0000-0000-00000000a001', 'One'),
@@ -41,7 +42,11 @@ SELECT cdc_test.assert_equals(
     cdc.link('sf_accounts', '00000000-0000-0000-0000-00000000a001', 'ns_customers',
              cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-00000000a001', 'ns_customers')),
     cdc.link_id_of('sf_accounts', '00000000-0000-0000-0000-00000000a001'), 'linking again is a no-op');
-SELECT cdc_test.assert_count('SELECT 1 FROM cdc.identity_links', 4, 'two links of two rows');
+SELECT cdc_test.assert_count(
+    $q$SELECT 1 FROM cdc.identity_links
+        WHERE link_id IN (cdc.link_id_of('sf_accounts', '00000000-0000-0000-0000-00000000a001'),
+                          cdc.link_id_of('sf_accounts', '00000000-0000-0000-0000-00000000a002'))$q$,
+    4, 'two links of two rows');
 
 -- test: the assertion helpers report what they compared
 SELECT cdc_test.assert_raises($s$SELECT cdc_test.assert_equals(1, 2, 'one')$s$,

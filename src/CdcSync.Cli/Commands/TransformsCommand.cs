@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using CdcSync.Hub;
 using CdcSync.Schema;
 
 namespace CdcSync.Cli.Commands;
@@ -10,36 +13,69 @@ internal static class TransformsCommand
         var db = CliOptions.Db();
         var scripts = CliOptions.Scripts();
         var filter = new Option<string?>("--filter") { Description = "Run only tests whose name or file contains this text." };
-        var test = new Command("test", "Run transforms/tests/*.sql against the working copy of the SQL, each test in a rolled-back transaction.")
+        var inPlace = new Option<bool>("--in-place")
         {
-            db, scripts, filter,
+            Description = "Run in the hub itself, each test in a rolled-back transaction, instead of a scratch database (for logins without CREATEDB).",
         };
-        test.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
+        var test = new Command("test", "Run transforms/tests/*.sql against the working copy of the SQL, in a scratch database built from migrations/ on the hub's server and dropped afterwards.")
         {
+            db, scripts, filter, inPlace,
+        };
+        test.SetAction((parse, invocationToken) => CliOptions.GuardAsync(async () =>
+        {
+            // Ctrl-C and SIGTERM cancel the run instead of ending the process, so the scratch
+            // database is still dropped; a second signal ends the process at once.
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(invocationToken);
+            void OnSignal(PosixSignalContext context)
+            {
+                context.Cancel = !cancel.IsCancellationRequested;
+                cancel.Cancel();
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            var ct = cancel.Token;
             var connectionString = CliOptions.HubConnectionString(parse, db);
             var set = ScriptSet.Load(ScriptSet.Locate(parse.GetValue(scripts)));
-            await MigrateCommand.PrepareHubAsync(connectionString, CliOptions.SourceOf(parse, db), ct);
-            var runner = new TransformTestRunner(connectionString, set);
-            var results = await runner.RunAsync(parse.GetValue(filter), r =>
+            // Fails early, in one line, when the server cannot be reached or the login is wrong.
+            await (await HubConnection.OpenAsync(connectionString, CliOptions.SourceOf(parse, db), ct)).DisposeAsync();
+
+            var isolation = parse.GetValue(inPlace) ? TransformTestIsolation.InPlace : TransformTestIsolation.ScratchDatabase;
+            var total = 0;
+            var done = 0;
+            var progress = new TransformTestProgress
             {
-                if (r.Passed)
+                Planned = plan =>
                 {
-                    Console.WriteLine($"PASS {r.File} :: {r.Name}");
-                }
-                else
+                    total = plan.Tests;
+                    Console.WriteLine($"running {plan.Tests} test(s) from {plan.Files} file(s) {plan.Where}");
+                },
+                Completed = r =>
                 {
-                    Console.WriteLine($"FAIL {r.File}:{r.Line} :: {r.Name}\n     {r.Message}");
-                }
-            }, ct);
-            var failed = results.Count(r => !r.Passed);
-            Console.WriteLine($"{results.Count - failed} passed, {failed} failed");
-            if (results.Count == 0)
+                    done++;
+                    var counter = $"[{done.ToString(CultureInfo.InvariantCulture).PadLeft(total.ToString(CultureInfo.InvariantCulture).Length)}/{total}]";
+                    var ms = $"({r.Elapsed.TotalMilliseconds:F0} ms)";
+                    Console.WriteLine(r.Passed
+                        ? $"PASS {counter} {r.File} :: {r.Name} {ms}"
+                        : $"FAIL {counter} {r.File}:{r.Line} :: {r.Name} {ms}\n     {r.Message}");
+                },
+            };
+
+            var run = await new TransformTestRunner(connectionString, set, isolation).RunAsync(parse.GetValue(filter), progress, ct);
+            if (run.Results.Count == 0)
             {
                 await Console.Error.WriteLineAsync("error: no tests ran; check --filter or add tests under transforms/tests/.");
                 return 1;
             }
 
-            return failed == 0 ? 0 : 1;
+            var where = run.ScratchDatabase is null ? string.Empty : run.CleanupError is null ? ", scratch database dropped" : string.Empty;
+            Console.WriteLine($"{run.Results.Count - run.Failed} passed, {run.Failed} failed in {run.Elapsed.TotalSeconds:F1} s{where}");
+            if (run.CleanupError is not null)
+            {
+                await Console.Error.WriteLineAsync($"warning: {run.CleanupError}");
+            }
+
+            return run.Failed == 0 ? 0 : 1;
         }));
 
         return new Command("transforms", "Work with the SQL transforms.") { test };

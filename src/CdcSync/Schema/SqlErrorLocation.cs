@@ -52,14 +52,17 @@ public static class SqlErrorLocation
 
     private static bool TryPlpgsqlLine(string where, out int line)
     {
+        // The context lists the innermost frame first (e.g. the assertion function that raised);
+        // only the DO block's own frame, the outermost, counts lines of the script.
+        const string Frame = "inline_code_block line ";
         line = 0;
-        var marker = where.IndexOf(" line ", StringComparison.Ordinal);
+        var marker = where.LastIndexOf(Frame, StringComparison.Ordinal);
         if (marker < 0)
         {
             return false;
         }
 
-        var digits = new string(where[(marker + 6)..].TakeWhile(char.IsAsciiDigit).ToArray());
+        var digits = new string(where[(marker + Frame.Length)..].TakeWhile(char.IsAsciiDigit).ToArray());
         return int.TryParse(digits, out line);
     }
 

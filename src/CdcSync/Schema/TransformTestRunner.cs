@@ -1,71 +1,180 @@
 using System.Text.RegularExpressions;
+using CdcSync.Hub;
 using Npgsql;
 
 namespace CdcSync.Schema;
 
-public sealed record TransformTestResult(string File, string Name, int Line, bool Passed, string? Message);
+public sealed record TransformTestResult(string File, string Name, int Line, bool Passed, string? Message, TimeSpan Elapsed);
+
+/// <summary>The outcome of one run; <see cref="ScratchDatabase"/> is null for an in-place run.</summary>
+public sealed record TransformTestRun(IReadOnlyList<TransformTestResult> Results, string? ScratchDatabase, TimeSpan Elapsed)
+{
+    public int Failed => Results.Count(r => !r.Passed);
+
+    /// <summary>Set when the scratch database could not be dropped: which one, and how to drop it.</summary>
+    public string? CleanupError { get; init; }
+}
+
+/// <summary>Where the transform tests run.</summary>
+public enum TransformTestIsolation
+{
+    /// <summary>
+    /// Default. A scratch database on the hub's server, built from migrations/ and dropped at the
+    /// end (also on failure and Ctrl-C): the result does not depend on what the hub holds.
+    /// </summary>
+    ScratchDatabase,
+
+    /// <summary>
+    /// In the hub itself, each test in a rolled-back transaction, for logins without CREATEDB. The
+    /// tests then see the hub's rows, so they must only look at their own.
+    /// </summary>
+    InPlace,
+}
+
+/// <summary>What is about to run, and where (<see cref="Where"/> is safe to print).</summary>
+public sealed record TransformTestPlan(int Tests, int Files, string? ScratchDatabase, string Where);
+
+/// <summary>What a run reports while it goes; every callback is optional.</summary>
+public sealed class TransformTestProgress
+{
+    /// <summary>Before the first test.</summary>
+    public Action<TransformTestPlan>? Planned { get; init; }
+
+    public Action<TransformTestResult>? Completed { get; init; }
+}
 
 /// <summary>
 /// Runs <c>transforms/tests/*.sql</c>. A file is split into tests at <c>-- test: name</c> lines;
 /// the text before the first marker is a preamble every test of the file runs first. Each test runs
-/// in one transaction that is rolled back: pending migrations, the working copy of every transform,
-/// the <c>_*.sql</c> helpers, the preamble, then the test. So the tests exercise the SQL as it is on
-/// disk, before it is deployed, and leave the database as they found it.
+/// in one transaction that is rolled back: the working copy of every transform, the <c>_*.sql</c>
+/// helpers, the preamble, then the test. So the tests exercise the SQL as it is on disk, before it
+/// is deployed. By default they run in a scratch database that holds only the migrations; see
+/// <see cref="TransformTestIsolation"/>.
 /// </summary>
-public sealed partial class TransformTestRunner(string connectionString, ScriptSet scripts)
+public sealed partial class TransformTestRunner(
+    string connectionString,
+    ScriptSet scripts,
+    TransformTestIsolation isolation = TransformTestIsolation.ScratchDatabase,
+    TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
     [GeneratedRegex(@"^--\s*test:\s*(?<name>.+?)\s*$", RegexOptions.Multiline)]
     private static partial Regex TestMarker();
 
-    public async Task<IReadOnlyList<TransformTestResult>> RunAsync(string? filter, Action<TransformTestResult>? onResult, CancellationToken cancellationToken)
+    public async Task<TransformTestRun> RunAsync(string? filter, TransformTestProgress? progress, CancellationToken cancellationToken)
     {
+        var started = _time.GetTimestamp();
         var dir = scripts.TestsDirectory;
         if (!Directory.Exists(dir))
         {
             throw new DirectoryNotFoundException($"No transform tests: {dir} does not exist. Add SQL test files there (see docs/TRANSFORMS.md).");
         }
 
-        var helpers = Directory.GetFiles(dir, "_*.sql").OrderBy(f => f, StringComparer.Ordinal).ToList();
-        var testFiles = Directory.GetFiles(dir, "*.sql")
-            .Where(f => !Path.GetFileName(f).StartsWith('_'))
-            .OrderBy(f => f, StringComparer.Ordinal)
+        var helpers = Directory.GetFiles(dir, "_*.sql").OrderBy(f => f, StringComparer.Ordinal)
+            .Select(h => new SqlFile($"transforms/tests/{Path.GetFileName(h)}", h, File.ReadAllText(h), IsTransform: false))
             .ToList();
+        var plan = await PlanAsync(dir, filter, cancellationToken);
+        if (plan.Count == 0)
+        {
+            return new TransformTestRun([], null, _time.GetElapsedTime(started));
+        }
 
-        var pending = await new HubMigrator(connectionString, scripts).PendingAsync(cancellationToken);
-        var setup = scripts.Migrations.Where(m => pending.Contains(m.JournalName))
-            .Concat(scripts.Transforms)
-            .Concat(helpers.Select(h => new SqlFile($"transforms/tests/{Path.GetFileName(h)}", h, File.ReadAllText(h), IsTransform: false)))
-            .ToList();
+        var files = plan.Select(t => t.File).Distinct(StringComparer.Ordinal).Count();
+        if (isolation == TransformTestIsolation.InPlace)
+        {
+            var pending = await new HubMigrator(connectionString, scripts).PendingAsync(cancellationToken);
+            var setup = scripts.Migrations.Where(m => pending.Contains(m.JournalName)).Concat(scripts.Transforms).Concat(helpers).ToList();
+            progress?.Planned?.Invoke(new TransformTestPlan(plan.Count, files, null, $"in place on {HubConnection.Describe(connectionString)}, each test rolled back"));
+            var results = await RunAllAsync(connectionString, setup, plan, progress, cancellationToken);
+            return new TransformTestRun(results, null, _time.GetElapsedTime(started));
+        }
 
-        var results = new List<TransformTestResult>();
-        // A fresh session per test: PostgreSQL keeps a session's table statistics pending across
-        // transactions, and tests that count writes (pg_stat_xact_user_tables) must start at zero.
-        var perTest = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
-        foreach (var path in testFiles)
+        var scratch = await ScratchDatabase.CreateAsync(connectionString, _time, cancellationToken);
+        List<TransformTestResult> scratchResults;
+        try
+        {
+            await MigrateAsync(scratch.ConnectionString, cancellationToken);
+            var b = new NpgsqlConnectionStringBuilder(connectionString);
+            progress?.Planned?.Invoke(new TransformTestPlan(plan.Count, files, scratch.Name,
+                $"in scratch database {scratch.Name} on {b.Host}:{b.Port} ({scripts.Migrations.Count} migrations, {scripts.Transforms.Count} transforms)"));
+            scratchResults = await RunAllAsync(scratch.ConnectionString, [.. scripts.Transforms, .. helpers], plan, progress, cancellationToken);
+        }
+        finally
+        {
+            await scratch.DisposeAsync();
+        }
+
+        return new TransformTestRun(scratchResults, scratch.Name, _time.GetElapsedTime(started)) { CleanupError = scratch.DropError };
+    }
+
+    /// <summary>
+    /// The migrations are committed in the scratch database once, as <c>cdcsync migrate</c> would;
+    /// the transforms are not, so each test runs the working copy inside its own transaction and a
+    /// broken transform fails the tests with its file and line.
+    /// </summary>
+    private async Task MigrateAsync(string scratch, CancellationToken cancellationToken)
+    {
+        await using var conn = new NpgsqlConnection(scratch);
+        await conn.OpenAsync(cancellationToken);
+        foreach (var migration in scripts.Migrations)
+        {
+            await using var tx = await conn.BeginTransactionAsync(cancellationToken);
+            try
+            {
+                await ExecuteAsync(conn, migration.Contents, cancellationToken);
+            }
+            catch (PostgresException e)
+            {
+                throw new OperatorException($"{SqlErrorLocation.Describe(migration.RelativePath, migration.Contents, e)} — fix the migration; no transform test ran.", e);
+            }
+
+            await tx.CommitAsync(cancellationToken);
+        }
+    }
+
+    private async Task<List<PlannedTest>> PlanAsync(string dir, string? filter, CancellationToken cancellationToken)
+    {
+        var plan = new List<PlannedTest>();
+        foreach (var path in Directory.GetFiles(dir, "*.sql").Where(f => !Path.GetFileName(f).StartsWith('_')).OrderBy(f => f, StringComparer.Ordinal))
         {
             var relative = $"transforms/tests/{Path.GetFileName(path)}";
             var text = await File.ReadAllTextAsync(path, cancellationToken);
-            foreach (var test in Split(text))
-            {
-                if (filter is not null && !test.Name.Contains(filter, StringComparison.OrdinalIgnoreCase) && !relative.Contains(filter, StringComparison.OrdinalIgnoreCase))
-                {
-                    continue;
-                }
+            plan.AddRange(Split(text)
+                .Where(test => filter is null || test.Name.Contains(filter, StringComparison.OrdinalIgnoreCase) || relative.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                .Select(test => new PlannedTest(relative, text, test)));
+        }
 
-                await using var conn = new NpgsqlConnection(perTest);
-                await conn.OpenAsync(cancellationToken);
-                var result = await RunOneAsync(conn, setup, relative, text, test, cancellationToken);
-                results.Add(result);
-                onResult?.Invoke(result);
-            }
+        return plan;
+    }
+
+    private async Task<List<TransformTestResult>> RunAllAsync(string target, IReadOnlyList<SqlFile> setup, IReadOnlyList<PlannedTest> plan, TransformTestProgress? progress, CancellationToken cancellationToken)
+    {
+        var results = new List<TransformTestResult>(plan.Count);
+        // A fresh session per test: PostgreSQL keeps a session's table statistics pending across
+        // transactions, and tests that count writes (pg_stat_xact_user_tables) must start at zero.
+        var perTest = new NpgsqlConnectionStringBuilder(target) { Pooling = false }.ConnectionString;
+        var level = isolation == TransformTestIsolation.InPlace ? System.Data.IsolationLevel.RepeatableRead : System.Data.IsolationLevel.ReadCommitted;
+        foreach (var planned in plan)
+        {
+            var started = _time.GetTimestamp();
+            await using var conn = new NpgsqlConnection(perTest);
+            await conn.OpenAsync(cancellationToken);
+            var (passed, line, message) = await RunOneAsync(conn, setup, planned, level, cancellationToken);
+            var result = new TransformTestResult(planned.File, planned.Test.Name, line, passed, message, _time.GetElapsedTime(started));
+            results.Add(result);
+            progress?.Completed?.Invoke(result);
         }
 
         return results;
     }
 
-    private static async Task<TransformTestResult> RunOneAsync(NpgsqlConnection conn, IReadOnlyList<SqlFile> setup, string file, string text, TestCase test, CancellationToken cancellationToken)
+    private static async Task<(bool Passed, int Line, string? Message)> RunOneAsync(NpgsqlConnection conn, IReadOnlyList<SqlFile> setup, PlannedTest planned, System.Data.IsolationLevel level, CancellationToken cancellationToken)
     {
-        await using var tx = await conn.BeginTransactionAsync(cancellationToken);
+        var test = planned.Test;
+        // In place, a running worker keeps writing to the hub: a snapshot for the whole test keeps
+        // its commits out of the test's counts and row comparisons.
+        await using var tx = await conn.BeginTransactionAsync(level, cancellationToken);
         try
         {
             foreach (var script in setup)
@@ -76,8 +185,7 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
                 }
                 catch (PostgresException e)
                 {
-                    return new TransformTestResult(file, test.Name, test.Line, false,
-                        $"setup failed in {SqlErrorLocation.Describe(script.RelativePath, script.Contents, e)}");
+                    return (false, test.Line, $"setup failed in {SqlErrorLocation.Describe(script.RelativePath, script.Contents, e)}");
                 }
             }
 
@@ -95,16 +203,24 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
                 catch (PostgresException e)
                 {
                     var line = SqlErrorLocation.LineOf(body, e);
-                    var absolute = line is { } l ? SqlErrorLocation.CountLines(text, offset) + l - 1 : test.Line;
-                    return new TransformTestResult(file, test.Name, absolute, false, e.MessageText + (e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty));
+                    var absolute = line is { } l ? SqlErrorLocation.CountLines(planned.Text, offset) + l - 1 : test.Line;
+                    return (false, absolute, e.MessageText + (e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty));
+                }
+                catch (NpgsqlException e) when (e.InnerException is TimeoutException)
+                {
+                    // A statement that scans or rewrites a whole table (a missing WHERE on a big hub).
+                    return (false, test.Line, $"timed out after {conn.CommandTimeout} s (Command Timeout); a statement probably reads or writes whole tables: restrict it to the test's own rows");
                 }
             }
 
-            return new TransformTestResult(file, test.Name, test.Line, true, null);
+            return (true, test.Line, null);
         }
         finally
         {
-            await tx.RollbackAsync(CancellationToken.None);
+            if (conn.State == System.Data.ConnectionState.Open)
+            {
+                await tx.RollbackAsync(CancellationToken.None);
+            }
         }
     }
 
@@ -113,6 +229,8 @@ public sealed partial class TransformTestRunner(string connectionString, ScriptS
         await using var cmd = new NpgsqlCommand(sql, conn);
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    private sealed record PlannedTest(string File, string Text, TestCase Test);
 
     private sealed record TestCase(string Name, int Line, string Preamble, string Body, int BodyOffset);
 

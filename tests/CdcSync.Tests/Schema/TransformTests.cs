@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using CdcSync.Hub;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;
@@ -7,20 +9,23 @@ namespace CdcSync.Tests.Schema;
 public sealed class TransformTests
 {
     [Fact]
-    public async Task TransformsTest_ShippedTests_AllPass()
+    public async Task TransformsTest_EmptyHub_AllPassInAScratchDatabaseThatIsDroppedAfterwards()
     {
         var db = await TestPostgres.CreateDatabaseAsync();
 
-        var results = await new TransformTestRunner(db, Repo.Scripts()).RunAsync(null, null, CancellationToken.None);
+        var run = await new TransformTestRunner(db, Repo.Scripts()).RunAsync(null, null, CancellationToken.None);
 
-        Assert.True(results.Count >= 10, $"only {results.Count} transform tests found");
-        Assert.All(results, r => Assert.True(r.Passed, $"{r.File}:{r.Line} {r.Name}: {r.Message}"));
-        // Everything ran in rolled-back transactions: the database is still empty.
+        Assert.True(run.Results.Count >= 10, $"only {run.Results.Count} transform tests found");
+        Assert.All(run.Results, r => Assert.True(r.Passed, $"{r.File}:{r.Line} {r.Name}: {r.Message}"));
+        Assert.StartsWith("cdcsync_test_", run.ScratchDatabase);
+        Assert.Null(run.CleanupError);
+        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
+        // Nothing ran in the hub: it is still empty.
         Assert.False(await MigrateTests.ScalarAsync<bool>(db, "SELECT to_regclass('public.sf_accounts') IS NOT NULL"));
     }
 
     [Fact]
-    public async Task TransformsTest_MappingBroken_FailsWithTheAssertionMessage()
+    public async Task TransformsTest_MappingBroken_FailsWithTheAssertionMessageAndLine_AndDropsTheScratchDatabase()
     {
         var db = await TestPostgres.CreateDatabaseAsync();
         var dir = Repo.CopyScripts();
@@ -31,11 +36,109 @@ public sealed class TransformTests
         Assert.Contains(line, sql, StringComparison.Ordinal);
         await File.WriteAllTextAsync(sfToNs, sql.Replace(line, "n.companyname := 'BROKEN ' || cdc.ns_company_name(a.name);", StringComparison.Ordinal));
 
-        var results = await new TransformTestRunner(db, ScriptSet.Load(dir)).RunAsync(null, null, CancellationToken.None);
+        var run = await new TransformTestRunner(db, ScriptSet.Load(dir)).RunAsync(null, null, CancellationToken.None);
 
-        var failed = results.Where(r => !r.Passed).ToList();
+        var failed = run.Results.Where(r => !r.Passed).ToList();
         Assert.NotEmpty(failed);
-        Assert.Contains(failed, r => r.Message!.Contains("assertion failed", StringComparison.Ordinal) && r.Message.Contains("BROKEN", StringComparison.Ordinal));
+        var companyName = Assert.Single(failed, r => r.Name == "insert creates a matching customer");
+        Assert.Equal("assertion failed: companyname: expected 'Acme Corporation', got 'BROKEN Acme Corporation'", companyName.Message);
+        Assert.Equal("transforms/tests/sf_to_ns.sql", companyName.File);
+        // The line of the failing assertion, not of the test marker.
+        var testLines = await File.ReadAllLinesAsync(Path.Combine(dir, "transforms", "tests", "sf_to_ns.sql"));
+        Assert.Contains("'companyname'", testLines[companyName.Line - 1], StringComparison.Ordinal);
+        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
+    }
+
+    [Fact]
+    public async Task TransformsTest_CancelledMidRun_ThrowsAndDropsTheScratchDatabase()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        using var cts = new CancellationTokenSource();
+        string? scratch = null;
+        var progress = new TransformTestProgress
+        {
+            Planned = plan => scratch = plan.ScratchDatabase,
+            Completed = _ => cts.Cancel(),
+        };
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => new TransformTestRunner(db, Repo.Scripts()).RunAsync(null, progress, cts.Token));
+
+        Assert.StartsWith("cdcsync_test_", scratch);
+        Assert.False(await DatabaseExistsAsync(db, scratch!));
+    }
+
+    [Fact]
+    public async Task TransformsTestCommand_CtrlCDuringATest_ExitsCancelledAndDropsTheScratchDatabase()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        var dir = Repo.CopyScripts();
+        await File.WriteAllTextAsync(Path.Combine(dir, "transforms", "tests", "zz_slow.sql"), "-- test: slow\nSELECT pg_sleep(60);\n");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"), "transforms", "test", "--scripts", dir, "--filter", "slow" })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.Environment["CDCSYNC_DB"] = db;
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        string? scratch = null;
+        while (scratch is null && await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        {
+            scratch = line.Split(' ').SkipWhile(w => w != "database").Skip(1).FirstOrDefault();
+        }
+
+        Assert.StartsWith("cdcsync_test_", scratch);
+        // The slow test is running once its session sits in pg_sleep.
+        while (!await MigrateTests.ScalarAsync<bool>(db, $"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{scratch}' AND query LIKE '%pg_sleep%')"))
+        {
+            await Task.Delay(100, timeout.Token);
+        }
+
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(timeout.Token);
+        }
+
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("cancelled", await stderr, StringComparison.Ordinal);
+        Assert.False(await DatabaseExistsAsync(db, scratch!));
+    }
+
+    [Fact]
+    public async Task TransformsTest_LeftoverOfAKilledRun_IsSweptByTheNextRun()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        // Named as a run started an hour ago would name it, and nobody connected to it.
+        var leftover = $"cdcsync_test_{DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeSeconds()}_0badf00d";
+        await ExecuteAsync(db, $"CREATE DATABASE \"{leftover}\"");
+
+        var run = await new TransformTestRunner(db, Repo.Scripts()).RunAsync("identity links refuse", null, CancellationToken.None);
+
+        Assert.True(Assert.Single(run.Results).Passed);
+        Assert.False(await DatabaseExistsAsync(db, leftover));
+    }
+
+    [Fact]
+    public async Task TransformsTest_LoginWithoutCreateDb_OneLineErrorNamingTheGrantAndInPlace()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        const string role = "cdcsync_test_nocreatedb";
+        await ExecuteAsync(db, $"""
+            DROP ROLE IF EXISTS {role};
+            CREATE ROLE {role} LOGIN PASSWORD 'pw-not-shown' NOCREATEDB;
+            GRANT ALL ON DATABASE "{new NpgsqlConnectionStringBuilder(db).Database}" TO {role};
+            """);
+        var limited = new NpgsqlConnectionStringBuilder(db) { Username = role, Password = "pw-not-shown" }.ConnectionString;
+
+        var e = await Assert.ThrowsAsync<OperatorException>(() => new TransformTestRunner(limited, Repo.Scripts()).RunAsync(null, null, CancellationToken.None));
+
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains($"ALTER ROLE \"{role}\" CREATEDB", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--in-place", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("pw-not-shown", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -66,6 +169,22 @@ public sealed class TransformTests
 
         await ExecuteAsync(conn, "UPDATE sf_accounts SET name = 'Globex Corp'");
         Assert.NotEqual(xmin, await ScalarAsync<string>(conn, "SELECT xmin::text FROM ns_customers"));
+    }
+
+    internal static async Task<bool> DatabaseExistsAsync(string connectionString, string name)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", conn);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = name });
+        return (bool)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    internal static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync();
+        await ExecuteAsync(conn, sql);
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql)
