@@ -62,7 +62,15 @@ public sealed partial class HubOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Longest wait between restarts after a failure (backoff doubles from 1 s). Default: 30 s.</summary>
+    /// <summary>First wait before restarting after a transient failure (outage, restart of a server). Default: 1 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00", ErrorMessage = "Hub:InitialRestartDelay must be between 00:00:00.01 and 00:10:00.")]
+    public TimeSpan InitialRestartDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the pipeline must run without failing before the restart backoff starts over from InitialRestartDelay. Default: 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Hub:HealthyPeriod must be between 00:00:01 and 01:00:00.")]
+    public TimeSpan HealthyPeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest wait between restarts after a failure (backoff doubles from InitialRestartDelay, with jitter). Default: 30 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);
 }
