@@ -55,16 +55,23 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     public async Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken)
     {
         var connection = await ConnectionAsync(cancellationToken);
-        await using (var create = new NpgsqlCommand(
-            $"""
-            CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
-            CREATE TABLE IF NOT EXISTS {_checkpointTable} (
-                connector text PRIMARY KEY,
-                lsn pg_lsn NOT NULL,
-                updated_at timestamptz NOT NULL DEFAULT now());
-            """, connection))
+        // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists: a
+        // role that was given only the pre-made table must not need it.
+        await using (var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", connection))
         {
-            await create.ExecuteNonQueryAsync(cancellationToken);
+            exists.Parameters.Add(new NpgsqlParameter { Value = _checkpointTable });
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                await using var create = new NpgsqlCommand(
+                    $"""
+                    CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
+                    CREATE TABLE IF NOT EXISTS {_checkpointTable} (
+                        connector text PRIMARY KEY,
+                        lsn pg_lsn NOT NULL,
+                        updated_at timestamptz NOT NULL DEFAULT now());
+                    """, connection);
+                await create.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
 
         await using var cmd = new NpgsqlCommand($"SELECT lsn FROM {_checkpointTable} WHERE connector = $1", connection);
