@@ -99,8 +99,17 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     {
         var hub = options.Hub;
         var routes = options.Routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value);
-        await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>())
-            .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
+        // Everything the config points to is checked before the slot exists: a slot created for a
+        // config that cannot run would hold WAL with nobody reading it.
+        var problems = await ConfigChecker.CheckConnectivityAsync(options, stoppingToken);
+        if (problems.Count > 0)
+        {
+            var permanent = problems.Where(p => p.Kind == FailureKind.Permanent).ToList();
+            var first = (permanent.Count > 0 ? permanent : problems)[0].Message;
+            throw new OperatorException(
+                problems.Count == 1 ? first : $"{first} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)",
+                transient: permanent.Count == 0);
+        }
 
         var connectors = new Dictionary<string, ConnectorWriter>(StringComparer.Ordinal);
         foreach (var name in routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal))
@@ -111,6 +120,8 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         _writers = connectors.Values.ToList();
         try
         {
+            await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>())
+                .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
             foreach (var writer in _writers)
             {
                 var checkpoint = await writer.OpenAsync(stoppingToken);
