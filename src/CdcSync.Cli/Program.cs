@@ -5,6 +5,7 @@ var root = new RootCommand("CdcSync: two-way sync between business systems throu
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TransformsCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(SlotsCommand.Create());

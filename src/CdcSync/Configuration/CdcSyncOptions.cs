@@ -62,7 +62,15 @@ public sealed partial class HubOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Longest wait between restarts after a failure (backoff doubles from 1 s). Default: 30 s.</summary>
+    /// <summary>First wait before restarting after a transient failure (outage, restart of a server). Default: 1 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00", ErrorMessage = "Hub:InitialRestartDelay must be between 00:00:00.01 and 00:10:00.")]
+    public TimeSpan InitialRestartDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the pipeline must run without failing before the restart backoff starts over from InitialRestartDelay. Default: 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Hub:HealthyPeriod must be between 00:00:01 and 01:00:00.")]
+    public TimeSpan HealthyPeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest wait between restarts after a failure (backoff doubles from InitialRestartDelay, with jitter). Default: 30 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);
 }
@@ -134,20 +142,51 @@ public static partial class ConfigLoader
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
     }
 
+    /// <summary>Binds and checks the whole config; the first problem becomes the error, with a pointer to `check` for the rest.</summary>
     public static CdcSyncOptions Bind(IConfiguration configuration)
     {
+        var (options, problems) = BindAll(configuration);
+        if (problems.Count > 0)
+        {
+            throw new Hub.OperatorException(problems.Count == 1
+                ? problems[0]
+                : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// Every problem of the config itself, nothing connected to: unknown keys anywhere, values
+    /// that do not bind or validate (nested options included), routes to undefined connectors.
+    /// </summary>
+    public static (CdcSyncOptions Options, List<string> Problems) BindAll(IConfiguration configuration)
+    {
         var options = new CdcSyncOptions();
+        var problems = ConfigSchema.UnknownKeys(configuration);
         var hub = new HubOptions();
         try
         {
-            configuration.GetSection("Hub").Bind(hub, o => o.ErrorOnUnknownConfiguration = true);
+            configuration.GetSection("Hub").Bind(hub);
         }
         catch (InvalidOperationException e)
         {
-            throw new Hub.OperatorException($"Config section Hub: {e.Message}");
+            problems.Add($"Config section Hub: {e.Message}");
         }
 
-        Validate(hub, "Hub");
+        problems.AddRange(ConfigSchema.Validate(hub, "Hub"));
+        if (!string.IsNullOrWhiteSpace(hub.ConnectionString))
+        {
+            try
+            {
+                Hub.HubConnection.Parse(hub.ConnectionString, "Hub:ConnectionString");
+            }
+            catch (Hub.OperatorException e)
+            {
+                problems.Add(e.Message);
+            }
+        }
+
         options.Hub = hub;
 
         foreach (var route in configuration.GetSection("Routes").GetChildren())
@@ -164,11 +203,28 @@ public static partial class ConfigLoader
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
         {
             options.Connectors[connector.Key] = connector;
+            var type = connector["Type"];
+            if (type is null || !ConfigSchema.ConnectorTypes.TryGetValue(type, out var optionsType))
+            {
+                problems.Add($"Config key Connectors:{connector.Key}:Type is '{type}'; use one of: postgres, salesforce, netsuite, webhook.");
+                continue;
+            }
+
+            try
+            {
+                var bound = Activator.CreateInstance(optionsType)!;
+                connector.Bind(bound);
+                problems.AddRange(ConfigSchema.Validate(bound, $"Connectors:{connector.Key}"));
+            }
+            catch (InvalidOperationException e)
+            {
+                problems.Add($"Config section Connectors:{connector.Key}: {e.Message}");
+            }
         }
 
         if (options.Routes.Count == 0)
         {
-            throw new Hub.OperatorException("The config has no Routes: add \"Routes\": { \"schema.table\": [\"connector\"] }.");
+            problems.Add("The config has no Routes: add \"Routes\": { \"schema.table\": [\"connector\"] }.");
         }
 
         foreach (var (table, targets) in options.Routes)
@@ -179,36 +235,30 @@ public static partial class ConfigLoader
             }
             catch (FormatException e)
             {
-                throw new Hub.OperatorException($"Routes:{table}: {e.Message}");
+                problems.Add($"Routes:{table}: {e.Message}");
             }
 
             if (targets.Length == 0)
             {
-                throw new Hub.OperatorException($"Routes:{table} lists no connector; give at least one name from Connectors.");
+                problems.Add($"Routes:{table} lists no connector; give at least one name from Connectors.");
             }
 
-            foreach (var target in targets)
+            foreach (var target in targets.Where(t => !options.Connectors.ContainsKey(t)))
             {
-                if (!options.Connectors.ContainsKey(target))
-                {
-                    throw new Hub.OperatorException(
-                        $"Routes:{table} sends to connector '{target}', which is not defined under Connectors (defined: {string.Join(", ", options.Connectors.Keys)}).");
-                }
+                problems.Add($"Routes:{table} sends to connector '{target}', which is not defined under Connectors (defined: {string.Join(", ", options.Connectors.Keys)}).");
             }
         }
 
-        return options;
+        return (options, problems);
     }
 
-    /// <summary>Runs DataAnnotations and turns the first failure into an error naming the key.</summary>
+    /// <summary>Runs DataAnnotations (nested options included) and turns the first failure into an error naming the key.</summary>
     public static void Validate(object options, string section)
     {
-        var results = new List<ValidationResult>();
-        if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
+        var problems = ConfigSchema.Validate(options, section);
+        if (problems.Count > 0)
         {
-            var first = results[0];
-            var member = first.MemberNames.FirstOrDefault();
-            throw new Hub.OperatorException($"Config key {section}:{member}: {first.ErrorMessage}");
+            throw new Hub.OperatorException(problems[0]);
         }
     }
 }

@@ -22,7 +22,7 @@ public static class ConnectorFactory
             case "postgres" or "postgresql":
             {
                 var options = BindValidated<PostgresConnectorOptions>(section, $"Connectors:{name}");
-                return new PostgresOutboundConnector(name, options, loggers.CreateLogger($"CdcSync.Connectors.{name}"));
+                return new PostgresOutboundConnector(name, options, loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub);
             }
 
             case "salesforce":

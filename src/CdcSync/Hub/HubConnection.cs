@@ -3,8 +3,15 @@ using Npgsql;
 
 namespace CdcSync.Hub;
 
-/// <summary>A problem an operator can fix, reported as one line without a stack trace.</summary>
-public sealed class OperatorException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>
+/// A problem reported as one line without a stack trace. Permanent ones (the default) need the
+/// operator and stop the worker with exit code 2; transient ones (the server is down or starting)
+/// are retried by the worker, while one-shot verbs still print them and exit 2.
+/// </summary>
+public sealed class OperatorException(string message, Exception? inner = null, bool transient = false) : Exception(message, inner)
+{
+    public bool Transient { get; } = transient;
+}
 
 /// <summary>Opens the hub and explains, in one line without the password, why it could not.</summary>
 public static class HubConnection
@@ -51,6 +58,11 @@ public static class HubConnection
             await connection.OpenAsync(cancellationToken);
             return connection;
         }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException)
+        {
+            await connection.DisposeAsync();
+            throw new OperatorException($"A certificate file named in {source} cannot be read ({CertificateFiles(builder)}: {e.GetType().Name}); fix the path in Root Certificate / SSL Certificate / SSL Key.", e);
+        }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
             await connection.DisposeAsync();
@@ -67,12 +79,24 @@ public static class HubConnection
                 new OperatorException($"PostgreSQL at {where} rejected the login (password authentication failed); fix Username/Password in {source}.", e),
             PostgresException { SqlState: PostgresErrorCodes.InvalidCatalogName } =>
                 new OperatorException($"Database '{b.Database}' does not exist on {b.Host}:{b.Port}; create it (CREATE DATABASE) or fix Database in {source}.", e),
+            PostgresException pg when Resilience.FailureClassifier.Classify(pg.SqlState) == Resilience.FailureKind.Transient =>
+                new OperatorException($"PostgreSQL at {where} is not accepting connections ({pg.SqlState}: {pg.MessageText}); waiting for it, or check {source}.", e, transient: true),
             PostgresException pg =>
                 new OperatorException($"PostgreSQL at {where} refused the connection: {pg.MessageText}; check {source}.", e),
+            _ when FindTls(e) is not null =>
+                new OperatorException($"{Resilience.FailureClassifier.Describe(e)} ({where}, {source})", e),
             _ when HasSocketError(e) =>
-                new OperatorException($"Cannot reach PostgreSQL at {b.Host}:{b.Port} ({SocketMessage(e)}); start the server or fix Host/Port in {source}.", e),
-            _ => new OperatorException($"Cannot connect to PostgreSQL at {where}: {e.Message}; check {source}.", e),
+                new OperatorException($"Cannot reach PostgreSQL at {b.Host}:{b.Port} ({SocketMessage(e)}); start the server or fix Host/Port in {source}.", e, transient: true),
+            _ => new OperatorException($"Cannot connect to PostgreSQL at {where}: {e.Message}; check {source}.", e, transient: true),
         };
+    }
+
+    private static string CertificateFiles(NpgsqlConnectionStringBuilder b)
+    {
+        var files = new[] { ("Root Certificate", b.RootCertificate), ("SSL Certificate", b.SslCertificate), ("SSL Key", b.SslKey) }
+            .Where(f => !string.IsNullOrEmpty(f.Item2))
+            .Select(f => $"{f.Item1}={f.Item2}{(File.Exists(f.Item2) ? string.Empty : " (missing)")}");
+        return string.Join(", ", files);
     }
 
     /// <summary>CdcSync reads the hub's WAL; without wal_level=logical there is nothing to read.</summary>
@@ -87,11 +111,24 @@ public static class HubConnection
         }
     }
 
+    private static System.Security.Authentication.AuthenticationException? FindTls(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is System.Security.Authentication.AuthenticationException auth)
+            {
+                return auth;
+            }
+        }
+
+        return null;
+    }
+
     private static bool HasSocketError(Exception? e)
     {
         for (; e is not null; e = e.InnerException)
         {
-            if (e is SocketException or TimeoutException)
+            if (e is SocketException or TimeoutException or IOException)
             {
                 return true;
             }
@@ -104,7 +141,7 @@ public static class HubConnection
     {
         for (; e is not null; e = e.InnerException)
         {
-            if (e is SocketException or TimeoutException)
+            if (e is SocketException or TimeoutException or IOException)
             {
                 return e.Message;
             }

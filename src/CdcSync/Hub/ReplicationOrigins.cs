@@ -10,6 +10,10 @@ public static class ReplicationOrigins
 {
     public const string Prefix = "cdcsync:";
 
+    /// <summary>Every origin function the worker calls; the README's grants and the error below list the same set.</summary>
+    public const string GrantAdvice =
+        "grant them with GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser";
+
     public static string For(string connector) => Prefix + connector;
 
     /// <summary>
@@ -30,8 +34,8 @@ public static class ReplicationOrigins
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
-            throw new InvalidOperationException(
-                $"The hub user may not use replication origins (needed to tag {connector}'s writes): grant it with GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text), pg_replication_origin_create(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser.", e);
+            throw new OperatorException(
+                $"The hub user may not use replication origins (needed to tag {connector}'s writes: {e.MessageText}); {GrantAdvice}.", e);
         }
     }
 

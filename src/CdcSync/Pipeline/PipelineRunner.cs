@@ -1,6 +1,7 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Resilience;
 using CdcSync.Replication;
 using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
@@ -21,7 +22,9 @@ public enum PipelineHealth
 /// Reader, router and one writer per connector. Any failure tears the whole unit down and starts
 /// it again from the slot (after a capped backoff): the slot is only acknowledged up to what every
 /// connector made durable, and connectors skip what is at or below their checkpoint, so a restart
-/// re-sends and never loses. On stop, the reader stops, writers finish the complete transactions
+/// re-sends and never loses. Transient failures (see <see cref="FailureClassifier"/>) restart it
+/// forever with capped, jittered backoff that resets after a healthy period; permanent ones stop it
+/// with one line (exit code 2 in the CLI). On stop, the reader stops, writers finish the complete transactions
 /// they hold, checkpoints are recorded, and the slot is acknowledged one last time.
 /// </summary>
 public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboundConnector> connectorFactory, ILoggerFactory loggers, Func<string, IInboundConnector?>? inboundFactory = null, TimeProvider? timeProvider = null)
@@ -29,6 +32,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
     private readonly ILogger _logger = loggers.CreateLogger<PipelineRunner>();
     private List<ConnectorWriter> _writers = [];
+    private RestartBackoff? _backoff;
     private Router? _router;
 
     public PipelineHealth Health { get; private set; } = PipelineHealth.Starting;
@@ -49,7 +53,8 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
     private async Task RunWithRestartsAsync(CancellationToken stoppingToken)
     {
-        var delay = TimeSpan.FromSeconds(1);
+        var backoff = new RestartBackoff(options.Hub.InitialRestartDelay, options.Hub.MaxRestartDelay, options.Hub.HealthyPeriod, _time);
+        _backoff = backoff;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -58,17 +63,24 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 Health = PipelineHealth.Stopped;
                 return;
             }
-            catch (OperatorException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested || e is OperatorException { Transient: false })
             {
-                Health = PipelineHealth.Stopped;
-                throw;
-            }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
-            {
+                var description = FailureClassifier.Describe(e);
+                LastError = description;
+                if (FailureClassifier.Classify(e) == FailureKind.Permanent)
+                {
+                    Health = PipelineHealth.Stopped;
+                    _logger.LogError("Pipeline stopped: {Error}", description);
+                    throw e is OperatorException { Transient: false } operatorError ? operatorError : new OperatorException(description, e);
+                }
+
                 Restarts++;
                 Health = PipelineHealth.Restarting;
-                LastError = e.Message;
-                _logger.LogError(e, "Pipeline failed; restarting from the slot in {Delay}", delay);
+                // A server that went away leaves dead connections in the pools; without this the
+                // first retry after it is back fails on one of them.
+                NpgsqlConnection.ClearAllPools();
+                var delay = backoff.Next();
+                _logger.LogWarning("Pipeline interrupted: {Error}; restarting from the slot in {Delay} (attempt {Attempt})", description, delay, backoff.Attempt);
                 try
                 {
                     await Task.Delay(delay, _time, stoppingToken);
@@ -77,8 +89,6 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 {
                     break;
                 }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.Hub.MaxRestartDelay.Ticks));
             }
         }
 
@@ -89,8 +99,17 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     {
         var hub = options.Hub;
         var routes = options.Routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value);
-        await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>())
-            .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
+        // Everything the config points to is checked before the slot exists: a slot created for a
+        // config that cannot run would hold WAL with nobody reading it.
+        var problems = await ConfigChecker.CheckConnectivityAsync(options, stoppingToken);
+        if (problems.Count > 0)
+        {
+            var permanent = problems.Where(p => p.Kind == FailureKind.Permanent).ToList();
+            var first = (permanent.Count > 0 ? permanent : problems)[0].Message;
+            throw new OperatorException(
+                problems.Count == 1 ? first : $"{first} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)",
+                transient: permanent.Count == 0);
+        }
 
         var connectors = new Dictionary<string, ConnectorWriter>(StringComparer.Ordinal);
         foreach (var name in routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal))
@@ -101,6 +120,8 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         _writers = connectors.Values.ToList();
         try
         {
+            await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>())
+                .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
             foreach (var writer in _writers)
             {
                 var checkpoint = await writer.OpenAsync(stoppingToken);
@@ -142,6 +163,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 .ToList();
             heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask));
             Health = PipelineHealth.Running;
+            _backoff?.MarkHealthy();
 
             var all = writerTasks.Append(readerTask).ToList();
             while (all.Count > 0)
@@ -155,13 +177,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                     await Task.WhenAll(all.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
                     await background.CancelAsync();
                     await Task.WhenAll(ackTask.ContinueWith(_ => { }, TaskScheduler.Default), heartbeatTask.ContinueWith(_ => { }, TaskScheduler.Default));
-                    var error = done.Exception!.InnerException!;
-                    if (error is OperatorException)
-                    {
-                        throw error;
-                    }
-
-                    throw new InvalidOperationException(error.Message, error);
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(done.Exception!.InnerException!);
                 }
             }
 

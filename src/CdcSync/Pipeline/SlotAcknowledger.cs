@@ -34,7 +34,9 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
             }
         }
 
-        return position;
+        // Nothing pending anywhere: confirm up to the WAL end keepalives report, or a fast
+        // shutdown of the hub waits for this walsender forever.
+        return reader.IdleWalEnd(() => writers.All(w => w.CaughtUp)) is { } idleEnd && idleEnd > position ? idleEnd : position;
     }
 
     public async Task RunAsync(ReplicationReader reader, CancellationToken cancellationToken)

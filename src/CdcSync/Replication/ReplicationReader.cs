@@ -44,6 +44,11 @@ public sealed class ReplicationReader : IAsyncDisposable
     private StreamSpool? _activeSpool;
     private bool _inStream;
 
+    // Read by the acknowledgement loop on another thread: whether the last message decoded left
+    // no transaction open, and how many messages have been decoded so far.
+    private volatile bool _betweenTransactions = true;
+    private long _decodedMessages;
+
     public ReplicationReader(ReaderOptions options, ILogger logger)
     {
         _options = options;
@@ -55,6 +60,28 @@ public sealed class ReplicationReader : IAsyncDisposable
 
     public bool UsesBinary { get; private set; }
 
+    /// <summary>
+    /// The server's WAL end as last reported (keepalives included) when the reader sits between
+    /// transactions and <paramref name="downstreamCaughtUp"/> says everything handed on is durable;
+    /// otherwise null. Confirming the slot up to it is what lets an idle hub's walsender finish a
+    /// fast shutdown. Safe because a transaction is re-sent whenever its commit lies at or after the
+    /// confirmed position, and between transactions the only message received but not yet decoded
+    /// is the start of the next one (Npgsql reads one message ahead at most).
+    /// </summary>
+    public NpgsqlLogSequenceNumber? IdleWalEnd(Func<bool> downstreamCaughtUp)
+    {
+        var connection = _connection;
+        if (connection is null)
+        {
+            return null;
+        }
+
+        var before = Interlocked.Read(ref _decodedMessages);
+        var received = connection.LastReceivedLsn;
+        var idle = _betweenTransactions && _spools.Count == 0 && downstreamCaughtUp();
+        return idle && Interlocked.Read(ref _decodedMessages) == before && received > LastCommitEnd ? received : null;
+    }
+
     public bool UsesStreaming { get; private set; }
 
     public async Task RunAsync(IChangeSink sink, NpgsqlLogSequenceNumber startAt, CancellationToken cancellationToken)
@@ -64,7 +91,7 @@ public sealed class ReplicationReader : IAsyncDisposable
             throw new Hub.OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
         }
 
-        _connection = new LogicalReplicationConnection(_options.ConnectionString);
+        _connection = new LogicalReplicationConnection(PinOutputSettings(_options.ConnectionString));
         _connection.WalReceiverStatusInterval = TimeSpan.FromSeconds(1);
         await _connection.Open(cancellationToken);
         var serverVersion = _connection.PostgreSqlVersion;
@@ -92,8 +119,25 @@ public sealed class ReplicationReader : IAsyncDisposable
         {
             var length = await ReadPayloadAsync(message.Data, cancellationToken);
             await DecodeAsync(sink, length, cancellationToken);
+            Interlocked.Increment(ref _decodedMessages);
         }
     }
+
+    /// <summary>
+    /// Text values come out in the session's output formats, which ALTER DATABASE/ROLE ... SET can
+    /// change (DateStyle 'SQL, DMY' swaps day and month, IntervalStyle sql_standard flips signs,
+    /// extra_float_digits=0 drops digits). Pinned at connection start, as PostgreSQL's own
+    /// subscriber does, so a value reads back as the same value anywhere.
+    /// </summary>
+    public static string PinOutputSettings(string connectionString)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        builder.Options = ((builder.Options ?? string.Empty) + " " + PinnedOptions).Trim();
+        return builder.ConnectionString;
+    }
+
+    /// <summary>Session settings that make text output unambiguous (libpq's <c>options</c> syntax).</summary>
+    public const string PinnedOptions = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex";
 
     /// <summary>Tells the server everything up to <paramref name="lsn"/> is durable at every target.</summary>
     public async Task AcknowledgeAsync(NpgsqlLogSequenceNumber lsn, CancellationToken cancellationToken)
@@ -157,6 +201,7 @@ public sealed class ReplicationReader : IAsyncDisposable
                 _origin = null;
                 _current = null;
                 _position = 0;
+                _betweenTransactions = false;
                 return;
             case 'C':
                 var commit = new Reader(_buffer, 1, length);
@@ -168,6 +213,7 @@ public sealed class ReplicationReader : IAsyncDisposable
                 await sink.OnCommitAsync(_current, cancellationToken);
                 LastCommitEnd = endLsn;
                 _current = null;
+                _betweenTransactions = true;
                 return;
             case 'O':
                 var originMessage = new Reader(_buffer, 1, length);

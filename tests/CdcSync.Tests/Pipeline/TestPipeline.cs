@@ -126,6 +126,12 @@ internal sealed class TestPipeline : IAsyncDisposable
         await cmd.ExecuteNonQueryAsync();
     }
 
+    /// <summary>Waits for the pipeline to end by itself (a permanent failure) and rethrows what ended it.</summary>
+    public async Task StopWhenEndedAsync(TimeSpan timeout)
+    {
+        await _run!.WaitAsync(timeout);
+    }
+
     public async Task StopAsync()
     {
         await _stop.CancelAsync();

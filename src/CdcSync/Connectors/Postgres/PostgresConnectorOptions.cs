@@ -14,10 +14,13 @@ public sealed class PostgresTableMapping
 
 public sealed class PostgresConnectorOptions
 {
-    [Required(ErrorMessage = "ConnectionString is required for a postgres connector (e.g. \"${CDCSYNC_TARGET_DB}\").")]
+    // DataAnnotations passes ErrorMessage through string.Format: braces are doubled.
+    [Required(ErrorMessage = "ConnectionString is required for a postgres connector (e.g. \"${{CDCSYNC_TARGET_DB}}\").")]
     public string ConnectionString { get; set; } = "";
 
     /// <summary>Schema in the target that holds CdcSync's checkpoint table. Default: cdcsync.</summary>
+    [Required]
+    [StringLength(63, MinimumLength = 1)]
     public string CheckpointSchema { get; set; } = "cdcsync";
 
     /// <summary>Hub table (schema.name) to its mapping; hub tables routed here but not listed map to the same name.</summary>

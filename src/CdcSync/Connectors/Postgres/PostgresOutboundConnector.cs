@@ -24,13 +24,16 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     private readonly Dictionary<TableName, PostgresTableMapping> _mappings = [];
     private readonly Dictionary<RelationInfo, TargetTable> _tables = new(ReferenceEqualityComparer.Instance);
     private readonly string _checkpointTable;
+    private readonly NpgsqlDataSource? _hub;
     private NpgsqlConnection? _connection;
     private NpgsqlTransaction? _transaction;
     private int _serial;
 
-    public PostgresOutboundConnector(string name, PostgresConnectorOptions options, ILogger logger)
+    /// <param name="hub">Where rows are read back when an update arrives without its TOASTed values for a row the target does not hold.</param>
+    public PostgresOutboundConnector(string name, PostgresConnectorOptions options, ILogger logger, NpgsqlDataSource? hub = null)
     {
         Name = name;
+        _hub = hub;
         _options = options;
         _logger = logger;
         foreach (var (hubTable, mapping) in options.Tables)
@@ -46,19 +49,29 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     /// <summary>Rows written to the target since start (after reduction per key).</summary>
     public long RowsApplied { get; private set; }
 
+    /// <summary>Rows read back from the hub because a partial update found no row to update at the target.</summary>
+    public long RowsFetchedFromHub { get; private set; }
+
     public async Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken)
     {
         var connection = await ConnectionAsync(cancellationToken);
-        await using (var create = new NpgsqlCommand(
-            $"""
-            CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
-            CREATE TABLE IF NOT EXISTS {_checkpointTable} (
-                connector text PRIMARY KEY,
-                lsn pg_lsn NOT NULL,
-                updated_at timestamptz NOT NULL DEFAULT now());
-            """, connection))
+        // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists: a
+        // role that was given only the pre-made table must not need it.
+        await using (var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", connection))
         {
-            await create.ExecuteNonQueryAsync(cancellationToken);
+            exists.Parameters.Add(new NpgsqlParameter { Value = _checkpointTable });
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                await using var create = new NpgsqlCommand(
+                    $"""
+                    CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
+                    CREATE TABLE IF NOT EXISTS {_checkpointTable} (
+                        connector text PRIMARY KEY,
+                        lsn pg_lsn NOT NULL,
+                        updated_at timestamptz NOT NULL DEFAULT now());
+                    """, connection);
+                await create.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
 
         await using var cmd = new NpgsqlCommand($"SELECT lsn FROM {_checkpointTable} WHERE connector = $1", connection);
@@ -263,13 +276,91 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             var sent = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !mask[i]).ToList();
             await CopyAsync(connection, table, table.TempTable, sent, group.ToList(), cancellationToken);
             var sets = sent.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).Select(c => $"{c} = s.{c}").ToList();
-            var update = sets.Count > 0
-                ? $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}; "
-                : string.Empty;
-            await ExecuteAsync(connection, $"{update}TRUNCATE {table.TempTable}", cancellationToken);
+            if (sets.Count > 0)
+            {
+                await ExecuteAsync(connection, $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}", cancellationToken);
+            }
+
+            await FetchMissingFromHubAsync(connection, table, keyMatch, cancellationToken);
+            await ExecuteAsync(connection, $"TRUNCATE {table.TempTable}", cancellationToken);
         }
 
         RowsApplied += deletes.Count + upserts.Count + partials.Count;
+    }
+
+    /// <summary>
+    /// A partial update (TOASTed columns "unchanged") for a key the target does not hold — the new
+    /// key of a key change, a row the target lost, a resync touching rows it never had — cannot be
+    /// applied from what the stream carries. Never drop it: read the whole current row from the hub
+    /// and upsert it. Later changes of the row follow in the stream, so the target converges. Text
+    /// formats on both sides, with the hub's output settings pinned, so any column type passes.
+    /// </summary>
+    private async Task FetchMissingFromHubAsync(NpgsqlConnection connection, TargetTable table, string keyMatch, CancellationToken cancellationToken)
+    {
+        var keyColumns = table.KeyIndexes.Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var missingKeys = $"SELECT {string.Join(", ", keyColumns.Select(k => "s." + k))} FROM {table.TempTable} s WHERE NOT EXISTS (SELECT 1 FROM {table.QualifiedTarget} t WHERE {keyMatch})";
+        await using (var count = new NpgsqlCommand($"SELECT count(*) FROM ({missingKeys}) m", connection, _transaction))
+        {
+            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! == 0)
+            {
+                return;
+            }
+        }
+
+        if (_hub is null)
+        {
+            throw new OperatorException(
+                $"Connector {Name}: an update of {table.Relation.QualifiedName} left TOASTed columns out for a row {table.QualifiedTarget} does not hold, and no hub connection was given to read the row from; set REPLICA IDENTITY FULL on the hub table or run the connector from 'cdcsync run'.");
+        }
+
+        string keysText;
+        await using (var reader = await connection.BeginTextExportAsync($"COPY ({missingKeys}) TO STDOUT", cancellationToken))
+        {
+            keysText = await reader.ReadToEndAsync(cancellationToken);
+        }
+
+        var relation = table.Relation;
+        var hubTable = $"{HubWriter.Quote(relation.Schema)}.{HubWriter.Quote(relation.Name)}";
+        var hubKeys = table.KeyIndexes.Select(i => HubWriter.Quote(relation.Columns[table.SourceOrdinals[i]].Name)).ToList();
+        var hubColumns = string.Join(", ", table.SourceOrdinals.Select(o => "h." + HubWriter.Quote(relation.Columns[o].Name)));
+        string rowsText;
+        await using (var hub = await _hub.OpenConnectionAsync(cancellationToken))
+        await using (var read = await hub.BeginTransactionAsync(cancellationToken))
+        {
+            await using (var setup = new NpgsqlCommand(
+                $"SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = hex; " +
+                $"CREATE TEMP TABLE cdc_fetch_keys ON COMMIT DROP AS SELECT {string.Join(", ", hubKeys)} FROM {hubTable} LIMIT 0", hub, read))
+            {
+                await setup.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using (var writer = await hub.BeginTextImportAsync("COPY cdc_fetch_keys FROM STDIN", cancellationToken))
+            {
+                await writer.WriteAsync(keysText);
+            }
+
+            var join = string.Join(" AND ", hubKeys.Select(k => $"h.{k} = k.{k}"));
+            await using (var reader = await hub.BeginTextExportAsync($"COPY (SELECT {hubColumns} FROM {hubTable} h JOIN cdc_fetch_keys k ON {join}) TO STDOUT", cancellationToken))
+            {
+                rowsText = await reader.ReadToEndAsync(cancellationToken);
+            }
+
+            await read.CommitAsync(cancellationToken);
+        }
+
+        await ExecuteAsync(connection, $"TRUNCATE {table.TempTable}", cancellationToken);
+        await using (var writer = await connection.BeginTextImportAsync($"COPY {table.TempTable} ({string.Join(", ", table.TargetColumns.Select(HubWriter.Quote))}) FROM STDIN", cancellationToken))
+        {
+            await writer.WriteAsync(rowsText);
+        }
+
+        var cols = string.Join(", ", table.TargetColumns.Select(HubWriter.Quote));
+        var nonKey = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var onConflict = nonKey.Count == 0 ? "DO NOTHING" : $"DO UPDATE SET {string.Join(", ", nonKey.Select(c => $"{c} = EXCLUDED.{c}"))}";
+        await using var upsert = new NpgsqlCommand($"INSERT INTO {table.QualifiedTarget} ({cols}) SELECT {cols} FROM {table.TempTable} ON CONFLICT ({string.Join(", ", keyColumns)}) {onConflict}", connection, _transaction);
+        var fetched = await upsert.ExecuteNonQueryAsync(cancellationToken);
+        RowsFetchedFromHub += fetched;
+        _logger.LogInformation("Connector {Connector}: {Count} rows of {Table} read back from the hub (an update without its TOASTed values found no row at the target)", Name, fetched, relation.QualifiedName);
     }
 
     /// <summary>

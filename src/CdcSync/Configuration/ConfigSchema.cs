@@ -1,0 +1,272 @@
+using System.Collections;
+using System.ComponentModel.DataAnnotations;
+using System.Reflection;
+using CdcSync.Connectors.NetSuite;
+using CdcSync.Connectors.Postgres;
+using CdcSync.Connectors.Salesforce;
+using CdcSync.Connectors.Webhook;
+using Microsoft.Extensions.Configuration;
+
+namespace CdcSync.Configuration;
+
+/// <summary>
+/// What a config file may contain, found by reflecting over the options classes each section binds
+/// to, so an option added to any of them is known here without a list to keep in step. Finds
+/// unknown keys anywhere (with the closest known key) and validates nested options classes.
+/// </summary>
+public static class ConfigSchema
+{
+    /// <summary>The options class each connector Type binds to.</summary>
+    public static IReadOnlyDictionary<string, Type> ConnectorTypes { get; } = new Dictionary<string, Type>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["postgres"] = typeof(PostgresConnectorOptions),
+        ["postgresql"] = typeof(PostgresConnectorOptions),
+        ["salesforce"] = typeof(SalesforceOptions),
+        ["netsuite"] = typeof(NetSuiteOptions),
+        ["webhook"] = typeof(WebhookOptions),
+    };
+
+    /// <summary>Keys every connector section has besides its options: the Type, and the Inbound switch.</summary>
+    private static readonly string[] ConnectorKeys = ["Type", "Inbound"];
+
+    public static List<string> UnknownKeys(IConfiguration root)
+    {
+        var problems = new List<string>();
+        foreach (var section in root.GetChildren())
+        {
+            switch (section.Key)
+            {
+                case var k when k.Equals("Hub", StringComparison.OrdinalIgnoreCase):
+                    Walk(section, typeof(HubOptions), problems);
+                    break;
+                case var k when k.Equals("Routes", StringComparison.OrdinalIgnoreCase):
+                    break;
+                case var k when k.Equals("Connectors", StringComparison.OrdinalIgnoreCase):
+                    foreach (var connector in section.GetChildren())
+                    {
+                        WalkConnector(connector, problems);
+                    }
+
+                    break;
+                default:
+                    problems.Add(Unknown(section, ["Hub", "Routes", "Connectors"]));
+                    break;
+            }
+        }
+
+        return problems;
+    }
+
+    /// <summary>DataAnnotations on the object and on every options object it holds, each failure naming its full key.</summary>
+    public static List<string> Validate(object options, string path)
+    {
+        var problems = new List<string>();
+        ValidateInto(options, path, problems, depth: 0);
+        return problems;
+    }
+
+    private static void WalkConnector(IConfigurationSection connector, List<string> problems)
+    {
+        var type = connector["Type"];
+        if (type is null || !ConnectorTypes.TryGetValue(type, out var optionsType))
+        {
+            // Reported by the binding step with the list of types; nothing to compare keys with.
+            return;
+        }
+
+        foreach (var child in connector.GetChildren())
+        {
+            if (child.Key.Equals("Type", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            if (child.Key.Equals("Inbound", StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (var inbound in child.GetChildren().Where(c => !c.Key.Equals("Enabled", StringComparison.OrdinalIgnoreCase)))
+                {
+                    problems.Add(Unknown(inbound, ["Enabled"]));
+                }
+
+                continue;
+            }
+
+            var property = Property(optionsType, child.Key);
+            if (property is null)
+            {
+                problems.Add(Unknown(child, Settable(optionsType).Select(p => p.Name).Concat(ConnectorKeys)));
+                continue;
+            }
+
+            WalkValue(child, property.PropertyType, problems);
+        }
+    }
+
+    private static void Walk(IConfigurationSection section, Type type, List<string> problems)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            var property = Property(type, child.Key);
+            if (property is null)
+            {
+                problems.Add(Unknown(child, Settable(type).Select(p => p.Name)));
+                continue;
+            }
+
+            WalkValue(child, property.PropertyType, problems);
+        }
+    }
+
+    private static void WalkValue(IConfigurationSection section, Type type, List<string> problems)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (IsScalar(type) || typeof(IConfiguration).IsAssignableFrom(type))
+        {
+            return;
+        }
+
+        if (DictionaryValueType(type) is { } valueType)
+        {
+            foreach (var child in section.GetChildren())
+            {
+                WalkValue(child, valueType, problems);
+            }
+
+            return;
+        }
+
+        if (ElementType(type) is { } elementType)
+        {
+            foreach (var child in section.GetChildren())
+            {
+                WalkValue(child, elementType, problems);
+            }
+
+            return;
+        }
+
+        Walk(section, type, problems);
+    }
+
+    private static void ValidateInto(object options, string path, List<string> problems, int depth)
+    {
+        if (depth > 8)
+        {
+            return;
+        }
+
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true);
+        foreach (var result in results)
+        {
+            var member = result.MemberNames.FirstOrDefault();
+            problems.Add($"Config key {path}:{member}: {result.ErrorMessage}");
+        }
+
+        foreach (var property in Settable(options.GetType()))
+        {
+            var type = property.PropertyType;
+            if (IsScalar(Nullable.GetUnderlyingType(type) ?? type) || typeof(IConfiguration).IsAssignableFrom(type) || property.GetIndexParameters().Length > 0)
+            {
+                continue;
+            }
+
+            var value = property.GetValue(options);
+            var childPath = $"{path}:{property.Name}";
+            if (value is IDictionary dictionary)
+            {
+                foreach (DictionaryEntry entry in dictionary)
+                {
+                    if (entry.Value is { } v && IsOptions(v.GetType()))
+                    {
+                        ValidateInto(v, $"{childPath}:{entry.Key}", problems, depth + 1);
+                    }
+                }
+            }
+            else if (value is IEnumerable list and not string)
+            {
+                var i = 0;
+                foreach (var item in list)
+                {
+                    if (item is not null && IsOptions(item.GetType()))
+                    {
+                        ValidateInto(item, $"{childPath}:{i}", problems, depth + 1);
+                    }
+
+                    i++;
+                }
+            }
+            else if (value is not null && IsOptions(value.GetType()))
+            {
+                ValidateInto(value, childPath, problems, depth + 1);
+            }
+        }
+    }
+
+    private static bool IsOptions(Type type) => type.IsClass && type.Assembly == typeof(ConfigSchema).Assembly;
+
+    private static bool IsScalar(Type type) =>
+        type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(TimeSpan) ||
+        type == typeof(DateTime) || type == typeof(DateTimeOffset) || type == typeof(Guid) || type == typeof(Uri);
+
+    private static Type? DictionaryValueType(Type type)
+    {
+        var dictionary = type.IsGenericType && type.GetGenericTypeDefinition() == typeof(IDictionary<,>)
+            ? type
+            : type.GetInterfaces().FirstOrDefault(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IDictionary<,>));
+        return dictionary?.GetGenericArguments()[1];
+    }
+
+    private static Type? ElementType(Type type)
+    {
+        if (type.IsArray)
+        {
+            return type.GetElementType();
+        }
+
+        var enumerable = type.GetInterfaces().FirstOrDefault(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>));
+        return enumerable?.GetGenericArguments()[0];
+    }
+
+    private static IEnumerable<PropertyInfo> Settable(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite || !IsScalar(p.PropertyType));
+
+    private static PropertyInfo? Property(Type type, string key) =>
+        Settable(type).FirstOrDefault(p => p.Name.Equals(key, StringComparison.OrdinalIgnoreCase));
+
+    private static string Unknown(IConfigurationSection section, IEnumerable<string> known)
+    {
+        var names = known.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        var closest = names.Select(n => (Name: n, Distance: Distance(n.ToLowerInvariant(), section.Key.ToLowerInvariant())))
+            .OrderBy(c => c.Distance).FirstOrDefault();
+        var hint = closest.Name is not null && closest.Distance <= Math.Max(2, section.Key.Length / 3)
+            ? $"did you mean {Parent(section.Path)}{closest.Name}?"
+            : $"known keys here: {string.Join(", ", names.Order(StringComparer.Ordinal))}.";
+        return $"Config key {section.Path} is not a setting CdcSync knows; {hint}";
+    }
+
+    private static string Parent(string path)
+    {
+        var at = path.LastIndexOf(':');
+        return at < 0 ? string.Empty : path[..(at + 1)];
+    }
+
+    /// <summary>Levenshtein distance: how many one-letter edits turn one key into another.</summary>
+    private static int Distance(string a, string b)
+    {
+        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var current = new int[b.Length + 1];
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+
+            previous = current;
+        }
+
+        return previous[b.Length];
+    }
+}

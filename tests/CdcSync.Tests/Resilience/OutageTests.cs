@@ -1,0 +1,100 @@
+using CdcSync.Pipeline;
+using CdcSync.Schema;
+using CdcSync.Tests.Infrastructure;
+using CdcSync.Tests.Pipeline;
+using Xunit.Abstractions;
+
+namespace CdcSync.Tests.Resilience;
+
+/// <summary>
+/// The fast cases of the fault suite: a server of the test's own is stopped and started while the
+/// worker runs; the worker must ride it out by itself and the target must end equal to the hub.
+/// </summary>
+public sealed class OutageTests(ITestOutputHelper output)
+{
+    private const string Table = """
+        CREATE TABLE public.items (id int PRIMARY KEY, counter int NOT NULL, payload text);
+        """;
+
+    private const string Snapshot = "SELECT count(*) || ':' || coalesce(sum(counter), 0) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM public.items t";
+
+    private static async Task<string> MigratedHubOnAsync(TestCluster cluster)
+    {
+        await cluster.ExecuteAsync("CREATE DATABASE hub");
+        var hub = cluster.ConnectionString("hub");
+        var result = await new HubMigrator(hub, Repo.Scripts()).MigrateAsync(CancellationToken.None);
+        Assert.True(result.Succeeded, result.Error);
+        await TestPipeline.ExecuteAsync(hub, Table);
+        return hub;
+    }
+
+    [Fact]
+    public async Task Run_HubStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub()
+    {
+        await using var cluster = await TestCluster.StartAsync(nameof(Run_HubStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub).ToLowerInvariant());
+        var hub = await MigratedHubOnAsync(cluster);
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        await using var pipeline = await TestPipeline.StartAsync(hub, "outage_hub", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'before' FROM generate_series(1, 500) g");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+
+        await cluster.StopAsync("immediate");
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        await cluster.StartAgainAsync();
+        var back = System.Diagnostics.Stopwatch.StartNew();
+
+        await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1 WHERE id % 2 = 0; INSERT INTO public.items SELECT g, 1, 'after' FROM generate_series(501, 1000) g");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+        output.WriteLine($"resumed and caught up {back.Elapsed.TotalSeconds:F1} s after the hub was back; restarts {pipeline.Runner.Restarts}; last error: {pipeline.Runner.LastError}");
+        Assert.True(pipeline.Runner.Restarts > 0, "the outage should have interrupted the pipeline");
+        Assert.Equal(PipelineHealth.Running, pipeline.Runner.Health);
+    }
+
+    [Fact]
+    public async Task Run_TargetStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub()
+    {
+        await using var cluster = await TestCluster.StartAsync(nameof(Run_TargetStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub).ToLowerInvariant());
+        await cluster.ExecuteAsync("CREATE DATABASE target");
+        var target = cluster.ConnectionString("target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        var hub = await TestPostgres.CreateMigratedHubAsync();
+        await TestPipeline.ExecuteAsync(hub, Table);
+        await using var pipeline = await TestPipeline.StartAsync(hub, "outage_target", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'before' FROM generate_series(1, 500) g");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+
+        await cluster.StopAsync("immediate");
+        // The hub keeps changing while the target is away; the slot holds the WAL.
+        await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1 WHERE id % 3 = 0; INSERT INTO public.items SELECT g, 1, 'during' FROM generate_series(501, 1000) g");
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        await cluster.StartAgainAsync();
+
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+        output.WriteLine($"restarts {pipeline.Runner.Restarts}; last error: {pipeline.Runner.LastError}");
+        Assert.True(pipeline.Runner.Restarts > 0, "the outage should have interrupted the pipeline");
+        Assert.Equal(PipelineHealth.Running, pipeline.Runner.Health);
+    }
+
+    [Fact]
+    public async Task Run_IdleHubRestartedFast_RestartFinishesAndWorkerResumes()
+    {
+        await using var cluster = await TestCluster.StartAsync(nameof(Run_IdleHubRestartedFast_RestartFinishesAndWorkerResumes).ToLowerInvariant());
+        var hub = await MigratedHubOnAsync(cluster);
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        await using var pipeline = await TestPipeline.StartAsync(hub, "idle_restart", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items VALUES (1, 1, 'x')");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+
+        // Idle: nothing routed, only heartbeats.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var took = await cluster.RestartAsync("fast", TimeSpan.FromSeconds(30));
+        output.WriteLine($"pg_ctl restart -m fast of an idle hub with the worker connected: {took.TotalSeconds:F2} s");
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items VALUES (2, 1, 'y')");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+    }
+}
