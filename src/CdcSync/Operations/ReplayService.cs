@@ -56,7 +56,7 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
         var window = await WindowAsync(cancellationToken);
         if (from < window.Oldest)
         {
-            var table = tables.Count > 0 ? tables[0].ToString() : "<schema.table>";
+            var table = tables.Count > 0 ? $"{tables[0].Schema}.{tables[0].Name}" : "<schema.table>";
             throw new OperatorException(
                 $"--from-lsn {from} is older than the replay window of slot {window.Slot}: the oldest replayable LSN is {window.Oldest}. " +
                 $"Replay from {window.Oldest} or later, or re-send current rows with 'cdcsync resync --connector {connector} --table {table}'.");
@@ -82,6 +82,21 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        try
+        {
+            return await DecodeAsync(conn, copy, connector, from, routed, cancellationToken);
+        }
+        finally
+        {
+            // A temporary slot lives as long as its session, and pooled sessions live on.
+            await using var drop = new NpgsqlCommand("SELECT pg_drop_replication_slot($1)", conn);
+            drop.Parameters.Add(new NpgsqlParameter { Value = copy });
+            await drop.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task<List<ReplayTransaction>> DecodeAsync(NpgsqlConnection conn, string copy, string connector, NpgsqlLogSequenceNumber from, HashSet<TableName> routed, CancellationToken cancellationToken)
+    {
         var result = new List<ReplayTransaction>();
         var relations = new Dictionary<uint, TableName>();
         var own = ReplicationOrigins.For(connector);
