@@ -44,6 +44,7 @@ public sealed class HealthServer : IAsyncDisposable
         });
         app.MapGet("/metrics", async (HttpContext context) =>
         {
+            worker.UpdateCircuitGauges();
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await Metrics.DefaultRegistry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
         });

@@ -158,6 +158,18 @@ public sealed class Worker(
         }
     }
 
+    /// <summary>Sets cdcsync_circuit_open for every connector this worker made (called on each scrape, so it is never stale).</summary>
+    public void UpdateCircuitGauges()
+    {
+        lock (_connectors)
+        {
+            foreach (var (name, connector) in _connectors)
+            {
+                PipelineMetrics.CircuitOpen.WithLabels(name).Set(CircuitOf(connector) is "open" or "isolated" ? 1 : 0);
+            }
+        }
+    }
+
     private static string CircuitOf(object connector) =>
         connector.GetType().GetProperty("CircuitState", BindingFlags.Public | BindingFlags.Instance)?.GetValue(connector)?.ToString()?.ToLowerInvariant() switch
         {
@@ -188,7 +200,6 @@ public sealed class Worker(
             var circuit = open.Contains(writer.Name) ? "open" : "closed";
             PipelineMetrics.LagBytes.WithLabels(writer.Name).Set(lagBytes);
             PipelineMetrics.LagSeconds.WithLabels(writer.Name).Set(lagSeconds);
-            PipelineMetrics.CircuitOpen.WithLabels(writer.Name).Set(circuit == "open" ? 1 : 0);
             await conn.ExecuteAsync(new CommandDefinition(
                 """
                 INSERT INTO cdc.connector_status (connector, worker, caught_up_to, lag_bytes, lag_seconds, events_per_second, changes_applied, last_error, circuit, updated_at)
