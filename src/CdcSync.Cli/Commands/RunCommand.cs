@@ -2,12 +2,14 @@ using System.CommandLine;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
-using CdcSync.Pipeline;
+using CdcSync.Operations;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Serilog;
+using Serilog.Formatting.Compact;
 
 namespace CdcSync.Cli.Commands;
 
@@ -22,15 +24,14 @@ internal static class RunCommand
     public static Command Create()
     {
         var config = ConfigOption();
-        var command = new Command("run", "Run the pipeline (reader, router, connectors) until stopped; SIGTERM drains and exits 0.") { config };
+        var command = new Command("run", "Run the pipeline (reader, router, connectors) until stopped; a second worker on the same slot stands by. SIGTERM drains and exits 0.") { config };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
+            var configuration = ConfigLoader.Build(parse.GetValue(config));
+            var options = ConfigLoader.Bind(configuration);
             var builder = Host.CreateApplicationBuilder();
-            builder.Services.AddSerilog((_, lc) => lc
-                .MinimumLevel.Information()
-                .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
-                .WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}"));
+            builder.Services.AddSerilog((_, lc) => ConfigureLogging(lc, configuration["Logging:Format"]));
+            builder.Services.AddSystemd();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton(sp => NpgsqlDataSource.Create(options.Hub.ConnectionString));
@@ -50,25 +51,43 @@ internal static class RunCommand
         }));
         return command;
     }
+
+    /// <summary>Text with date and zone by default; Serilog's compact JSON (one event per line) with Logging:Format=json.</summary>
+    internal static LoggerConfiguration ConfigureLogging(LoggerConfiguration lc, string? format)
+    {
+        lc = lc.MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning);
+        return format?.ToLowerInvariant() switch
+        {
+            null or "" or "text" => lc.WriteTo.Console(outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} {Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}"),
+            "json" => lc.WriteTo.Console(new CompactJsonFormatter()),
+            _ => throw new OperatorException($"Config key Logging:Format is '{format}'; use text or json."),
+        };
+    }
 }
 
-/// <summary>Hosts the pipeline; a configuration problem stops the process with its message.</summary>
+/// <summary>Hosts the worker and its health endpoint; a configuration problem stops the process with its message.</summary>
 internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : BackgroundService
 {
     public Exception? Fatal { get; private set; }
 
-    public PipelineRunner? Runner { get; private set; }
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        Runner = new PipelineRunner(
+        var worker = new Worker(
             options,
             name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
-            loggers,
-            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers));
+            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers),
+            loggers);
+        HealthServer? health = null;
         try
         {
-            await Runner.RunAsync(stoppingToken);
+            if (!string.IsNullOrWhiteSpace(options.Hub.MetricsUrl))
+            {
+                health = await HealthServer.StartAsync(options.Hub.MetricsUrl, worker, loggers, stoppingToken);
+                loggers.CreateLogger<PipelineService>().LogInformation("Serving /healthz, /readyz and /metrics on {Url}", health.Address);
+            }
+
+            await worker.RunAsync(stoppingToken);
         }
         catch (OperatorException e)
         {
@@ -79,6 +98,11 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
         }
         finally
         {
+            if (health is not null)
+            {
+                await health.DisposeAsync();
+            }
+
             lifetime.StopApplication();
         }
     }

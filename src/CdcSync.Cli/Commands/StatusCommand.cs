@@ -1,60 +1,73 @@
 using System.CommandLine;
-using CdcSync.Hub;
-using Npgsql;
+using System.Text.Json;
+using CdcSync.Configuration;
+using CdcSync.Operations;
 
 namespace CdcSync.Cli.Commands;
 
-/// <summary>What an on-call engineer asks first: is the slot moving, how far behind is each connector, what is stuck.</summary>
+/// <summary>`cdcsync status`: exit 0 healthy, 1 needs attention, 2 error (logic in <see cref="StatusService"/>).</summary>
 internal static class StatusCommand
 {
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, WriteIndented = true };
+
     public static Command Create()
     {
         var db = CliOptions.Db();
-        var command = new Command("status", "Slot position and retained WAL, lag per connector (bytes and seconds), dead letters, open conflicts.") { db };
+        var config = new Option<string?>("--config") { Description = "Pipeline config: its hub, slot and connectors (reads PostgreSQL connectors' checkpoints from their targets). Without it: --db / CDCSYNC_DB and every slot CdcSync created." };
+        var json = new Option<bool>("--json") { Description = "Print JSON (for scripts and monitoring)." };
+        var maxLag = new Option<TimeSpan>("--max-lag") { Description = "Lag in time above which a connector needs attention (exit 1). Default: 00:01:00.", DefaultValueFactory = _ => TimeSpan.FromMinutes(1) };
+        var maxLagBytes = new Option<long>("--max-lag-bytes") { Description = "Lag in WAL bytes above which a connector needs attention (exit 1). Default: 1073741824 (1 GiB).", DefaultValueFactory = _ => 1L << 30 };
+        var command = new Command("status", "WAL and slot position, retained WAL, replay window, per connector checkpoint, lag (bytes, seconds), events/s, last error, circuit, dead letters, open conflicts. Exit 0 healthy, 1 needs attention, 2 error.")
+        {
+            db, config, json, maxLag, maxLagBytes,
+        };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            await using var conn = await HubConnection.OpenAsync(CliOptions.HubConnectionString(parse, db), CliOptions.SourceOf(parse, db), ct);
-            Console.WriteLine($"hub {HubConnection.Describe(conn.ConnectionString)}");
-
-            await using (var slots = new NpgsqlCommand(
-                """
-                SELECT c.slot, coalesce(s.active, false), coalesce(s.confirmed_flush_lsn::text, '-'), coalesce(s.wal_status, 'missing'),
-                       coalesce(pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)), '-')
-                FROM cdc.slots c LEFT JOIN pg_replication_slots s ON s.slot_name = c.slot ORDER BY c.slot
-                """, conn))
-            await using (var reader = await slots.ExecuteReaderAsync(ct))
+            var configPath = parse.GetValue(config);
+            var options = configPath is null ? null : ConfigLoader.Bind(ConfigLoader.Build(configPath));
+            var hub = options?.Hub.ConnectionString ?? CliOptions.HubConnectionString(parse, db);
+            var status = await new StatusService(hub, options).GetAsync(new StatusThresholds(parse.GetValue(maxLag), parse.GetValue(maxLagBytes)), ct);
+            if (parse.GetValue(json))
             {
-                Console.WriteLine("\nslot\tactive\tconfirmed\twal_status\tretained WAL");
-                while (await reader.ReadAsync(ct))
+                Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    Console.WriteLine($"{reader.GetString(0)}\t{reader.GetBoolean(1)}\t{reader.GetString(2)}\t{reader.GetString(3)}\t{reader.GetString(4)}");
-                }
+                    status.Hub,
+                    status.WalPosition,
+                    status.WorkerConnected,
+                    status.Healthy,
+                    status.Attention,
+                    status.Slots,
+                    status.Connectors,
+                    status.DeadLetters,
+                    status.OpenConflicts,
+                }, Json));
+            }
+            else
+            {
+                Print(status);
             }
 
-            await using (var lag = new NpgsqlCommand(
-                """
-                SELECT c.connector, c.lsn::text, pg_size_pretty(greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), c.lsn), 0)),
-                       round(extract(epoch FROM now() - c.updated_at))::bigint,
-                       (SELECT count(*) FROM cdc.dead_letters d WHERE d.connector = c.connector AND d.status = 'open'),
-                       (SELECT count(*) FROM cdc.conflicts f WHERE f.connector = c.connector AND f.status = 'open')
-                FROM cdc.checkpoints c ORDER BY c.connector
-                """, conn))
-            await using (var reader = await lag.ExecuteReaderAsync(ct))
-            {
-                Console.WriteLine("\nconnector\tcheckpoint\tlag (WAL bytes)\tlast commit (s ago)\tdead letters\topen conflicts");
-                while (await reader.ReadAsync(ct))
-                {
-                    Console.WriteLine($"{reader.GetString(0)}\t{reader.GetString(1)}\t{reader.GetString(2)}\t{reader.GetInt64(3)}\t{reader.GetInt64(4)}\t{reader.GetInt64(5)}");
-                }
-            }
-
-            await using var totals = new NpgsqlCommand(
-                "SELECT (SELECT count(*) FROM cdc.dead_letters WHERE status = 'open'), (SELECT count(*) FROM cdc.conflicts WHERE status = 'open')", conn);
-            await using var t = await totals.ExecuteReaderAsync(ct);
-            await t.ReadAsync(ct);
-            Console.WriteLine($"\nopen dead letters: {t.GetInt64(0)}; open conflicts: {t.GetInt64(1)}");
-            return 0;
+            return status.Healthy ? 0 : 1;
         }));
         return command;
+    }
+
+    private static void Print(HubStatus status)
+    {
+        Console.WriteLine($"hub {status.Hub}: WAL at {status.WalPosition}; worker {(status.WorkerConnected ? "connected" : "NOT connected")}");
+        Console.WriteLine("\nslot\tactive\tconfirmed\twal_status\tretained_bytes\treplay_window_bytes");
+        foreach (var s in status.Slots)
+        {
+            Console.WriteLine($"{s.Slot}\t{s.Active}\t{s.ConfirmedLsn ?? "-"}\t{s.WalStatus}\t{s.RetainedBytes}\t{s.ReplayWindowBytes}");
+        }
+
+        Console.WriteLine("\nconnector\tcheckpoint\tlag_bytes\tlag_seconds\tevents_per_s\tcircuit\tdead_letters\topen_conflicts\tlast_error");
+        foreach (var c in status.Connectors)
+        {
+            Console.WriteLine($"{c.Connector}\t{c.Checkpoint ?? "-"}\t{c.LagBytes}\t{c.LagSeconds}\t{c.EventsPerSecond}\t{c.Circuit}\t{c.DeadLetters}\t{c.OpenConflicts}\t{c.LastError ?? "-"}");
+        }
+
+        Console.WriteLine($"\nopen dead letters: {status.DeadLetters}; open conflicts: {status.OpenConflicts}");
+        Console.WriteLine(status.Healthy ? "healthy" : "needs attention: " + string.Join("; ", status.Attention));
     }
 }

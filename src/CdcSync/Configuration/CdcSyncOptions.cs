@@ -73,6 +73,29 @@ public sealed partial class HubOptions
     /// <summary>Longest wait between restarts after a failure (backoff doubles from InitialRestartDelay, with jitter). Default: 30 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Replay window, by size: the slot is confirmed at most this many bytes of WAL behind what
+    /// every connector has applied, so `cdcsync replay` can go back that far. Also the cap of the
+    /// age window. 0 turns the replay window off. Default: 1 GiB.
+    /// </summary>
+    [Range(0L, long.MaxValue, ErrorMessage = "Hub:ReplayRetentionBytes must be 0 or more (0 turns the replay window off).")]
+    public long ReplayRetentionBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// Replay window, by age: WAL the worker read within this long is kept, up to
+    /// <see cref="ReplayRetentionBytes"/>; older WAL is released. 00:00:00 keeps exactly
+    /// <see cref="ReplayRetentionBytes"/>. Default: 24 h.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00", ErrorMessage = "Hub:ReplayRetentionAge must be between 00:00:00 and 30.00:00:00.")]
+    public TimeSpan ReplayRetentionAge { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Where the worker serves /healthz, /readyz and /metrics; empty turns it off. Default: http://127.0.0.1:9187.</summary>
+    public string MetricsUrl { get; set; } = "http://127.0.0.1:9187";
+
+    /// <summary>How often the worker logs a one-line progress summary and records its status in cdc.connector_status. Default: 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Hub:ProgressInterval must be between 00:00:01 and 01:00:00.")]
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Root of the config file.</summary>

@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using CdcSync.Connectors;
+using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
+using Prometheus;
 
 namespace CdcSync.Pipeline;
 
@@ -28,6 +31,13 @@ internal sealed class ConnectorWriter
     private readonly TimeSpan _commitLinger;
     private readonly TimeSpan _maxCommitDelay;
     private readonly SemaphoreSlim _space = new(0);
+    private readonly Counter.Child _received;
+    private readonly Counter.Child _applied;
+    private readonly Histogram.Child _batchDuration;
+
+    // Commit LSN and time of each transaction handed over and not yet durable, oldest first, for
+    // lag in seconds ("commit time of the oldest unapplied change"). Bounded by the channel.
+    private readonly ConcurrentQueue<(NpgsqlLogSequenceNumber Lsn, DateTime CommitTimeUtc)> _pending = new();
 
     public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20, TimeSpan? commitLinger = null, TimeSpan? maxCommitDelay = null)
     {
@@ -38,6 +48,9 @@ internal sealed class ConnectorWriter
         _logger = logger;
         _chunkSize = chunkSize;
         _maxBatchChanges = maxBatchChanges;
+        _received = PipelineMetrics.ChangesReceived.WithLabels(connector.Name);
+        _applied = PipelineMetrics.ChangesApplied.WithLabels(connector.Name);
+        _batchDuration = PipelineMetrics.BatchDuration.WithLabels(connector.Name);
         _channel = Channel.CreateBounded<object>(new BoundedChannelOptions(Math.Max(4, capacity / HandOverBatch))
         {
             SingleReader = true,
@@ -66,6 +79,21 @@ internal sealed class ConnectorWriter
     public long TransactionsSkipped { get; private set; }
 
     public DateTime LastCommitUtc => new(Interlocked.Read(ref _lastCommitTicks), DateTimeKind.Utc);
+
+    /// <summary>Commit time of the oldest transaction handed over and not yet durable; null when caught up.</summary>
+    public DateTime? OldestPendingCommitTimeUtc
+    {
+        get
+        {
+            var committed = Committed;
+            while (_pending.TryPeek(out var head) && head.Lsn <= committed)
+            {
+                _pending.TryDequeue(out _);
+            }
+
+            return _pending.TryPeek(out var oldest) ? oldest.CommitTimeUtc : null;
+        }
+    }
 
     /// <summary>Commit time of the last transaction made durable (for lag in seconds).</summary>
     public DateTime LastCommittedTransactionTimeUtc { get; private set; }
@@ -103,6 +131,7 @@ internal sealed class ConnectorWriter
         }
 
         Interlocked.Add(ref _bytesInFlight, size);
+        _received.Inc(_outgoing.Count);
         var batch = _outgoing.ToArray();
         _outgoing.Clear();
         _outgoingBytes = 0;
@@ -127,6 +156,7 @@ internal sealed class ConnectorWriter
     {
         await HandOverAsync(cancellationToken);
         Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
+        _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
         await _channel.Writer.WriteAsync(transaction, cancellationToken);
     }
 
@@ -267,6 +297,7 @@ internal sealed class ConnectorWriter
 
     private async Task<NpgsqlLogSequenceNumber> CommitAsync(List<ChangeEvent> chunk, TransactionInfo transaction, int batchChanges, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         if (chunk.Count > 0)
         {
             await Connector.WriteAsync(chunk, cancellationToken);
@@ -275,9 +306,16 @@ internal sealed class ConnectorWriter
 
         await Connector.CommitAsync(transaction.CommitLsn, cancellationToken);
         Interlocked.Exchange(ref _committed, (long)(ulong)transaction.CommitLsn);
+        while (_pending.TryPeek(out var head) && head.Lsn <= transaction.CommitLsn)
+        {
+            _pending.TryDequeue(out _);
+        }
+
         Interlocked.Exchange(ref _lastCommitTicks, DateTime.UtcNow.Ticks);
         LastCommittedTransactionTimeUtc = transaction.CommitTimeUtc;
         ChangesApplied += batchChanges;
+        _applied.Inc(batchChanges);
+        _batchDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         _logger.LogDebug("Connector {Connector} committed {Count} changes up to {Lsn}", Name, batchChanges, transaction.CommitLsn);
         return transaction.CommitLsn;
     }

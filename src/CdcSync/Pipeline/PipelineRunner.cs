@@ -46,6 +46,12 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
     public long ChangesSuppressedByOrigin => _router?.ChangesSuppressedByOrigin ?? 0;
 
+    /// <summary>The current run's connector writers (for the worker's status and metrics).</summary>
+    internal IReadOnlyList<ConnectorWriter> Writers => _writers;
+
+    /// <summary>The current run's reader (for the worker's status and metrics); null between runs.</summary>
+    internal ReplicationReader? Reader { get; private set; }
+
     /// <summary>Raised after each acknowledgement (tests and status use it).</summary>
     public event Action<NpgsqlLogSequenceNumber>? Acknowledged;
 
@@ -134,6 +140,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             await using var reader = new ReplicationReader(
                 new ReaderOptions(hub.ConnectionString, hub.Slot, hub.Publication, hub.Binary, hub.Streaming),
                 loggers.CreateLogger<ReplicationReader>());
+            Reader = reader;
 
             // Writers only stop on failure; on a clean stop they drain what the reader handed them.
             using var failure = new CancellationTokenSource();

@@ -1,5 +1,6 @@
 using CdcSync.Checkpoints;
 using CdcSync.Configuration;
+using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -8,22 +9,30 @@ using NpgsqlTypes;
 namespace CdcSync.Pipeline;
 
 /// <summary>
-/// Confirms the slot up to what every connector has made durable, mirrors the connectors'
-/// checkpoints into the hub for <c>status</c>, and records the final position on a clean stop.
-/// The slot is never confirmed past the lowest checkpoint among connectors with work in flight.
+/// Confirms the slot up to what every connector has made durable, minus the replay window,
+/// mirrors the connectors' checkpoints into the hub for <c>status</c>, and records the final
+/// position on a clean stop. The slot is never confirmed past the lowest checkpoint among
+/// connectors with work in flight.
 /// </summary>
-internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWriter> writers, ILogger logger) : IAsyncDisposable
+internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWriter> writers, ILogger logger, TimeProvider? timeProvider = null) : IAsyncDisposable
 {
+    private readonly ReplayWindow _window = new(hub.ReplayRetentionBytes, hub.ReplayRetentionAge, timeProvider ?? TimeProvider.System);
     private NpgsqlDataSource? _hubDataSource;
 
     /// <summary>Raised after each acknowledgement.</summary>
     public event Action<NpgsqlLogSequenceNumber>? Acknowledged;
 
     /// <summary>
-    /// The slot may forget everything up to the lowest checkpoint among connectors that still
-    /// have work in flight; a connector that has nothing pending holds nothing back.
+    /// Where the slot may be confirmed: what every connector has applied (<see cref="Applied"/>),
+    /// less the replay window kept behind it for <c>cdcsync replay</c>.
     /// </summary>
-    public NpgsqlLogSequenceNumber SafePosition(ReplicationReader reader)
+    public NpgsqlLogSequenceNumber SafePosition(ReplicationReader reader) => _window.Floor(Applied(reader));
+
+    /// <summary>
+    /// Everything up to the lowest checkpoint among connectors that still have work in flight is
+    /// applied; a connector that has nothing pending holds nothing back.
+    /// </summary>
+    public NpgsqlLogSequenceNumber Applied(ReplicationReader reader)
     {
         var position = reader.LastCommitEnd;
         foreach (var writer in writers)
@@ -50,6 +59,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
             {
                 try
                 {
+                    _window.Observe(Applied(reader));
                     var position = SafePosition(reader);
                     if (position > last)
                     {

@@ -87,6 +87,8 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
                 Publication = name,
                 HeartbeatInterval = "00:00:01",
                 StatusInterval = "00:00:00.2",
+                ReplayRetentionBytes = 0,
+                MetricsUrl = "",
                 MaxRestartDelay = "00:00:02",
             },
             Connectors = new Dictionary<string, object>

@@ -31,6 +31,9 @@ internal sealed class TestPipeline : IAsyncDisposable
             ["Hub:HeartbeatInterval"] = "00:00:01",
             ["Hub:StatusInterval"] = "00:00:00.200",
             ["Hub:MaxRestartDelay"] = "00:00:02",
+            // Tests that watch the slot advance want it confirmed right at the checkpoints.
+            ["Hub:ReplayRetentionBytes"] = "0",
+            ["Hub:MetricsUrl"] = "",
         };
         foreach (var (name, target) in connectors)
         {

@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+
+namespace CdcSync.Operations;
+
+/// <summary>
+/// Who may read the slot: a session-level advisory lock on a dedicated hub connection, keyed by
+/// the slot name. The server releases it when the holder's backend ends, which for a SIGKILLed
+/// worker is when the server notices the dead connection, so the connection uses short TCP
+/// keepalives (and the server's own keepalive settings apply on its side). Operator verbs that
+/// must not race a worker (replay on a stopped worker) take the same lease.
+/// </summary>
+public sealed class LeaderLease : IAsyncDisposable
+{
+    private readonly NpgsqlConnection _connection;
+    private readonly long _key;
+
+    private LeaderLease(NpgsqlConnection connection, long key)
+    {
+        _connection = connection;
+        _key = key;
+    }
+
+    /// <summary>The advisory-lock key of a slot: the first 8 bytes of SHA-256("cdcsync:" + slot).</summary>
+    public static long KeyFor(string slot) =>
+        BinaryPrimitives.ReadInt64BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes("cdcsync:" + slot)));
+
+    /// <summary>Takes the lease if nobody holds it; null when another session does.</summary>
+    public static async Task<LeaderLease?> TryAcquireAsync(string hubConnectionString, string slot, CancellationToken cancellationToken)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(hubConnectionString)
+        {
+            // The lease lives as long as this backend; keepalives let both ends notice a dead peer fast.
+            KeepAlive = 2,
+            TcpKeepAlive = true,
+            TcpKeepAliveTime = 2,
+            TcpKeepAliveInterval = 1,
+            Pooling = false,
+            ApplicationName = "cdcsync lease " + slot,
+        };
+        var connection = new NpgsqlConnection(builder.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            // Server-side keepalives too, so a worker whose host vanished is noticed in seconds.
+            await using (var keepalive = new NpgsqlCommand(
+                "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3", connection))
+            {
+                await keepalive.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            var key = KeyFor(slot);
+            await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock($1)", connection);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = key });
+            if (await cmd.ExecuteScalarAsync(cancellationToken) is true)
+            {
+                var lease = new LeaderLease(connection, key);
+                connection = null;
+                return lease;
+            }
+
+            return null;
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits until the lease is free and takes it, calling <paramref name="standingBy"/> once when
+    /// the first attempt finds it held.
+    /// </summary>
+    public static async Task<LeaderLease> AcquireAsync(string hubConnectionString, string slot, TimeSpan pollInterval, TimeProvider time, Action standingBy, CancellationToken cancellationToken)
+    {
+        var told = false;
+        while (true)
+        {
+            var lease = await TryAcquireAsync(hubConnectionString, slot, cancellationToken);
+            if (lease is not null)
+            {
+                return lease;
+            }
+
+            if (!told)
+            {
+                standingBy();
+                told = true;
+            }
+
+            await Task.Delay(pollInterval, time, cancellationToken);
+        }
+    }
+
+    /// <summary>True while the lease connection is alive (a lost connection means a lost lease).</summary>
+    public async Task<bool> IsHeldAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var cmd = new NpgsqlCommand("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = ($1::bigint & 4294967295)::oid AND granted", _connection);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = _key });
+            return await cmd.ExecuteScalarAsync(cancellationToken) is true;
+        }
+        catch (NpgsqlException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Closing the session releases the lock; no explicit unlock needed (or possible if the connection broke).
+        await _connection.DisposeAsync();
+    }
+}

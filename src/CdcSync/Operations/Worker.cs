@@ -1,0 +1,252 @@
+using System.Reflection;
+using CdcSync.Configuration;
+using CdcSync.Connectors;
+using CdcSync.Hub;
+using CdcSync.Pipeline;
+using Dapper;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace CdcSync.Operations;
+
+public enum WorkerState
+{
+    Starting,
+    StandingBy,
+    Streaming,
+    Stopped,
+}
+
+/// <summary>
+/// What `cdcsync run` runs: takes the leader lease (standing by while another worker holds it),
+/// applies pending replay requests, runs the pipeline, and stops and restarts it when a new replay
+/// request arrives. Every few seconds it records each connector's lag, rate and last error in
+/// cdc.connector_status (read by `cdcsync status`) and refreshes the Prometheus gauges; every
+/// Hub:ProgressInterval it logs one progress line.
+/// </summary>
+public sealed class Worker(
+    CdcSyncOptions options,
+    Func<string, IOutboundConnector> outbound,
+    Func<string, IInboundConnector?> inbound,
+    ILoggerFactory loggers,
+    TimeProvider? timeProvider = null)
+{
+    /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
+    public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
+
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+    private readonly ILogger _logger = loggers.CreateLogger<Worker>();
+    private readonly Dictionary<string, object> _connectors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Changes, long At)> _rates = new(StringComparer.Ordinal);
+    private readonly string _workerId = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    public WorkerState State { get; private set; } = WorkerState.Starting;
+
+    public PipelineRunner? Runner { get; private set; }
+
+    /// <summary>Streaming with no connector tripped: what /readyz reports.</summary>
+    public bool IsReady => State == WorkerState.Streaming && Runner?.Health == PipelineHealth.Running && OpenCircuits().Count == 0;
+
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var replay = new ReplayService(options, _logger);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            State = WorkerState.StandingBy;
+            PipelineMetrics.Streaming.Set(0);
+            await using var lease = await LeaderLease.AcquireAsync(
+                options.Hub.ConnectionString, options.Hub.Slot, TimeSpan.FromSeconds(1), _time,
+                () => _logger.LogInformation("Standing by: another worker holds the lease for slot {Slot}; taking over when it stops", options.Hub.Slot),
+                stoppingToken);
+            _logger.LogInformation("Holding the lease for slot {Slot}; streaming", options.Hub.Slot);
+
+            var lost = false;
+            while (!stoppingToken.IsCancellationRequested && !lost)
+            {
+                await replay.ApplyPendingAsync($"worker {_workerId}", stoppingToken);
+                var runner = new PipelineRunner(options, Track, loggers, inbound, _time);
+                Runner = runner;
+                State = WorkerState.Streaming;
+                PipelineMetrics.Streaming.Set(1);
+                using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                var runTask = runner.RunAsync(run.Token);
+                var restartForReplay = false;
+                await using (var hub = NpgsqlDataSource.Create(options.Hub.ConnectionString))
+                {
+                    var lastProgress = _time.GetTimestamp();
+                    while (!runTask.IsCompleted)
+                    {
+                        await Task.WhenAny(runTask, Task.Delay(StatusRefresh, _time, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default));
+                        if (runTask.IsCompleted || stoppingToken.IsCancellationRequested)
+                        {
+                            break;
+                        }
+
+                        try
+                        {
+                            await using var conn = await hub.OpenConnectionAsync(stoppingToken);
+                            await RecordStatusAsync(conn, runner, stoppingToken);
+                            if (_time.GetElapsedTime(lastProgress) >= options.Hub.ProgressInterval)
+                            {
+                                LogProgress(runner);
+                                lastProgress = _time.GetTimestamp();
+                            }
+
+                            if (await replay.AnyPendingAsync(conn, stoppingToken))
+                            {
+                                _logger.LogInformation("Replay requested; restarting the pipeline from the slot to apply it");
+                                restartForReplay = true;
+                            }
+                            else if (!await lease.IsHeldAsync(stoppingToken))
+                            {
+                                _logger.LogWarning("Lost the lease for slot {Slot} (hub connection broken); stopping and standing by", options.Hub.Slot);
+                                lost = true;
+                            }
+                        }
+                        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+                        {
+                            _logger.LogWarning("Could not record status this time: {Message}", e.Message);
+                        }
+
+                        if (restartForReplay || lost)
+                        {
+                            await run.CancelAsync();
+                            break;
+                        }
+                    }
+
+                    try
+                    {
+                        await runTask;
+                    }
+                    finally
+                    {
+                        State = WorkerState.Stopped;
+                        PipelineMetrics.Streaming.Set(0);
+                        Runner = null;
+                    }
+                }
+
+                if (!restartForReplay && !lost)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private IOutboundConnector Track(string name)
+    {
+        var connector = outbound(name);
+        lock (_connectors)
+        {
+            _connectors[name] = connector;
+        }
+
+        return connector;
+    }
+
+    /// <summary>
+    /// Connectors whose circuit breaker is open. Connectors with a breaker (the HTTP ones) expose a
+    /// Polly CircuitState property; the connector interface has none, so it is read by name here.
+    /// </summary>
+    public IReadOnlyList<string> OpenCircuits()
+    {
+        lock (_connectors)
+        {
+            return _connectors.Where(c => CircuitOf(c.Value) is "open" or "isolated").Select(c => c.Key).ToList();
+        }
+    }
+
+    /// <summary>Sets cdcsync_circuit_open for every connector this worker made (called on each scrape, so it is never stale).</summary>
+    public void UpdateCircuitGauges()
+    {
+        lock (_connectors)
+        {
+            foreach (var (name, connector) in _connectors)
+            {
+                PipelineMetrics.CircuitOpen.WithLabels(name).Set(CircuitOf(connector) is "open" or "isolated" ? 1 : 0);
+            }
+        }
+    }
+
+    private static string CircuitOf(object connector) =>
+        connector.GetType().GetProperty("CircuitState", BindingFlags.Public | BindingFlags.Instance)?.GetValue(connector)?.ToString()?.ToLowerInvariant() switch
+        {
+            null => "closed",
+            "halfopen" => "half-open",
+            var state => state,
+        };
+
+    private async Task RecordStatusAsync(NpgsqlConnection conn, PipelineRunner runner, CancellationToken cancellationToken)
+    {
+        var current = await conn.ExecuteScalarAsync<string>(new CommandDefinition("SELECT pg_current_wal_lsn()::text", cancellationToken: cancellationToken));
+        var wal = (ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(current!);
+        var readUpTo = runner.Reader?.LastCommitEnd ?? default;
+        var now = _time.GetUtcNow();
+        var open = OpenCircuits();
+        foreach (var writer in runner.Writers)
+        {
+            var caughtUp = writer.CaughtUp;
+            var position = caughtUp && readUpTo > writer.Committed ? readUpTo : writer.Committed;
+            var lagBytes = caughtUp ? 0 : (long)(wal > (ulong)writer.Committed ? wal - (ulong)writer.Committed : 0);
+            var oldest = writer.OldestPendingCommitTimeUtc;
+            var lagSeconds = caughtUp || oldest is null ? 0 : Math.Max(0, (now - new DateTimeOffset(oldest.Value, TimeSpan.Zero)).TotalSeconds);
+            var stamp = _time.GetTimestamp();
+            var rate = _rates.TryGetValue(writer.Name, out var before)
+                ? (writer.ChangesApplied - before.Changes) / Math.Max(0.001, _time.GetElapsedTime(before.At, stamp).TotalSeconds)
+                : 0;
+            _rates[writer.Name] = (writer.ChangesApplied, stamp);
+            var circuit = open.Contains(writer.Name) ? "open" : "closed";
+            PipelineMetrics.LagBytes.WithLabels(writer.Name).Set(lagBytes);
+            PipelineMetrics.LagSeconds.WithLabels(writer.Name).Set(lagSeconds);
+            await conn.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO cdc.connector_status (connector, worker, caught_up_to, lag_bytes, lag_seconds, events_per_second, changes_applied, last_error, circuit, updated_at)
+                VALUES (@connector, @worker, @position::pg_lsn, @lagBytes, @lagSeconds, @rate, @changes, @error, @circuit, now())
+                ON CONFLICT (connector) DO UPDATE SET worker = EXCLUDED.worker, caught_up_to = EXCLUDED.caught_up_to, lag_bytes = EXCLUDED.lag_bytes,
+                    lag_seconds = EXCLUDED.lag_seconds, events_per_second = EXCLUDED.events_per_second, changes_applied = EXCLUDED.changes_applied,
+                    last_error = EXCLUDED.last_error, circuit = EXCLUDED.circuit, updated_at = now()
+                """,
+                new
+                {
+                    connector = writer.Name,
+                    worker = _workerId,
+                    position = position.ToString(),
+                    lagBytes,
+                    lagSeconds,
+                    rate,
+                    changes = writer.ChangesApplied,
+                    error = runner.LastError,
+                    circuit,
+                },
+                cancellationToken: cancellationToken));
+        }
+
+        PipelineMetrics.Restarts.Set(runner.Restarts);
+        var counts = await conn.QueryAsync<(string Connector, long DeadLetters, long Conflicts)>(new CommandDefinition(
+            """
+            SELECT c.connector,
+                   (SELECT count(*) FROM cdc.dead_letters d WHERE d.connector = c.connector AND d.status = 'open'),
+                   (SELECT count(*) FROM cdc.conflicts f WHERE f.connector = c.connector AND f.status = 'open')
+            FROM unnest(@names) AS c(connector)
+            """, new { names = runner.Writers.Select(w => w.Name).ToArray() }, cancellationToken: cancellationToken));
+        foreach (var (connector, deadLetters, conflicts) in counts)
+        {
+            PipelineMetrics.DeadLetters.WithLabels(connector).Set(deadLetters);
+            PipelineMetrics.Conflicts.WithLabels(connector).Set(conflicts);
+        }
+
+        var window = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = @slot",
+            new { slot = options.Hub.Slot }, cancellationToken: cancellationToken));
+        PipelineMetrics.ReplayWindowBytes.Set(window ?? 0);
+    }
+
+    private void LogProgress(PipelineRunner runner)
+    {
+        var parts = runner.Writers.Select(w =>
+            $"{w.Name} at {w.Committed} ({w.ChangesApplied} changes, {(w.CaughtUp ? "caught up" : "behind")})");
+        _logger.LogInformation("Progress: read up to {Lsn}; {Connectors}; restarts {Restarts}", runner.Reader?.LastCommitEnd, string.Join("; ", parts), runner.Restarts);
+    }
+}
