@@ -54,10 +54,12 @@ public static class ConnectorFactory
     }
 
     // One client per org and process: inbound and outbound share its token, rate limiter and breaker.
+    // Keyed by the org as well as the name, so a second pipeline in the process (tests, a config
+    // reload) pointing the same connector name at another org gets its own client.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SalesforceClient> SalesforceClients = new();
 
     private static SalesforceClient SalesforceClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
-        SalesforceClients.GetOrAdd(name + "|" + section.Path, _ =>
+        SalesforceClients.GetOrAdd(string.Join('|', name, section.Path, section["LoginUrl"], section["ClientId"]), _ =>
         {
             var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
             options.Name = name;

@@ -100,7 +100,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
             async (rowChanges, ct) =>
             {
-                foreach (var (change, map) in rowChanges)
+                foreach (var (change, map) in Collapse(rowChanges))
                 {
                     await ApplyAsync(change, map, writeBacks, acknowledged, ct);
                 }
@@ -125,6 +125,41 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
     {
         _client.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Consecutive inserts and updates of one row in a batch become one change from the first old
+    /// row to the last new one (a transform that inserts a row and then fills one more field in the
+    /// same transaction costs one NetSuite write, not two). Deletes and schema changes break a run.
+    /// </summary>
+    private static IEnumerable<(ChangeEvent, NetSuiteRecordOptions)> Collapse(List<(ChangeEvent Change, NetSuiteRecordOptions Map)> rowChanges)
+    {
+        var i = 0;
+        while (i < rowChanges.Count)
+        {
+            var (first, map) = rowChanges[i];
+            var j = i + 1;
+            while (first.Kind is ChangeKind.Insert or ChangeKind.Update
+                && j < rowChanges.Count
+                && rowChanges[j].Change.Kind == ChangeKind.Update
+                && ReferenceEquals(rowChanges[j].Change.Relation, first.Relation)
+                && rowChanges[j].Change.New is not null)
+            {
+                j++;
+            }
+
+            if (j == i + 1)
+            {
+                yield return (first, map);
+            }
+            else
+            {
+                var last = rowChanges[j - 1].Change;
+                yield return (first with { New = last.New, Old = first.Kind == ChangeKind.Insert ? null : first.Old, Transaction = last.Transaction, Position = last.Position }, map);
+            }
+
+            i = j;
+        }
     }
 
     private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, string internalId, CancellationToken cancellationToken)
