@@ -88,9 +88,13 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IDisposable
         var select = new List<string>();
         foreach (var field in schema.Fields.Where(f => f.SuiteQlName is not null))
         {
-            select.Add(field.Kind == NetSuiteFieldKind.Timestamp
-                ? $"TO_CHAR({field.SuiteQlName}, '{IsoFormat}') AS {field.SuiteQlName}"
-                : field.SuiteQlName!);
+            // SuiteQL renders dates in the user's format (M/D/YYYY) unless told otherwise.
+            select.Add(field.Kind switch
+            {
+                NetSuiteFieldKind.Timestamp => $"TO_CHAR({field.SuiteQlName}, '{IsoFormat}') AS {field.SuiteQlName}",
+                NetSuiteFieldKind.Date => $"TO_CHAR({field.SuiteQlName}, 'YYYY-MM-DD') AS {field.SuiteQlName}",
+                _ => field.SuiteQlName!,
+            });
         }
 
         if (!select.Contains("id"))

@@ -287,6 +287,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 return new JsonObject { ["items"] = NetSuiteSublists.Merge(before, after, current, map.SublistKeys.GetValueOrDefault(field.Column)) };
             case NetSuiteFieldKind.Timestamp:
                 return value is DateTime dt ? JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)) : null;
+            case NetSuiteFieldKind.Date:
+                return value is DateOnly d ? JsonValue.Create(d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)) : null;
             default:
                 return value switch
                 {

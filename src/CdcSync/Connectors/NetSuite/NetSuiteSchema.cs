@@ -11,6 +11,7 @@ internal enum NetSuiteFieldKind
     Scalar,
     Boolean,
     Timestamp,
+    Date,
     Reference,
     Sublist,
 }
@@ -71,6 +72,7 @@ internal sealed class NetSuiteRecordSchema
                 "jsonb" or "json" => NetSuiteFieldKind.Sublist,
                 "boolean" => NetSuiteFieldKind.Boolean,
                 "timestamp with time zone" or "timestamp without time zone" => NetSuiteFieldKind.Timestamp,
+                "date" => NetSuiteFieldKind.Date,
                 _ when reference => NetSuiteFieldKind.Reference,
                 _ => NetSuiteFieldKind.Scalar,
             };
