@@ -1,0 +1,181 @@
+using System.Runtime.CompilerServices;
+using CdcSync.Configuration;
+using CdcSync.Connectors;
+using CdcSync.Pipeline;
+using CdcSync.Sandboxes.NetSuite;
+using CdcSync.Sandboxes.Salesforce;
+using CdcSync.Tests.Infrastructure;
+using CdcSync.Tests.Salesforce;
+using Microsoft.Extensions.Configuration;
+using Npgsql;
+
+namespace CdcSync.Tests.EndToEnd;
+
+/// <summary>
+/// The whole two-way product in one process: a hub migrated from the checkout's SQL (plus any SQL
+/// a test adds), both sandboxes over loopback HTTP, and the pipeline running the shipped
+/// examples/salesforce-netsuite.json mapping with short poll intervals.
+/// </summary>
+public sealed class TwoWayRig : IAsyncDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private readonly CancellationTokenSource _stop = new();
+    private Task _run = Task.CompletedTask;
+    private PipelineRunner? _runner;
+
+    private TwoWayRig(NpgsqlDataSource hub, SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
+    {
+        Hub = hub;
+        Salesforce = salesforce;
+        NetSuite = netsuite;
+    }
+
+    public NpgsqlDataSource Hub { get; }
+
+    public SalesforceSandbox Salesforce { get; }
+
+    public NetSuiteSandbox NetSuite { get; }
+
+    public Logs Logs { get; } = new();
+
+    /// <param name="extraSql">Run on the hub after migrations and transforms, before the pipeline starts (a test's own migration and transform).</param>
+    /// <param name="settings">Config keys to add or override, e.g. routes of a table the extra SQL adds.</param>
+    public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, [CallerMemberName] string name = "")
+    {
+        var connectionString = await TestPostgres.CreateMigratedHubAsync(name);
+        var hub = NpgsqlDataSource.Create(connectionString);
+        if (extraSql is not null)
+        {
+            await using var cmd = hub.CreateCommand(extraSql);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        // A large daily allowance: the idle-poll budget must not slow the test's polling.
+        var salesforce = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { RequestLimit = 1_000_000_000 }, CancellationToken.None);
+        var netsuite = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var rig = new TwoWayRig(hub, salesforce, netsuite);
+
+        var slot = "e2e_" + new string(name.ToLowerInvariant().Where(char.IsAsciiLetterOrDigit).Take(40).ToArray());
+        var config = new Dictionary<string, string?>
+        {
+            ["Hub:ConnectionString"] = connectionString,
+            ["Hub:Slot"] = slot,
+            ["Hub:Publication"] = slot,
+            ["Hub:HeartbeatInterval"] = "00:00:01",
+            ["Hub:StatusInterval"] = "00:00:00.200",
+            ["Hub:InboundPollInterval"] = "00:00:00.200",
+            ["Hub:MaxRestartDelay"] = "00:00:02",
+
+            ["Connectors:salesforce:Type"] = "salesforce",
+            ["Connectors:salesforce:LoginUrl"] = salesforce.BaseUrl.ToString(),
+            ["Connectors:salesforce:ClientId"] = SalesforceSandboxOptions.DefaultClientId,
+            ["Connectors:salesforce:ClientSecret"] = SalesforceSandboxOptions.DefaultClientSecret,
+            ["Connectors:salesforce:Inbound:Enabled"] = "true",
+            ["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:00.400",
+
+            ["Connectors:netsuite:Type"] = "netsuite",
+            ["Connectors:netsuite:AccountId"] = NetSuiteSandboxOptions.DefaultAccountId,
+            ["Connectors:netsuite:BaseUrl"] = netsuite.BaseUrl.ToString(),
+            ["Connectors:netsuite:ConsumerKey"] = NetSuiteSandboxOptions.DefaultConsumerKey,
+            ["Connectors:netsuite:ConsumerSecret"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
+            ["Connectors:netsuite:TokenId"] = NetSuiteSandboxOptions.DefaultTokenId,
+            ["Connectors:netsuite:TokenSecret"] = NetSuiteSandboxOptions.DefaultTokenSecret,
+            ["Connectors:netsuite:Inbound:Enabled"] = "true",
+            ["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:00.400",
+        };
+        foreach (var (key, value) in ExampleConfig.MappingSettings())
+        {
+            config[key] = value;
+        }
+
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
+        }
+
+        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
+        rig._runner = new PipelineRunner(
+            options,
+            n => ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory),
+            rig.Logs.Factory,
+            n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
+        var runner = rig._runner;
+        rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
+        await rig.WaitUntilAsync("the pipeline to run", () => Task.FromResult(runner.Health == PipelineHealth.Running));
+        return rig;
+    }
+
+    public async Task WaitUntilAsync(string what, Func<Task<bool>> condition)
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        while (!await condition())
+        {
+            if (_run.IsFaulted)
+            {
+                await _run;
+            }
+
+            if (cts.IsCancellationRequested)
+            {
+                var errors = Logs.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Warning", StringComparison.Ordinal)).TakeLast(6).Select(l => l.Length > 600 ? l[..600] : l);
+                Assert.Fail($"timed out waiting for {what}; pipeline {_runner?.Health} {_runner?.LastError}\n{string.Join('\n', errors)}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>
+    /// Waits until neither sandbox has taken a write for a while (every echo played out: both
+    /// systems are polled at least every 0.4 s, the slot acknowledged every 0.2 s).
+    /// </summary>
+    public async Task QuietAsync()
+    {
+        var quietFor = TimeSpan.FromSeconds(3);
+        var last = (Salesforce.Stats.Writes, NetSuite.Stats.Writes);
+        var since = DateTime.UtcNow;
+        using var cts = new CancellationTokenSource(Timeout);
+        while (DateTime.UtcNow - since < quietFor)
+        {
+            cts.Token.ThrowIfCancellationRequested();
+            await Task.Delay(200);
+            var now = (Salesforce.Stats.Writes, NetSuite.Stats.Writes);
+            if (now != last)
+            {
+                last = now;
+                since = DateTime.UtcNow;
+            }
+        }
+    }
+
+    public async Task<T?> ScalarAsync<T>(string sql, params object[] parameters)
+    {
+        await using var cmd = Hub.CreateCommand(sql);
+        foreach (var p in parameters)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = p });
+        }
+
+        var value = await cmd.ExecuteScalarAsync();
+        return value is DBNull or null ? default : (T)value;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _run;
+        }
+        catch (Exception e) when (e is OperationCanceledException || _stop.IsCancellationRequested)
+        {
+            // Stopping mid-call may surface as the call's own exception; the test's assertions have decided.
+        }
+
+        await Salesforce.DisposeAsync();
+        await NetSuite.DisposeAsync();
+        await Hub.DisposeAsync();
+        _stop.Dispose();
+    }
+}
