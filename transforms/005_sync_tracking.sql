@@ -239,10 +239,15 @@ BEGIN
             IF (o -> k) IS DISTINCT FROM (n -> k) AND NOT (TG_OP = 'INSERT' AND n -> k = 'null'::jsonb) THEN
                 changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', n -> k));
             END IF;
-            -- Where the hub took the system's value, the system and the hub agree: that value is
-            -- the base, and the hub's value is the system's own (no hub stamp). Fields the
-            -- decision kept (a pending hub value) got their base in the BEFORE trigger.
-            IF NOT kept ? k THEN
+            IF (o -> k) IS NOT DISTINCT FROM (n -> k) THEN
+                -- Unchanged: the page may not have carried the field at all, so an existing base
+                -- stays (an echo of our own write is recorded by cdc.record_outbound instead).
+                INSERT INTO cdc.sync_base (object, record_key, field, value, source_modified_at)
+                VALUES (TG_TABLE_NAME, rkey, k, n -> k, stamp)
+                ON CONFLICT (object, record_key, field) DO NOTHING;
+            ELSIF NOT kept ? k THEN
+                -- The hub took the system's value: it is the base, and the hub's value is the
+                -- system's own (no hub stamp). Fields the decision kept got their base BEFORE.
                 PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, n -> k, stamp);
                 DELETE FROM cdc.hub_field_stamps s
                  WHERE s.object = TG_TABLE_NAME AND s.record_key = rkey AND s.field = k;
