@@ -60,7 +60,8 @@ CREATE TABLE cdc.conflict_policies (
     CHECK (policy <> 'custom' OR custom_function IS NOT NULL)
 );
 
--- Fields whose values never reach the audit trail in clear ('***' instead). object '*' = any table.
+-- Fields whose values never reach the audit trail in clear ('***' instead; NULL stays NULL, so
+-- "was set" and "was cleared" stay visible). object '*' = any table.
 CREATE TABLE cdc.sensitive_fields (
     object text NOT NULL DEFAULT '*',
     field  text NOT NULL,
@@ -112,7 +113,9 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_object_agg(c.key,
                CASE WHEN EXISTS (SELECT 1 FROM cdc.sensitive_fields s
                                   WHERE s.field = c.key AND s.object IN (p_object, '*'))
-                    THEN jsonb_build_object('before', '***', 'after', '***')
+                    THEN jsonb_build_object(
+                             'before', CASE WHEN coalesce(c.value -> 'before', 'null') <> 'null' THEN '***' END,
+                             'after',  CASE WHEN coalesce(c.value -> 'after', 'null') <> 'null' THEN '***' END)
                     ELSE c.value END), '{}'::jsonb)
       FROM jsonb_each(coalesce(p_changes, '{}')) c
 $$;
