@@ -8,6 +8,9 @@ namespace CdcSync.Sandboxes.NetSuite;
 /// </summary>
 internal static class NetSuiteErrors
 {
+    // NetSuite writes quotes and non-ASCII text as they are, not as \u escapes.
+    private static readonly System.Text.Json.JsonSerializerOptions WireJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static IResult Error(int status, string code, string detail, string? path = null)
     {
         var item = new JsonObject { ["detail"] = detail, ["o:errorCode"] = code };
@@ -23,7 +26,7 @@ internal static class NetSuiteErrors
             ["status"] = status,
             ["o:errorDetails"] = new JsonArray(item),
         };
-        return Results.Content(body.ToJsonString(), "application/vnd.oracle.resource+json; type=error", statusCode: status);
+        return Results.Content(body.ToJsonString(WireJson), "application/vnd.oracle.resource+json; type=error", statusCode: status);
     }
 
     public static IResult InvalidLogin() => Error(

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CdcSync.Sandboxes.Steering;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -14,19 +15,22 @@ using Microsoft.Extensions.Logging;
 namespace CdcSync.Sandboxes.NetSuite;
 
 /// <summary>
-/// A local stand-in for NetSuite's SuiteTalk REST web services, customer record and SuiteQL only:
-/// token-based authentication verified like NetSuite does, the record service's paths, status codes,
-/// <c>Location</c> headers and error bodies, SuiteQL paging, a per-account concurrency limit, and
-/// fault knobs on <see cref="Options"/>. Data lives in memory.
+/// A local stand-in for NetSuite's SuiteTalk REST web services: the record service for the record
+/// types in <see cref="NsRecordType.All"/> (customer, opportunity), SuiteQL over them and over
+/// <c>deletedrecord</c>, the metadata catalog (JSON schema per record type), token-based
+/// authentication verified like NetSuite does, NetSuite's status codes, <c>Location</c> headers and
+/// error bodies, a per-account concurrency limit, and fault knobs on <see cref="Options"/> or over
+/// HTTP under <c>/_sandbox/</c> (stats, faults, reset). Data lives in memory.
 /// </summary>
 public sealed class NetSuiteSandbox : IAsyncDisposable
 {
-    private const string RecordPath = "/services/rest/record/v1/customer";
+    private const string RecordRoot = "/services/rest/record/v1";
+    private const string CatalogPath = RecordRoot + "/metadata-catalog";
     private const string SuiteQlPath = "/services/rest/query/v1/suiteql";
     private const int MaxSuiteQlResults = 100_000;
 
     private readonly WebApplication _app;
-    private readonly CustomerStore _store;
+    private readonly RecordStore _store;
     private readonly TbaAuthenticator _auth;
     private readonly Random _random;
     private int _inFlight;
@@ -35,7 +39,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     {
         _app = app;
         Options = options;
-        _store = new CustomerStore(options);
+        _store = new RecordStore(options);
         _auth = new TbaAuthenticator(options);
         _random = new Random(options.RandomSeed);
     }
@@ -45,7 +49,13 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     public NetSuiteSandboxOptions Options { get; }
 
     /// <summary>Number of customers held (active and inactive).</summary>
-    public int CustomerCount => _store.Count;
+    public int CustomerCount => _store.Count(NsRecordType.Customer);
+
+    /// <summary>Successful writes per record and requests per endpoint (also at <c>GET /_sandbox/stats</c>).</summary>
+    public SandboxStats Stats => _store.Stats;
+
+    /// <summary>What the sandbox does to values it receives over HTTP (also the <c>normalize</c> fault knob).</summary>
+    public ValueNormalizer Normalizer => _store.Normalizer;
 
     public static async Task<NetSuiteSandbox> StartAsync(NetSuiteSandboxOptions options, CancellationToken cancellationToken)
     {
@@ -64,20 +74,42 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     }
 
     /// <summary>Reads a customer as the record service returns it (for test assertions), or null.</summary>
-    public JsonObject? GetCustomer(long internalId)
-    {
-        if (_store.Get(internalId) is not { } c)
-        {
-            return null;
-        }
+    public JsonObject? GetCustomer(long internalId) => GetRecord("customer", internalId);
 
-        return Render(internalId, c.Fields, c.Created, c.Modified, expand: true);
+    /// <summary>Reads a record of a type as the record service returns it, sublists expanded, or null.</summary>
+    public JsonObject? GetRecord(string recordType, long internalId)
+    {
+        var type = Type(recordType);
+        return _store.Get(type, internalId) is { } c ? Render(type, internalId, c.Fields, c.Created, c.Modified, expand: true) : null;
     }
 
-    public long? FindByExternalId(string externalId) => _store.ResolveExternalId(externalId);
+    public long? FindByExternalId(string externalId) => _store.ResolveExternalId(NsRecordType.Customer, externalId);
 
-    /// <summary>Adds a customer directly, as a user in the NetSuite UI would (no HTTP, no fault knobs).</summary>
-    public long SeedCustomer(JsonObject fields) => _store.Create(fields);
+    public long? FindByExternalId(string recordType, string externalId) => _store.ResolveExternalId(Type(recordType), externalId);
+
+    /// <summary>Number of records of a type.</summary>
+    public int Count(string recordType) => _store.Count(Type(recordType));
+
+    /// <summary>Adds a customer directly, as a user in the NetSuite UI would (no HTTP, no fault knobs, no normalization).</summary>
+    public long SeedCustomer(JsonObject fields) => _store.Create(NsRecordType.Customer, fields, normalize: false);
+
+    /// <summary>Adds a record of any type directly, as a user in the NetSuite UI would.</summary>
+    public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, normalize: false);
+
+    /// <summary>Edits a record directly, as a user in the NetSuite UI would (stamps lastModifiedDate).</summary>
+    public void EditRecord(string recordType, long internalId, JsonObject fields)
+    {
+        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>()))
+        {
+            throw new KeyNotFoundException($"No {recordType} with internal id {internalId}.");
+        }
+    }
+
+    /// <summary>Deletes a record directly, as a user in the NetSuite UI would (it shows up in SuiteQL's deletedrecord).</summary>
+    public bool DeleteRecord(string recordType, long internalId) => _store.Delete(Type(recordType), internalId);
+
+    private static NsRecordType Type(string recordType) =>
+        NsRecordType.All.GetValueOrDefault(recordType) ?? throw new ArgumentException($"The sandbox serves the record types {string.Join(", ", NsRecordType.All.Keys)}, not '{recordType}'.", nameof(recordType));
 
     public async ValueTask DisposeAsync()
     {
@@ -89,7 +121,14 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     {
         app.Use(async (context, next) =>
         {
+            if (context.Request.Path.StartsWithSegments("/_sandbox", StringComparison.Ordinal))
+            {
+                await next(context);
+                return;
+            }
+
             Options.CountRequest();
+            _store.Stats.CountRequest(context);
             if (Options.InOutage)
             {
                 await NetSuiteErrors.Error(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.").ExecuteAsync(context);
@@ -159,12 +198,19 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             }
         });
 
-        app.MapPost(RecordPath, (Delegate)CreateAsync);
-        app.MapPut(RecordPath + "/{key}", (Delegate)PutAsync);
-        app.MapPatch(RecordPath + "/{key}", (Delegate)PatchAsync);
-        app.MapGet(RecordPath + "/{key}", (Delegate)Get);
-        app.MapDelete(RecordPath + "/{key}", (Delegate)Delete);
+        app.MapGet(CatalogPath, (Delegate)Catalog);
+        app.MapGet(CatalogPath + "/{type}", (Delegate)Describe);
+        app.MapPost(RecordRoot + "/{type}", (Delegate)CreateAsync);
+        app.MapGet(RecordRoot + "/{type}", (Delegate)List);
+        app.MapPut(RecordRoot + "/{type}/{key}", (Delegate)PutAsync);
+        app.MapPatch(RecordRoot + "/{type}/{key}", (Delegate)PatchAsync);
+        app.MapGet(RecordRoot + "/{type}/{key}", (Delegate)Get);
+        app.MapDelete(RecordRoot + "/{type}/{key}", (Delegate)Delete);
         app.MapPost(SuiteQlPath, (Delegate)SuiteQlAsync);
+
+        app.MapGet("/_sandbox/stats", () => Results.Content(StatsJson().ToJsonString(), "application/json"));
+        app.MapPost("/_sandbox/reset", (Delegate)ResetAsync);
+        app.MapPost("/_sandbox/faults", (Delegate)SetFaultsAsync);
     }
 
     private double NextDouble()
@@ -175,21 +221,31 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         }
     }
 
-    private async Task<IResult> CreateAsync(HttpContext context)
+    private async Task<IResult> CreateAsync(HttpContext context, string type)
     {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
         if (await ReadBodyAsync(context) is not { } body)
         {
             return InvalidJson();
         }
 
-        return Write(context, () => _store.Create(body));
+        return Write(context, recordType, () => _store.Create(recordType, body));
     }
 
-    private async Task<IResult> PutAsync(HttpContext context, string key)
+    private async Task<IResult> PutAsync(HttpContext context, string type, string key)
     {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
         if (!key.StartsWith("eid:", StringComparison.Ordinal))
         {
-            return NetSuiteErrors.Error(405, "INVALID_METHOD", "PUT is supported only for upsert by external ID: /customer/eid:{externalId}.");
+            return NetSuiteErrors.Error(405, "INVALID_METHOD", $"PUT is supported only for upsert by external ID: /{recordType.Name}/eid:{{externalId}}.");
         }
 
         if (await ReadBodyAsync(context) is not { } body)
@@ -197,37 +253,166 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             return InvalidJson();
         }
 
-        return Write(context, () => _store.Upsert(key[4..], body, Replace(context)).Id);
+        return Write(context, recordType, () => _store.Upsert(recordType, key[4..], body, Replace(context)).Id);
     }
 
-    private async Task<IResult> PatchAsync(HttpContext context, string key)
+    private async Task<IResult> PatchAsync(HttpContext context, string type, string key)
     {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
         if (await ReadBodyAsync(context) is not { } body)
         {
             return InvalidJson();
         }
 
-        if (Resolve(key) is not { } id)
+        if (Resolve(recordType, key) is not { } id)
         {
             return NetSuiteErrors.NotFound();
         }
 
-        return Write(context, () => _store.Update(id, body, Replace(context)) ? id : throw new KeyNotFoundException());
+        return Write(context, recordType, () => _store.Update(recordType, id, body, Replace(context)) ? id : throw new KeyNotFoundException());
     }
 
-    private IResult Get(HttpContext context, string key)
+    private IResult Get(HttpContext context, string type, string key)
     {
-        if (Resolve(key) is not { } id || _store.Get(id) is not { } c)
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        if (Resolve(recordType, key) is not { } id || _store.Get(recordType, id) is not { } c)
         {
             return NetSuiteErrors.NotFound();
         }
 
         var expand = context.Request.Query["expandSubResources"] == "true";
-        return Results.Content(Render(id, c.Fields, c.Created, c.Modified, expand).ToJsonString(), "application/vnd.oracle.resource+json; type=singular-resource");
+        return Results.Content(Render(recordType, id, c.Fields, c.Created, c.Modified, expand).ToJsonString(), "application/vnd.oracle.resource+json; type=singular-resource");
     }
 
-    private IResult Delete(string key) =>
-        Resolve(key) is { } id && _store.Delete(id) ? Results.NoContent() : NetSuiteErrors.NotFound();
+    /// <summary>The record service's list: ids with links, paged like SuiteQL (limit 1..1000, offset).</summary>
+    private IResult List(HttpContext context, string type)
+    {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        if (ReadPaging(context) is not { } paging)
+        {
+            return BadPaging();
+        }
+
+        var ids = _store.Ids(recordType);
+        var rows = ids.Select(id => new Dictionary<string, string> { ["id"] = id.ToString(CultureInfo.InvariantCulture) }).ToList();
+        return Collection(RecordRoot + "/" + recordType.Name, rows, paging.Limit, paging.Offset, row => RecordUrl(recordType, long.Parse(row["id"], CultureInfo.InvariantCulture)));
+    }
+
+    private IResult Delete(string type, string key)
+    {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        try
+        {
+            return Resolve(recordType, key) is { } id && _store.Delete(recordType, id) ? Results.NoContent() : NetSuiteErrors.NotFound();
+        }
+        catch (RecordValidationException e)
+        {
+            return NetSuiteErrors.Error(400, e.Code, e.Message, e.Path);
+        }
+    }
+
+    /// <summary><c>GET /metadata-catalog/</c>: the record types, each linking to its schema and its record service.</summary>
+    private IResult Catalog(HttpContext context)
+    {
+        var select = context.Request.Query["select"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var items = new JsonArray();
+        foreach (var type in NsRecordType.All.Values.Where(t => select.Length == 0 || select.Contains(t.Name, StringComparer.OrdinalIgnoreCase)))
+        {
+            var schema = new Uri(BaseUrl, CatalogPath.TrimStart('/') + "/" + type.Name).ToString();
+            items.Add(new JsonObject
+            {
+                ["name"] = type.Name,
+                ["links"] = new JsonArray(
+                    new JsonObject { ["rel"] = "canonical", ["href"] = schema, ["mediaType"] = "application/schema+json" },
+                    new JsonObject { ["rel"] = "alternate", ["href"] = schema, ["mediaType"] = "application/swagger+json" },
+                    new JsonObject { ["rel"] = "describes", ["href"] = new Uri(BaseUrl, RecordRoot.TrimStart('/') + "/" + type.Name).ToString() }),
+            });
+        }
+
+        var body = new JsonObject
+        {
+            ["items"] = items,
+            ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = new Uri(BaseUrl, CatalogPath.TrimStart('/') + "/").ToString() }),
+        };
+        return Results.Content(body.ToJsonString(), "application/json");
+    }
+
+    /// <summary><c>GET /metadata-catalog/{type}</c>: the JSON schema of a record type, with the exact camelCase field names.</summary>
+    private IResult Describe(string type)
+    {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        var properties = new JsonObject();
+        foreach (var field in recordType.Fields)
+        {
+            JsonObject property = field.Type switch
+            {
+                NsFieldType.Boolean => new() { ["type"] = "boolean" },
+                NsFieldType.Number => new() { ["type"] = "number", ["format"] = "double" },
+                NsFieldType.Date => new() { ["type"] = "string", ["format"] = field.Name is "dateCreated" or "lastModifiedDate" ? "date-time" : "date" },
+                NsFieldType.Reference => new()
+                {
+                    ["type"] = "object",
+                    ["properties"] = new JsonObject { ["id"] = new JsonObject { ["type"] = "string" }, ["refName"] = new JsonObject { ["type"] = "string" } },
+                    ["x-ns-referenced-record"] = field.References ?? field.Name,
+                },
+                NsFieldType.Sublist => new()
+                {
+                    ["type"] = "object",
+                    ["properties"] = new JsonObject { ["items"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "object" } } },
+                    ["x-ns-sublist"] = true,
+                },
+                _ => new() { ["type"] = "string", ["format"] = field.Type switch { NsFieldType.Email => "email", NsFieldType.Url => "uri", NsFieldType.Phone => "phone", _ => null } },
+            };
+            if (property["format"] is null)
+            {
+                property.Remove("format");
+            }
+
+            property["title"] = field.Title;
+            property["nullable"] = true;
+            if (field.ReadOnly)
+            {
+                property["readOnly"] = true;
+            }
+
+            if (field.MaxLength > 0)
+            {
+                property["maxLength"] = field.MaxLength;
+            }
+
+            property["x-ns-filterable"] = field.Type != NsFieldType.Sublist;
+            properties[field.Name] = property;
+        }
+
+        var schema = new JsonObject
+        {
+            ["type"] = "object",
+            ["title"] = recordType.Title,
+            ["properties"] = properties,
+            ["x-ns-custom-field-prefix"] = recordType.CustomFieldPrefix,
+        };
+        return Results.Content(schema.ToJsonString(), "application/schema+json");
+    }
 
     private async Task<IResult> SuiteQlAsync(HttpContext context)
     {
@@ -241,33 +426,55 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             return NetSuiteErrors.Error(400, "INVALID_CONTENT", "The request body must be a JSON object with the query in \"q\".");
         }
 
-        var limit = 1000;
-        var offset = 0;
-        if ((context.Request.Query["limit"].FirstOrDefault() is { } l && (!int.TryParse(l, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 1000))
-            || (context.Request.Query["offset"].FirstOrDefault() is { } o && (!int.TryParse(o, CultureInfo.InvariantCulture, out offset) || offset < 0)))
+        if (ReadPaging(context) is not { } paging)
         {
-            return NetSuiteErrors.Error(400, "INVALID_PARAMETER", "Invalid query parameter value: limit must be between 1 and 1000 and offset must not be negative.");
+            return BadPaging();
         }
 
         List<Dictionary<string, string>> rows;
         try
         {
             var query = SuiteQlQuery.Parse(body["q"]!.GetValue<string>());
-            rows = _store.Read(query.Run);
+            rows = _store.Read(query.Table, query.Run);
         }
         catch (SuiteQlException e)
         {
             return NetSuiteErrors.Error(400, "INVALID_PARAMETER", "Invalid search query. Detailed unprocessed description follows. " + e.Message);
         }
 
-        if (rows.Count > MaxSuiteQlResults && offset + limit > MaxSuiteQlResults)
+        if (rows.Count > MaxSuiteQlResults && paging.Offset + paging.Limit > MaxSuiteQlResults)
         {
             return NetSuiteErrors.Error(400, "INVALID_PARAMETER", "SuiteQL returns at most 100,000 results; narrow the query.");
         }
 
+        return Collection(SuiteQlPath, rows, paging.Limit, paging.Offset, null);
+    }
+
+    private static (int Limit, int Offset)? ReadPaging(HttpContext context)
+    {
+        var limit = 1000;
+        var offset = 0;
+        if ((context.Request.Query["limit"].FirstOrDefault() is { } l && (!int.TryParse(l, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 1000))
+            || (context.Request.Query["offset"].FirstOrDefault() is { } o && (!int.TryParse(o, CultureInfo.InvariantCulture, out offset) || offset < 0)))
+        {
+            return null;
+        }
+
+        return (limit, offset);
+    }
+
+    private static IResult BadPaging() =>
+        NetSuiteErrors.Error(400, "INVALID_PARAMETER", "Invalid query parameter value: limit must be between 1 and 1000 and offset must not be negative.");
+
+    private static IResult UnknownType(string type) =>
+        NetSuiteErrors.Error(404, "INVALID_ID", $"Record type '{type}' does not exist or is not supported by REST web services. The sandbox serves: {string.Join(", ", NsRecordType.All.Keys)}.");
+
+    /// <summary>A collection response: links (previous/first/next/last/self), count, hasMore, items, offset, totalResults.</summary>
+    private IResult Collection(string path, List<Dictionary<string, string>> rows, int limit, int offset, Func<Dictionary<string, string>, string>? itemLink)
+    {
         var page = rows.Skip(offset).Take(limit).ToList();
         var hasMore = offset + page.Count < rows.Count;
-        var self = new Uri(BaseUrl, SuiteQlPath.TrimStart('/'));
+        var self = new Uri(BaseUrl, path.TrimStart('/'));
         string Link(int off) => $"{self}?limit={limit.ToString(CultureInfo.InvariantCulture)}&offset={off.ToString(CultureInfo.InvariantCulture)}";
         var links = new JsonArray();
         if (offset > 0)
@@ -286,7 +493,10 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         var items = new JsonArray();
         foreach (var row in page)
         {
-            var item = new JsonObject { ["links"] = new JsonArray() };
+            var item = new JsonObject
+            {
+                ["links"] = itemLink is null ? new JsonArray() : new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = itemLink(row) }),
+            };
             foreach (var (k, v) in row)
             {
                 item[k] = v;
@@ -307,12 +517,179 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         return Results.Content(response.ToJsonString(), "application/vnd.oracle.resource+json; type=collection");
     }
 
-    private IResult Write(HttpContext context, Func<long> write)
+    private JsonObject StatsJson()
+    {
+        var stats = _store.Stats.ToJson();
+        stats["requestCount"] = Options.RequestCount;
+        stats["authenticationFailures"] = Options.AuthenticationFailures;
+        stats["concurrencyRejections"] = Options.ConcurrencyRejections;
+        stats["maxConcurrentRequests"] = Options.MaxConcurrentRequests;
+        stats["inOutage"] = Options.InOutage;
+        stats["records"] = new JsonObject([.. NsRecordType.All.Values.Select(t => KeyValuePair.Create(t.Name, (JsonNode?)_store.Count(t)))]);
+        stats["normalize"] = _store.Normalizer.ToJson();
+        return stats;
+    }
+
+    /// <summary>
+    /// <c>POST /_sandbox/reset</c>: clears every fault knob, the normalization, the counters and the
+    /// stats; with <c>{"records": true}</c> it also forgets every record (ids keep counting up).
+    /// </summary>
+    private async Task<IResult> ResetAsync(HttpContext context)
+    {
+        return await SteerAsync(context, body =>
+        {
+            SteeringKnobs.RejectUnknown(body, "", "records");
+            Options.ResetFaults();
+            Options.ResetCounters();
+            _store.Normalizer.Reset();
+            _store.Stats.Reset();
+            if (body["records"] is { } records && SteeringKnobs.Bool(records, "records"))
+            {
+                _store.Clear();
+            }
+        });
+    }
+
+    /// <summary>
+    /// <c>POST /_sandbox/faults</c> with any of: <c>latencyMs</c>, <c>errorRate</c> (0..1),
+    /// <c>concurrencyLimit</c>, <c>throttle {count, retryAfterSeconds}</c>, <c>outageSeconds</c> (0 ends it),
+    /// <c>rejectedExternalIds [..]</c>, <c>rejectedCompanyNames [..]</c>,
+    /// <c>normalize {phone, trim, case}</c>. An unknown key is a 400 naming it, and nothing is changed.
+    /// </summary>
+    private async Task<IResult> SetFaultsAsync(HttpContext context)
+    {
+        return await SteerAsync(context, body =>
+        {
+            SteeringKnobs.RejectUnknown(body, "", "latencyMs", "errorRate", "concurrencyLimit", "throttle", "outageSeconds", "rejectedExternalIds", "rejectedCompanyNames", "normalize");
+
+            // Validate everything before changing anything, so a bad request changes nothing.
+            var latency = body["latencyMs"] is { } l ? TimeSpan.FromMilliseconds(SteeringKnobs.Number(l, "latencyMs", 0, 600_000)) : (TimeSpan?)null;
+            var errorRate = body["errorRate"] is { } e ? SteeringKnobs.Number(e, "errorRate", 0, 1) : (double?)null;
+            var limit = body["concurrencyLimit"] is { } c ? (int)SteeringKnobs.Number(c, "concurrencyLimit", 1, 1000) : (int?)null;
+            (int Count, TimeSpan RetryAfter)? throttle = null;
+            if (body["throttle"] is { } t)
+            {
+                if (t is not JsonObject throttleKnob)
+                {
+                    throw new SteeringException("throttle: expected an object {\"count\": n, \"retryAfterSeconds\": s}.");
+                }
+
+                SteeringKnobs.RejectUnknown(throttleKnob, "throttle.", "count", "retryAfterSeconds");
+                throttle = ((int)SteeringKnobs.Number(throttleKnob["count"] ?? 1, "throttle.count", 0, 1_000_000),
+                    TimeSpan.FromSeconds(throttleKnob["retryAfterSeconds"] is { } ra ? SteeringKnobs.Number(ra, "throttle.retryAfterSeconds", 0, 3600) : 1));
+            }
+
+            var outage = body["outageSeconds"] is { } o ? TimeSpan.FromSeconds(SteeringKnobs.Number(o, "outageSeconds", 0, 86_400)) : (TimeSpan?)null;
+            var rejectedIds = Strings(body["rejectedExternalIds"], "rejectedExternalIds");
+            var rejectedNames = Strings(body["rejectedCompanyNames"], "rejectedCompanyNames");
+            if (body["normalize"] is { } n && n is not JsonObject)
+            {
+                throw new SteeringException("normalize: expected an object {\"phone\", \"trim\", \"case\"}.");
+            }
+
+            var trial = new ValueNormalizer();
+            if (body["normalize"] is JsonObject normalize)
+            {
+                trial.Apply(normalize);
+                _store.Normalizer.Apply(normalize);
+            }
+
+            if (latency is { } latencyValue)
+            {
+                Options.Latency = latencyValue;
+            }
+
+            if (errorRate is { } rate)
+            {
+                Options.ErrorRate = rate;
+            }
+
+            if (limit is { } limitValue)
+            {
+                Options.ConcurrencyLimit = limitValue;
+            }
+
+            if (throttle is { } throttleValue)
+            {
+                Options.ThrottleNext(throttleValue.Count, throttleValue.RetryAfter);
+            }
+
+            if (outage is { } outageValue)
+            {
+                if (outageValue > TimeSpan.Zero)
+                {
+                    Options.StartOutage(outageValue);
+                }
+                else
+                {
+                    Options.EndOutage();
+                }
+            }
+
+            if (rejectedIds is not null)
+            {
+                Options.RejectedExternalIds.Clear();
+                foreach (var id in rejectedIds)
+                {
+                    Options.RejectedExternalIds[id] = true;
+                }
+            }
+
+            if (rejectedNames is not null)
+            {
+                Options.RejectedCompanyNames.Clear();
+                foreach (var name in rejectedNames)
+                {
+                    Options.RejectedCompanyNames[name] = true;
+                }
+            }
+        });
+    }
+
+    private static List<string>? Strings(JsonNode? value, string key) => value switch
+    {
+        null => null,
+        JsonArray a => [.. a.Select(v => SteeringKnobs.Text(v, key + "[]") ?? throw new SteeringException($"{key}: null is not a value."))],
+        _ => throw new SteeringException($"{key}: expected an array of strings."),
+    };
+
+    private async Task<IResult> SteerAsync(HttpContext context, Action<JsonObject> steer)
+    {
+        JsonObject body;
+        if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.ContainsKey("Transfer-Encoding")))
+        {
+            body = [];
+        }
+        else if (await ReadBodyAsync(context) is { } parsed)
+        {
+            body = parsed;
+        }
+        else
+        {
+            return InvalidJson();
+        }
+
+        try
+        {
+            steer(body);
+        }
+        catch (SteeringException e)
+        {
+            return NetSuiteErrors.Error(400, "INVALID_PARAMETER", e.Message);
+        }
+
+        return Results.Content(StatsJson().ToJsonString(), "application/json");
+    }
+
+    private string RecordUrl(NsRecordType type, long id) =>
+        new Uri(BaseUrl, RecordRoot.TrimStart('/') + "/" + type.Name + "/" + id.ToString(CultureInfo.InvariantCulture)).ToString();
+
+    private IResult Write(HttpContext context, NsRecordType type, Func<long> write)
     {
         try
         {
             var id = write();
-            context.Response.Headers.Location = new Uri(BaseUrl, RecordPath.TrimStart('/') + "/" + id.ToString(CultureInfo.InvariantCulture)).ToString();
+            context.Response.Headers.Location = RecordUrl(type, id);
             return Results.NoContent();
         }
         catch (RecordValidationException e)
@@ -329,9 +706,9 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         }
     }
 
-    private long? Resolve(string key) =>
+    private long? Resolve(NsRecordType type, string key) =>
         key.StartsWith("eid:", StringComparison.Ordinal)
-            ? _store.ResolveExternalId(key[4..])
+            ? _store.ResolveExternalId(type, key[4..])
             : long.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : null;
 
     private static HashSet<string> Replace(HttpContext context) =>
@@ -352,9 +729,9 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     private static IResult InvalidJson() =>
         NetSuiteErrors.Error(400, "INVALID_CONTENT", "The request could not be understood by the server due to malformed syntax.");
 
-    private JsonObject Render(long id, JsonObject fields, DateTimeOffset created, DateTimeOffset modified, bool expand)
+    private JsonObject Render(NsRecordType type, long id, JsonObject fields, DateTimeOffset created, DateTimeOffset modified, bool expand)
     {
-        var self = new Uri(BaseUrl, RecordPath.TrimStart('/') + "/" + id.ToString(CultureInfo.InvariantCulture)).ToString();
+        var self = RecordUrl(type, id);
         var result = new JsonObject
         {
             ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = self }),
@@ -365,18 +742,26 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             result[k] = v?.DeepClone();
         }
 
-        if (!expand)
+        // Sublists come as links unless the client asks for expandSubResources=true.
+        foreach (var sublist in type.Fields.Where(f => f.Type == NsFieldType.Sublist))
         {
-            result["addressBook"] = new JsonObject { ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = self + "/addressBook" }) };
-        }
-        else
-        {
-            result["addressBook"] ??= new JsonObject { ["items"] = new JsonArray() };
+            if (!expand)
+            {
+                result[sublist.Name] = new JsonObject { ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = self + "/" + sublist.Name }) };
+            }
+            else
+            {
+                result[sublist.Name] ??= new JsonObject { ["items"] = new JsonArray() };
+            }
         }
 
-        if (result["subsidiary"] is JsonObject sub)
+        foreach (var reference in type.Fields.Where(f => f.Type == NsFieldType.Reference))
         {
-            sub["refName"] ??= sub["id"]?.ToString() == "1" ? "Parent Company" : "Subsidiary " + sub["id"];
+            if (result[reference.Name] is JsonObject r && r["refName"] is null && reference.References == "customer"
+                && long.TryParse(r["id"]?.ToString(), CultureInfo.InvariantCulture, out var refId) && _store.Get(NsRecordType.Customer, refId) is { } target)
+            {
+                r["refName"] = target.Fields["entityId"]?.DeepClone();
+            }
         }
 
         result["dateCreated"] = created.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);

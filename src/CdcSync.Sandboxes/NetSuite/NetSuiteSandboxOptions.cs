@@ -83,6 +83,17 @@ public sealed class NetSuiteSandboxOptions
 
     public void EndOutage() => Interlocked.Exchange(ref _outageUntilTicks, 0);
 
+    /// <summary>Clears latency, error rate, throttling, outage and the rejection lists; the concurrency limit stays.</summary>
+    public void ResetFaults()
+    {
+        Latency = TimeSpan.Zero;
+        ErrorRate = 0;
+        Interlocked.Exchange(ref _throttleBurst, 0);
+        EndOutage();
+        RejectedExternalIds.Clear();
+        RejectedCompanyNames.Clear();
+    }
+
     public void ResetCounters()
     {
         Interlocked.Exchange(ref _requestCount, 0);

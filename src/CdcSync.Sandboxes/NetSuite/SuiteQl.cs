@@ -13,12 +13,16 @@ internal sealed class SuiteQlException(string message) : Exception(message);
 /// </summary>
 internal sealed class SuiteQlQuery
 {
-    private SuiteQlQuery(List<(Expr Expr, string Name)>? columns, Expr? where, List<(Expr Expr, bool Descending)> orderBy)
+    private SuiteQlQuery(string table, List<(Expr Expr, string Name)>? columns, Expr? where, List<(Expr Expr, bool Descending)> orderBy)
     {
+        Table = table;
         Columns = columns;
         Where = where;
         OrderBy = orderBy;
     }
+
+    /// <summary>The table after FROM: a record type (customer, opportunity) or deletedrecord, lower case.</summary>
+    public string Table { get; }
 
     /// <summary>Null for <c>SELECT *</c>.</summary>
     public List<(Expr Expr, string Name)>? Columns { get; }
@@ -29,7 +33,7 @@ internal sealed class SuiteQlQuery
 
     public static SuiteQlQuery Parse(string text) => new Parser(Tokenize(text)).ParseQuery();
 
-    public List<Dictionary<string, string>> Run(IEnumerable<Customer> rows)
+    public List<Dictionary<string, string>> Run(IEnumerable<ISuiteQlRow> rows)
     {
         var matched = rows.Where(r => Where is null || Truth(Where.Eval(r)) == true).ToList();
         if (OrderBy.Count > 0)
@@ -53,7 +57,7 @@ internal sealed class SuiteQlQuery
         foreach (var row in matched)
         {
             var item = new Dictionary<string, string>(StringComparer.Ordinal);
-            var columns = Columns ?? AllColumns;
+            var columns = Columns ?? AllColumns(Table);
             foreach (var (expr, name) in columns)
             {
                 if (Format(expr.Eval(row)) is { } value)
@@ -68,9 +72,13 @@ internal sealed class SuiteQlQuery
         return result;
     }
 
-    private static readonly List<(Expr, string)> AllColumns =
-        [.. new[] { "id", "entityid", "externalid", "companyname", "isperson", "firstname", "lastname", "email", "phone", "url", "subsidiary", "isinactive", "comments", "datecreated", "lastmodifieddate" }
-            .Select(c => ((Expr)new Col(c), c))];
+    private static List<(Expr, string)> AllColumns(string table)
+    {
+        IEnumerable<string> names = NsRecordType.All.TryGetValue(table, out var type)
+            ? type.Fields.Where(f => f.Type != NsFieldType.Sublist).Select(f => f.Name.ToLowerInvariant())
+            : ["id", "type", "recordid", "name", "externalid", "deleteddate", "context"];
+        return [.. names.Select(c => ((Expr)new Col(c), c))];
+    }
 
     private static string? Format(object? value) => value switch
     {
@@ -118,6 +126,7 @@ internal sealed class SuiteQlQuery
     {
         long l => l,
         decimal d => d,
+        double d => (decimal)d,
         string s when decimal.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
         _ => throw new SuiteQlException($"Invalid number: {value}"),
     };
@@ -236,22 +245,22 @@ internal sealed class SuiteQlQuery
 
     internal abstract record Expr
     {
-        public abstract object? Eval(Customer row);
+        public abstract object? Eval(ISuiteQlRow row);
     }
 
     private sealed record Col(string Name) : Expr
     {
-        public override object? Eval(Customer row) => row.Column(Name);
+        public override object? Eval(ISuiteQlRow row) => row.Column(Name);
     }
 
     private sealed record Lit(object? Value) : Expr
     {
-        public override object? Eval(Customer row) => Value;
+        public override object? Eval(ISuiteQlRow row) => Value;
     }
 
     private sealed record Fn(string Name, List<Expr> Args) : Expr
     {
-        public override object? Eval(Customer row)
+        public override object? Eval(ISuiteQlRow row)
         {
             var args = Args.Select(a => a.Eval(row)).ToList();
             switch (Name)
@@ -276,7 +285,7 @@ internal sealed class SuiteQlQuery
 
     private sealed record Binary(string Op, Expr Left, Expr Right) : Expr
     {
-        public override object? Eval(Customer row)
+        public override object? Eval(ISuiteQlRow row)
         {
             if (Op is "AND" or "OR")
             {
@@ -303,12 +312,12 @@ internal sealed class SuiteQlQuery
 
     private sealed record Not(Expr Inner) : Expr
     {
-        public override object? Eval(Customer row) => Truth(Inner.Eval(row)) is { } b ? !b : null;
+        public override object? Eval(ISuiteQlRow row) => Truth(Inner.Eval(row)) is { } b ? !b : null;
     }
 
     private sealed record IsNull(Expr Inner, bool Negated) : Expr
     {
-        public override object? Eval(Customer row) => (Inner.Eval(row) is null) != Negated;
+        public override object? Eval(ISuiteQlRow row) => (Inner.Eval(row) is null) != Negated;
     }
 
     private sealed class Parser(List<string> tokens)
@@ -348,10 +357,10 @@ internal sealed class SuiteQlQuery
             }
 
             Expect("FROM");
-            var table = Next();
-            if (!table.Equals("customer", StringComparison.OrdinalIgnoreCase))
+            var table = Next().ToLowerInvariant();
+            if (!NsRecordType.All.ContainsKey(table) && table != "deletedrecord")
             {
-                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox implements the customer record only.");
+                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)} and deletedrecord.");
             }
 
             Expr? where = null;
@@ -390,7 +399,7 @@ internal sealed class SuiteQlQuery
                 throw new SuiteQlException($"Unexpected token '{tokens[_pos]}'.");
             }
 
-            return new SuiteQlQuery(columns, where, orderBy);
+            return new SuiteQlQuery(table, columns, where, orderBy);
         }
 
         private Expr ParseOr()

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using CdcSync.Sandboxes.Steering;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -50,6 +51,12 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     public Uri BaseUrl { get; private set; } = null!;
 
     public SalesforceSandboxOptions Options { get; }
+
+    /// <summary>Successful API writes per record and requests per endpoint (also at <c>GET /_sandbox/stats</c>).</summary>
+    public SandboxStats Stats { get; } = new();
+
+    /// <summary>What the sandbox does to values it receives over the API (also the <c>normalize</c> fault knob).</summary>
+    public ValueNormalizer Normalizer { get; } = new();
 
     /// <summary>Starts the sandbox and returns once it accepts connections.</summary>
     public static async Task<SalesforceSandbox> StartAsync(SalesforceSandboxOptions options, CancellationToken cancellationToken) =>
@@ -140,7 +147,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     }
 
     private static SObjectSchema Schema(string sObject) =>
-        SObjectSchema.All.GetValueOrDefault(sObject) ?? throw new ArgumentException($"The sandbox serves Account and Contact, not '{sObject}'.", nameof(sObject));
+        SObjectSchema.All.GetValueOrDefault(sObject) ?? throw new ArgumentException($"The sandbox serves {string.Join(", ", SObjectSchema.All.Keys)}, not '{sObject}'.", nameof(sObject));
 
     private void Map(WebApplication app)
     {
@@ -170,6 +177,9 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapGet("/queryAll", (string version, HttpRequest request) => Query(version, request, includeDeleted: true));
         api.MapGet("/query/{locator}", (string version, string locator) => MoreResults(version, locator));
         api.MapGet("/queryAll/{locator}", (string version, string locator) => MoreResults(version, locator));
+        api.MapGet("/sobjects", (string version) => DescribeGlobal(version));
+        api.MapGet("/sobjects/{type}", (string version, string type) => BasicInfo(version, type));
+        api.MapGet("/sobjects/{type}/describe", (string version, string type) => Describe(version, type));
         api.MapGet("/sobjects/{type}/{id}", (string version, string type, string id) => Retrieve(version, type, id));
         api.MapPost("/sobjects/{type}", CreateOneAsync);
         api.MapPatch("/sobjects/{type}/{id}", UpdateOneAsync);
@@ -180,12 +190,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapPatch("/composite/sobjects/{type}/{field}", (HttpRequest request, string type, string field) => CollectionAsync(request, type, field, request.HttpContext.RequestAborted));
         api.MapDelete("/composite/sobjects", DeleteCollection);
 
-        app.MapGet("/_sandbox/stats", Stats);
-        app.MapPost("/_sandbox/reset", () =>
-        {
-            Options.ResetFaults();
-            return Stats();
-        });
+        app.MapGet("/_sandbox/stats", StatsResult);
+        app.MapPost("/_sandbox/reset", ResetAsync);
         app.MapPost("/_sandbox/faults", SetFaultsAsync);
     }
 
@@ -200,6 +206,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
         var isToken = path.StartsWithSegments("/services/oauth2", StringComparison.Ordinal);
         var count = Options.CountRequest(isToken);
+        Stats.CountRequest(context);
         if (Options.InOutage)
         {
             Options.CountFault();
@@ -471,7 +478,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
         return await WithBodyAsync(request, body =>
         {
-            var result = Locked(() => _store.Create(schema, body));
+            var result = Locked(() => _store.Create(schema, Normalize(schema, body)));
+            CountWrites(schema, [result]);
             return result.Success ? Json(new JsonObject { ["id"] = result.Id, ["success"] = true, ["errors"] = new JsonArray() }, 201) : RecordError(result);
         });
     }
@@ -486,7 +494,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
         return await WithBodyAsync(request, body =>
         {
-            var result = Locked(() => _store.Update(schema, id, body));
+            var result = Locked(() => _store.Update(schema, id, Normalize(schema, body)));
+            CountWrites(schema, [result]);
             return result.Success ? Results.NoContent()
                 : result.Errors[0].StatusCode is "INVALID_CROSS_REFERENCE_KEY" or "MALFORMED_ID" ? Error(404, "NOT_FOUND", "The requested resource does not exist")
                 : RecordError(result);
@@ -504,19 +513,21 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         return await WithBodyAsync(request, body =>
         {
             body[schema.Find(field)?.Name ?? field] = value;
-            var result = Locked(() => _store.Upsert(schema, field, body));
+            var result = Locked(() => _store.Upsert(schema, field, Normalize(schema, body)));
+            CountWrites(schema, [result]);
             return result.Success ? Json(result.ToJson(), result.Created == true ? 201 : 200) : RecordError(result);
         });
     }
 
     private IResult DeleteOne(string type, string id)
     {
-        if (!SObjectSchema.All.ContainsKey(type))
+        if (SObjectSchema.All.GetValueOrDefault(type) is not { } schema)
         {
             return Error(404, "NOT_FOUND", "The requested resource does not exist");
         }
 
         var result = Locked(() => _store.Delete(id));
+        CountWrites(schema, [result]);
         return result.Success ? Results.NoContent()
             : result.Errors[0].StatusCode == "ENTITY_IS_DELETED" ? Error(404, "ENTITY_IS_DELETED", "entity is deleted")
             : Error(404, "NOT_FOUND", "The requested resource does not exist");
@@ -584,7 +595,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                             throw new SandboxApiException(400, "INVALID_TYPE", $"The record type {schema.Name} does not match the sObject type {upsertSchema.Name} in the request URI");
                         }
 
-                        results.Add(SaveOne(schema, record, field, seenKeys));
+                        results.Add(SaveOne(schema, Normalize(schema, record), field, seenKeys));
                     }
                 }
                 catch
@@ -606,6 +617,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 }
             }
 
+            CountWrites(null, results);
             return Json(new JsonArray([.. results.Select(r => (JsonNode)r.ToJson())]));
         }
         catch (SandboxApiException e)
@@ -680,10 +692,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             }
         }
 
+        CountWrites(null, results);
         return Json(new JsonArray([.. results.Select(r => (JsonNode)r.ToJson())]));
     }
 
-    private IResult Stats()
+    private IResult StatsResult()
     {
         lock (_store.Sync)
         {
@@ -694,65 +707,319 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 ["tokenRequestCount"] = Options.TokenRequestCount,
                 ["faultedRequestCount"] = Options.FaultedRequestCount,
                 ["inOutage"] = Options.InOutage,
-                ["records"] = new JsonObject
-                {
-                    ["Account"] = _store.All(SObjectSchema.Account).Count(),
-                    ["Contact"] = _store.All(SObjectSchema.Contact).Count(),
-                },
+                ["records"] = new JsonObject([.. SObjectSchema.All.Values.Select(t => KeyValuePair.Create(t.Name, (JsonNode?)_store.All(t).Count()))]),
+                ["writes"] = Stats.Writes,
+                ["writesPerRecord"] = Stats.ToJson()["writesPerRecord"]!.DeepClone(),
+                ["requestsPerEndpoint"] = Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
+                ["normalize"] = Normalizer.ToJson(),
+                ["latencyMs"] = Options.Latency.TotalMilliseconds,
+                ["errorRate"] = Options.ErrorRate,
             });
         }
     }
 
     /// <summary>
-    /// <c>POST /_sandbox/faults</c> with any of: <c>latencyMs</c>, <c>errorRate</c>, <c>rejectedName</c>,
+    /// <c>POST /_sandbox/faults</c> with any of: <c>latencyMs</c>, <c>errorRate</c> (0..1), <c>rejectedName</c>,
     /// <c>burst {count, kind: ServiceUnavailable|RequestLimitExceeded|TooManyRequests, retryAfterSeconds}</c>,
-    /// <c>outageSeconds</c>, <c>expireTokens</c>.
+    /// <c>outageSeconds</c>, <c>expireTokens</c>, <c>requestLimit</c>, <c>normalize {phone, trim, case}</c>.
+    /// An unknown key or a bad value is a 400 naming it, and nothing is changed.
     /// </summary>
     private async Task<IResult> SetFaultsAsync(HttpRequest request)
     {
-        return await WithBodyAsync(request, body =>
+        return await WithSteeringBodyAsync(request, body =>
+        {
+            SteeringKnobs.RejectUnknown(body, "", "latencyMs", "errorRate", "rejectedName", "burst", "outageSeconds", "expireTokens", "requestLimit", "normalize");
+
+            // Validate everything before changing anything, so a bad request changes nothing.
+            var latency = body["latencyMs"] is { } l ? TimeSpan.FromMilliseconds(SteeringKnobs.Number(l, "latencyMs", 0, 600_000)) : (TimeSpan?)null;
+            var errorRate = body["errorRate"] is { } e ? SteeringKnobs.Number(e, "errorRate", 0, 1) : (double?)null;
+            var rejectedName = body.ContainsKey("rejectedName") ? SteeringKnobs.Text(body["rejectedName"], "rejectedName") : null;
+            (int Count, SalesforceFaultKind Kind, TimeSpan? RetryAfter)? burst = null;
+            if (body["burst"] is { } b)
+            {
+                if (b is not JsonObject burstKnob)
+                {
+                    throw new SteeringException("burst: expected an object {\"count\", \"kind\", \"retryAfterSeconds\"}.");
+                }
+
+                SteeringKnobs.RejectUnknown(burstKnob, "burst.", "count", "kind", "retryAfterSeconds");
+                var kindText = SteeringKnobs.Text(burstKnob["kind"], "burst.kind") ?? nameof(SalesforceFaultKind.ServiceUnavailable);
+                if (!Enum.TryParse<SalesforceFaultKind>(kindText, ignoreCase: true, out var kind) || !Enum.IsDefined(kind))
+                {
+                    throw new SteeringException($"burst.kind: '{kindText}' is not one of {string.Join(", ", Enum.GetNames<SalesforceFaultKind>())}.");
+                }
+
+                burst = ((int)SteeringKnobs.Number(burstKnob["count"] ?? 1, "burst.count", 0, 1_000_000), kind,
+                    burstKnob["retryAfterSeconds"] is { } ra ? TimeSpan.FromSeconds(SteeringKnobs.Number(ra, "burst.retryAfterSeconds", 0, 3600)) : null);
+            }
+
+            var outage = body["outageSeconds"] is { } o ? TimeSpan.FromSeconds(SteeringKnobs.Number(o, "outageSeconds", 0, 86_400)) : (TimeSpan?)null;
+            var expire = body["expireTokens"] is { } x && SteeringKnobs.Bool(x, "expireTokens");
+            var requestLimit = body["requestLimit"] is { } rl ? (long)SteeringKnobs.Number(rl, "requestLimit", 1, 1e12) : (long?)null;
+            if (body["normalize"] is { } n)
+            {
+                if (n is not JsonObject normalize)
+                {
+                    throw new SteeringException("normalize: expected an object {\"phone\", \"trim\", \"case\"}.");
+                }
+
+                new ValueNormalizer().Apply(normalize);
+                Normalizer.Apply(normalize);
+            }
+
+            if (latency is { } latencyValue)
+            {
+                Options.Latency = latencyValue;
+            }
+
+            if (errorRate is { } rate)
+            {
+                Options.ErrorRate = rate;
+            }
+
+            if (body.ContainsKey("rejectedName"))
+            {
+                Options.RejectedName = rejectedName;
+            }
+
+            if (burst is { } burstValue)
+            {
+                Options.FailNext(burstValue.Count, burstValue.Kind, burstValue.RetryAfter);
+            }
+
+            if (outage is { } outageValue)
+            {
+                if (outageValue > TimeSpan.Zero)
+                {
+                    Options.StartOutage(outageValue);
+                }
+                else
+                {
+                    Options.EndOutage();
+                }
+            }
+
+            if (expire)
+            {
+                Options.ExpireAccessTokens();
+            }
+
+            if (requestLimit is { } limitValue)
+            {
+                Options.RequestLimit = limitValue;
+            }
+        });
+    }
+
+    /// <summary><c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats (records stay).</summary>
+    private async Task<IResult> ResetAsync(HttpRequest request)
+    {
+        return await WithSteeringBodyAsync(request, body =>
+        {
+            SteeringKnobs.RejectUnknown(body, "");
+            Options.ResetFaults();
+            Normalizer.Reset();
+            Stats.Reset();
+        });
+    }
+
+    private async Task<IResult> WithSteeringBodyAsync(HttpRequest request, Action<JsonObject> steer)
+    {
+        JsonObject body = [];
+        if (request.ContentLength is not 0 && (request.ContentLength is not null || request.Headers.ContainsKey("Transfer-Encoding")))
         {
             try
             {
-                if (body["latencyMs"] is JsonValue latency)
-                {
-                    Options.Latency = TimeSpan.FromMilliseconds(latency.GetValue<double>());
-                }
-
-                if (body["errorRate"] is JsonValue rate)
-                {
-                    Options.ErrorRate = rate.GetValue<double>();
-                }
-
-                if (body.ContainsKey("rejectedName"))
-                {
-                    Options.RejectedName = body["rejectedName"]?.ToString();
-                }
-
-                if (body["burst"] is JsonObject burst)
-                {
-                    var kind = Enum.Parse<SalesforceFaultKind>(burst["kind"]?.ToString() ?? nameof(SalesforceFaultKind.ServiceUnavailable), ignoreCase: true);
-                    TimeSpan? retryAfter = burst["retryAfterSeconds"] is JsonValue ra ? TimeSpan.FromSeconds(ra.GetValue<double>()) : null;
-                    Options.FailNext(burst["count"]?.GetValue<int>() ?? 1, kind, retryAfter);
-                }
-
-                if (body["outageSeconds"] is JsonValue outage)
-                {
-                    Options.StartOutage(TimeSpan.FromSeconds(outage.GetValue<double>()));
-                }
-
-                if (body["expireTokens"] is JsonValue expire && expire.GetValue<bool>())
-                {
-                    Options.ExpireAccessTokens();
-                }
+                body = await JsonNode.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted) as JsonObject
+                    ?? throw new SteeringException("The body must be a JSON object.");
             }
-            catch (Exception e) when (e is FormatException or InvalidOperationException or ArgumentException)
+            catch (System.Text.Json.JsonException e)
+            {
+                return Error(400, "JSON_PARSER_ERROR", $"Unexpected character: {e.Message}");
+            }
+            catch (SteeringException e)
             {
                 return Error(400, "INVALID_FIELD", e.Message);
             }
+        }
 
-            return Stats();
-        });
+        try
+        {
+            steer(body);
+        }
+        catch (SteeringException e)
+        {
+            return Error(400, "INVALID_FIELD", e.Message);
+        }
+
+        return StatsResult();
+    }
+
+    /// <summary>Applies the normalization knob to the text fields of a body received over the API.</summary>
+    private JsonObject Normalize(SObjectSchema schema, JsonObject body)
+    {
+        if (Normalizer.IsOff)
+        {
+            return body;
+        }
+
+        var normalized = new JsonObject();
+        foreach (var (name, value) in body)
+        {
+            var field = schema.Find(name);
+            normalized[name] = field is { Type: SFieldType.String } ? Normalizer.Normalize(field.Name, value?.DeepClone(), field.IsPhone) : value?.DeepClone();
+        }
+
+        return normalized;
+    }
+
+    private void CountWrites(SObjectSchema? schema, IEnumerable<SaveResult> results)
+    {
+        foreach (var result in results.Where(r => r.Success && r.Id is not null))
+        {
+            Stats.CountWrite((schema ?? SObjectSchema.ForId(result.Id!))?.Name ?? "unknown", result.Id!);
+        }
+    }
+
+    /// <summary><c>GET /sobjects</c> (describeGlobal): every sObject type with its capabilities and URLs.</summary>
+    private static IResult DescribeGlobal(string version) => Json(new JsonObject
+    {
+        ["encoding"] = "UTF-8",
+        ["maxBatchSize"] = MaxCollectionSize,
+        ["sobjects"] = new JsonArray([.. SObjectSchema.All.Values.Select(s => (JsonNode)Summary(version, s))]),
+    });
+
+    /// <summary><c>GET /sobjects/X</c>: the type's summary and its recently viewed records (none here).</summary>
+    private static IResult BasicInfo(string version, string type) =>
+        SObjectSchema.All.GetValueOrDefault(type) is { } schema
+            ? Json(new JsonObject { ["objectDescribe"] = Summary(version, schema), ["recentItems"] = new JsonArray() })
+            : Error(404, "NOT_FOUND", "The requested resource does not exist");
+
+    private static JsonObject Summary(string version, SObjectSchema schema) => new()
+    {
+        ["name"] = schema.Name,
+        ["label"] = schema.Label,
+        ["labelPlural"] = schema.LabelPlural,
+        ["keyPrefix"] = schema.KeyPrefix,
+        ["custom"] = false,
+        ["customSetting"] = false,
+        ["activateable"] = false,
+        ["createable"] = true,
+        ["updateable"] = true,
+        ["deletable"] = true,
+        ["undeletable"] = true,
+        ["mergeable"] = schema.Name is "Account" or "Contact",
+        ["queryable"] = true,
+        ["retrieveable"] = true,
+        ["searchable"] = true,
+        ["layoutable"] = true,
+        ["replicateable"] = true,
+        ["triggerable"] = true,
+        ["feedEnabled"] = false,
+        ["deprecatedAndHidden"] = false,
+        ["urls"] = new JsonObject
+        {
+            ["sobject"] = $"/services/data/v{version}/sobjects/{schema.Name}",
+            ["describe"] = $"/services/data/v{version}/sobjects/{schema.Name}/describe",
+            ["rowTemplate"] = $"/services/data/v{version}/sobjects/{schema.Name}/{{ID}}",
+        },
+    };
+
+    /// <summary><c>GET /sobjects/X/describe</c>: the fields (name, type, createable, updateable, externalId, nillable, ...) and child relationships.</summary>
+    private static IResult Describe(string version, string type)
+    {
+        if (SObjectSchema.All.GetValueOrDefault(type) is not { } schema)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        var describe = Summary(version, schema);
+        describe["fields"] = new JsonArray([.. schema.Fields.Select(f => (JsonNode)DescribeField(f))]);
+        describe["childRelationships"] = new JsonArray([.. schema.Children.Select(c => (JsonNode)new JsonObject
+        {
+            ["childSObject"] = c.Child.Name,
+            ["field"] = c.Field.Name,
+            ["relationshipName"] = c.RelationshipName,
+            ["cascadeDelete"] = true,
+            ["restrictedDelete"] = false,
+            ["deprecatedAndHidden"] = false,
+        })]);
+        describe["recordTypeInfos"] = new JsonArray();
+        describe["supportedScopes"] = new JsonArray(new JsonObject { ["label"] = "All " + schema.LabelPlural.ToLowerInvariant(), ["name"] = "everything" });
+        return Json(describe);
+    }
+
+    private static JsonObject DescribeField(SField f)
+    {
+        var system = f.ReadOnly || f.Type == SFieldType.Id;
+        var describeType = f.DescribeType;
+        var field = new JsonObject
+        {
+            ["name"] = f.Name,
+            ["label"] = Label(f.Name),
+            ["type"] = describeType,
+            ["soapType"] = f.Type switch
+            {
+                SFieldType.Id or SFieldType.Reference => "tns:ID",
+                SFieldType.Boolean => "xsd:boolean",
+                SFieldType.Double => "xsd:double",
+                SFieldType.Int => "xsd:int",
+                SFieldType.DateTime => "xsd:dateTime",
+                SFieldType.Date => "xsd:date",
+                _ => "xsd:string",
+            },
+            ["length"] = f.Type == SFieldType.String ? f.Length : 0,
+            ["byteLength"] = f.Type == SFieldType.String ? f.Length * 3 : f.Type is SFieldType.Id or SFieldType.Reference ? 18 : 0,
+            ["precision"] = f.Type == SFieldType.Double ? 18 : 0,
+            ["scale"] = f.Type == SFieldType.Double ? 2 : 0,
+            ["digits"] = f.Type == SFieldType.Int ? 9 : 0,
+            ["createable"] = !system,
+            ["updateable"] = !system,
+            ["nillable"] = !f.Required && !system && f.Type != SFieldType.Boolean,
+            ["defaultedOnCreate"] = system || f.Name == "OwnerId",
+            ["externalId"] = f.ExternalId,
+            ["idLookup"] = f.ExternalId || f.Type == SFieldType.Id,
+            ["unique"] = f.ExternalId,
+            ["caseSensitive"] = false,
+            ["custom"] = f.Name.EndsWith("__c", StringComparison.Ordinal),
+            ["calculated"] = false,
+            ["autoNumber"] = false,
+            ["filterable"] = describeType != "textarea",
+            ["sortable"] = describeType != "textarea",
+            ["groupable"] = describeType is not ("textarea" or "double" or "currency" or "percent" or "datetime"),
+            ["nameField"] = f.Name == "Name",
+            ["restrictedPicklist"] = false,
+            ["picklistValues"] = new JsonArray([.. (f.Picklist ?? []).Select(v => (JsonNode)new JsonObject
+            {
+                ["active"] = true,
+                ["defaultValue"] = false,
+                ["label"] = v,
+                ["validFor"] = null,
+                ["value"] = v,
+            })]),
+            ["referenceTo"] = new JsonArray([.. (f.ReferenceTo is null ? f.Name == "OwnerId" ? ["User"] : [] : new[] { f.ReferenceTo }).Select(r => (JsonNode?)JsonValue.Create(r))]),
+            ["relationshipName"] = f.RelationshipName ?? (f.Name == "OwnerId" ? "Owner" : null),
+            ["deprecatedAndHidden"] = false,
+        };
+        return field;
+    }
+
+    /// <summary>A field's label from its API name: BillingCity is "Billing City", NetSuite_Id__c is "NetSuite Id".</summary>
+    private static string Label(string name)
+    {
+        var text = name.EndsWith("__c", StringComparison.Ordinal) ? name[..^3].Replace('_', ' ') : name;
+        var label = new StringBuilder();
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(text[i]) && char.IsLower(text[i - 1]))
+            {
+                label.Append(' ');
+            }
+
+            label.Append(text[i]);
+        }
+
+        return label.ToString();
     }
 
     private T Locked<T>(Func<T> action)

@@ -235,12 +235,12 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
         var now = Stamp();
         MarkDeleted(existing, now);
 
-        // Deleting an account deletes its contacts too (they go to the recycle bin with it).
-        if (existing.Schema == SObjectSchema.Account)
+        // Deleting an account deletes its contacts and opportunities too (they go to the recycle bin with it).
+        foreach (var (child, field, _) in existing.Schema.Children)
         {
-            foreach (var contact in _records.Values.Where(r => r.Schema == SObjectSchema.Contact && !r.IsDeleted && r.Fields["AccountId"]?.ToString() == id).ToList())
+            foreach (var record in _records.Values.Where(r => r.Schema == child && !r.IsDeleted && r.Fields[field.Name]?.ToString() == id).ToList())
             {
-                MarkDeleted(contact, now);
+                MarkDeleted(record, now);
             }
         }
 
@@ -321,7 +321,14 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
                 break;
             case SFieldType.Boolean when kind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False:
                 return JsonValue.Create(kind == System.Text.Json.JsonValueKind.True);
-            case SFieldType.Double or SFieldType.Int or SFieldType.Boolean:
+            case SFieldType.Date when kind == System.Text.Json.JsonValueKind.String:
+                if (DateTime.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
+                {
+                    return JsonValue.Create(text);
+                }
+
+                break;
+            case SFieldType.Double or SFieldType.Int or SFieldType.Boolean or SFieldType.Date:
                 break;
             default:
                 return JsonValue.Create(text);
@@ -362,20 +369,43 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
             }
         }
 
-        if (schema == SObjectSchema.Contact && record.Fields["AccountId"]?.ToString() is { Length: > 0 } accountId)
+        foreach (var field in schema.Fields.Where(f => f.ReferenceTo is not null))
         {
-            var normalized = SalesforceIds.Normalize(accountId);
-            if (normalized is null || !normalized.StartsWith(SObjectSchema.Account.KeyPrefix, StringComparison.Ordinal))
+            if (record.Fields[field.Name]?.ToString() is not { Length: > 0 } referenced)
             {
-                return SaveResult.Fail(null, "FIELD_INTEGRITY_EXCEPTION", $"Account ID: id value of incorrect type: {accountId}", "AccountId");
+                continue;
             }
 
-            if (!_records.TryGetValue(normalized, out var account) || account.IsDeleted)
+            var target = SObjectSchema.All[field.ReferenceTo!];
+            var normalized = SalesforceIds.Normalize(referenced);
+            if (normalized is null || !normalized.StartsWith(target.KeyPrefix, StringComparison.Ordinal))
             {
-                return SaveResult.Fail(null, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", "AccountId");
+                return SaveResult.Fail(null, "FIELD_INTEGRITY_EXCEPTION", $"{target.Name} ID: id value of incorrect type: {referenced}", field.Name);
             }
 
-            record.Fields["AccountId"] = normalized;
+            if (!_records.TryGetValue(normalized, out var parent) || parent.IsDeleted)
+            {
+                return SaveResult.Fail(null, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", field.Name);
+            }
+
+            record.Fields[field.Name] = normalized;
+        }
+
+        if (schema == SObjectSchema.Opportunity && record.Fields["StageName"]?.ToString() is { } stage)
+        {
+            // Salesforce fills the probability from the stage when a write leaves it empty, and derives IsClosed/IsWon.
+            if (record.Fields["Probability"] is null && SObjectSchema.StageProbabilities.TryGetValue(stage, out var probability))
+            {
+                record.Fields["Probability"] = probability;
+            }
+
+            record.Fields["IsClosed"] = stage.StartsWith("Closed", StringComparison.OrdinalIgnoreCase);
+            record.Fields["IsWon"] = stage.Equals("Closed Won", StringComparison.OrdinalIgnoreCase);
+        }
+
+        if (record.Fields["Probability"]?.GetValue<double>() is < 0 or > 100)
+        {
+            return SaveResult.Fail(null, "NUMBER_OUTSIDE_VALID_RANGE", "Probability: value outside of valid range on numeric field: " + record.Fields["Probability"]!.ToJsonString(), "Probability");
         }
 
         return null;

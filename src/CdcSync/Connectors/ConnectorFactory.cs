@@ -28,7 +28,7 @@ public static class ConnectorFactory
             case "salesforce":
                 return new SalesforceOutboundConnector(SalesforceClientFor(name, section, loggers), new HubWriter(hub), new DeadLetterStore(hub), new HubCheckpointStore(hub), loggers.CreateLogger<SalesforceOutboundConnector>());
             case "netsuite":
-                return new NetSuiteOutboundConnector(name, BindValidated<NetSuiteOptions>(section, $"Connectors:{name}"), new HubWriter(hub), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<NetSuiteOutboundConnector>());
+                return new NetSuiteOutboundConnector(name, NetSuiteOptionsFor(name, section), new HubWriter(hub), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<NetSuiteOutboundConnector>());
             case "webhook":
                 return new WebhookOutboundConnector(name, BindValidated<WebhookOptions>(section, $"Connectors:{name}"), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<WebhookOutboundConnector>());
             default:
@@ -48,7 +48,7 @@ public static class ConnectorFactory
         return section["Type"]?.ToLowerInvariant() switch
         {
             "salesforce" => new SalesforceInboundConnector(SalesforceClientFor(name, section, loggers), hub, loggers.CreateLogger<SalesforceInboundConnector>()),
-            "netsuite" => new NetSuiteInboundConnector(name, BindValidated<NetSuiteOptions>(section, $"Connectors:{name}"), loggers.CreateLogger<NetSuiteInboundConnector>()),
+            "netsuite" => new NetSuiteInboundConnector(name, NetSuiteOptionsFor(name, section), hub, loggers.CreateLogger<NetSuiteInboundConnector>()),
             _ => throw new OperatorException($"Config key Connectors:{name}:Inbound:Enabled is true, but a {section["Type"]} connector has no inbound side; remove it."),
         };
     }
@@ -61,8 +61,36 @@ public static class ConnectorFactory
         {
             var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
             options.Name = name;
+            ConfigLoader.Validate(options.Inbound, $"Connectors:{name}:Inbound");
+            if (options.Objects.Count == 0)
+            {
+                throw new OperatorException($"Config key Connectors:{name}:Objects is empty; list the sObjects to sync, e.g. [{{\"SObject\": \"Account\", \"Table\": \"sf_accounts\"}}] (see examples/salesforce-netsuite.json).");
+            }
+
+            for (var i = 0; i < options.Objects.Count; i++)
+            {
+                ConfigLoader.Validate(options.Objects[i], $"Connectors:{name}:Objects:{i}");
+            }
+
             return new SalesforceClient(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, loggers.CreateLogger<SalesforceClient>());
         });
+
+    private static NetSuiteOptions NetSuiteOptionsFor(string name, IConfigurationSection section)
+    {
+        var options = BindValidated<NetSuiteOptions>(section, $"Connectors:{name}");
+        ConfigLoader.Validate(options.Inbound, $"Connectors:{name}:Inbound");
+        if (options.Records.Count == 0)
+        {
+            throw new OperatorException($"Config key Connectors:{name}:Records is empty; list the record types to sync, e.g. [{{\"RecordType\": \"customer\", \"Table\": \"ns_customers\"}}] (see examples/salesforce-netsuite.json).");
+        }
+
+        for (var i = 0; i < options.Records.Count; i++)
+        {
+            ConfigLoader.Validate(options.Records[i], $"Connectors:{name}:Records:{i}");
+        }
+
+        return options;
+    }
 
     public static T BindValidated<T>(IConfigurationSection section, string path)
         where T : new()

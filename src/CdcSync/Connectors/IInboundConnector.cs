@@ -1,3 +1,5 @@
+using CdcSync.Connectors.Http;
+
 namespace CdcSync.Connectors;
 
 /// <summary>One record read from a system: the staging table it belongs in and its field values.</summary>
@@ -5,7 +7,20 @@ namespace CdcSync.Connectors;
 /// <param name="KeyColumn">Column that identifies the record in the staging table, e.g. <c>id</c>.</param>
 /// <param name="Values">Column name (lower case, as in the staging table) to value.</param>
 /// <param name="Deleted">The system reports the record as deleted.</param>
-public sealed record InboundRecord(string Table, string KeyColumn, IReadOnlyDictionary<string, object?> Values, bool Deleted);
+public sealed record InboundRecord(string Table, string KeyColumn, IReadOnlyDictionary<string, object?> Values, bool Deleted)
+{
+    /// <summary>
+    /// Column holding the system's own modified stamp of this version. When set, a version older than
+    /// the hub's (a stale re-read) never overwrites the hub row.
+    /// </summary>
+    public string? StampColumn { get; init; }
+
+    /// <summary>
+    /// The system stamps to the second (NetSuite), so a second edit in the same second carries the
+    /// same stamp and must still be applied; otherwise an equal stamp is the version the hub holds.
+    /// </summary>
+    public bool SameStampMayBeNewer { get; init; }
+}
 
 /// <summary>A page of records and the cursor that continues after them.</summary>
 public sealed record InboundPage(IReadOnlyList<InboundRecord> Records, string? NextCursor, bool HasMore);
@@ -18,6 +33,12 @@ public sealed record InboundPage(IReadOnlyList<InboundRecord> Records, string? N
 public interface IInboundConnector
 {
     string Name { get; }
+
+    /// <summary>Polling settings: overlap window, idle backoff, API share.</summary>
+    InboundOptions Options { get; }
+
+    /// <summary>The system's daily API allowance as it last reported it; null when it reports none.</summary>
+    ApiBudget? Budget => null;
 
     Task<InboundPage> ReadChangesAsync(string? cursor, CancellationToken cancellationToken);
 }

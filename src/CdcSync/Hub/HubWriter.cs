@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CdcSync.Connectors;
+using Dapper;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace CdcSync.Hub;
 
@@ -82,6 +85,51 @@ public sealed class HubWriter(NpgsqlDataSource hub)
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Tells the hub which writes a system acknowledged (<c>cdc.record_outbound</c> per write: the
+    /// written fields become that system's sync base, the write goes to the audit trail), in one
+    /// round trip per batch.
+    /// </summary>
+    public async Task RecordOutboundAsync(string connector, IReadOnlyCollection<OutboundWrite> writes, CancellationToken cancellationToken)
+    {
+        if (writes.Count == 0)
+        {
+            return;
+        }
+
+        var array = new JsonArray();
+        foreach (var write in writes)
+        {
+            array.Add(new JsonObject
+            {
+                ["object"] = write.Object,
+                ["record_key"] = write.RecordKey,
+                ["record_id"] = write.RecordId,
+                ["operation"] = write.Operation,
+                ["changes"] = write.Changes.DeepClone(),
+                ["commit_lsn"] = write.CommitLsn.ToString(),
+            });
+        }
+
+        await using var connection = await hub.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "SELECT cdc.record_outbound_batch(@connector, CAST(@writes AS jsonb))",
+            new { connector, writes = array.ToJsonString() },
+            cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Column name to SQL type of a staging table (cached; a table that does not exist is an error naming the fix).</summary>
+    public async Task<IReadOnlyDictionary<string, string>> ColumnTypesAsync(string table, CancellationToken cancellationToken)
+    {
+        if (_columnTypes.TryGetValue(table, out var cached))
+        {
+            return cached;
+        }
+
+        await using var connection = await hub.OpenConnectionAsync(cancellationToken);
+        return await ColumnTypesAsync(connection, table, cancellationToken);
+    }
+
     private async Task<int> UpsertAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
     {
         var types = await ColumnTypesAsync(connection, record.Table, cancellationToken);
@@ -103,10 +151,19 @@ public sealed class HubWriter(NpgsqlDataSource hub)
 
         var updatable = columns.Where(c => c != Quote(record.KeyColumn)).ToList();
         var table = Quote(record.Table);
+        var newer = string.Empty;
+        if (record.StampColumn is { } stampColumn && record.Values.ContainsKey(stampColumn))
+        {
+            // A re-read of an older version (overlap window, a retried page) must not undo what the
+            // hub learned since, e.g. a link the other system's write-back put there meanwhile.
+            var stamp = Quote(stampColumn);
+            newer = $" AND (t.{stamp} IS NULL OR EXCLUDED.{stamp} IS NULL OR EXCLUDED.{stamp} {(record.SameStampMayBeNewer ? ">=" : ">")} t.{stamp})";
+        }
+
         var conflict = updatable.Count == 0
             ? "DO NOTHING"
             : $"DO UPDATE SET ({string.Join(", ", updatable)}) = ROW({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}) " +
-              $"WHERE ({string.Join(", ", updatable.Select(c => "t." + c))}) IS DISTINCT FROM ({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))})";
+              $"WHERE ({string.Join(", ", updatable.Select(c => "t." + c))}) IS DISTINCT FROM ({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}){newer}";
         cmd.CommandText =
             $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({Quote(record.KeyColumn)}) {conflict}";
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
@@ -176,3 +233,6 @@ public sealed class HubWriter(NpgsqlDataSource hub)
         _ => JsonSerializer.Serialize(value),
     };
 }
+
+/// <summary>A write a system acknowledged: the staging row, the system's id, and the fields written (before/after).</summary>
+public sealed record OutboundWrite(string Object, string RecordKey, string? RecordId, string Operation, JsonObject Changes, NpgsqlLogSequenceNumber CommitLsn);

@@ -1,5 +1,6 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
+using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -9,7 +10,10 @@ namespace CdcSync.Pipeline;
 /// <summary>
 /// Polls one system for changes and writes them into the hub under the connector's origin,
 /// with the cursor in the same hub transaction. A failing system is retried with backoff and
-/// never stops the outbound side.
+/// never stops the outbound side. While the system has nothing new the interval grows (doubling up
+/// to <see cref="InboundOptions.MaxIdleInterval"/>, and never below what keeps a day of idle polls
+/// within <see cref="InboundOptions.IdleApiShare"/> of the system's daily API allowance); the first
+/// change read brings it back to <see cref="HubOptions.InboundPollInterval"/>.
 /// </summary>
 internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub, TimeProvider time, ILogger logger)
 {
@@ -18,6 +22,7 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
         await using var dataSource = NpgsqlDataSource.Create(hub.ConnectionString);
         var writer = new HubWriter(dataSource);
         var delay = hub.InboundPollInterval;
+        var idle = hub.InboundPollInterval;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -31,9 +36,10 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
                 }
 
                 delay = hub.InboundPollInterval;
+                idle = NextIdleInterval(idle, page.Records.Count > 0, hub.InboundPollInterval, connector.Options, connector.Budget);
                 if (!page.HasMore)
                 {
-                    await Task.Delay(hub.InboundPollInterval, time, cancellationToken);
+                    await Task.Delay(idle, time, cancellationToken);
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -55,5 +61,31 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, hub.MaxRestartDelay.Ticks));
             }
         }
+    }
+
+    /// <summary>
+    /// The wait before the next poll: the base interval after a poll that read something, else the
+    /// previous wait doubled up to the idle maximum, and never less than the budget allows.
+    /// </summary>
+    internal static TimeSpan NextIdleInterval(TimeSpan previous, bool active, TimeSpan baseInterval, InboundOptions options, ApiBudget? budget)
+    {
+        if (active)
+        {
+            return baseInterval;
+        }
+
+        var next = TimeSpan.FromTicks(Math.Min(Math.Max(previous.Ticks, baseInterval.Ticks) * 2, Math.Max(options.MaxIdleInterval.Ticks, baseInterval.Ticks)));
+        if (budget is { Max: > 0 } b)
+        {
+            // A day of idle polls costs 86,400 s / interval x CallsPerPoll calls: keep that within the share.
+            var allowedCalls = b.Max * options.IdleApiShare;
+            var floor = TimeSpan.FromSeconds(TimeSpan.FromDays(1).TotalSeconds * b.CallsPerPoll / Math.Max(allowedCalls, 1));
+            if (floor > next)
+            {
+                next = floor;
+            }
+        }
+
+        return next;
     }
 }

@@ -61,6 +61,11 @@ public sealed class SalesforceToNetSuiteTests
             ["Connectors:netsuite:TokenSecret"] = NetSuiteSandboxOptions.DefaultTokenSecret,
             ["Connectors:netsuite:Inbound:Enabled"] = "true",
         };
+        foreach (var (key, value) in ExampleConfig.MappingSettings())
+        {
+            settings[key] = value;
+        }
+
         var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         var pipelineLogs = new Logs();
         var runner = new PipelineRunner(

@@ -56,6 +56,7 @@ public sealed class SalesforceTestHub : IAsyncDisposable
             LoginUrl = Sandbox.BaseUrl,
             ClientId = SalesforceSandboxOptions.DefaultClientId,
             ClientSecret = clientSecret ?? SalesforceSandboxOptions.DefaultClientSecret,
+            Objects = EndToEnd.ExampleConfig.SalesforceObjects(),
             Resilience = new HttpResilienceOptions
             {
                 MaxRetryAttempts = 5,

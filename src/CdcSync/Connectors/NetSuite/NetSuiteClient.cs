@@ -37,7 +37,10 @@ internal sealed class NetSuiteClient : IDisposable
 
     public HttpResilience Resilience { get; }
 
-    public async Task<NetSuiteResponse> SendAsync(HttpMethod method, string relativeUrl, JsonNode? body, bool transient, CancellationToken cancellationToken)
+    public async Task<NetSuiteResponse> SendAsync(HttpMethod method, string relativeUrl, JsonNode? body, bool transient, CancellationToken cancellationToken) =>
+        await SendAsync(method, relativeUrl, body, transient, "application/json", cancellationToken);
+
+    public async Task<NetSuiteResponse> SendAsync(HttpMethod method, string relativeUrl, JsonNode? body, bool transient, string accept, CancellationToken cancellationToken)
     {
         var uri = new Uri(_baseUrl, relativeUrl);
         var payload = body?.ToJsonString();
@@ -47,7 +50,7 @@ internal sealed class NetSuiteClient : IDisposable
             {
                 var request = new HttpRequestMessage(method, uri);
                 request.Headers.TryAddWithoutValidation("Authorization", _signer.CreateHeader(method, uri));
-                request.Headers.Accept.ParseAdd("application/json");
+                request.Headers.Accept.ParseAdd(accept);
                 if (transient)
                 {
                     request.Headers.Add("Prefer", "transient");

@@ -13,24 +13,28 @@ using NpgsqlTypes;
 namespace CdcSync.Connectors.NetSuite;
 
 /// <summary>
-/// Writes the customer staging table to NetSuite. Rows without an internal id are upserted by
-/// external id (<c>PUT customer/eid:{externalId}</c>), which makes a re-sent change harmless, and the
-/// internal id from the <c>Location</c> header is written back to the hub under this connector's
-/// origin; rows with one are patched. Deletes make the customer inactive (or delete it when
-/// configured). Changes to different rows run concurrently up to the account's limit; changes to
-/// one row run in commit order. Records NetSuite refuses go to dead letters.
-/// Every request is acknowledged before <see cref="WriteAsync"/> returns, so the checkpoint is
-/// written in <see cref="CommitAsync"/> alone.
+/// Writes the configured staging tables to their NetSuite record types. A row NetSuite does not know
+/// yet (no internal id) is upserted by external id (<c>PUT {type}/eid:{externalId}</c>), which makes a
+/// re-sent change harmless, and the internal id from the <c>Location</c> header is written back to
+/// the hub under this connector's origin; a known row is patched with the fields that changed and
+/// nothing else. Sublists are merged with what NetSuite holds (<see cref="NetSuiteSublists"/>).
+/// Deletes make the record inactive (or delete it when configured). Changes to different rows run
+/// concurrently up to the account's limit; changes to one row run in commit order. Records NetSuite
+/// refuses go to dead letters. Every request is acknowledged before <see cref="WriteAsync"/>
+/// returns, and recorded in the hub (<c>cdc.record_outbound</c>) in one round trip per batch, so the
+/// checkpoint is written in <see cref="CommitAsync"/> alone.
 /// </summary>
 public sealed class NetSuiteOutboundConnector : IOutboundConnector
 {
-    private const string RecordPath = "services/rest/record/v1/customer";
+    private const string RecordPath = "services/rest/record/v1/";
 
     private readonly NetSuiteOptions _options;
     private readonly NetSuiteClient _client;
     private readonly HubWriter _hub;
     private readonly HubCheckpointStore _checkpoints;
     private readonly DeadLetterStore _deadLetters;
+    private readonly NetSuiteSchemas _schemas;
+    private readonly Dictionary<string, NetSuiteRecordOptions> _byTable;
     private readonly ILogger _logger;
 
     public NetSuiteOutboundConnector(
@@ -50,6 +54,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         _deadLetters = deadLetters;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, _logger);
+        _schemas = new NetSuiteSchemas(_client, hub, name, _logger);
+        _byTable = options.Records.ToDictionary(r => r.Table, StringComparer.Ordinal);
     }
 
     public string Name { get; }
@@ -63,53 +69,56 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
         // One queue per row keeps each row's changes in commit order while rows run in parallel.
-        var perRow = new Dictionary<string, List<ChangeEvent>>(StringComparer.Ordinal);
+        var perRow = new Dictionary<string, List<(ChangeEvent, NetSuiteRecordOptions)>>(StringComparer.Ordinal);
         foreach (var change in changes)
         {
             if (change.Kind == ChangeKind.Truncate)
             {
-                _logger.LogWarning("{Connector}: ignoring TRUNCATE of {Table}; NetSuite customers are never removed in bulk", Name, change.Relation.Name);
+                _logger.LogWarning("{Connector}: ignoring TRUNCATE of {Table}; NetSuite records are never removed in bulk", Name, change.Relation.Name);
                 continue;
             }
 
-            if (change.Relation.Name != _options.Table)
+            if (!_byTable.TryGetValue(change.Relation.Name, out var map))
             {
                 throw new InvalidOperationException(
-                    $"Connector '{Name}' writes NetSuite customers from table '{_options.Table}' but was routed a change of '{change.Relation.QualifiedName}'; fix the route or the connector's Table setting.");
+                    $"Connector '{Name}' was routed a change of '{change.Relation.QualifiedName}', which none of its Records maps; add it to Connectors:{Name}:Records (RecordType, Table) or fix the route.");
             }
 
-            var key = RowKey(change);
+            var key = change.Relation.Name + "|" + (RowChanges.Text(change, map.KeyColumn) ?? change.Position.ToString(CultureInfo.InvariantCulture));
             if (!perRow.TryGetValue(key, out var list))
             {
                 perRow[key] = list = [];
             }
 
-            list.Add(change);
+            list.Add((change, map));
         }
 
-        var writeBacks = new ConcurrentQueue<(string Table, string HubId, string InternalId)>();
+        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, string InternalId)>();
+        var acknowledged = new ConcurrentQueue<OutboundWrite>();
         await Parallel.ForEachAsync(
             perRow.Values,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
             async (rowChanges, ct) =>
             {
-                foreach (var change in rowChanges)
+                foreach (var (change, map) in rowChanges)
                 {
-                    await ApplyAsync(change, writeBacks, ct);
+                    await ApplyAsync(change, map, writeBacks, acknowledged, ct);
                 }
             });
 
         // One session at a time: PostgreSQL 15 lets only one backend hold a replication origin.
-        foreach (var (table, hubId, internalId) in writeBacks)
+        foreach (var (map, hubId, internalId) in writeBacks)
         {
-            await WriteBackAsync(table, hubId, internalId, cancellationToken);
+            await WriteBackAsync(map, hubId, internalId, cancellationToken);
         }
+
+        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
     }
 
     public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
         _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
 
-    /// <summary>Nothing to drop: writes are upserts keyed by external id, so replaying them is harmless.</summary>
+    /// <summary>Nothing to drop: writes are upserts keyed by external id or patches by internal id, so replaying them is harmless.</summary>
     public Task AbortAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public ValueTask DisposeAsync()
@@ -118,14 +127,14 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         return ValueTask.CompletedTask;
     }
 
-    private async Task WriteBackAsync(string table, string hubId, string internalId, CancellationToken cancellationToken)
+    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, string internalId, CancellationToken cancellationToken)
     {
-        var values = new Dictionary<string, object?> { ["internalid"] = internalId };
+        var values = new Dictionary<string, object?> { [map.IdColumn] = internalId };
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await _hub.WriteBackAsync(Name, table, "hub_id", hubId, values, cancellationToken);
+                await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, hubId, values, cancellationToken);
                 return;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
@@ -136,64 +145,87 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
     }
 
-    private async Task ApplyAsync(ChangeEvent change, ConcurrentQueue<(string, string, string)> writeBacks, CancellationToken cancellationToken)
+    private async Task ApplyAsync(
+        ChangeEvent change,
+        NetSuiteRecordOptions map,
+        ConcurrentQueue<(NetSuiteRecordOptions, string, string)> writeBacks,
+        ConcurrentQueue<OutboundWrite> acknowledged,
+        CancellationToken cancellationToken)
     {
         var relation = change.Relation;
-        var row = change.Kind == ChangeKind.Delete ? change.Old : change.New;
-        if (row is null)
+        if ((change.Kind == ChangeKind.Delete ? change.Old : change.New) is null)
         {
             _logger.LogWarning("{Connector}: {Table} change {Id} carries no row (REPLICA IDENTITY must be FULL); skipped", Name, relation.Name, change.IdempotencyKey);
             return;
         }
 
-        var hubId = NetSuiteCustomerMapper.Text(relation, row, "hub_id");
-        var internalId = NetSuiteCustomerMapper.Text(relation, change.New ?? change.Old, "internalid")
-            ?? NetSuiteCustomerMapper.Text(relation, change.Old, "internalid");
-        var externalId = NetSuiteCustomerMapper.Text(relation, row, "externalid")
-            ?? NetSuiteCustomerMapper.Text(relation, change.Old, "externalid");
-
-        if (change.Kind == ChangeKind.Update && change.Old is not null && change.New is not null && NetSuiteCustomerMapper.SameRecord(relation, change.Old, change.New))
-        {
-            return;
-        }
-
+        var hubId = RowChanges.Text(change, map.KeyColumn);
+        var internalId = RowChanges.Text(change, map.IdColumn);
+        var externalId = RowChanges.Text(change, map.ExternalIdColumn);
+        var schema = await _schemas.ForAsync(map, cancellationToken);
         JsonObject? body = null;
         try
         {
             if (change.Kind == ChangeKind.Delete)
             {
-                await DeleteAsync(internalId, externalId, cancellationToken);
+                if (await DeleteAsync(map, schema, internalId, externalId, cancellationToken))
+                {
+                    acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? change.IdempotencyKey, internalId, "delete", new JsonObject(), change.Transaction.CommitLsn));
+                }
+
                 return;
             }
 
-            body = NetSuiteCustomerMapper.ToRecord(relation, row);
-            var replace = body.ContainsKey("addressBook") ? "?replace=addressBook" : string.Empty;
+            // Known to NetSuite: only what changed, so a stale hub value never undoes a newer edit
+            // made there meanwhile. Not known yet (upsert, may create): every value the row has.
+            var changed = RowChanges.ChangedColumns(change);
+            var sent = schema.Fields
+                .Where(f => f.Writable && (internalId is null ? RowChanges.Value(change, f.Column) is not null : changed.Contains(f.Column)))
+                .ToList();
+            if (internalId is not null && sent.Count == 0)
+            {
+                return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
+            }
+
+            body = new JsonObject();
+            var sublists = new List<string>();
+            foreach (var field in sent)
+            {
+                body[field.Field] = await ToNodeAsync(change, map, field, internalId, cancellationToken);
+                if (field.Kind == NetSuiteFieldKind.Sublist)
+                {
+                    sublists.Add(field.Field);
+                }
+            }
+
+            // Sublists were merged with NetSuite's current lines above, so the merged list replaces them.
+            var replace = sublists.Count > 0 ? "?replace=" + Uri.EscapeDataString(string.Join(',', sublists)) : string.Empty;
+            var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
             if (internalId is not null)
             {
-                var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
-                NetSuiteClient.EnsureSuccess(response, "update customer " + internalId);
+                var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
+                NetSuiteClient.EnsureSuccess(response, $"update {map.RecordType} {internalId}");
+                acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? internalId, internalId, "update", changes, change.Transaction.CommitLsn));
                 return;
             }
 
             if (externalId is null)
             {
-                await DeadLetterAsync(change, hubId, body, "The row has neither an internalid nor an externalid; NetSuite upserts need an external id (set it in the transform).", cancellationToken);
+                await DeadLetterAsync(change, hubId, body, $"The row has neither {map.IdColumn} nor {map.ExternalIdColumn}; NetSuite upserts need an external id (set it in the transform).", cancellationToken);
                 return;
             }
 
-            var upsert = await _client.SendAsync(HttpMethod.Put, $"{RecordPath}/eid:{Uri.EscapeDataString(externalId)}{replace}", body, false, cancellationToken);
-            NetSuiteClient.EnsureSuccess(upsert, "upsert customer eid:" + externalId);
+            var upsert = await _client.SendAsync(HttpMethod.Put, $"{RecordPath}{map.RecordType}/eid:{Uri.EscapeDataString(externalId)}{replace}", body, false, cancellationToken);
+            NetSuiteClient.EnsureSuccess(upsert, $"upsert {map.RecordType} eid:{externalId}");
             var newId = upsert.Location?.Segments[^1];
+            acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? externalId, newId, "upsert", changes, change.Transaction.CommitLsn));
             if (newId is null || hubId is null)
             {
-                _logger.LogWarning("{Connector}: upsert of {ExternalId} returned no Location header; internal id not written back", Name, externalId);
+                _logger.LogWarning("{Connector}: upsert of {RecordType} {ExternalId} returned no Location header; internal id not written back", Name, map.RecordType, externalId);
                 return;
             }
 
-            if (newId != internalId)
-            {
-                writeBacks.Enqueue((relation.Name, hubId, newId));
-            }
+            writeBacks.Enqueue((map, hubId, newId));
         }
         catch (NetSuiteApiException e) when (e.IsPermanentRecordError)
         {
@@ -201,23 +233,72 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
     }
 
-    private async Task DeleteAsync(string? internalId, string? externalId, CancellationToken cancellationToken)
+    private async Task<JsonNode?> ToNodeAsync(ChangeEvent change, NetSuiteRecordOptions map, NetSuiteField field, string? internalId, CancellationToken cancellationToken)
+    {
+        var value = RowChanges.Value(change, field.Column);
+        switch (field.Kind)
+        {
+            case NetSuiteFieldKind.Reference:
+                return value is null ? null : new JsonObject { ["id"] = HubWriter.ToText(value) };
+            case NetSuiteFieldKind.Sublist:
+                var after = value is string json ? JsonNode.Parse(json) as JsonArray ?? [] : [];
+                if (internalId is null)
+                {
+                    return new JsonObject { ["items"] = after };
+                }
+
+                var before = RowChanges.OldValue(change, field.Column) is string old ? JsonNode.Parse(old) as JsonArray : null;
+                var current = await CurrentLinesAsync(map, field, internalId, cancellationToken);
+                return new JsonObject { ["items"] = NetSuiteSublists.Merge(before, after, current, map.SublistKeys.GetValueOrDefault(field.Column)) };
+            case NetSuiteFieldKind.Timestamp:
+                return value is DateTime dt ? JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)) : null;
+            default:
+                return value switch
+                {
+                    null => null,
+                    bool b => JsonValue.Create(b),
+                    string s => JsonValue.Create(s),
+                    decimal d => JsonValue.Create(d),
+                    short or int or long => JsonValue.Create(Convert.ToInt64(value, CultureInfo.InvariantCulture)),
+                    float or double => JsonValue.Create(Convert.ToDouble(value, CultureInfo.InvariantCulture)),
+                    _ => JsonValue.Create(HubWriter.ToText(value)),
+                };
+        }
+    }
+
+    /// <summary>The sublist's lines as NetSuite holds them now, so lines the hub does not know about survive the write.</summary>
+    private async Task<JsonArray> CurrentLinesAsync(NetSuiteRecordOptions map, NetSuiteField field, string internalId, CancellationToken cancellationToken)
+    {
+        var response = await _client.SendAsync(HttpMethod.Get, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}?expandSubResources=true", null, false, cancellationToken);
+        if (response.StatusCode == 404)
+        {
+            return [];
+        }
+
+        NetSuiteClient.EnsureSuccess(response, $"read {map.RecordType} {internalId}");
+        return NetSuiteSublists.Clean(JsonNode.Parse(response.Body)?[field.Field]?["items"] as JsonArray ?? []);
+    }
+
+    /// <summary>Inactivates (or deletes) the record; false when it never reached NetSuite.</summary>
+    private async Task<bool> DeleteAsync(NetSuiteRecordOptions map, NetSuiteRecordSchema schema, string? internalId, string? externalId, CancellationToken cancellationToken)
     {
         var key = internalId is not null ? Uri.EscapeDataString(internalId) : externalId is not null ? "eid:" + Uri.EscapeDataString(externalId) : null;
         if (key is null)
         {
-            return; // Never reached NetSuite.
+            return false;
         }
 
-        var response = _options.InactivateInsteadOfDelete
-            ? await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}/{key}", new JsonObject { ["isInactive"] = true }, false, cancellationToken)
-            : await _client.SendAsync(HttpMethod.Delete, $"{RecordPath}/{key}", null, false, cancellationToken);
+        var inactivate = _options.InactivateInsteadOfDelete && schema.Find(map.InactiveColumn) is not null;
+        var response = inactivate
+            ? await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{key}", new JsonObject { [schema.Find(map.InactiveColumn)!.Field] = true }, false, cancellationToken)
+            : await _client.SendAsync(HttpMethod.Delete, $"{RecordPath}{map.RecordType}/{key}", null, false, cancellationToken);
         if (response.StatusCode == 404)
         {
-            return; // Already gone: the delete has happened.
+            return true; // Already gone: the delete has happened.
         }
 
-        NetSuiteClient.EnsureSuccess(response, (_options.InactivateInsteadOfDelete ? "inactivate customer " : "delete customer ") + key);
+        NetSuiteClient.EnsureSuccess(response, $"{(inactivate ? "inactivate" : "delete")} {map.RecordType} {key}");
+        return true;
     }
 
     private async Task DeadLetterAsync(ChangeEvent change, string? recordKey, JsonObject? body, string error, CancellationToken cancellationToken)
@@ -231,9 +312,4 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         };
         await _deadLetters.AddAsync(Name, change.Relation.Name, recordKey ?? change.IdempotencyKey, payload.ToJsonString(), error, change.Transaction.CommitLsn, cancellationToken);
     }
-
-    private static string RowKey(ChangeEvent change) =>
-        NetSuiteCustomerMapper.Text(change.Relation, change.Key, "hub_id")
-            ?? NetSuiteCustomerMapper.Text(change.Relation, change.New, "hub_id")
-            ?? change.Position.ToString(CultureInfo.InvariantCulture);
 }

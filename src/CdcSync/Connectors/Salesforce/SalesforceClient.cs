@@ -23,6 +23,8 @@ public sealed class SalesforceClient
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _tokenGate = new(1, 1);
     private Session? _session;
+    private long _usageUsed;
+    private long _usageMax;
 
     public SalesforceClient(SalesforceOptions options, HttpClient http, ILogger<SalesforceClient>? logger = null, TimeProvider? timeProvider = null)
     {
@@ -58,6 +60,7 @@ public sealed class SalesforceClient
         {
             var session = await SessionAsync(cancellationToken);
             using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers)), cancellationToken);
+            TrackUsage(response);
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (response.IsSuccessStatusCode)
             {
@@ -81,6 +84,36 @@ public sealed class SalesforceClient
                 code,
                 isTransient: kind != HttpFailureKind.None,
                 isAuthentication: response.StatusCode == HttpStatusCode.Unauthorized);
+        }
+    }
+
+    /// <summary>The org's daily API usage as the last response reported it (<c>Sforce-Limit-Info: api-usage=used/max</c>), or null before any.</summary>
+    public (long Used, long Max)? Usage
+    {
+        get
+        {
+            var max = Interlocked.Read(ref _usageMax);
+            return max > 0 ? (Interlocked.Read(ref _usageUsed), max) : null;
+        }
+    }
+
+    private void TrackUsage(HttpResponseMessage response)
+    {
+        if (!response.Headers.TryGetValues("Sforce-Limit-Info", out var values))
+        {
+            return;
+        }
+
+        foreach (var part in values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)))
+        {
+            if (part.StartsWith("api-usage=", StringComparison.OrdinalIgnoreCase)
+                && part["api-usage=".Length..].Split('/') is [var used, var max]
+                && long.TryParse(used, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var u)
+                && long.TryParse(max, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var m))
+            {
+                Interlocked.Exchange(ref _usageUsed, u);
+                Interlocked.Exchange(ref _usageMax, m);
+            }
         }
     }
 

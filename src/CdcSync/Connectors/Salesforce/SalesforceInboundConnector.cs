@@ -13,31 +13,34 @@ namespace CdcSync.Connectors.Salesforce;
 /// <summary>
 /// Reads changed records with <c>queryAll</c> (deleted ones included, <c>IsDeleted = true</c>)
 /// ordered by <c>SystemModstamp, Id</c>, one object after the other in configured order, following
-/// <c>nextRecordsUrl</c> between pages. The cursor holds, per object, the last
-/// SystemModstamp read, the Ids read at exactly that stamp, and the open query locator; it is JSON, e.g.
-/// <c>{"Account":{"ts":"2024-05-01T10:00:00.123+00:00","ids":["001..."],"next":"/services/data/v61.0/query/01g...-2000"}}</c>.
+/// <c>nextRecordsUrl</c> between pages. The fields read are the staging table's columns (see
+/// <see cref="SalesforceObjectSchema"/>). Each scan starts the overlap window behind the newest
+/// stamp read (a transaction that committed late still shows up) and drops versions it already
+/// read; the cursor is JSON, one <see cref="OverlapCursor"/> per sObject.
 /// </summary>
 public sealed class SalesforceInboundConnector : IInboundConnector
 {
     private const string DateTimePattern = "yyyy-MM-dd'T'HH:mm:ss.fffzzz";
 
-    // Past this many records in one millisecond (a bulk load), the rest are read again next time: harmless, upserts write nothing.
-    private const int MaxIdsAtCursor = 2000;
-
     private readonly SalesforceClient _client;
-    private readonly NpgsqlDataSource? _hub;
+    private readonly SalesforceSchemas _schemas;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, HashSet<string>> _tableColumns = new(StringComparer.Ordinal);
 
-    /// <param name="hub">When given, only columns that exist in the staging tables are returned.</param>
-    public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource? hub = null, ILogger<SalesforceInboundConnector>? logger = null)
+    public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource hub, ILogger<SalesforceInboundConnector>? logger = null)
     {
         _client = client;
-        _hub = hub;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _schemas = new SalesforceSchemas(client, new HubWriter(hub), _logger);
     }
 
     public string Name => _client.Name;
+
+    public InboundOptions Options => _client.Options.Inbound;
+
+    /// <summary>The org's daily API allowance as its last response reported it (<c>Sforce-Limit-Info</c>).</summary>
+    public ApiBudget? Budget => _client.Usage is { } usage
+        ? new ApiBudget(usage.Used, usage.Max, Math.Max(1, _client.Options.Objects.Count(o => o.Inbound)))
+        : null;
 
     public HttpResilience Resilience => _client.Resilience;
 
@@ -48,13 +51,12 @@ public sealed class SalesforceInboundConnector : IInboundConnector
         var states = ParseCursor(cursor);
         var records = new List<InboundRecord>();
         var hasMore = false;
-        foreach (var map in _client.Options.EffectiveObjects.Where(o => o.Inbound))
+        foreach (var map in _client.Options.Objects.Where(o => o.Inbound))
         {
-            var state = states.GetValueOrDefault(map.SObject) ?? new ObjectCursor();
-            var (page, next) = await ReadPageAsync(map, state, cancellationToken);
-            states[map.SObject] = next;
-            records.AddRange(page);
-            if (next.Next is not null)
+            var state = states.GetValueOrDefault(map.SObject) ?? new OverlapCursor();
+            records.AddRange(await ReadPageAsync(map, state, cancellationToken));
+            states[map.SObject] = state;
+            if (state.After is not null)
             {
                 // Parents first: children wait until every page of the objects before them is in.
                 hasMore = true;
@@ -62,35 +64,35 @@ public sealed class SalesforceInboundConnector : IInboundConnector
             }
         }
 
-        return new InboundPage(records, JsonSerializer.Serialize(states), hasMore);
+        return new InboundPage(records, JsonSerializer.Serialize(states.ToDictionary(kv => kv.Key, kv => kv.Value.ToString())), hasMore);
     }
 
-    private async Task<(List<InboundRecord> Records, ObjectCursor Next)> ReadPageAsync(SalesforceObjectOptions map, ObjectCursor state, CancellationToken cancellationToken)
+    private async Task<List<InboundRecord>> ReadPageAsync(SalesforceObjectOptions map, OverlapCursor state, CancellationToken cancellationToken)
     {
+        var schema = await _schemas.ForAsync(map, cancellationToken);
         JsonNode? page = null;
-        if (state.Next is not null)
+        if (state.After is not null)
         {
             try
             {
-                page = await _client.SendAsync(HttpMethod.Get, state.Next, null, QueryHeaders, cancellationToken);
+                page = await _client.SendAsync(HttpMethod.Get, state.After, null, QueryHeaders, cancellationToken);
             }
             catch (SalesforceApiException e) when (e.ErrorCode == "INVALID_QUERY_LOCATOR")
             {
-                // Locators expire after 15 minutes idle (or a restart of the sandbox): query again from the cursor.
-                _logger.LogInformation("{Connector}: query locator for {SObject} expired; querying again from the cursor", Name, map.SObject);
+                // Locators expire after 15 minutes idle (or a restart of the sandbox): scan again from its start.
+                _logger.LogInformation("{Connector}: query locator for {SObject} expired; scanning again", Name, map.SObject);
             }
         }
 
         if (page is null)
         {
-            var soql = Soql(map, state.Timestamp);
+            state.ScanFrom = state.NewScanFrom(Options.OverlapWindow);
+            var soql = Soql(map, schema, state.ScanFrom);
             page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/queryAll?q={Uri.EscapeDataString(soql)}", null, QueryHeaders, cancellationToken);
         }
 
-        var columns = await ColumnsAsync(map.Table, cancellationToken);
         var result = new List<InboundRecord>();
-        var lastTs = state.Timestamp;
-        var seenAtLast = new List<string>(state.Ids ?? []);
+        var read = 0;
         foreach (var node in page?["records"]?.AsArray() ?? [])
         {
             if (node is not JsonObject record)
@@ -98,80 +100,102 @@ public sealed class SalesforceInboundConnector : IInboundConnector
                 continue;
             }
 
-            var id = record["Id"]?.ToString();
-            var stamp = ParseDateTime(record["SystemModstamp"]?.ToString());
+            read++;
+            var fields = new Dictionary<string, JsonNode?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (name, value) in record)
+            {
+                if (name != "attributes")
+                {
+                    fields[name] = value;
+                }
+            }
+
+            var id = fields.GetValueOrDefault("Id")?.ToString();
+            var stamp = ParseDateTime(fields.GetValueOrDefault("SystemModstamp")?.ToString());
             if (id is null || stamp is null)
             {
                 throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp.", null, null, isTransient: false);
             }
 
-            // Salesforce filters datetimes to the second, so a query from the cursor returns the rest
-            // of its second again, on as many pages as it takes. Records stamped before the cursor
-            // were read; at the cursor's very millisecond only the Ids listed in the cursor were,
-            // since a record changed later in that millisecond can sort before them by Id.
-            if (lastTs is { } cursorTs && (stamp < cursorTs || (stamp == cursorTs && seenAtLast.Contains(id, StringComparer.Ordinal))))
+            fields.Remove("attributes");
+            if (state.TryAccept(id, stamp.Value, record.ToJsonString()))
             {
-                continue;
-            }
-
-            result.Add(ToInbound(map, record, columns));
-            if (stamp != lastTs)
-            {
-                lastTs = stamp;
-                seenAtLast.Clear();
-            }
-
-            if (seenAtLast.Count < MaxIdsAtCursor)
-            {
-                seenAtLast.Add(id);
+                result.Add(ToInbound(map, schema, id, fields));
             }
         }
 
         var done = page?["done"]?.GetValue<bool>() ?? true;
-        var next = done ? null : page?["nextRecordsUrl"]?.ToString();
-        _logger.LogDebug("{Connector}: read {Count} {SObject} records (more: {HasMore})", Name, result.Count, map.SObject, next is not null);
-        return (result, new ObjectCursor { Timestamp = lastTs, Ids = seenAtLast, Next = next });
+        state.After = done ? null : page?["nextRecordsUrl"]?.ToString();
+        if (done)
+        {
+            state.ScanFrom = null;
+            state.Prune(Options.OverlapWindow, Options.MaxSeenRecords);
+        }
+
+        _logger.LogDebug("{Connector}: {Read} {SObject} records read, {New} new (more: {HasMore})", Name, read, map.SObject, result.Count, !done);
+        return result;
     }
 
-    private InboundRecord ToInbound(SalesforceObjectOptions map, JsonObject record, HashSet<string>? columns)
+    private InboundRecord ToInbound(SalesforceObjectOptions map, SalesforceObjectSchema schema, string id, Dictionary<string, JsonNode?> record)
     {
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var (column, field) in map.Fields.Concat(map.ReadOnlyFields))
+        foreach (var field in schema.Fields)
         {
-            if (columns is null || columns.Contains(column))
+            if (record.TryGetValue(field.Field, out var value))
             {
-                values[column] = FromJson(record[field]);
+                values[field.Column] = FromJson(value);
             }
         }
 
-        if (map.SourceModifiedColumn.Length > 0 && (columns is null || columns.Contains(map.SourceModifiedColumn)))
+        var modified = ParseDateTime(record.GetValueOrDefault("LastModifiedDate")?.ToString());
+        if (map.SourceModifiedColumn.Length > 0)
         {
-            values[map.SourceModifiedColumn] = ParseDateTime(record["LastModifiedDate"]?.ToString());
+            values[map.SourceModifiedColumn] = modified;
         }
 
-        values[map.IdColumn] = record["Id"]!.ToString();
-        var deleted = record["IsDeleted"]?.GetValueKind() == JsonValueKind.True;
+        values[map.IdColumn] = id;
+        var deleted = record.GetValueOrDefault("IsDeleted")?.GetValueKind() == JsonValueKind.True;
         if (deleted && !_client.Options.SoftDeleteInbound)
         {
-            return new InboundRecord(map.Table, map.IdColumn, new Dictionary<string, object?> { [map.IdColumn] = values[map.IdColumn] }, Deleted: true);
+            return new InboundRecord(map.Table, map.IdColumn, new Dictionary<string, object?> { [map.IdColumn] = id }, Deleted: true);
         }
 
-        if (deleted && (columns is null || columns.Contains(map.DeletedColumn)))
+        if (deleted && schema.Find(map.DeletedColumn) is not null)
         {
             values[map.DeletedColumn] = true;
         }
 
-        return new InboundRecord(map.Table, map.IdColumn, values, Deleted: false);
+        // A record the hub created carries the hub's external id: key it by that, so it meets its hub
+        // row even before the Id write-back landed (keyed by Id it would be a second row, and a
+        // duplicate of the unique external id). A record made in Salesforce has none; the hub assigns it.
+        var key = map.IdColumn;
+        if (values.TryGetValue(map.ExternalIdColumn, out var external))
+        {
+            if (external is null)
+            {
+                values.Remove(map.ExternalIdColumn);
+            }
+            else
+            {
+                key = map.ExternalIdColumn;
+            }
+        }
+
+        return new InboundRecord(map.Table, key, values, Deleted: false)
+        {
+            StampColumn = map.SourceModifiedColumn.Length > 0 ? map.SourceModifiedColumn : null,
+        };
     }
 
-    private static string Soql(SalesforceObjectOptions map, DateTimeOffset? since)
+    private static string Soql(SalesforceObjectOptions map, SalesforceObjectSchema schema, DateTimeOffset? since)
     {
+        // Id, IsDeleted and the two stamps drive the cursor and deletes; the rest is the staging table.
         var fields = new List<string> { "Id", "IsDeleted", "SystemModstamp", "LastModifiedDate" };
-        foreach (var field in map.Fields.Values.Concat(map.ReadOnlyFields.Values))
+        foreach (var field in schema.Fields)
         {
-            if (!fields.Contains(field, StringComparer.OrdinalIgnoreCase))
+            if (!fields.Contains(field.Field, StringComparer.OrdinalIgnoreCase))
             {
-                fields.Add(field);
+                fields.Add(field.Field);
             }
         }
 
@@ -186,43 +210,11 @@ public sealed class SalesforceInboundConnector : IInboundConnector
         ["Sforce-Query-Options"] = $"batchSize={_client.Options.QueryBatchSize}",
     };
 
-    private async Task<HashSet<string>?> ColumnsAsync(string table, CancellationToken cancellationToken)
-    {
-        if (_hub is null)
-        {
-            return null;
-        }
-
-        if (_tableColumns.TryGetValue(table, out var cached))
-        {
-            return cached;
-        }
-
-        await using var cmd = _hub.CreateCommand(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped");
-        cmd.Parameters.Add(new NpgsqlParameter { Value = table });
-        var columns = new HashSet<string>(StringComparer.Ordinal);
-        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                columns.Add(reader.GetString(0));
-            }
-        }
-
-        if (columns.Count == 0)
-        {
-            throw new InvalidOperationException($"Staging table '{table}' does not exist in the hub; run 'cdcsync migrate' or fix Salesforce:Objects.");
-        }
-
-        _tableColumns[table] = columns;
-        return columns;
-    }
-
     private static object? FromJson(JsonNode? node)
     {
         if (node is not JsonValue value)
         {
+            // Compound fields (BillingAddress) and child relationships land in jsonb columns as they are.
             return node?.ToJsonString();
         }
 
@@ -257,34 +249,31 @@ public sealed class SalesforceInboundConnector : IInboundConnector
             : null;
     }
 
-    private static Dictionary<string, ObjectCursor> ParseCursor(string? cursor)
+    private Dictionary<string, OverlapCursor> ParseCursor(string? cursor)
     {
+        var result = new Dictionary<string, OverlapCursor>(StringComparer.Ordinal);
         if (string.IsNullOrWhiteSpace(cursor))
         {
-            return new(StringComparer.Ordinal);
+            return result;
         }
 
+        Dictionary<string, string>? parsed;
         try
         {
-            var parsed = JsonSerializer.Deserialize<Dictionary<string, ObjectCursor>>(cursor);
-            return parsed is null ? new(StringComparer.Ordinal) : new(parsed, StringComparer.Ordinal);
+            parsed = JsonSerializer.Deserialize<Dictionary<string, string>>(cursor);
         }
-        catch (JsonException e)
+        catch (JsonException)
         {
-            throw new InvalidOperationException($"The stored Salesforce cursor is not valid JSON ({e.Message}); reset it in cdc.inbound_cursors to re-read from the start.", e);
+            // A cursor of an older version: scan from the start; re-reads of what the hub holds write nothing.
+            _logger.LogInformation("{Connector}: stored cursor has an older format; scanning from the start", Name);
+            return result;
         }
-    }
 
-    internal sealed class ObjectCursor
-    {
-        [System.Text.Json.Serialization.JsonPropertyName("ts")]
-        public DateTimeOffset? Timestamp { get; set; }
+        foreach (var (sObject, text) in parsed ?? [])
+        {
+            result[sObject] = OverlapCursor.Parse(text, Name);
+        }
 
-        /// <summary>Ids already read whose SystemModstamp equals <see cref="Timestamp"/>.</summary>
-        [System.Text.Json.Serialization.JsonPropertyName("ids")]
-        public List<string>? Ids { get; set; }
-
-        [System.Text.Json.Serialization.JsonPropertyName("next")]
-        public string? Next { get; set; }
+        return result;
     }
 }

@@ -54,7 +54,12 @@ public sealed class SalesforceOptions
     /// </summary>
     public bool SoftDeleteInbound { get; set; } = true;
 
-    /// <summary>The sObjects to sync, in dependency order (parents first). Default: Account, then Contact.</summary>
+    /// <summary>
+    /// The sObjects to sync, in dependency order (parents first): which staging table mirrors which
+    /// sObject. The fields are the staging table's columns; their API names and which are writable
+    /// come from the org's describe (or <see cref="SalesforceObjectOptions.FieldNames"/> and
+    /// <see cref="SalesforceObjectOptions.ReadOnlyColumns"/> where describe is not available).
+    /// </summary>
     public List<SalesforceObjectOptions> Objects { get; set; } = [];
 
     /// <summary>
@@ -63,9 +68,8 @@ public sealed class SalesforceOptions
     /// </summary>
     public HttpResilienceOptions Resilience { get; set; } = new() { PermitsPerSecond = 20 };
 
-    /// <summary>The configured objects, or the shipped Account and Contact mappings when none are configured.</summary>
-    public IReadOnlyList<SalesforceObjectOptions> EffectiveObjects =>
-        Objects.Count > 0 ? Objects : [SalesforceObjectOptions.Account(), SalesforceObjectOptions.Contact()];
+    /// <summary>Inbound polling: enabled, overlap window, idle backoff and API share.</summary>
+    public InboundOptions Inbound { get; set; } = new();
 
     public Uri TokenUrl => new(LoginUrl ?? throw new InvalidOperationException("Salesforce:LoginUrl is not set."), "services/oauth2/token");
 
@@ -101,11 +105,24 @@ public sealed class SalesforceObjectOptions
     /// <summary>Column that gets the record's LastModifiedDate inbound, for last-write-wins; empty for none. Default <c>cdc_source_modified_at</c>.</summary>
     public string SourceModifiedColumn { get; set; } = "cdc_source_modified_at";
 
-    /// <summary>Writable fields, both directions: staging column → API field name.</summary>
-    public Dictionary<string, string> Fields { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>
+    /// API names for columns whose lower-cased name is not enough (Salesforce matches field names
+    /// case-insensitively, so this is only for columns named unlike their field): column → field.
+    /// </summary>
+    public Dictionary<string, string> FieldNames { get; set; } = new(StringComparer.Ordinal);
 
-    /// <summary>Fields only read (system fields, owner): staging column → API field name.</summary>
-    public Dictionary<string, string> ReadOnlyFields { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Columns read from Salesforce but never written to it, on top of what describe reports as
+    /// neither createable nor updateable (system stamps, formula fields). Needed when the org
+    /// answers no describe.
+    /// </summary>
+    public List<string> ReadOnlyColumns { get; set; } = [];
+
+    /// <summary>
+    /// Columns that live only in the hub (neither read nor written), on top of the key column, the
+    /// <c>cdc_*</c> columns, lookups' hub key columns, and columns describe does not know.
+    /// </summary>
+    public List<string> HubOnlyColumns { get; set; } = [];
 
     /// <summary>Lookups resolved from the hub when the row has no parent Id yet (e.g. a Contact's AccountId).</summary>
     public List<SalesforceLookupOptions> Lookups { get; set; } = [];
@@ -113,30 +130,6 @@ public sealed class SalesforceObjectOptions
     public bool Inbound { get; set; } = true;
 
     public bool Outbound { get; set; } = true;
-
-    public static SalesforceObjectOptions Account() => new()
-    {
-        SObject = "Account",
-        Table = "sf_accounts",
-        Fields = Map(
-            "Name", "AccountNumber", "Type", "Industry", "Phone", "Website",
-            "BillingStreet", "BillingCity", "BillingState", "BillingPostalCode", "BillingCountry",
-            "ShippingStreet", "ShippingCity", "ShippingState", "ShippingPostalCode", "ShippingCountry",
-            "AnnualRevenue", "NumberOfEmployees", "NetSuite_Id__c", "CdcSync_Id__c"),
-        ReadOnlyFields = Map("Id", "OwnerId", "IsDeleted", "SystemModstamp", "LastModifiedDate", "CreatedDate"),
-    };
-
-    public static SalesforceObjectOptions Contact() => new()
-    {
-        SObject = "Contact",
-        Table = "sf_contacts",
-        Fields = Map("AccountId", "FirstName", "LastName", "Email", "Phone", "Title", "CdcSync_Id__c"),
-        ReadOnlyFields = Map("Id", "IsDeleted", "SystemModstamp", "LastModifiedDate", "CreatedDate"),
-        Lookups = [new SalesforceLookupOptions { Column = "accountid", HubKeyColumn = "account_hub_id", ParentTable = "sf_accounts" }],
-    };
-
-    private static Dictionary<string, string> Map(params string[] fields) =>
-        fields.ToDictionary(f => f.ToLowerInvariant(), f => f, StringComparer.Ordinal);
 }
 
 /// <summary>

@@ -35,6 +35,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     private readonly Dictionary<string, SalesforceObjectOptions> _byTable;
     private readonly List<PendingWrite> _pending = [];
     private readonly HashSet<string> _warnedTables = [];
+    private readonly SalesforceSchemas _schemas;
+    private readonly List<OutboundWrite> _acknowledged = [];
 
     public SalesforceOutboundConnector(
         SalesforceClient client,
@@ -48,7 +50,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         _deadLetters = deadLetters;
         _checkpoints = checkpoints;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _byTable = client.Options.EffectiveObjects.Where(o => o.Outbound).ToDictionary(o => o.Table, StringComparer.Ordinal);
+        _byTable = client.Options.Objects.Where(o => o.Outbound).ToDictionary(o => o.Table, StringComparer.Ordinal);
+        _schemas = new SalesforceSchemas(client, hub, _logger);
     }
 
     public string Name => _client.Name;
@@ -64,7 +67,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     {
         foreach (var change in changes)
         {
-            var write = ToWrite(change);
+            var write = await ToWriteAsync(change, cancellationToken);
             if (write is null)
             {
                 continue;
@@ -92,12 +95,13 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     public Task AbortAsync(CancellationToken cancellationToken)
     {
         _pending.Clear();
+        _acknowledged.Clear();
         return Task.CompletedTask;
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private PendingWrite? ToWrite(ChangeEvent change)
+    private async Task<PendingWrite?> ToWriteAsync(ChangeEvent change, CancellationToken cancellationToken)
     {
         var relation = change.Relation;
         if (!_byTable.TryGetValue(relation.Name, out var map))
@@ -116,49 +120,58 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             return null;
         }
 
-        var row = change.Kind == ChangeKind.Delete ? change.Old ?? change.Key : change.New;
-        if (row is null)
+        if ((change.Kind == ChangeKind.Delete ? change.Old ?? change.Key : change.New) is null)
         {
             return null;
         }
 
-        var hubKey = Text(relation, row, change.Old, map.KeyColumn)
+        var hubKey = RowChanges.Text(change, map.KeyColumn)
             ?? throw new InvalidOperationException($"A change of {relation.QualifiedName} has no value for its key column '{map.KeyColumn}'; set REPLICA IDENTITY FULL on the table.");
-        var id = Text(relation, row, change.Old, map.IdColumn);
-        var deleted = change.Kind == ChangeKind.Delete
-            || (relation.TryGetOrdinal(map.DeletedColumn, out _) && Value(relation, row, change.Old, map.DeletedColumn) is true);
+        var id = RowChanges.Text(change, map.IdColumn);
+        var deleted = change.Kind == ChangeKind.Delete || RowChanges.Value(change, map.DeletedColumn) is true;
         if (deleted)
         {
-            // A row Salesforce never saw has nothing to delete there.
-            return id is null ? null : new PendingWrite(map, WriteKind.Delete, hubKey, id, null, change.Transaction.CommitLsn);
+            // A row Salesforce never saw has nothing to delete there; one already deleted, nothing more.
+            var wasDeleted = change.Kind == ChangeKind.Update && RowChanges.OldValue(change, map.DeletedColumn) is true;
+            return id is null || wasDeleted ? null : new PendingWrite(map, WriteKind.Delete, hubKey, id, null, new JsonObject(), change.Transaction.CommitLsn);
         }
 
+        var schema = await _schemas.ForAsync(map, cancellationToken);
+        var changed = RowChanges.ChangedColumns(change);
         var record = new JsonObject { ["attributes"] = new JsonObject { ["type"] = map.SObject } };
-        foreach (var (column, field) in map.Fields)
+        var sent = new List<string>();
+        foreach (var field in schema.Fields)
         {
-            if (!relation.TryGetOrdinal(column, out var ordinal))
+            // Known to Salesforce: only what changed (a stale hub value must not undo a newer edit
+            // made there meanwhile). Not yet known (upsert by external id, may create): every value.
+            var send = id is null
+                ? field.Createable && RowChanges.Value(change, field.Column) is not null
+                : field.Updateable && changed.Contains(field.Column);
+            if (send)
             {
-                continue;
+                record[field.Field] = ToJson(RowChanges.Value(change, field.Column));
+                sent.Add(field.Column);
             }
-
-            if (row.IsUnchanged(ordinal) && (change.Old is null || change.Old.IsUnchanged(ordinal)))
-            {
-                continue; // an untouched TOASTed value: leave the field as it is in Salesforce
-            }
-
-            record[field] = ToJson(Value(relation, row, change.Old, column));
         }
 
-        if (id is null && record[map.ExternalIdField] is null)
+        if (id is null && schema.Find(map.ExternalIdColumn) is { } external && record[external.Field] is null)
         {
             // The hub's trigger fills the external id from hub_id; fall back to it the same way.
-            record[map.ExternalIdField] = hubKey;
+            record[external.Field] = hubKey;
         }
 
-        var write = new PendingWrite(map, WriteKind.Save, hubKey, id, record, change.Transaction.CommitLsn);
+        var write = new PendingWrite(map, WriteKind.Save, hubKey, id, record, RowChanges.Changes(change, sent), change.Transaction.CommitLsn);
         foreach (var lookup in map.Lookups)
         {
-            write.ParentKeys[lookup.HubKeyColumn] = Text(relation, row, change.Old, lookup.HubKeyColumn);
+            if (id is null || changed.Contains(lookup.HubKeyColumn))
+            {
+                write.ParentKeys[lookup.HubKeyColumn] = RowChanges.Text(change, lookup.HubKeyColumn);
+            }
+        }
+
+        if (id is not null && sent.Count == 0 && write.ParentKeys.Count == 0)
+        {
+            return null; // nothing Salesforce holds changed (a hub-only column, the Id write-back's echo)
         }
 
         return write;
@@ -184,7 +197,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
             var run = _pending.GetRange(start, end - start)
                 .GroupBy(w => w.HubKey, StringComparer.Ordinal)
-                .Select(g => g.Last())
+                .Select(g => g.Aggregate((earlier, later) => later.MergedAfter(earlier)))
                 .ToList();
             if (run[0].Kind == WriteKind.Delete)
             {
@@ -201,6 +214,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         }
 
         _pending.Clear();
+        await _hub.RecordOutboundAsync(Name, _acknowledged, cancellationToken);
+        _acknowledged.Clear();
     }
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
@@ -241,6 +256,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                         created++;
                         await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }, cancellationToken);
                     }
+
+                    _acknowledged.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
                 }
                 else
                 {
@@ -268,6 +285,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                 var result = results[i];
                 if (result?["success"]?.GetValue<bool>() == true)
                 {
+                    _acknowledged.Add(new OutboundWrite(chunk[i].Map.Table, chunk[i].HubKey, chunk[i].Id, "delete", chunk[i].Changes, chunk[i].CommitLsn));
                     continue;
                 }
 
@@ -329,9 +347,10 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     private async Task ResolveLookupsAsync(List<PendingWrite> writes, CancellationToken cancellationToken)
     {
         var map = writes[0].Map;
+        var schema = await _schemas.ForAsync(map, cancellationToken);
         foreach (var lookup in map.Lookups)
         {
-            if (!map.Fields.TryGetValue(lookup.Column, out var field))
+            if (schema.Find(lookup.Column)?.Field is not { } field)
             {
                 continue;
             }
@@ -388,20 +407,6 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         }));
     }
 
-    private static object? Value(RelationInfo relation, RowValues row, RowValues? old, string column)
-    {
-        var ordinal = relation.Ordinal(column);
-        if (row.IsUnchanged(ordinal))
-        {
-            return old is not null && !old.IsUnchanged(ordinal) ? old.GetValue(relation, ordinal) : null;
-        }
-
-        return row.GetValue(relation, ordinal);
-    }
-
-    private static string? Text(RelationInfo relation, RowValues row, RowValues? old, string column) =>
-        relation.TryGetOrdinal(column, out _) ? HubWriter.ToText(Value(relation, row, old, column)) : null;
-
     private static JsonNode? ToJson(object? value) => value switch
     {
         null => null,
@@ -421,8 +426,11 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         Delete,
     }
 
-    private sealed class PendingWrite(SalesforceObjectOptions map, WriteKind kind, string hubKey, string? id, JsonObject? record, NpgsqlLogSequenceNumber commitLsn)
+    private sealed class PendingWrite(SalesforceObjectOptions map, WriteKind kind, string hubKey, string? id, JsonObject? record, JsonObject changes, NpgsqlLogSequenceNumber commitLsn)
     {
+        /// <summary>The fields sent, before (old hub value) and after (value written), for <c>cdc.record_outbound</c>.</summary>
+        public JsonObject Changes { get; } = changes;
+
         public SalesforceObjectOptions Map { get; } = map;
 
         public WriteKind Kind { get; } = kind;
@@ -437,5 +445,39 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
         /// <summary>Hub keys of parents, for lookups the hub may resolve later.</summary>
         public Dictionary<string, string?> ParentKeys { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>
+        /// This write following an earlier one of the same row in one run: the fields of both, later
+        /// values winning, each field's "before" from the earlier write.
+        /// </summary>
+        public PendingWrite MergedAfter(PendingWrite earlier)
+        {
+            if (Kind == WriteKind.Delete || earlier.Kind == WriteKind.Delete || earlier.Record is null || Record is null)
+            {
+                return this;
+            }
+
+            var record = (JsonObject)earlier.Record.DeepClone();
+            foreach (var (field, value) in Record)
+            {
+                record[field] = value?.DeepClone();
+            }
+
+            var changes = (JsonObject)earlier.Changes.DeepClone();
+            foreach (var (column, change) in Changes)
+            {
+                changes[column] = changes[column] is JsonObject before
+                    ? new JsonObject { ["before"] = before["before"]?.DeepClone(), ["after"] = change?["after"]?.DeepClone() }
+                    : change?.DeepClone();
+            }
+
+            var merged = new PendingWrite(Map, Kind, HubKey, Id ?? earlier.Id, record, changes, CommitLsn);
+            foreach (var (key, value) in earlier.ParentKeys.Concat(ParentKeys))
+            {
+                merged.ParentKeys[key] = value;
+            }
+
+            return merged;
+        }
     }
 }

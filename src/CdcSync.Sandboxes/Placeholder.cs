@@ -1,1 +1,0 @@
-namespace CdcSync.Sandboxes; internal static class Placeholder { }

@@ -1,0 +1,54 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace CdcSync.Sandboxes.Steering;
+
+/// <summary>
+/// What a sandbox was asked to do: requests per endpoint (method and route template) and successful
+/// writes per record. Tests count writes with it to prove that a change costs exactly the expected
+/// writes and that echoes stop.
+/// </summary>
+public sealed class SandboxStats
+{
+    private readonly ConcurrentDictionary<string, long> _endpoints = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _records = new(StringComparer.Ordinal);
+    private long _writes;
+
+    /// <summary>Successful record writes (create, update, upsert, delete) since the last reset.</summary>
+    public long Writes => Interlocked.Read(ref _writes);
+
+    /// <summary>Successful writes of one record, keyed <c>type/id</c> (e.g. <c>Account/001...</c>, <c>customer/101</c>).</summary>
+    public long WritesOf(string type, string id) => _records.GetValueOrDefault(type + "/" + id);
+
+    /// <summary>Requests to one endpoint, keyed <c>METHOD template</c> (e.g. <c>PATCH /services/rest/record/v1/{type}/{key}</c>).</summary>
+    public long RequestsTo(string endpoint) => _endpoints.GetValueOrDefault(endpoint);
+
+    public void CountWrite(string type, string id)
+    {
+        Interlocked.Increment(ref _writes);
+        _records.AddOrUpdate(type + "/" + id, 1, (_, n) => n + 1);
+    }
+
+    internal void CountRequest(HttpContext context)
+    {
+        var template = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+        var key = context.Request.Method + " " + (template is null ? "(no endpoint)" : "/" + template.TrimStart('/'));
+        _endpoints.AddOrUpdate(key, 1, (_, n) => n + 1);
+    }
+
+    public void Reset()
+    {
+        _endpoints.Clear();
+        _records.Clear();
+        Interlocked.Exchange(ref _writes, 0);
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["writes"] = Writes,
+        ["writesPerRecord"] = new JsonObject([.. _records.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))]),
+        ["requestsPerEndpoint"] = new JsonObject([.. _endpoints.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))]),
+    };
+}
