@@ -188,6 +188,9 @@ BEGIN
     ON CONFLICT (object, record_key, field)
     DO UPDATE SET value = EXCLUDED.value, updated_at = now();
 
+    -- A write queued before a conflict was decided may land after it (transforms/005_sync_tracking.sql).
+    PERFORM cdc.reconcile_outbound(p_object, p_record_key, p_changes);
+
     INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, commit_lsn,
                                source_system, target_system, record_id, changes)
     VALUES (p_connector, 'outbound', p_object, p_record_key, p_operation, p_commit_lsn,
@@ -197,14 +200,16 @@ BEGIN
 END
 $$;
 
--- Decisions pushed to a system that the hub already held (see cdc.resolve_conflict); kept as a
--- log of what `conflicts resolve` sent.
+-- Decisions pushed to a system when the hub already held them (cdc.resolve_conflict,
+-- cdc.reconcile_outbound); one push per decision, which also keeps a push from repeating itself.
 CREATE TABLE cdc.field_pushes (
     id         bigserial   PRIMARY KEY,
     object     text        NOT NULL,
     record_key text        NOT NULL,
     field      text        NOT NULL,
+    conflict_id bigint     REFERENCES cdc.conflicts (id) ON DELETE SET NULL,  -- the decision pushed
     via_value  jsonb,
     value      jsonb,
     pushed_at  timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX field_pushes_conflict_idx ON cdc.field_pushes (conflict_id);

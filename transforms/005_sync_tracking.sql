@@ -361,9 +361,44 @@ BEGIN
           USING jsonb_build_object(c.field, p_value), c.record_key::uuid;
     ELSIF base IS DISTINCT FROM p_value THEN
         -- The hub already holds the decision but the system does not (it holds its own edit).
-        INSERT INTO cdc.field_pushes (object, record_key, field, via_value, value)
-        VALUES (c.object, c.record_key, c.field, base, p_value);
+        INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
+        VALUES (c.object, c.record_key, c.field, c.id, base, p_value);
     END IF;
     RETURN c;
+END
+$$;
+
+-- Called by cdc.record_outbound after a system acknowledged a write. A conflict decided for the
+-- system's own value ("took salesforce") can meet a write of the hub's older value that was
+-- already queued for that system: the write lands after the decision and overwrites the
+-- system's edit, while the hub keeps the decided value. Such a field is pushed again so the
+-- system ends with the decision. Only fields with a decided conflict are pushed: elsewhere a
+-- hub value newer than the write is already on its way through the WAL.
+CREATE OR REPLACE FUNCTION cdc.reconcile_outbound(p_object text, p_record_key text, p_changes jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c        record;
+    hub_now  jsonb;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM cdc.sync_tables t WHERE t.object = p_object)
+       OR p_record_key !~ '^[0-9a-fA-F-]{36}$' THEN
+        RETURN;
+    END IF;
+    FOR c IN SELECT f.key AS field, f.value -> 'after' AS written, d.id AS conflict_id, d.decided_value
+               FROM jsonb_each(coalesce(p_changes, '{}')) f
+               JOIN LATERAL (SELECT x.id, x.decided_value FROM cdc.conflicts x
+                              WHERE x.object = p_object AND x.record_key = p_record_key
+                                AND x.field = f.key AND x.status = 'resolved'
+                              ORDER BY x.id DESC LIMIT 1) d ON true
+              WHERE NOT EXISTS (SELECT 1 FROM cdc.field_pushes p WHERE p.conflict_id = d.id)
+    LOOP
+        EXECUTE format('SELECT to_jsonb(t) -> %L FROM public.%I t WHERE hub_id = $1', c.field, p_object)
+           INTO hub_now USING p_record_key::uuid;
+        IF hub_now IS DISTINCT FROM c.written AND hub_now IS NOT DISTINCT FROM c.decided_value THEN
+            INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
+            VALUES (p_object, p_record_key, c.field, c.conflict_id, c.written, hub_now);
+        END IF;
+    END LOOP;
 END
 $$;

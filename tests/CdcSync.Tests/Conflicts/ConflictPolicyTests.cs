@@ -79,6 +79,29 @@ public sealed class ConflictPolicyTests
     }
 
     [Fact]
+    public async Task AStaleWriteQueuedBeforeTheDecision_LandingAfterIt_IsFollowedByTheDecision_Once()
+    {
+        await using var hub = await SyncHub.CreateAsync();
+        var (account, _) = await hub.SeedLinkedAsync("001P", "515", "Papa", "4155551600", "Alameda");
+        await hub.NetSuiteAsync("515", T1, ("phone", "4155551611"));           // queued for Salesforce: 611
+        await hub.SalesforceAsync("001P", T2, ("name", "Papa"), ("phone", "4155551622"), ("billingcity", "Alameda"));
+        Assert.Equal("4155551622", await hub.SfAsync("001P", "phone"));        // last write wins: Salesforce's edit
+
+        // The queued write of 611 reaches Salesforce after the decision and is acknowledged.
+        var stale = """{"phone": {"before": "4155551600", "after": "4155551611"}}""";
+        var before = await hub.ScalarAsync<string>("SELECT xmin::text FROM sf_accounts WHERE id = '001P'");
+        await hub.ExecuteAsync("SELECT cdc.record_outbound('salesforce', 'sf_accounts', $1::text, '001P', 'update', $2::jsonb, NULL)", account, stale);
+
+        Assert.Equal("4155551622", await hub.SfAsync("001P", "phone"));
+        Assert.NotEqual(before, await hub.ScalarAsync<string>("SELECT xmin::text FROM sf_accounts WHERE id = '001P'"));
+        Assert.Equal(1L, await hub.ScalarAsync<long>("SELECT count(*) FROM cdc.field_pushes WHERE object = 'sf_accounts' AND value = '\"4155551622\"'"));
+
+        // The push's own intermediate write being acknowledged does not push again.
+        await hub.ExecuteAsync("SELECT cdc.record_outbound('salesforce', 'sf_accounts', $1::text, '001P', 'update', $2::jsonb, NULL)", account, stale);
+        Assert.Equal(1L, await hub.ScalarAsync<long>("SELECT count(*) FROM cdc.field_pushes"));
+    }
+
+    [Fact]
     public async Task SourcePriority_NetSuiteOwnsTheBillingCity_EvenAgainstALaterSalesforceEdit()
     {
         await using var hub = await SyncHub.CreateAsync();
