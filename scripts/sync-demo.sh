@@ -6,11 +6,37 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 ./cdcsync --help >/dev/null   # build once, before starting anything in the background
-if [[ -z "${CDCSYNC_DB:-}" ]]; then eval "$(scripts/devdb.sh start)"; fi
+# Every run gets a hub of its own: the sandboxes hand out the same Ids each time, so a hub left
+# over from an earlier run would already hold them. Without CDCSYNC_DB a throwaway cluster in a
+# temp folder, else a fresh database on that server; both are removed on exit.
+pids=()
+devdb_dir="" demo_db="" admin_url=""
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true
+  if [[ -n "$devdb_dir" ]]; then scripts/devdb.sh stop "$devdb_dir" || true; fi
+  if [[ -n "$demo_db" ]]; then
+    psql "$admin_url" -qAtc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$demo_db' AND NOT active" >/dev/null || true
+    psql "$admin_url" -qc "DROP DATABASE IF EXISTS \"$demo_db\" WITH (FORCE)" || true
+  fi
+}
+trap cleanup EXIT
+to_url() { # Npgsql connection string -> libpq URL
+  local k; declare -A v
+  IFS=';' read -ra parts <<<"$1"; for kv in "${parts[@]}"; do k="${kv%%=*}"; v["${k,,}"]="${kv#*=}"; done
+  echo "postgresql://${v[username]}:${v[password]}@${v[host]:-127.0.0.1}:${v[port]:-5432}/${2:-${v[database]}}"
+}
+if [[ -z "${CDCSYNC_DB:-}" ]]; then
+  devdb_dir="${TMPDIR:-/tmp}/cdcsync-sync-demo-$$-$RANDOM"   # devdb.sh creates it (owned by the server user when root)
+  eval "$(scripts/devdb.sh start "$devdb_dir")"
+else
+  admin_url="$(to_url "$CDCSYNC_DB")"
+  demo_db="cdcsync_sync_demo_$(date +%s)_$$"
+  psql "$admin_url" -qc "CREATE DATABASE \"$demo_db\""
+  CDCSYNC_DB="$(sed -E "s/Database=[^;]*/Database=$demo_db/" <<<"$CDCSYNC_DB")"
+  export CDCSYNC_DB
+fi
 free_port() { local p=$1; while (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done; echo "$p"; }
 sf_port=$(free_port 18081); ns_port=$(free_port $((sf_port + 1)))
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 ./cdcsync sandbox salesforce --port "$sf_port" >/tmp/cdcsync-sf-sandbox.log 2>&1 & pids+=($!)
 ./cdcsync sandbox netsuite --port "$ns_port" >/tmp/cdcsync-ns-sandbox.log 2>&1 & pids+=($!)
 export SALESFORCE_LOGIN_URL="http://127.0.0.1:$sf_port/" SALESFORCE_CLIENT_ID=cdcsync-sandbox-client SALESFORCE_CLIENT_SECRET=cdcsync-sandbox-secret

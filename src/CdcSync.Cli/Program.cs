@@ -12,6 +12,8 @@ root.Subcommands.Add(SlotsCommand.Create());
 root.Subcommands.Add(SlotsCommand.CreateResync());
 root.Subcommands.Add(DeadLettersCommand.Create());
 root.Subcommands.Add(ReplayCommand.Create());
+root.Subcommands.Add(ConflictsCommand.Create());
+root.Subcommands.Add(AuditCommand.Create());
 
 var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
 // Sandbox subcommands (one line each):

@@ -1,15 +1,28 @@
 using System.CommandLine;
-using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using CdcSync.Configuration;
+using CdcSync.Conflicts;
+using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Pipeline;
+using CdcSync.Sandboxes.NetSuite;
+using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Schema;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Npgsql;
+using Serilog;
+using Serilog.Extensions.Logging;
 
 namespace CdcSync.Cli.Commands;
 
 /// <summary>
-/// The newcomer's first run: a hub (a throwaway local PostgreSQL unless CDCSYNC_DB is set), the
-/// schema and shipped transforms, one Salesforce account with its contact, and the NetSuite
-/// customer the SQL mapping made from them.
+/// The newcomer's first run, the whole loop on embedded defaults: a throwaway hub, both API
+/// sandboxes in this process, the worker running examples/salesforce-netsuite.json; Accounts
+/// created in Salesforce reach NetSuite, a NetSuite edit reaches Salesforce, concurrent edits are
+/// decided by the shipped policy (last write wins) and recorded. Every step prints its measured
+/// latency. Everything it starts it stops, so it can run again at once.
 /// </summary>
 internal static class DemoCommand
 {
@@ -17,97 +30,408 @@ internal static class DemoCommand
     {
         var db = CliOptions.Db();
         var scripts = CliOptions.Scripts();
-        var command = new Command("demo", "Start a local hub (unless --db/CDCSYNC_DB is given), deploy it, insert a Salesforce account and show the NetSuite customer the transforms made.")
+        var follow = new Option<bool>("--follow") { Description = "Keep the hub, sandboxes and worker running after the walkthrough, until Ctrl-C." };
+        var accounts = new Option<int>("--accounts") { Description = "Accounts to create in Salesforce.", DefaultValueFactory = _ => 3 };
+        var timeout = new Option<TimeSpan>("--step-timeout") { Description = "How long a step may take before the demo gives up.", DefaultValueFactory = _ => TimeSpan.FromSeconds(60) };
+        var command = new Command("demo", "Two-way sync end to end on a throwaway hub with both API sandboxes: create, edit, a conflict decided by policy, the audit trail.")
         {
-            db, scripts,
+            db, scripts, follow, accounts, timeout,
         };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
+            if (parse.GetValue(accounts) is < 1 or > 1000)
+            {
+                throw new OperatorException("--accounts must be between 1 and 1000.");
+            }
+
             var root = ScriptSet.Locate(parse.GetValue(scripts));
-            var connectionString = parse.GetValue(db) ?? Environment.GetEnvironmentVariable("CDCSYNC_DB");
-            if (string.IsNullOrWhiteSpace(connectionString))
-            {
-                connectionString = await StartLocalHubAsync(root, ct);
-            }
-
-            connectionString = HubConnection.Parse(connectionString, "CDCSYNC_DB").ConnectionString;
-            await MigrateCommand.PrepareHubAsync(connectionString, "CDCSYNC_DB", ct);
-            Console.WriteLine($"1. hub: {HubConnection.Describe(connectionString)}");
-            var result = await new HubMigrator(connectionString, ScriptSet.Load(root)).MigrateAsync(ct);
-            if (!result.Succeeded)
-            {
-                throw new OperatorException(result.Error ?? "migration failed");
-            }
-
-            Console.WriteLine($"2. migrate: {result.Applied.Count} script(s) applied");
-            await using var conn = await HubConnection.OpenAsync(connectionString, "CDCSYNC_DB", ct);
-            var sfId = "001DEMO" + Random.Shared.Next(10_000_000, 99_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture) + "AAA";
-            await using (var insert = new NpgsqlCommand(
-                """
-                WITH a AS (
-                  INSERT INTO sf_accounts (id, name, phone, website, billingstreet, billingcity, billingstate, billingpostalcode, billingcountry, industry, createddate)
-                  VALUES ($1, 'Acme Rocket Supplies (a company name long enough that NetSuite''s 83-character limit has to cut it)', '(415) 555-0100', 'acme.example',
-                          '1 Market St', 'San Francisco', 'CA', '94105', 'United States', 'Manufacturing', now())
-                  RETURNING id)
-                INSERT INTO sf_contacts (id, accountid, firstname, lastname, email, phone, createddate)
-                SELECT '003' || substr(a.id, 4), a.id, 'Wile E.', 'Coyote', 'wile@acme.example', '+1 415 555 0199', now() FROM a
-                """, conn))
-            {
-                insert.Parameters.Add(new NpgsqlParameter { Value = sfId });
-                await insert.ExecuteNonQueryAsync(ct);
-            }
-
-            Console.WriteLine($"3. inserted Salesforce account {sfId} with contact Wile E. Coyote into sf_accounts / sf_contacts");
-            await using var show = new NpgsqlCommand(
-                """
-                SELECT n.externalid, n.companyname, length(n.companyname), n.email, n.phone, n.url, n.isinactive, jsonb_pretty(n.addressbook)
-                FROM sf_accounts a
-                JOIN cdc.identity_links l ON l.object = 'sf_accounts' AND l.hub_id = a.hub_id
-                JOIN cdc.identity_links r ON r.link_id = l.link_id AND r.object = 'ns_customers'
-                JOIN ns_customers n ON n.hub_id = r.hub_id
-                WHERE a.id = $1
-                """, conn);
-            show.Parameters.Add(new NpgsqlParameter { Value = sfId });
-            await using var reader = await show.ExecuteReaderAsync(ct);
-            if (!await reader.ReadAsync(ct))
-            {
-                throw new OperatorException("The transforms made no ns_customers row for the demo account; run './cdcsync transforms test' to see which mapping is broken.");
-            }
-
-            Console.WriteLine("4. the transform made this NetSuite customer (ns_customers):");
-            Console.WriteLine($"   externalId   {reader.GetString(0)}");
-            Console.WriteLine($"   companyName  {reader.GetString(1)} ({reader.GetInt32(2)} chars)");
-            Console.WriteLine($"   email        {reader.GetString(3)}");
-            Console.WriteLine($"   phone        {reader.GetString(4)}");
-            Console.WriteLine($"   url          {reader.GetString(5)}");
-            Console.WriteLine($"   isInactive   {reader.GetBoolean(6)}");
-            Console.WriteLine($"   addressBook  {reader.GetString(7).Replace("\n", "\n                ", StringComparison.Ordinal)}");
-            Console.WriteLine();
-            Console.WriteLine("Next: edit transforms/*.sql, run './cdcsync transforms test', then './cdcsync migrate'. Stop the local hub with: scripts/devdb.sh stop");
+            var given = parse.GetValue(db) ?? Environment.GetEnvironmentVariable("CDCSYNC_DB");
+            await using var hub = await DemoHub.StartAsync(root, string.IsNullOrWhiteSpace(given) ? null : given, ct);
+            var demo = new Demo(root, hub.ConnectionString, hub.IsThrowaway, parse.GetValue(timeout));
+            await demo.RunAsync(parse.GetValue(accounts), parse.GetValue(follow), ct);
             return 0;
         }));
         return command;
     }
 
-    private static async Task<string> StartLocalHubAsync(string root, CancellationToken cancellationToken)
+    /// <summary>The walkthrough itself; owns the sandboxes and the worker.</summary>
+    private sealed class Demo(string root, string hubConnectionString, bool showConnectionString, TimeSpan stepTimeout)
     {
-        var script = Path.Combine(root, "scripts", "devdb.sh");
-        if (!File.Exists(script))
+        private readonly TimeProvider _time = TimeProvider.System;
+        private int _step;
+
+        public async Task RunAsync(int accountCount, bool follow, CancellationToken ct)
         {
-            throw new OperatorException("CDCSYNC_DB is not set and scripts/devdb.sh is not here to start a local hub; run the demo from the repository or set CDCSYNC_DB.");
+            Step($"hub {HubConnection.Describe(hubConnectionString)}");
+            await MigrateCommand.PrepareHubAsync(hubConnectionString, "CDCSYNC_DB", ct);
+            var migrated = await new HubMigrator(hubConnectionString, ScriptSet.Load(root)).MigrateAsync(ct);
+            if (!migrated.Succeeded)
+            {
+                throw new OperatorException(migrated.Error ?? "migration failed");
+            }
+
+            Detail($"schema and transforms deployed ({migrated.Applied.Count} scripts)");
+
+            await using var salesforce = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), ct);
+            await using var netsuite = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), ct);
+            Step($"sandboxes: Salesforce {salesforce.BaseUrl}, NetSuite {netsuite.BaseUrl}");
+
+            await using var hub = NpgsqlDataSource.Create(hubConnectionString);
+            using var logger = new LoggerConfiguration()
+                .MinimumLevel.Warning()
+                .WriteTo.Console(outputTemplate: "   [{Level:u3}] {Message:lj}{NewLine}", standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose)
+                .CreateLogger();
+            using var loggers = new SerilogLoggerFactory(logger);
+            var options = Options(salesforce, netsuite);
+            var worker = new Worker(options, hub, loggers);
+            try
+            {
+                var started = _time.GetTimestamp();
+                worker.Start();
+                await WaitAsync("the worker to start", () => Task.FromResult(worker.Running), worker, ct);
+                Step($"worker running examples/salesforce-netsuite.json (slot {options.Hub.Slot}, policy last_write_wins)", started);
+
+                // Create Accounts in Salesforce; each must appear in NetSuite and be linked back.
+                var created = new List<(string AccountId, long InternalId, string Name)>();
+                Step($"creating {accountCount} Account(s) in Salesforce");
+                for (var i = 1; i <= accountCount; i++)
+                {
+                    var name = $"Demo Company {i} {Guid.NewGuid().ToString("N")[..6]}";
+                    var t = _time.GetTimestamp();
+                    var accountId = salesforce.Insert("Account", new JsonObject
+                    {
+                        ["Name"] = name, ["Phone"] = $"(415) 555-01{i % 100:00}", ["BillingCity"] = "San Francisco", ["BillingCountry"] = "United States",
+                    });
+                    long internalId = 0;
+                    await WaitAsync($"{name} in NetSuite", async () =>
+                    {
+                        var hubId = await ScalarAsync<Guid?>(hub, "SELECT hub_id FROM sf_accounts WHERE id = $1", ct, accountId);
+                        internalId = hubId is null ? 0 : netsuite.FindByExternalId("sf-" + hubId) ?? 0;
+                        return internalId != 0;
+                    }, worker, ct);
+                    var arrived = _time.GetElapsedTime(t);
+                    var nsId = internalId.ToString(CultureInfo.InvariantCulture);
+                    await WaitAsync($"NetSuite's id back on {accountId}", () =>
+                        Task.FromResult(salesforce.Get(accountId)?["NetSuite_Id__c"]?.ToString() == nsId), worker, ct);
+                    Detail($"Account {accountId} -> NetSuite customer {nsId} in {Seconds(arrived)}; NetSuite_Id__c back in Salesforce after {Seconds(_time.GetElapsedTime(t))}");
+                    created.Add((accountId, internalId, name));
+                }
+
+                // An edit in NetSuite follows in Salesforce.
+                var (account, customer, accountName) = created[0];
+                var edited = _time.GetTimestamp();
+                netsuite.EditRecord("customer", customer, new JsonObject { ["phone"] = "4155550142" });
+                Step($"NetSuite: phone of customer {customer} ({accountName}) set to 4155550142");
+                await WaitAsync("the phone in Salesforce", () => Task.FromResult(Digits(salesforce.Get(account)?["Phone"]) == "4155550142"), worker, ct);
+                Detail($"Salesforce Account {account} Phone = {salesforce.Get(account)?["Phone"]} after {Seconds(_time.GetElapsedTime(edited))}");
+
+                // Concurrent edits of one field: both made while the worker is paused (as during
+                // a network outage), NetSuite's a second later, so last write wins must pick it
+                // whichever system the worker happens to read first.
+                Step("conflicting edits of the same phone while the worker is paused");
+                await worker.StopAsync();
+                salesforce.Update(account, new JsonObject { ["Phone"] = "(415) 555-0177" });
+                Detail("Salesforce: Phone = (415) 555-0177");
+                await Task.Delay(TimeSpan.FromSeconds(1.2), _time, ct);   // NetSuite stamps whole seconds
+                netsuite.EditRecord("customer", customer, new JsonObject { ["phone"] = "4155550188" });
+                Detail("NetSuite:   phone = 4155550188 (later)");
+                var resumed = _time.GetTimestamp();
+                // Read both systems once, as the worker's pollers do, before writing resumes: the
+                // hub sees both edits and the policy decides. (A worker that writes one edit to
+                // the other system before reading that system's own edit overwrites it there
+                // unseen; see docs/CONFLICTS.md, "What is detected".)
+                await CatchUpAsync(options, hub, loggers, ct);
+                Detail($"both systems read once (as the worker's pollers do) in {Seconds(_time.GetElapsedTime(resumed))}; worker resumed");
+                worker.Start();
+                ConflictRecord? conflict = null;
+                var conflicts = new ConflictService(hub);
+                await WaitAsync("both systems to agree on the phone", async () =>
+                {
+                    conflict = (await conflicts.ListAsync(all: true, recordKey: null, limit: 10, ct)).FirstOrDefault(c => c.Field == "phone");
+                    return Digits(salesforce.Get(account)?["Phone"]) == Digits(netsuite.GetCustomer(customer)?["phone"]);
+                }, worker, ct);
+                var agreed = Digits(netsuite.GetCustomer(customer)?["phone"]);
+                Step($"worker resumed: both systems hold {agreed} after {Seconds(_time.GetElapsedTime(resumed))}", null);
+                if (conflict is null)
+                {
+                    Detail("no conflict was recorded: the worker read one edit and wrote it before it read the other one (see docs/CONFLICTS.md, 'What is detected')");
+                }
+                else
+                {
+                    Detail($"conflict {conflict.Id}: {conflict.Object}.{conflict.Field}, policy {conflict.Policy}: {conflict.Decision}");
+                    Detail($"  base {conflict.BaseValue}; hub {conflict.HubValue} from {conflict.HubSystem} at {Stamp(conflict.HubModifiedAt)}; incoming {conflict.IncomingValue} from {conflict.IncomingSystem} at {Stamp(conflict.IncomingModifiedAt)}");
+                    Detail($"  with --follow the hub stays up: cdcsync conflicts show {conflict.Id} --db <hub>");
+                }
+
+                var audit = await new Audit.AuditService(hub).HistoryAsync(account, 200, ct);
+                Step($"audit trail of {account}: {audit.Entries.Count} applied change(s) across {audit.Identities.Count} linked record(s)");
+                foreach (var e in audit.Entries.TakeLast(6))
+                {
+                    Detail($"{e.AppliedAt.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {e.SourceSystem} -> {e.TargetSystem} {e.Object} {e.Operation} {e.Changes}");
+                }
+
+                if (follow)
+                {
+                    Console.WriteLine();
+                    // The connection string only for the throwaway cluster, whose password is the
+                    // fixed 'cdcsync'; a hub the user gave is described without its password.
+                    Console.WriteLine($"Following: hub {(showConnectionString ? hubConnectionString : HubConnection.Describe(hubConnectionString) + " (your CDCSYNC_DB credentials)")}");
+                    Console.WriteLine($"  Salesforce sandbox {salesforce.BaseUrl} (client id {SalesforceSandboxOptions.DefaultClientId}), NetSuite sandbox {netsuite.BaseUrl}");
+                    Console.WriteLine("  Ctrl-C stops everything the demo started.");
+                    await Task.Delay(Timeout.InfiniteTimeSpan, _time, ct).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                }
+            }
+            finally
+            {
+                await worker.StopAsync();
+            }
+
+            Console.WriteLine();
+            Console.WriteLine("Done; the demo stopped everything it started. Next: ./cdcsync --help, docs/CONFLICTS.md, docs/TRANSFORMS.md.");
         }
 
-        Console.WriteLine("0. starting a throwaway local PostgreSQL (scripts/devdb.sh start)...");
-        var start = new ProcessStartInfo("bash", [script, "start"]) { RedirectStandardOutput = true };
-        using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("export CDCSYNC_DB=", StringComparison.Ordinal));
-        if (process.ExitCode != 0 || line is null)
+        /// <summary>One poll of every inbound connector, the way <c>InboundPoller</c> applies it (page, then cursor, in one hub transaction).</summary>
+        private static async Task CatchUpAsync(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers, CancellationToken ct)
         {
-            throw new OperatorException("scripts/devdb.sh could not start a local PostgreSQL (see its message above); install PostgreSQL server binaries or set CDCSYNC_DB.");
+            var writer = new HubWriter(hub);
+            foreach (var name in options.Connectors.Keys)
+            {
+                if (ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers) is not { } inbound)
+                {
+                    continue;
+                }
+
+                InboundPage page;
+                do
+                {
+                    page = await inbound.ReadChangesAsync(await writer.ReadCursorAsync(inbound.Name, ct), ct);
+                    await writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, ct);
+                }
+                while (page.HasMore);
+
+                (inbound as IDisposable)?.Dispose();
+            }
         }
 
-        return line["export CDCSYNC_DB=".Length..].Trim('\'');
+        /// <summary>examples/salesforce-netsuite.json against these sandboxes, polling fast enough for a demo.</summary>
+        private CdcSyncOptions Options(SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
+        {
+            var env = new Dictionary<string, string>
+            {
+                ["CDCSYNC_DB"] = hubConnectionString,
+                ["SALESFORCE_LOGIN_URL"] = salesforce.BaseUrl.ToString(),
+                ["SALESFORCE_CLIENT_ID"] = SalesforceSandboxOptions.DefaultClientId,
+                ["SALESFORCE_CLIENT_SECRET"] = SalesforceSandboxOptions.DefaultClientSecret,
+                ["NETSUITE_ACCOUNT_ID"] = NetSuiteSandboxOptions.DefaultAccountId,
+                ["NETSUITE_BASE_URL"] = netsuite.BaseUrl.ToString(),
+                ["NETSUITE_CONSUMER_KEY"] = NetSuiteSandboxOptions.DefaultConsumerKey,
+                ["NETSUITE_CONSUMER_SECRET"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
+                ["NETSUITE_TOKEN_ID"] = NetSuiteSandboxOptions.DefaultTokenId,
+                ["NETSUITE_TOKEN_SECRET"] = NetSuiteSandboxOptions.DefaultTokenSecret,
+            };
+            foreach (var (name, value) in env)
+            {
+                // The shipped config reads its credentials from the environment (${...}); these
+                // are the sandboxes' fixed test credentials, set for this process only.
+                Environment.SetEnvironmentVariable(name, value);
+            }
+
+            var example = Path.Combine(root, "examples", "salesforce-netsuite.json");
+            var overrides = new Dictionary<string, string?>
+            {
+                ["Hub:Slot"] = "cdcsync_demo",
+                ["Hub:Publication"] = "cdcsync_demo",
+                ["Hub:InboundPollInterval"] = "00:00:00.500",
+                ["Hub:StatusInterval"] = "00:00:00.200",
+                ["Hub:HeartbeatInterval"] = "00:00:01",
+                ["Hub:MaxRestartDelay"] = "00:00:02",
+                ["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:01",
+                ["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:01",
+            };
+            return ConfigLoader.Bind(new ConfigurationBuilder()
+                .AddConfiguration(ConfigLoader.Build(example))
+                .AddInMemoryCollection(overrides)
+                .Build());
+        }
+
+        private async Task WaitAsync(string what, Func<Task<bool>> condition, Worker worker, CancellationToken ct)
+        {
+            var start = _time.GetTimestamp();
+            while (!await condition())
+            {
+                if (_time.GetElapsedTime(start) > stepTimeout)
+                {
+                    throw new OperatorException($"demo: timed out after {stepTimeout.TotalSeconds:0} s waiting for {what} (worker: {worker.Describe()}); the worker's warnings are above.");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, ct);
+            }
+        }
+
+        private void Step(string text, long? since = null) =>
+            Console.WriteLine($"{++_step}. {text}" + (since is { } t ? $" ({Seconds(_time.GetElapsedTime(t))})" : ""));
+
+        private static void Detail(string text) => Console.WriteLine("   " + text);
+
+        private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) + " s";
+
+        private static string Stamp(DateTime? t) => t?.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "unknown";
+
+        private static string Digits(JsonNode? phone) => new((phone?.ToString() ?? "").Where(char.IsAsciiDigit).ToArray());
+
+        private static async Task<T?> ScalarAsync<T>(NpgsqlDataSource source, string sql, CancellationToken ct, params object[] parameters)
+        {
+            await using var cmd = source.CreateCommand(sql);
+            foreach (var p in parameters)
+            {
+                cmd.Parameters.Add(new NpgsqlParameter { Value = p });
+            }
+
+            var value = await cmd.ExecuteScalarAsync(ct);
+            return value is null or DBNull ? default : (T)value;
+        }
+    }
+
+    /// <summary>The pipeline in this process; stopping and starting it again resumes from the slot.</summary>
+    private sealed class Worker(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers)
+    {
+        private PipelineRunner? _runner;
+        private CancellationTokenSource? _stop;
+        private Task? _run;
+
+        public bool Running => _runner?.Health == PipelineHealth.Running;
+
+        public string Describe() => _run is { IsFaulted: true } ? "failed: " + _run.Exception!.GetBaseException().Message : $"{_runner?.Health} {_runner?.LastError}";
+
+        public void Start()
+        {
+            _stop = new CancellationTokenSource();
+            _runner = new PipelineRunner(
+                options,
+                name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
+                loggers,
+                name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers));
+            var token = _stop.Token;
+            _run = Task.Run(() => _runner.RunAsync(token), CancellationToken.None);
+        }
+
+        public async Task StopAsync()
+        {
+            if (_stop is null || _run is null)
+            {
+                return;
+            }
+
+            await _stop.CancelAsync();
+            try
+            {
+                await _run;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _stop.Dispose();
+            _stop = null;
+            _run = null;
+        }
+    }
+
+    /// <summary>
+    /// The demo's hub: a fresh database on the server the user gave (dropped afterwards), or a
+    /// throwaway PostgreSQL cluster in a temp folder (stopped and deleted afterwards). Never the
+    /// leftovers of an earlier run: the sandboxes hand out the same Ids every time.
+    /// </summary>
+    private sealed class DemoHub : IAsyncDisposable
+    {
+        private readonly string? _clusterDir;
+        private readonly string? _adminConnectionString;
+        private readonly string _database;
+        private readonly string _root;
+
+        private DemoHub(string root, string connectionString, string database, string? clusterDir, string? adminConnectionString)
+        {
+            _root = root;
+            ConnectionString = connectionString;
+            _database = database;
+            _clusterDir = clusterDir;
+            _adminConnectionString = adminConnectionString;
+        }
+
+        public string ConnectionString { get; }
+
+        /// <summary>A cluster the demo started itself (fixed credentials), not the user's server.</summary>
+        public bool IsThrowaway => _clusterDir is not null;
+
+        public static async Task<DemoHub> StartAsync(string root, string? given, CancellationToken ct)
+        {
+            if (given is not null)
+            {
+                var admin = HubConnection.Parse(given, "CDCSYNC_DB").ConnectionString;
+                var database = "cdcsync_demo_" + TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+                await using (var conn = await HubConnection.OpenAsync(admin, "CDCSYNC_DB", ct))
+                {
+                    try
+                    {
+                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubWriter.Quote(database)}", conn);
+                        await create.ExecuteNonQueryAsync(ct);
+                    }
+                    catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+                    {
+                        throw new OperatorException($"the demo creates a fresh database next to the hub you gave and may not ({e.MessageText}); grant CREATEDB to the user, or unset CDCSYNC_DB to let the demo start its own PostgreSQL.");
+                    }
+                }
+
+                Console.WriteLine($"0. fresh database {database} on {HubConnection.Describe(admin)} (dropped at the end)");
+                return new DemoHub(root, new NpgsqlConnectionStringBuilder(admin) { Database = database }.ConnectionString, database, null, admin);
+            }
+
+            var script = Path.Combine(root, "scripts", "devdb.sh");
+            if (!File.Exists(script))
+            {
+                throw new OperatorException("CDCSYNC_DB is not set and scripts/devdb.sh is not here to start a local hub; run the demo from the repository or set CDCSYNC_DB.");
+            }
+
+            var dir = Path.Combine(Path.GetTempPath(), "cdcsync-demo-" + Guid.NewGuid().ToString("N")[..12]);
+            Console.WriteLine($"0. starting a throwaway PostgreSQL in {dir} (stopped and deleted at the end)...");
+            var (code, output) = await DevDbAsync(script, "start", dir, ct);
+            var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("export CDCSYNC_DB=", StringComparison.Ordinal));
+            if (code != 0 || line is null)
+            {
+                await DevDbAsync(script, "stop", dir, CancellationToken.None);
+                throw new OperatorException("scripts/devdb.sh could not start a local PostgreSQL (see its message above); install PostgreSQL server binaries or set CDCSYNC_DB.");
+            }
+
+            return new DemoHub(root, line["export CDCSYNC_DB=".Length..].Trim().Trim('\''), "cdcsync", dir, null);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            NpgsqlConnection.ClearAllPools();
+            if (_clusterDir is not null)
+            {
+                await DevDbAsync(Path.Combine(_root, "scripts", "devdb.sh"), "stop", _clusterDir, CancellationToken.None);
+                return;
+            }
+
+            await using var conn = new NpgsqlConnection(_adminConnectionString);
+            await conn.OpenAsync();
+            await using (var slots = new NpgsqlCommand("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", conn))
+            {
+                slots.Parameters.Add(new NpgsqlParameter { Value = _database });
+                await slots.ExecuteNonQueryAsync();
+            }
+
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubWriter.Quote(_database)} WITH (FORCE)", conn);
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        private static async Task<(int Code, string Output)> DevDbAsync(string script, string verb, string dir, CancellationToken ct)
+        {
+            using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", [script, verb, dir]) { RedirectStandardOutput = true })!;
+            var output = await process.StandardOutput.ReadToEndAsync(ct);
+            await process.WaitForExitAsync(ct);
+            return (process.ExitCode, output);
+        }
     }
 }

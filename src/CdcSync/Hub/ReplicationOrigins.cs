@@ -23,9 +23,11 @@ public static class ReplicationOrigins
     public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
     {
         var origin = For(connector);
+        // cdc.connector names the connector to the hub's triggers (conflicts, audit trail:
+        // transforms/005_sync_tracking.sql); PostgreSQL offers no way to read the session's origin.
         try
         {
-            foreach (var sql in new[] { "SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", "SELECT pg_replication_origin_session_setup($1)" })
+            foreach (var sql in new[] { "SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", "SELECT pg_replication_origin_session_setup($1)", "SELECT set_config('cdc.connector', substr($1, 9), false)" })
             {
                 await using var cmd = new NpgsqlCommand(sql, connection);
                 cmd.Parameters.Add(new NpgsqlParameter { Value = origin });
@@ -41,7 +43,7 @@ public static class ReplicationOrigins
 
     public static async Task ResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand("SELECT pg_replication_origin_session_reset()", connection);
+        await using var cmd = new NpgsqlCommand("SELECT pg_replication_origin_session_reset(), set_config('cdc.connector', '', false)", connection);
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 

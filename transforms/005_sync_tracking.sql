@@ -1,0 +1,404 @@
+-- Conflict detection, sync base upkeep and the inbound audit trail, as triggers on every staging
+-- table registered in cdc.sync_tables (transforms/015_sync_rules.sql registers the shipped ones).
+-- Re-run by `cdcsync migrate` whenever this file changes, so everything is CREATE OR REPLACE.
+--
+-- Who wrote a row is told apart by two things:
+--   * a connector's own inbound write: the session carries a replication origin
+--     (cdc.inbound_connector() is not NULL) and the write is the statement itself
+--     (pg_trigger_depth() = 1);
+--   * everything else is the hub's own write: transforms mapping another system's edit (nested,
+--     depth > 1, same transaction and origin as that edit), operators, `conflicts resolve`.
+-- Only the first kind is compared against the sync base; the second kind is what the base
+-- compares *with* (the hub's pending value) and gets a per-field stamp for last-write-wins.
+
+-- The policy of one field: the field's row, else the table's '*' row, else last_write_wins.
+CREATE OR REPLACE FUNCTION cdc.conflict_policy_of(p_object text, p_field text)
+RETURNS cdc.conflict_policies
+LANGUAGE sql STABLE AS $$
+    SELECT p FROM (
+        SELECT p, 0 AS rank FROM cdc.conflict_policies p WHERE p.object = p_object AND p.field = p_field
+        UNION ALL
+        SELECT p, 1 FROM cdc.conflict_policies p WHERE p.object = p_object AND p.field = '*'
+        UNION ALL
+        SELECT ROW(p_object, '*', 'last_write_wins', NULL, NULL)::cdc.conflict_policies, 2
+    ) x ORDER BY rank LIMIT 1
+$$;
+
+-- Columns never compared nor audited: the hub key, the source stamp (it is the timestamp of the
+-- comparison, not data), and fields a policy marks 'ignore'.
+CREATE OR REPLACE FUNCTION cdc.sync_field_tracked(p_object text, p_field text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_field NOT IN ('hub_id', 'cdc_source_modified_at')
+       AND NOT EXISTS (SELECT 1 FROM cdc.conflict_policies p
+                        WHERE p.object = p_object AND p.field = p_field AND p.policy = 'ignore')
+$$;
+
+CREATE OR REPLACE FUNCTION cdc.set_sync_base(p_object text, p_key text, p_field text, p_value jsonb,
+                                             p_modified_at timestamptz) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO cdc.sync_base AS b (object, record_key, field, value, source_modified_at, updated_at)
+    VALUES (p_object, p_key, p_field, p_value, p_modified_at, now())
+    ON CONFLICT (object, record_key, field) DO UPDATE
+       SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now()
+     WHERE b.value IS DISTINCT FROM EXCLUDED.value
+        OR b.source_modified_at IS DISTINCT FROM EXCLUDED.source_modified_at
+$$;
+
+-- BEFORE INSERT OR UPDATE: for a connector's own write, decide field by field what the hub keeps
+-- (this rewrites NEW); for every top-level write, publish the stamp and system of the change so
+-- that the writes transforms make from it (nested, AFTER triggers) can stamp their fields.
+CREATE OR REPLACE FUNCTION cdc.sync_before_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    connector  text := cdc.inbound_connector();
+    tbl        cdc.sync_tables;
+    o          jsonb;
+    n          jsonb;
+    r          jsonb;
+    k          text;
+    rkey        text;
+    inc        jsonb;
+    hub        jsonb;
+    base       cdc.sync_base;
+    pol        cdc.conflict_policies;
+    hub_stamp  timestamptz;
+    hub_sys    text;
+    inc_stamp  timestamptz;
+    decided    jsonb;
+    outcome    text;
+    open_id    bigint;
+    kept       text[] := '{}';
+BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NEW;
+    END IF;
+    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = TG_TABLE_NAME;
+    n := to_jsonb(NEW);
+
+    IF connector IS NULL THEN
+        -- An operator's (or a test's) direct write: the hub's own edit, dated now.
+        PERFORM set_config('cdc.change_system', 'hub', true);
+        PERFORM set_config('cdc.change_modified_at', now()::text, true);
+        RETURN NEW;
+    END IF;
+
+    inc_stamp := coalesce((n ->> 'cdc_source_modified_at')::timestamptz, now());
+    PERFORM set_config('cdc.change_system', tbl.system, true);
+    PERFORM set_config('cdc.change_modified_at', inc_stamp::text, true);
+    IF TG_OP = 'INSERT' THEN
+        RETURN NEW;        -- a new record cannot conflict; its base is set AFTER (the insert may yet become an update)
+    END IF;
+
+    o := to_jsonb(OLD);
+    r := n;
+    rkey := OLD.hub_id::text;
+    FOR k IN SELECT jsonb_object_keys(n) LOOP
+        CONTINUE WHEN NOT cdc.sync_field_tracked(TG_TABLE_NAME, k);
+        inc := n -> k;
+        hub := o -> k;
+        IF inc IS NOT DISTINCT FROM hub THEN
+            CONTINUE;                                   -- both agree; the AFTER trigger records the base
+        END IF;
+        SELECT * INTO base FROM cdc.sync_base b
+         WHERE b.object = TG_TABLE_NAME AND b.record_key = rkey AND b.field = k;
+        IF NOT FOUND THEN
+            CONTINUE;                                   -- nothing known to compare with: the system's value applies
+        END IF;
+        IF inc IS NOT DISTINCT FROM base.value THEN
+            -- The system did not change the field; the hub's value is newer (pending outbound)
+            -- and a stale re-read must not revert it.
+            r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+            kept := kept || k;
+            CONTINUE;
+        END IF;
+
+        SELECT c.id INTO open_id FROM cdc.conflicts c
+         WHERE c.object = TG_TABLE_NAME AND c.record_key = rkey AND c.field = k AND c.status = 'open';
+        IF open_id IS NOT NULL THEN
+            -- Held for manual review: a later edit in the system updates the open conflict.
+            UPDATE cdc.conflicts
+               SET incoming_value = inc, incoming_modified_at = inc_stamp,
+                   incoming_values = jsonb_build_object(k, inc)
+             WHERE id = open_id;
+            r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+            kept := kept || k;
+            PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, inc, inc_stamp);
+            CONTINUE;
+        END IF;
+
+        IF hub IS NOT DISTINCT FROM base.value THEN
+            CONTINUE;                                   -- only the system changed it: a plain inbound edit
+        END IF;
+
+        -- Changed in the system and in the hub since they last agreed, to different values.
+        SELECT s.modified_at, s.source_system INTO hub_stamp, hub_sys
+          FROM cdc.hub_field_stamps s
+         WHERE s.object = TG_TABLE_NAME AND s.record_key = rkey AND s.field = k;
+        hub_stamp := coalesce(hub_stamp, (o ->> 'cdc_source_modified_at')::timestamptz);
+        hub_sys := coalesce(hub_sys, 'hub');
+        pol := cdc.conflict_policy_of(TG_TABLE_NAME, k);
+        CASE pol.policy
+            WHEN 'source_priority' THEN
+                IF pol.priority_system = tbl.system THEN
+                    decided := inc; outcome := 'took ' || tbl.system;
+                ELSE
+                    decided := hub; outcome := 'kept ' || hub_sys;
+                END IF;
+            WHEN 'manual' THEN
+                decided := hub; outcome := 'held for review';
+            WHEN 'custom' THEN
+                EXECUTE format('SELECT %s($1, $2, $3, $4, $5)', pol.custom_function)
+                   INTO decided USING base.value, hub, inc, hub_stamp, inc_stamp;
+                outcome := CASE WHEN decided IS NOT DISTINCT FROM inc THEN 'took ' || tbl.system
+                                WHEN decided IS NOT DISTINCT FROM hub THEN 'kept ' || hub_sys
+                                ELSE 'custom value' END;
+            ELSE
+                -- last_write_wins by the systems' own stamps; an unknown hub stamp loses, and the
+                -- incoming edit wins a tie (it was read later).
+                IF hub_stamp IS NULL OR inc_stamp >= hub_stamp THEN
+                    decided := inc; outcome := 'took ' || tbl.system;
+                ELSE
+                    decided := hub; outcome := 'kept ' || hub_sys;
+                END IF;
+        END CASE;
+
+        INSERT INTO cdc.conflicts (connector, object, record_key, field, policy, base_value, hub_value,
+                                   incoming_value, decided_value, hub_system, incoming_system,
+                                   hub_modified_at, incoming_modified_at, hub_values, incoming_values,
+                                   decision, status, resolved_at, resolved_by)
+        VALUES (connector, TG_TABLE_NAME, rkey, k, pol.policy, base.value, hub, inc,
+                CASE WHEN pol.policy = 'manual' THEN NULL ELSE decided END, hub_sys, tbl.system,
+                hub_stamp, inc_stamp, jsonb_build_object(k, hub), jsonb_build_object(k, inc),
+                outcome,
+                CASE WHEN pol.policy = 'manual' THEN 'open' ELSE 'resolved' END,
+                CASE WHEN pol.policy = 'manual' THEN NULL ELSE now() END,
+                CASE WHEN pol.policy = 'manual' THEN NULL ELSE 'policy:' || pol.policy END);
+
+        r := jsonb_set(r, ARRAY[k], coalesce(decided, 'null'::jsonb));
+        -- The system holds its own edit, whatever the hub keeps.
+        PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, inc, inc_stamp);
+        IF decided IS DISTINCT FROM inc THEN
+            kept := kept || k;
+        END IF;
+    END LOOP;
+
+    -- Tell the AFTER trigger which fields hold something other than what the system sent, so
+    -- it does not take them for values the system and the hub agree on.
+    PERFORM set_config('cdc.kept_fields',
+        (coalesce(nullif(current_setting('cdc.kept_fields', true), '')::jsonb, '{}')
+         || jsonb_build_object(rkey, to_jsonb(kept)))::text, true);
+
+    IF r IS DISTINCT FROM n THEN
+        NEW := jsonb_populate_record(NEW, r);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- AFTER INSERT OR UPDATE OR DELETE: base and audit for a connector's own write; per-field stamps
+-- for the hub's writes.
+CREATE OR REPLACE FUNCTION cdc.sync_after_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    connector text := cdc.inbound_connector();
+    tbl       cdc.sync_tables;
+    o         jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) ELSE '{}'::jsonb END;
+    n         jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) ELSE '{}'::jsonb END;
+    rkey       text := coalesce(n ->> 'hub_id', o ->> 'hub_id');
+    k         text;
+    changes   jsonb := '{}';
+    stamp     timestamptz;
+    inbound   boolean;
+    kept      jsonb;
+BEGIN
+    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = TG_TABLE_NAME;
+    inbound := connector IS NOT NULL AND pg_trigger_depth() = 1;
+
+    IF TG_OP = 'DELETE' THEN
+        IF inbound THEN
+            FOR k IN SELECT jsonb_object_keys(o) LOOP
+                IF cdc.sync_field_tracked(TG_TABLE_NAME, k) AND o -> k <> 'null'::jsonb THEN
+                    changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', NULL));
+                END IF;
+            END LOOP;
+            INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
+                                       target_system, record_id, changes)
+            VALUES (connector, 'inbound', TG_TABLE_NAME, rkey, 'delete', tbl.system, 'hub',
+                    o ->> tbl.record_id_column, cdc.mask_changes(TG_TABLE_NAME, changes));
+        END IF;
+        DELETE FROM cdc.sync_base WHERE object = TG_TABLE_NAME AND record_key = rkey;
+        DELETE FROM cdc.hub_field_stamps WHERE object = TG_TABLE_NAME AND record_key = rkey;
+        RETURN NULL;
+    END IF;
+
+    IF inbound THEN
+        stamp := (n ->> 'cdc_source_modified_at')::timestamptz;
+        kept := coalesce(nullif(current_setting('cdc.kept_fields', true), '')::jsonb -> rkey, '[]');
+        FOR k IN SELECT jsonb_object_keys(n) LOOP
+            CONTINUE WHEN NOT cdc.sync_field_tracked(TG_TABLE_NAME, k);
+            IF (o -> k) IS DISTINCT FROM (n -> k) AND NOT (TG_OP = 'INSERT' AND n -> k = 'null'::jsonb) THEN
+                changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', n -> k));
+            END IF;
+            IF (o -> k) IS NOT DISTINCT FROM (n -> k) THEN
+                -- Unchanged: the page may not have carried the field at all, so an existing base
+                -- stays (an echo of our own write is recorded by cdc.record_outbound instead).
+                INSERT INTO cdc.sync_base (object, record_key, field, value, source_modified_at)
+                VALUES (TG_TABLE_NAME, rkey, k, n -> k, stamp)
+                ON CONFLICT (object, record_key, field) DO NOTHING;
+            ELSIF NOT kept ? k THEN
+                -- The hub took the system's value: it is the base, and the hub's value is the
+                -- system's own (no hub stamp). Fields the decision kept got their base BEFORE.
+                PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, n -> k, stamp);
+                DELETE FROM cdc.hub_field_stamps s
+                 WHERE s.object = TG_TABLE_NAME AND s.record_key = rkey AND s.field = k;
+            END IF;
+        END LOOP;
+        IF changes <> '{}'::jsonb THEN
+            INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
+                                       target_system, record_id, changes)
+            VALUES (connector, 'inbound', TG_TABLE_NAME, rkey, lower(TG_OP), tbl.system, 'hub',
+                    n ->> tbl.record_id_column, cdc.mask_changes(TG_TABLE_NAME, changes));
+            PERFORM cdc.purge_audit_log_if_due();
+        END IF;
+        RETURN NULL;
+    END IF;
+
+    -- The hub's own write (transform or operator): date each changed field with the change that
+    -- caused it, for last-write-wins against the table's system.
+    INSERT INTO cdc.hub_field_stamps AS s (object, record_key, field, modified_at, source_system)
+    SELECT TG_TABLE_NAME, rkey, f.key,
+           coalesce(nullif(current_setting('cdc.change_modified_at', true), '')::timestamptz, now()),
+           coalesce(nullif(current_setting('cdc.change_system', true), ''), 'hub')
+      FROM jsonb_each(n) f
+     WHERE (o -> f.key) IS DISTINCT FROM f.value
+       AND cdc.sync_field_tracked(TG_TABLE_NAME, f.key)
+    ON CONFLICT (object, record_key, field) DO UPDATE
+       SET modified_at = EXCLUDED.modified_at, source_system = EXCLUDED.source_system;
+    RETURN NULL;
+END
+$$;
+
+-- Registers a staging table (in public) for conflict detection and audit and attaches the
+-- triggers. Idempotent.
+CREATE OR REPLACE FUNCTION cdc.track_sync_table(p_object text, p_system text, p_record_id_column text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF to_regclass(format('public.%I', p_object)) IS NULL THEN
+        RAISE EXCEPTION 'cdc.track_sync_table: no staging table public.% (create it in a migration first)', p_object;
+    END IF;
+    INSERT INTO cdc.sync_tables (object, system, record_id_column)
+    VALUES (p_object, p_system, p_record_id_column)
+    ON CONFLICT (object) DO UPDATE SET system = EXCLUDED.system, record_id_column = EXCLUDED.record_id_column;
+    -- "cdc_sync_*" sort after "cdc_default_cdcsync_id" and the transforms' BEFORE triggers, so
+    -- the decision sees the row as the other BEFORE triggers left it.
+    EXECUTE format('CREATE OR REPLACE TRIGGER cdc_sync_before BEFORE INSERT OR UPDATE ON public.%I
+                    FOR EACH ROW EXECUTE FUNCTION cdc.sync_before_write()', p_object);
+    EXECUTE format('CREATE OR REPLACE TRIGGER cdc_sync_after AFTER INSERT OR UPDATE OR DELETE ON public.%I
+                    FOR EACH ROW EXECUTE FUNCTION cdc.sync_after_write()', p_object);
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Manual decisions
+-- ---------------------------------------------------------------------------------------
+
+-- Makes the hub carry p_value in p_field of one row so that the outbound flow sends it to the
+-- table's system even when the hub already holds it: the field is set to what the system holds
+-- and back, at trigger depth 2 so that the transforms do not map the intermediate value.
+CREATE OR REPLACE FUNCTION cdc.on_field_push() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('UPDATE public.%I SET %I = (jsonb_populate_record(NULL::public.%I, $1)).%I WHERE hub_id = $2',
+                   NEW.object, NEW.field, NEW.object, NEW.field)
+      USING jsonb_build_object(NEW.field, NEW.via_value), NEW.record_key::uuid;
+    EXECUTE format('UPDATE public.%I SET %I = (jsonb_populate_record(NULL::public.%I, $1)).%I WHERE hub_id = $2',
+                   NEW.object, NEW.field, NEW.object, NEW.field)
+      USING jsonb_build_object(NEW.field, NEW.value), NEW.record_key::uuid;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_field_push AFTER INSERT ON cdc.field_pushes
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_field_push();
+
+-- Decides an open conflict: p_value becomes the field's value in the hub, written as the hub's
+-- own change (no origin), so the transforms and the outbound flow carry it to both systems.
+-- Returns the conflict's object and hub key.
+CREATE OR REPLACE FUNCTION cdc.resolve_conflict(p_id bigint, p_value jsonb, p_by text)
+RETURNS cdc.conflicts
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       cdc.conflicts;
+    current jsonb;
+    base    jsonb;
+BEGIN
+    SELECT * INTO c FROM cdc.conflicts WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no conflict with id % (see cdcsync conflicts list)', p_id USING ERRCODE = 'P0002';
+    END IF;
+    IF c.status <> 'open' THEN
+        RAISE EXCEPTION 'conflict % is already % (decided: %)', p_id, c.status, c.decision USING ERRCODE = 'P0003';
+    END IF;
+
+    -- Close it first: the write below is the hub's own and must not be held again.
+    UPDATE cdc.conflicts
+       SET status = 'resolved', decided_value = p_value, resolved_at = now(), resolved_by = p_by,
+           decision = CASE WHEN p_value IS NOT DISTINCT FROM incoming_value THEN 'took ' || incoming_system
+                           WHEN p_value IS NOT DISTINCT FROM hub_value THEN 'took ' || hub_system
+                           ELSE 'set by operator' END
+     WHERE id = p_id
+    RETURNING * INTO c;
+
+    EXECUTE format('SELECT to_jsonb(t) -> %L FROM public.%I t WHERE hub_id = $1', c.field, c.object)
+       INTO current USING c.record_key::uuid;
+    SELECT b.value INTO base FROM cdc.sync_base b
+     WHERE b.object = c.object AND b.record_key = c.record_key AND b.field = c.field;
+
+    IF current IS DISTINCT FROM p_value THEN
+        EXECUTE format('UPDATE public.%I SET %I = (jsonb_populate_record(NULL::public.%I, $1)).%I WHERE hub_id = $2',
+                       c.object, c.field, c.object, c.field)
+          USING jsonb_build_object(c.field, p_value), c.record_key::uuid;
+    ELSIF base IS DISTINCT FROM p_value THEN
+        -- The hub already holds the decision but the system does not (it holds its own edit).
+        INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
+        VALUES (c.object, c.record_key, c.field, c.id, base, p_value);
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- Called by cdc.record_outbound after a system acknowledged a write. A conflict decided for the
+-- system's own value ("took salesforce") can meet a write of the hub's older value that was
+-- already queued for that system: the write lands after the decision and overwrites the
+-- system's edit, while the hub keeps the decided value. Such a field is pushed again so the
+-- system ends with the decision. Only fields with a decided conflict are pushed: elsewhere a
+-- hub value newer than the write is already on its way through the WAL.
+CREATE OR REPLACE FUNCTION cdc.reconcile_outbound(p_object text, p_record_key text, p_changes jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c        record;
+    hub_now  jsonb;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM cdc.sync_tables t WHERE t.object = p_object)
+       OR p_record_key !~ '^[0-9a-fA-F-]{36}$' THEN
+        RETURN;
+    END IF;
+    FOR c IN SELECT f.key AS field, f.value -> 'after' AS written, d.id AS conflict_id, d.decided_value
+               FROM jsonb_each(coalesce(p_changes, '{}')) f
+               JOIN LATERAL (SELECT x.id, x.decided_value FROM cdc.conflicts x
+                              WHERE x.object = p_object AND x.record_key = p_record_key
+                                AND x.field = f.key AND x.status = 'resolved'
+                              ORDER BY x.id DESC LIMIT 1) d ON true
+              WHERE NOT EXISTS (SELECT 1 FROM cdc.field_pushes p WHERE p.conflict_id = d.id)
+    LOOP
+        EXECUTE format('SELECT to_jsonb(t) -> %L FROM public.%I t WHERE hub_id = $1', c.field, p_object)
+           INTO hub_now USING p_record_key::uuid;
+        IF hub_now IS DISTINCT FROM c.written AND hub_now IS NOT DISTINCT FROM c.decided_value THEN
+            INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
+            VALUES (p_object, p_record_key, c.field, c.conflict_id, c.written, hub_now);
+        END IF;
+    END LOOP;
+END
+$$;
