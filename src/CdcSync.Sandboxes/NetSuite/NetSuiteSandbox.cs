@@ -91,22 +91,22 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     public int Count(string recordType) => _store.Count(Type(recordType));
 
     /// <summary>Adds a customer directly, as a user in the NetSuite UI would (no HTTP, no fault knobs, no normalization).</summary>
-    public long SeedCustomer(JsonObject fields) => _store.Create(NsRecordType.Customer, fields, normalize: false);
+    public long SeedCustomer(JsonObject fields) => _store.Create(NsRecordType.Customer, fields, viaApi: false);
 
     /// <summary>Adds a record of any type directly, as a user in the NetSuite UI would.</summary>
-    public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, normalize: false);
+    public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, viaApi: false);
 
     /// <summary>Edits a record directly, as a user in the NetSuite UI would (stamps lastModifiedDate).</summary>
     public void EditRecord(string recordType, long internalId, JsonObject fields)
     {
-        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>()))
+        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>(), viaApi: false))
         {
             throw new KeyNotFoundException($"No {recordType} with internal id {internalId}.");
         }
     }
 
     /// <summary>Deletes a record directly, as a user in the NetSuite UI would (it shows up in SuiteQL's deletedrecord).</summary>
-    public bool DeleteRecord(string recordType, long internalId) => _store.Delete(Type(recordType), internalId);
+    public bool DeleteRecord(string recordType, long internalId) => _store.Delete(Type(recordType), internalId, viaApi: false);
 
     private static NsRecordType Type(string recordType) =>
         NsRecordType.All.GetValueOrDefault(recordType) ?? throw new ArgumentException($"The sandbox serves the record types {string.Join(", ", NsRecordType.All.Keys)}, not '{recordType}'.", nameof(recordType));

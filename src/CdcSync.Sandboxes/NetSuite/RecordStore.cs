@@ -111,8 +111,8 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
         }
     }
 
-    /// <summary>Creates a record; <paramref name="normalize"/> is true for writes that came over HTTP.</summary>
-    public long Create(NsRecordType type, JsonObject body, bool normalize = true)
+    /// <summary>Creates a record; <paramref name="viaApi"/> is true for writes that came over HTTP (normalized and counted in the stats).</summary>
+    public long Create(NsRecordType type, JsonObject body, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -122,7 +122,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
                 throw new RecordValidationException("USER_ERROR", "Error while accessing resource: A record with this external ID already exists.", "externalId");
             }
 
-            return Insert(type, body, normalize);
+            return Insert(type, body, viaApi);
         }
     }
 
@@ -138,16 +138,16 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
 
             if (_byExternalId.TryGetValue((type, externalId), out var id))
             {
-                Apply(_byId[type][id], body, replace);
+                Apply(_byId[type][id], body, replace, viaApi: true);
                 return (id, false);
             }
 
             body["externalId"] = externalId;
-            return (Insert(type, body, normalize: true), true);
+            return (Insert(type, body, viaApi: true), true);
         }
     }
 
-    public bool Update(NsRecordType type, long id, JsonObject body, ISet<string> replace)
+    public bool Update(NsRecordType type, long id, JsonObject body, ISet<string> replace, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -161,7 +161,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
                 throw new RecordValidationException("USER_ERROR", "Error while accessing resource: A record with this external ID already exists.", "externalId");
             }
 
-            Apply(record, body, replace);
+            Apply(record, body, replace, viaApi);
             return true;
         }
     }
@@ -183,7 +183,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     }
 
     /// <summary>Deletes a record and notes it in <c>deletedrecord</c>. A customer that opportunities still reference cannot be deleted, as in NetSuite.</summary>
-    public bool Delete(NsRecordType type, long id)
+    public bool Delete(NsRecordType type, long id, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -207,7 +207,11 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
 
             var name = record.Fields["entityId"]?.ToString() ?? record.Fields["title"]?.ToString() ?? record.Fields["companyName"]?.ToString();
             _deleted.Add(new DeletedRecord(_deleted.Count + 1, type.Name, id, name, record.ExternalId, Now()));
-            Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+            if (viaApi)
+            {
+                Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+            }
+
             return true;
         }
     }
@@ -255,10 +259,10 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     private bool Exists(string typeName, long id) =>
         NsRecordType.All.TryGetValue(typeName, out var type) && _byId[type].ContainsKey(id);
 
-    private long Insert(NsRecordType type, JsonObject body, bool normalize)
+    private long Insert(NsRecordType type, JsonObject body, bool viaApi)
     {
         var merged = new JsonObject();
-        Merge(type, merged, body, new HashSet<string>(), normalize);
+        Merge(type, merged, body, new HashSet<string>(), viaApi);
         Validate(type, merged);
         var id = _nextId[type]++;
         var record = new NsRecord(type, id, merged, Now());
@@ -274,14 +278,18 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
             _byExternalId[(type, ext)] = id;
         }
 
-        Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+        if (viaApi)
+        {
+            Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+        }
+
         return id;
     }
 
-    private void Apply(NsRecord record, JsonObject body, ISet<string> replace)
+    private void Apply(NsRecord record, JsonObject body, ISet<string> replace, bool viaApi)
     {
         var merged = (JsonObject)record.Fields.DeepClone();
-        Merge(record.Type, merged, body, replace, normalize: true);
+        Merge(record.Type, merged, body, replace, viaApi);
         Validate(record.Type, merged);
         if (record.ExternalId is { } oldExt && merged["externalId"]?.ToString() != oldExt)
         {
@@ -295,7 +303,10 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
         }
 
         record.LastModifiedDate = Now();
-        Stats.CountWrite(record.Type.Name, record.Id.ToString(CultureInfo.InvariantCulture));
+        if (viaApi)
+        {
+            Stats.CountWrite(record.Type.Name, record.Id.ToString(CultureInfo.InvariantCulture));
+        }
     }
 
     private void Merge(NsRecordType type, JsonObject target, JsonObject body, ISet<string> replace, bool normalize)

@@ -101,6 +101,10 @@ public sealed class NetSuiteSandboxTests
 
         Assert.Equal(12, calls.Count);
         Assert.Equal(0, sandbox.Options.AuthenticationFailures);
+
+        // create, update, upsert, create opportunity, delete opportunity
+        Assert.Equal(5, sandbox.Stats.Writes);
+        Assert.Equal(2, sandbox.Stats.WritesOf("customer", customerId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Fact]
@@ -160,6 +164,7 @@ public sealed class NetSuiteSandboxTests
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.NotNull(sandbox.GetCustomer(customer));
+        Assert.Equal(0, sandbox.Stats.Writes);
     }
 
     [Fact]
