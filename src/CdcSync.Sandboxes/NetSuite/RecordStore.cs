@@ -94,7 +94,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     private readonly Lock _lock = new();
     private readonly Dictionary<NsRecordType, Dictionary<long, NsRecord>> _byId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, _ => new Dictionary<long, NsRecord>());
     private readonly Dictionary<(NsRecordType, string), long> _byExternalId = [];
-    private readonly Dictionary<NsRecordType, long> _nextId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, t => t.FirstId);
+    private readonly Dictionary<NsRecordType, long> _nextId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, t => t.FirstId + options.InternalIdOffset);
     private readonly List<DeletedRecord> _deleted = [];
 
     /// <summary>Counts successful writes per record.</summary>

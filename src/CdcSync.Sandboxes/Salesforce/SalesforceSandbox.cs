@@ -830,15 +830,26 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         });
     }
 
-    /// <summary><c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats (records stay).</summary>
+    /// <summary>
+    /// <c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats; with
+    /// <c>{"records": true}</c> it also forgets every record (Ids keep counting up).
+    /// </summary>
     private async Task<IResult> ResetAsync(HttpRequest request)
     {
         return await WithSteeringBodyAsync(request, body =>
         {
-            SteeringKnobs.RejectUnknown(body, "");
+            SteeringKnobs.RejectUnknown(body, "", "records");
+            var records = body["records"] is { } r && SteeringKnobs.Bool(r, "records");
             Options.ResetFaults();
             Normalizer.Reset();
             Stats.Reset();
+            if (records)
+            {
+                lock (_store.Sync)
+                {
+                    _store.Clear();
+                }
+            }
         });
     }
 

@@ -201,6 +201,12 @@ public sealed class SalesforceSandboxTests
         Assert.Equal(HttpStatusCode.OK, (await steer.PostAsync("_sandbox/reset", null)).StatusCode);
         Assert.True(sandbox.Normalizer.IsOff);
         Assert.Equal(0, sandbox.Stats.Writes);
+        Assert.Single(sandbox.Records("Account"));
+
+        Assert.Equal(HttpStatusCode.OK, (await steer.PostAsync("_sandbox/reset", Body(new JsonObject { ["records"] = true }))).StatusCode);
+        Assert.Empty(sandbox.Records("Account"));
+        var again = await http.PostAsync(Api + "sobjects/Account", Body(new JsonObject { ["Name"] = "Acme" }));
+        Assert.NotEqual(id, JsonNode.Parse(await again.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
     }
 
     [Fact]
