@@ -216,6 +216,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         app.MapPut(RecordRoot + "/{type}/{key}", (Delegate)PutAsync);
         app.MapPatch(RecordRoot + "/{type}/{key}", (Delegate)PatchAsync);
         app.MapGet(RecordRoot + "/{type}/{key}", (Delegate)Get);
+        app.MapGet(RecordRoot + "/{type}/{key}/{sublist}", (Delegate)GetSublist);
         app.MapDelete(RecordRoot + "/{type}/{key}", (Delegate)Delete);
         app.MapPost(SuiteQlPath, (Delegate)SuiteQlAsync);
 
@@ -301,6 +302,38 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
 
         var expand = context.Request.Query["expandSubResources"] == "true";
         return Results.Content(Render(recordType, id, c.Fields, c.Created, c.Modified, expand).ToJsonString(), "application/vnd.oracle.resource+json; type=singular-resource");
+    }
+
+    /// <summary>A sublist the record links to (<c>…/customer/101/addressBook</c>): its lines, as a collection.</summary>
+    private IResult GetSublist(string type, string key, string sublist)
+    {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        if (recordType.Field(sublist) is not { Type: NsFieldType.Sublist } field)
+        {
+            return NetSuiteErrors.Error(404, "INVALID_ID", $"The {recordType.Name} record has no sublist '{sublist}'; see /services/rest/record/v1/metadata-catalog/{recordType.Name}.");
+        }
+
+        if (Resolve(recordType, key) is not { } id || _store.Get(recordType, id) is not { } record)
+        {
+            return NetSuiteErrors.NotFound();
+        }
+
+        var items = record.Fields[field.Name]?["items"] as JsonArray ?? [];
+        var self = RecordUrl(recordType, id) + "/" + field.Name;
+        var body = new JsonObject
+        {
+            ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = self }),
+            ["count"] = items.Count,
+            ["hasMore"] = false,
+            ["items"] = items.DeepClone(),
+            ["offset"] = 0,
+            ["totalResults"] = items.Count,
+        };
+        return Results.Content(body.ToJsonString(), "application/vnd.oracle.resource+json; type=collection");
     }
 
     /// <summary>The record service's list: ids with links, paged like SuiteQL (limit 1..1000, offset).</summary>

@@ -258,6 +258,25 @@ public sealed class NetSuiteSandboxTests
     }
 
     [Fact]
+    public async Task AddressBookLink_Followed_ReturnsTheLines()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var id = sandbox.SeedCustomer(new JsonObject
+        {
+            ["companyName"] = "Acme",
+            ["addressBook"] = new JsonObject { ["items"] = new JsonArray(new JsonObject { ["label"] = "HQ", ["addressBookAddress"] = new JsonObject { ["city"] = "Oakland" } }) },
+        });
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+
+        var record = JsonNode.Parse((await client.ExecuteAsync(new RestRequest($"services/rest/record/v1/customer/{id}"))).Content!)!;
+        var link = record["addressBook"]!["links"]![0]!["href"]!.GetValue<string>();
+        var lines = await client.ExecuteAsync(new RestRequest(new Uri(link)));
+
+        Assert.Equal(HttpStatusCode.OK, lines.StatusCode);
+        Assert.Equal("Oakland", JsonNode.Parse(lines.Content!)!["items"]![0]!["addressBookAddress"]!["city"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task LatencyHeader_NotANumber_Rejected400NamingHeader()
     {
         await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
