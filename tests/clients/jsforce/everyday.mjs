@@ -1,6 +1,6 @@
 // Drives the Salesforce sandbox with jsforce (a client library written by others) through the calls an
 // integration makes every day. Prints one JSON object: {"calls": [{"call", "ok", "error"?}]}.
-// Usage: SF_URL=http://127.0.0.1:port SF_CLIENT_ID=... SF_CLIENT_SECRET=... node everyday.mjs
+// Usage: SF_URL=http://127.0.0.1:port SF_CLIENT_ID=... SF_CLIENT_SECRET=... SF_REFRESH_TOKEN=... node everyday.mjs
 import jsforce from 'jsforce';
 import assert from 'node:assert/strict';
 
@@ -141,6 +141,29 @@ await call('SOQL error shapes', async () => {
   await assert.rejects(conn.query('SELECT Nope__c FROM Account'), (e) => e.errorCode === 'INVALID_FIELD' && /Row:1:Column:8/.test(e.message));
   await assert.rejects(conn.query('SELECT Id FROM Account WHERE'), (e) => e.errorCode === 'MALFORMED_QUERY');
   await assert.rejects(conn.query('SELECT Id FROM Nope'), (e) => e.errorCode === 'INVALID_TYPE');
+});
+await call('query paging over nextRecordsUrl', async () => {
+  const batch = Array.from({ length: 150 }, (_, i) => ({ Name: `Bulk ${tag} ${String(i).padStart(3, '0')}` }));
+  const created = [...(await conn.sobject('Account').create(batch)), ...(await conn.sobject('Account').create(batch))];
+  assert.ok(created.every((r) => r.success));
+  const r = await conn.query(`SELECT Id, Name FROM Account WHERE Name LIKE 'Bulk ${tag}%'`, {
+    autoFetch: true, maxFetch: 1000, headers: { 'Sforce-Query-Options': 'batchSize=200' },
+  });
+  assert.equal(r.totalSize, 300);
+  assert.equal(r.records.length, 300);
+  const deleted = await conn.sobject('Account').destroy(created.map((c) => c.id), { allowRecursive: true });
+  assert.ok(deleted.every((d) => d.success));
+});
+await call('refresh token after the session expires', async () => {
+  const refreshing = new jsforce.Connection({
+    oauth2: { loginUrl: url, clientId: process.env.SF_CLIENT_ID, clientSecret: process.env.SF_CLIENT_SECRET },
+    instanceUrl: url, accessToken: 'expired', refreshToken: process.env.SF_REFRESH_TOKEN, version: '61.0',
+  });
+  let refreshed = false;
+  refreshing.on('refresh', () => { refreshed = true; });
+  const r = await refreshing.query(`SELECT COUNT() FROM Account WHERE Id = '${ids.acme}'`);
+  assert.equal(r.totalSize, 1);
+  assert.ok(refreshed);
 });
 await call('delete', async () => {
   const r = await conn.sobject('Account').destroy(ids.epsilon);
