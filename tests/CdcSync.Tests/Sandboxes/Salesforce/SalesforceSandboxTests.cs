@@ -36,6 +36,8 @@ public sealed class SalesforceSandboxTests
     [InlineData("SELECT Id, Parent.Name FROM Contact", "INVALID_FIELD")]
     [InlineData("SELECT Id, (SELECT Id FROM Nopes) FROM Account", "INVALID_TYPE")]
     [InlineData("SELECT Id FROM Nope", "INVALID_TYPE")]
+    [InlineData("SELECT Id FROM Account WHERE Description = 'x'", "INVALID_FIELD")]
+    [InlineData("SELECT Id FROM Opportunity ORDER BY Description", "INVALID_FIELD")]
     public async Task Query_BadSoql_ReturnsSalesforceErrorCode(string soql, string errorCode)
     {
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
@@ -207,6 +209,20 @@ public sealed class SalesforceSandboxTests
         Assert.Empty(sandbox.Records("Account"));
         var again = await http.PostAsync(Api + "sobjects/Account", Body(new JsonObject { ["Name"] = "Acme" }));
         Assert.NotEqual(id, JsonNode.Parse(await again.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task LatencyHeader_Negative_Rejected400NamingHeader()
+    {
+        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
+        using var http = await ClientAsync(sandbox);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Api + "limits");
+        request.Headers.Add("X-Sandbox-Latency-Ms", "-5");
+
+        var response = await http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("X-Sandbox-Latency-Ms", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
