@@ -37,6 +37,10 @@ internal sealed class NsRecord(NsRecordType type, long id, JsonObject fields, Da
                 return DateCreated;
             case "lastmodifieddate":
                 return LastModifiedDate;
+            case "recordtype":
+                return Type.Name;
+            case "type" when Type.TransactionType is { } transactionType:
+                return transactionType;
         }
 
         var field = Type.Column(name) ?? (name.StartsWith(Type.CustomFieldPrefix, StringComparison.Ordinal)
@@ -239,6 +243,12 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
             if (table.Equals("deletedrecord", StringComparison.OrdinalIgnoreCase))
             {
                 return query(_deleted);
+            }
+
+            // SuiteQL also shows transactions (opportunities here) in the transaction table, told apart by type.
+            if (table.Equals("transaction", StringComparison.OrdinalIgnoreCase))
+            {
+                return query(_byId.Where(t => t.Key.TransactionType is not null).SelectMany(t => t.Value.Values));
             }
 
             return NsRecordType.All.TryGetValue(table, out var type)

@@ -253,6 +253,7 @@ public sealed class NetSuiteSandboxTests
         Assert.Equal(["Beta Supply"], await ColumnAsync($"SELECT companyname FROM customer WHERE id NOT IN ({acme}) ORDER BY id", "companyname"));
         Assert.Equal(["Small"], await ColumnAsync("SELECT title FROM opportunity WHERE projectedtotal BETWEEN 100 AND 1000", "title"));
         Assert.Equal(["Large"], await ColumnAsync($"SELECT title FROM opportunity WHERE entity IN ({beta}, 999)", "title"));
+        Assert.Equal(["Large"], await ColumnAsync("SELECT title FROM transaction WHERE type = 'Opprtnty' AND projectedtotal > 1000", "title"));
         Assert.Equal([$"{gamma}"], await ColumnAsync("SELECT recordid FROM deletedrecord WHERE type = 'customer'", "recordid"));
         Assert.Equal(["Gamma Tools"], await ColumnAsync("SELECT name FROM deletedrecord", "name"));
     }
