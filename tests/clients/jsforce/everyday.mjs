@@ -180,6 +180,14 @@ await call('queryAll returns deleted records', async () => {
   const live = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${tag}%'`);
   assert.equal(live.totalSize, 3);
 });
+await call('getDeleted and getUpdated', async () => {
+  const start = new Date(Date.now() - 3600_000);
+  const end = new Date(Date.now() + 120_000);
+  const deleted = await conn.sobject('Account').deleted(start, end);
+  assert.ok([ids.epsilon, ids.gamma, ids.delta].every((id) => deleted.deletedRecords.some((d) => d.id === id)));
+  const updated = await conn.sobject('Account').updated(start, end);
+  assert.ok(updated.ids.includes(ids.acme) && !updated.ids.includes(ids.epsilon));
+});
 await call('Sforce-Limit-Info header', async () => {
   assert.ok(conn.limitInfo.apiUsage.used > 20, JSON.stringify(conn.limitInfo));
   assert.equal(conn.limitInfo.apiUsage.limit, 100000);
