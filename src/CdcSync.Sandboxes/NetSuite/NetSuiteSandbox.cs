@@ -398,7 +398,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     }
 
     /// <summary><c>GET /metadata-catalog/{type}</c>: the JSON schema of a record type, with the exact camelCase field names.</summary>
-    private IResult Describe(string type)
+    private IResult Describe(HttpContext context, string type)
     {
         if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
         {
@@ -455,7 +455,33 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             ["properties"] = properties,
             ["x-ns-custom-field-prefix"] = recordType.CustomFieldPrefix,
         };
-        return Results.Content(schema.ToJsonString(), "application/schema+json");
+        if (!context.Request.Headers.Accept.ToString().Contains("swagger", StringComparison.OrdinalIgnoreCase))
+        {
+            return Results.Content(schema.ToJsonString(), "application/schema+json");
+        }
+
+        // Accept: application/swagger+json asks for the same schema inside an OpenAPI 3 document with the record's paths.
+        JsonObject Operation(string summary) => new() { ["summary"] = summary, ["responses"] = new JsonObject() };
+        var name = recordType.Name;
+        var openApi = new JsonObject
+        {
+            ["openapi"] = "3.0.1",
+            ["info"] = new JsonObject { ["title"] = "NetSuite REST Record API", ["version"] = "v1" },
+            ["servers"] = new JsonArray(new JsonObject { ["url"] = new Uri(BaseUrl, RecordRoot.TrimStart('/')).ToString() }),
+            ["paths"] = new JsonObject
+            {
+                ["/" + name] = new JsonObject { ["get"] = Operation($"Get list of records ({name})."), ["post"] = Operation($"Insert record ({name}).") },
+                ["/" + name + "/{id}"] = new JsonObject
+                {
+                    ["get"] = Operation($"Get record ({name})."),
+                    ["patch"] = Operation($"Update record ({name})."),
+                    ["put"] = Operation($"Insert or update record ({name})."),
+                    ["delete"] = Operation($"Remove record ({name})."),
+                },
+            },
+            ["components"] = new JsonObject { ["schemas"] = new JsonObject { [name] = schema } },
+        };
+        return Results.Content(openApi.ToJsonString(), "application/swagger+json");
     }
 
     private async Task<IResult> SuiteQlAsync(HttpContext context)

@@ -83,6 +83,10 @@ public sealed class NetSuiteSandboxTests
         Assert.Contains("expectedCloseDate", properties);
         Assert.Contains("projectedTotal", properties);
         Assert.Equal("customer", schema["properties"]!["entity"]!["x-ns-referenced-record"]!.GetValue<string>());
+        var swaggerRequest = new RestRequest("services/rest/record/v1/metadata-catalog/customer");
+        swaggerRequest.AddHeader("Accept", "application/swagger+json");
+        var swagger = JsonNode.Parse((await CallAsync("customer OpenAPI", swaggerRequest, HttpStatusCode.OK)).Content!)!;
+        Assert.Equal("Comments", swagger["components"]!["schemas"]!["customer"]!["properties"]!["comments"]!["title"]!.GetValue<string>());
 
         await CallAsync("delete opportunity", new RestRequest($"services/rest/record/v1/opportunity/{opportunityId}", Method.Delete), HttpStatusCode.NoContent);
         var deleted = Json(Method.Post, "services/rest/query/v1/suiteql", new JsonObject
@@ -99,7 +103,7 @@ public sealed class NetSuiteSandboxTests
         Assert.True(page["hasMore"]!.GetValue<bool>());
         Assert.Equal(2, page["totalResults"]!.GetValue<int>());
 
-        Assert.Equal(12, calls.Count);
+        Assert.Equal(13, calls.Count);
         Assert.Equal(0, sandbox.Options.AuthenticationFailures);
 
         // create, update, upsert, create opportunity, delete opportunity
