@@ -74,9 +74,14 @@ internal sealed class SuiteQlQuery
 
     private static List<(Expr, string)> AllColumns(string table)
     {
-        IEnumerable<string> names = NsRecordType.All.TryGetValue(table, out var type)
+        IEnumerable<string> names = NsRecordType.All.TryGetValue(table == "transaction" ? "opportunity" : table, out var type)
             ? type.Fields.Where(f => f.Type != NsFieldType.Sublist).Select(f => f.Name.ToLowerInvariant())
             : ["id", "type", "recordid", "name", "externalid", "deleteddate", "context"];
+        if (table == "transaction")
+        {
+            names = names.Append("type").Append("recordtype");
+        }
+
         return [.. names.Select(c => ((Expr)new Col(c), c))];
     }
 
@@ -383,9 +388,9 @@ internal sealed class SuiteQlQuery
 
             Expect("FROM");
             var table = Next().ToLowerInvariant();
-            if (!NsRecordType.All.ContainsKey(table) && table != "deletedrecord")
+            if (!NsRecordType.All.ContainsKey(table) && table is not ("deletedrecord" or "transaction"))
             {
-                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)} and deletedrecord.");
+                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)}, transaction and deletedrecord.");
             }
 
             Expr? where = null;

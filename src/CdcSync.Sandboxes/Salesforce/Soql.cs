@@ -422,7 +422,13 @@ internal sealed class SoqlParser
             Expect("BY");
             do
             {
-                var path = Path(schema, _pos, Next("a field name"));
+                var orderAt = _pos;
+                var path = Path(schema, orderAt, Next("a field name"));
+                if (path.Field.Display == "textarea")
+                {
+                    throw Error("INVALID_FIELD", orderAt, $"field '{path.Field.Name}' can not be sorted in a query call");
+                }
+
                 var descending = TryTake("DESC");
                 if (!descending)
                 {
@@ -553,7 +559,13 @@ internal sealed class SoqlParser
             return inner;
         }
 
-        var path = Path(schema, _pos, Next("a field name"));
+        var pathAt = _pos;
+        var path = Path(schema, pathAt, Next("a field name"));
+        if (path.Field.Display == "textarea")
+        {
+            throw Error("INVALID_FIELD", pathAt, $"field '{path.Field.Name}' can not be filtered in a query call");
+        }
+
         var negated = TryTake("NOT");
         if (TryTake("IN"))
         {

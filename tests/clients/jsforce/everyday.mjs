@@ -1,6 +1,6 @@
 // Drives the Salesforce sandbox with jsforce (a client library written by others) through the calls an
 // integration makes every day. Prints one JSON object: {"calls": [{"call", "ok", "error"?}]}.
-// Usage: SF_URL=http://127.0.0.1:port SF_CLIENT_ID=... SF_CLIENT_SECRET=... node everyday.mjs
+// Usage: SF_URL=http://127.0.0.1:port SF_CLIENT_ID=... SF_CLIENT_SECRET=... SF_REFRESH_TOKEN=... node everyday.mjs
 import jsforce from 'jsforce';
 import assert from 'node:assert/strict';
 
@@ -119,7 +119,8 @@ await call('SOQL ORDER BY, LIMIT, OFFSET', async () => {
   assert.deepEqual(r.records.map((a) => a.BillingCity), ['Boston', 'Berkeley', 'Austin']);
 });
 await call('SOQL date literals', async () => {
-  const r = await conn.query(`SELECT Id FROM Account WHERE CreatedDate = TODAY AND LastModifiedDate = LAST_N_DAYS:1 AND Name LIKE '${tag}%' AND CreatedDate > YESTERDAY`);
+  // Literals that hold even when the run crosses midnight UTC; TODAY itself is checked on a manual clock in C#.
+  const r = await conn.query(`SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:1 AND LastModifiedDate > N_DAYS_AGO:2 AND Name LIKE '${tag}%' AND CreatedDate < TOMORROW`);
   assert.equal(r.records.length, 6);
   const none = await conn.query(`SELECT Id FROM Opportunity WHERE CloseDate < THIS_MONTH AND Id = '${ids.opportunity}'`);
   assert.equal(none.totalSize, 0);
@@ -142,6 +143,29 @@ await call('SOQL error shapes', async () => {
   await assert.rejects(conn.query('SELECT Id FROM Account WHERE'), (e) => e.errorCode === 'MALFORMED_QUERY');
   await assert.rejects(conn.query('SELECT Id FROM Nope'), (e) => e.errorCode === 'INVALID_TYPE');
 });
+await call('query paging over nextRecordsUrl', async () => {
+  const batch = Array.from({ length: 150 }, (_, i) => ({ Name: `Bulk ${tag} ${String(i).padStart(3, '0')}` }));
+  const created = [...(await conn.sobject('Account').create(batch)), ...(await conn.sobject('Account').create(batch))];
+  assert.ok(created.every((r) => r.success));
+  const r = await conn.query(`SELECT Id, Name FROM Account WHERE Name LIKE 'Bulk ${tag}%'`, {
+    autoFetch: true, maxFetch: 1000, headers: { 'Sforce-Query-Options': 'batchSize=200' },
+  });
+  assert.equal(r.totalSize, 300);
+  assert.equal(r.records.length, 300);
+  const deleted = await conn.sobject('Account').destroy(created.map((c) => c.id), { allowRecursive: true });
+  assert.ok(deleted.every((d) => d.success));
+});
+await call('refresh token after the session expires', async () => {
+  const refreshing = new jsforce.Connection({
+    oauth2: { loginUrl: url, clientId: process.env.SF_CLIENT_ID, clientSecret: process.env.SF_CLIENT_SECRET },
+    instanceUrl: url, accessToken: 'expired', refreshToken: process.env.SF_REFRESH_TOKEN, version: '61.0',
+  });
+  let refreshed = false;
+  refreshing.on('refresh', () => { refreshed = true; });
+  const r = await refreshing.query(`SELECT COUNT() FROM Account WHERE Id = '${ids.acme}'`);
+  assert.equal(r.totalSize, 1);
+  assert.ok(refreshed);
+});
 await call('delete', async () => {
   const r = await conn.sobject('Account').destroy(ids.epsilon);
   assert.ok(r.success);
@@ -155,6 +179,14 @@ await call('queryAll returns deleted records', async () => {
   assert.deepEqual(r.records.map((a) => a.Id).sort(), [ids.epsilon, ids.gamma, ids.delta].sort());
   const live = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${tag}%'`);
   assert.equal(live.totalSize, 3);
+});
+await call('getDeleted and getUpdated', async () => {
+  const start = new Date(Date.now() - 3600_000);
+  const end = new Date(Date.now() + 120_000);
+  const deleted = await conn.sobject('Account').deleted(start, end);
+  assert.ok([ids.epsilon, ids.gamma, ids.delta].every((id) => deleted.deletedRecords.some((d) => d.id === id)));
+  const updated = await conn.sobject('Account').updated(start, end);
+  assert.ok(updated.ids.includes(ids.acme) && !updated.ids.includes(ids.epsilon));
 });
 await call('Sforce-Limit-Info header', async () => {
   assert.ok(conn.limitInfo.apiUsage.used > 20, JSON.stringify(conn.limitInfo));

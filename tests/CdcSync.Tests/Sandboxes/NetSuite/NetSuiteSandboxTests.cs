@@ -83,6 +83,10 @@ public sealed class NetSuiteSandboxTests
         Assert.Contains("expectedCloseDate", properties);
         Assert.Contains("projectedTotal", properties);
         Assert.Equal("customer", schema["properties"]!["entity"]!["x-ns-referenced-record"]!.GetValue<string>());
+        var swaggerRequest = new RestRequest("services/rest/record/v1/metadata-catalog/customer");
+        swaggerRequest.AddHeader("Accept", "application/swagger+json");
+        var swagger = JsonNode.Parse((await CallAsync("customer OpenAPI", swaggerRequest, HttpStatusCode.OK)).Content!)!;
+        Assert.Equal("Comments", swagger["components"]!["schemas"]!["customer"]!["properties"]!["comments"]!["title"]!.GetValue<string>());
 
         await CallAsync("delete opportunity", new RestRequest($"services/rest/record/v1/opportunity/{opportunityId}", Method.Delete), HttpStatusCode.NoContent);
         var deleted = Json(Method.Post, "services/rest/query/v1/suiteql", new JsonObject
@@ -99,8 +103,12 @@ public sealed class NetSuiteSandboxTests
         Assert.True(page["hasMore"]!.GetValue<bool>());
         Assert.Equal(2, page["totalResults"]!.GetValue<int>());
 
-        Assert.Equal(12, calls.Count);
+        Assert.Equal(13, calls.Count);
         Assert.Equal(0, sandbox.Options.AuthenticationFailures);
+
+        // create, update, upsert, create opportunity, delete opportunity
+        Assert.Equal(5, sandbox.Stats.Writes);
+        Assert.Equal(2, sandbox.Stats.WritesOf("customer", customerId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Fact]
@@ -160,6 +168,7 @@ public sealed class NetSuiteSandboxTests
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.NotNull(sandbox.GetCustomer(customer));
+        Assert.Equal(0, sandbox.Stats.Writes);
     }
 
     [Fact]
@@ -248,8 +257,28 @@ public sealed class NetSuiteSandboxTests
         Assert.Equal(["Beta Supply"], await ColumnAsync($"SELECT companyname FROM customer WHERE id NOT IN ({acme}) ORDER BY id", "companyname"));
         Assert.Equal(["Small"], await ColumnAsync("SELECT title FROM opportunity WHERE projectedtotal BETWEEN 100 AND 1000", "title"));
         Assert.Equal(["Large"], await ColumnAsync($"SELECT title FROM opportunity WHERE entity IN ({beta}, 999)", "title"));
+        Assert.Equal(["Large"], await ColumnAsync("SELECT title FROM transaction WHERE type = 'Opprtnty' AND projectedtotal > 1000", "title"));
         Assert.Equal([$"{gamma}"], await ColumnAsync("SELECT recordid FROM deletedrecord WHERE type = 'customer'", "recordid"));
         Assert.Equal(["Gamma Tools"], await ColumnAsync("SELECT name FROM deletedrecord", "name"));
+    }
+
+    [Fact]
+    public async Task AddressBookLink_Followed_ReturnsTheLines()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var id = sandbox.SeedCustomer(new JsonObject
+        {
+            ["companyName"] = "Acme",
+            ["addressBook"] = new JsonObject { ["items"] = new JsonArray(new JsonObject { ["label"] = "HQ", ["addressBookAddress"] = new JsonObject { ["city"] = "Oakland" } }) },
+        });
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+
+        var record = JsonNode.Parse((await client.ExecuteAsync(new RestRequest($"services/rest/record/v1/customer/{id}"))).Content!)!;
+        var link = record["addressBook"]!["links"]![0]!["href"]!.GetValue<string>();
+        var lines = await client.ExecuteAsync(new RestRequest(new Uri(link)));
+
+        Assert.Equal(HttpStatusCode.OK, lines.StatusCode);
+        Assert.Equal("Oakland", JsonNode.Parse(lines.Content!)!["items"]![0]!["addressBookAddress"]!["city"]!.GetValue<string>());
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace CdcSync.Tests.Sandboxes.Salesforce;
 /// </summary>
 public sealed class SalesforceClientLibraryTests
 {
-    private const int EverydayCalls = 27;
+    private const int EverydayCalls = 30;
 
     [Fact]
     public async Task Jsforce_EverydayCalls_AllSucceed()
@@ -27,6 +27,7 @@ public sealed class SalesforceClientLibraryTests
             ["SF_URL"] = sandbox.BaseUrl.ToString().TrimEnd('/'),
             ["SF_CLIENT_ID"] = sandbox.Options.ClientId,
             ["SF_CLIENT_SECRET"] = sandbox.Options.ClientSecret,
+            ["SF_REFRESH_TOKEN"] = sandbox.Options.RefreshToken,
         });
 
         var calls = JsonNode.Parse(output.Trim().Split('\n')[^1])!["calls"]!.AsArray();
@@ -36,7 +37,9 @@ public sealed class SalesforceClientLibraryTests
 
         // What jsforce saw is what the sandbox holds.
         Assert.Contains(sandbox.Records("Opportunity"), o => o["StageName"]!.GetValue<string>() == "Prospecting" && o["Probability"]!.GetValue<double>() == 10);
-        Assert.Equal(3, sandbox.Records("Account", includeDeleted: true).Count(a => a["IsDeleted"]!.GetValue<bool>()));
+        Assert.Equal(303, sandbox.Records("Account", includeDeleted: true).Count(a => a["IsDeleted"]!.GetValue<bool>()));
+        // client credentials once, then one refresh when the stale session was refused
+        Assert.Equal(2, sandbox.Options.TokenRequestCount);
     }
 
     private static async Task<string> RunAsync(string file, string[] args, string workingDirectory, Dictionary<string, string> environment)

@@ -36,6 +36,8 @@ public sealed class SalesforceSandboxTests
     [InlineData("SELECT Id, Parent.Name FROM Contact", "INVALID_FIELD")]
     [InlineData("SELECT Id, (SELECT Id FROM Nopes) FROM Account", "INVALID_TYPE")]
     [InlineData("SELECT Id FROM Nope", "INVALID_TYPE")]
+    [InlineData("SELECT Id FROM Account WHERE Description = 'x'", "INVALID_FIELD")]
+    [InlineData("SELECT Id FROM Opportunity ORDER BY Description", "INVALID_FIELD")]
     public async Task Query_BadSoql_ReturnsSalesforceErrorCode(string soql, string errorCode)
     {
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
@@ -120,6 +122,31 @@ public sealed class SalesforceSandboxTests
     }
 
     [Fact]
+    public async Task GetDeleted_WindowAroundTheDeletion_ListsIdAndDate()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 3, 18, 15, 0, 30, TimeSpan.Zero));
+        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { TimeProvider = clock }, CancellationToken.None);
+        var account = sandbox.Insert("Account", new JsonObject { ["Name"] = "Gone" });
+        clock.Advance(TimeSpan.FromMinutes(5));
+        sandbox.Delete(account);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        using var http = await ClientAsync(sandbox);
+
+        var deleted = JsonNode.Parse(await http.GetStringAsync(Api + "sobjects/Account/deleted/?start=2026-03-18T15:04:00%2B00:00&end=2026-03-18T15:06:00%2B00:00"))!;
+        var before = JsonNode.Parse(await http.GetStringAsync(Api + "sobjects/Account/deleted/?start=2026-03-18T15:00:00%2B00:00&end=2026-03-18T15:05:00%2B00:00"))!;
+        var updated = JsonNode.Parse(await http.GetStringAsync(Api + "sobjects/Account/updated/?start=2026-03-18T15:00:00%2B00:00&end=2026-03-18T15:20:00%2B00:00"))!;
+        var backwards = await http.GetAsync(Api + "sobjects/Account/deleted/?start=2026-03-18T15:06:00%2B00:00&end=2026-03-18T15:04:00%2B00:00");
+
+        var entry = Assert.Single(deleted["deletedRecords"]!.AsArray())!;
+        Assert.Equal(account, entry["id"]!.GetValue<string>());
+        Assert.Equal("2026-03-18T15:05:30.000+0000", entry["deletedDate"]!.GetValue<string>());
+        Assert.Empty(before["deletedRecords"]!.AsArray());
+        Assert.Empty(updated["ids"]!.AsArray());
+        Assert.Equal(HttpStatusCode.BadRequest, backwards.StatusCode);
+        Assert.Equal("INVALID_REPLICATION_DATE", JsonNode.Parse(await backwards.Content.ReadAsStringAsync())![0]!["errorCode"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Describe_Opportunity_ListsFieldsWithTypesAndFlags()
     {
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
@@ -201,6 +228,26 @@ public sealed class SalesforceSandboxTests
         Assert.Equal(HttpStatusCode.OK, (await steer.PostAsync("_sandbox/reset", null)).StatusCode);
         Assert.True(sandbox.Normalizer.IsOff);
         Assert.Equal(0, sandbox.Stats.Writes);
+        Assert.Single(sandbox.Records("Account"));
+
+        Assert.Equal(HttpStatusCode.OK, (await steer.PostAsync("_sandbox/reset", Body(new JsonObject { ["records"] = true }))).StatusCode);
+        Assert.Empty(sandbox.Records("Account"));
+        var again = await http.PostAsync(Api + "sobjects/Account", Body(new JsonObject { ["Name"] = "Acme" }));
+        Assert.NotEqual(id, JsonNode.Parse(await again.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task LatencyHeader_Negative_Rejected400NamingHeader()
+    {
+        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
+        using var http = await ClientAsync(sandbox);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Api + "limits");
+        request.Headers.Add("X-Sandbox-Latency-Ms", "-5");
+
+        var response = await http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("X-Sandbox-Latency-Ms", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
