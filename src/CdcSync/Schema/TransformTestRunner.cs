@@ -41,6 +41,9 @@ public sealed class TransformTestProgress
     public Action<TransformTestPlan>? Planned { get; init; }
 
     public Action<TransformTestResult>? Completed { get; init; }
+
+    /// <summary>The scratch database could not be dropped (also after a failure or Ctrl-C): which one, and how to drop it.</summary>
+    public Action<string>? CleanupFailed { get; init; }
 }
 
 /// <summary>
@@ -103,6 +106,10 @@ public sealed partial class TransformTestRunner(
         finally
         {
             await scratch.DisposeAsync();
+            if (scratch.DropError is { } dropError)
+            {
+                progress?.CleanupFailed?.Invoke(dropError);
+            }
         }
 
         return new TransformTestRun(scratchResults, scratch.Name, _time.GetElapsedTime(started)) { CleanupError = scratch.DropError };

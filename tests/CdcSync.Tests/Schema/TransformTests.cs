@@ -114,11 +114,17 @@ public sealed class TransformTests
         // Named as a run started an hour ago would name it, and nobody connected to it.
         var leftover = $"cdcsync_test_{DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeSeconds()}_0badf00d";
         await ExecuteAsync(db, $"CREATE DATABASE \"{leftover}\"");
+        // Someone else's database that only shares the prefix is not ours to drop.
+        const string unrelated = "cdcsync_test_keep_me";
+        await ExecuteAsync(db, $"DROP DATABASE IF EXISTS {unrelated}");
+        await ExecuteAsync(db, $"CREATE DATABASE {unrelated}");
 
         var run = await new TransformTestRunner(db, Repo.Scripts()).RunAsync("identity links refuse", null, CancellationToken.None);
 
         Assert.True(Assert.Single(run.Results).Passed);
         Assert.False(await DatabaseExistsAsync(db, leftover));
+        Assert.True(await DatabaseExistsAsync(db, unrelated));
+        await ExecuteAsync(db, $"DROP DATABASE {unrelated}");
     }
 
     [Fact]
