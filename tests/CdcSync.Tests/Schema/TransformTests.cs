@@ -46,6 +46,10 @@ public sealed class TransformTests
         // The line of the failing assertion, not of the test marker.
         var testLines = await File.ReadAllLinesAsync(Path.Combine(dir, "transforms", "tests", "sf_to_ns.sql"));
         Assert.Contains("'companyname'", testLines[companyName.Line - 1], StringComparison.Ordinal);
+        // A plain SELECT further down a test body is located too.
+        var changed = Assert.Single(failed, r => r.Name == "a changed field updates the customer");
+        Assert.Equal("assertion failed: companyname: expected 'Acme Corp.', got 'BROKEN Acme Corp.'", changed.Message);
+        Assert.StartsWith("SELECT cdc_test.assert_equals((cdc_test.ns_of(hub_id)).companyname, 'Acme Corp.'", testLines[changed.Line - 1], StringComparison.Ordinal);
         Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
     }
 
@@ -125,6 +129,20 @@ public sealed class TransformTests
         Assert.False(await DatabaseExistsAsync(db, leftover));
         Assert.True(await DatabaseExistsAsync(db, unrelated));
         await ExecuteAsync(db, $"DROP DATABASE {unrelated}");
+    }
+
+    [Fact]
+    public async Task TransformsTest_MigrationBroken_OneLineErrorWithFileAndLine()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        var dir = Repo.CopyScripts();
+        await File.WriteAllTextAsync(Path.Combine(dir, "migrations", "9999_broken.sql"), "-- a typo on line 3\nCREATE TABLE public.fine (id int);\nCREATE TABLE public.broken (id int,);\n");
+
+        var e = await Assert.ThrowsAsync<OperatorException>(() => new TransformTestRunner(db, ScriptSet.Load(dir)).RunAsync(null, null, CancellationToken.None));
+
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.StartsWith("migrations/9999_broken.sql:3: syntax error", e.Message, StringComparison.Ordinal);
+        Assert.Contains("no transform test ran", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
