@@ -163,6 +163,7 @@ public sealed class TransformTests
         Assert.Contains($"ALTER ROLE \"{role}\" CREATEDB", e.Message, StringComparison.Ordinal);
         Assert.Contains("--in-place", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("pw-not-shown", e.Message, StringComparison.Ordinal);
+        await ExecuteAsync(db, $"REVOKE ALL ON DATABASE \"{new NpgsqlConnectionStringBuilder(db).Database}\" FROM {role}; DROP ROLE {role};");
     }
 
     [Fact]
