@@ -331,3 +331,11 @@ END $$;
 UPDATE sf_contacts SET accountid = '001000000000001AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
 SELECT cdc_test.assert_equals((cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).email, 'ada@acme.com', 'moved back');
 SELECT cdc_test.assert_null((cdc_test.ns_of('00000000-0000-0000-0000-00000000a002')).phone, 'no phone without a contact');
+
+-- test: deleting an account whose customer NetSuite already made inactive writes nothing
+UPDATE ns_customers SET isinactive = true WHERE hub_id = (cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).hub_id;
+SELECT cdc_test.snapshot('ns_customers');
+UPDATE sf_accounts SET isdeleted = true WHERE hub_id = '00000000-0000-0000-0000-00000000a001';
+UPDATE sf_contacts SET isdeleted = true WHERE hub_id = '00000000-0000-0000-0000-00000000c001';
+SELECT cdc_test.assert_unchanged('ns_customers', 'delete of an account whose customer is inactive');
+SELECT cdc_test.assert_equals((cdc_test.ns_of('00000000-0000-0000-0000-00000000a001')).email, 'ada@acme.com', 'email kept');

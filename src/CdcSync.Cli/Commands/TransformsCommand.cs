@@ -59,6 +59,7 @@ internal static class TransformsCommand
                         ? $"PASS {counter} {r.File} :: {r.Name} {ms}"
                         : $"FAIL {counter} {r.File}:{r.Line} :: {r.Name} {ms}\n     {r.Message}");
                 },
+                CleanupFailed = message => Console.Error.WriteLine($"warning: {message}"),
             };
 
             var run = await new TransformTestRunner(connectionString, set, isolation).RunAsync(parse.GetValue(filter), progress, ct);
@@ -70,11 +71,6 @@ internal static class TransformsCommand
 
             var where = run.ScratchDatabase is null ? string.Empty : run.CleanupError is null ? ", scratch database dropped" : string.Empty;
             Console.WriteLine($"{run.Results.Count - run.Failed} passed, {run.Failed} failed in {run.Elapsed.TotalSeconds:F1} s{where}");
-            if (run.CleanupError is not null)
-            {
-                await Console.Error.WriteLineAsync($"warning: {run.CleanupError}");
-            }
-
             return run.Failed == 0 ? 0 : 1;
         }));
 

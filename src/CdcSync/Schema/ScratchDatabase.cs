@@ -131,8 +131,9 @@ internal sealed class ScratchDatabase : IAsyncDisposable
         await using (var find = new NpgsqlCommand(
             """
             SELECT d.datname FROM pg_database d
-             WHERE d.datname ~ ('^' || $1 || '[0-9]+_[0-9a-f]{8}$')
-               AND split_part(substr(d.datname, length($1) + 1), '_', 1)::bigint < $2
+             WHERE CASE WHEN d.datname ~ ('^' || $1 || '[0-9]{1,18}_[0-9a-f]{8}$')   -- guards the cast: AND has no order
+                        THEN split_part(substr(d.datname, length($1) + 1), '_', 1)::bigint < $2
+                        ELSE false END
                AND pg_catalog.pg_has_role(d.datdba, 'USAGE')
                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)
             """, conn))

@@ -41,6 +41,9 @@ public sealed class TransformTestProgress
     public Action<TransformTestPlan>? Planned { get; init; }
 
     public Action<TransformTestResult>? Completed { get; init; }
+
+    /// <summary>The scratch database could not be dropped (also after a failure or Ctrl-C): which one, and how to drop it.</summary>
+    public Action<string>? CleanupFailed { get; init; }
 }
 
 /// <summary>
@@ -103,6 +106,10 @@ public sealed partial class TransformTestRunner(
         finally
         {
             await scratch.DisposeAsync();
+            if (scratch.DropError is { } dropError)
+            {
+                progress?.CleanupFailed?.Invoke(dropError);
+            }
         }
 
         return new TransformTestRun(scratchResults, scratch.Name, _time.GetElapsedTime(started)) { CleanupError = scratch.DropError };
@@ -120,13 +127,9 @@ public sealed partial class TransformTestRunner(
         foreach (var migration in scripts.Migrations)
         {
             await using var tx = await conn.BeginTransactionAsync(cancellationToken);
-            try
+            if (await ExecuteScriptAsync(conn, migration.Contents, cancellationToken) is { } failure)
             {
-                await ExecuteAsync(conn, migration.Contents, cancellationToken);
-            }
-            catch (PostgresException e)
-            {
-                throw new OperatorException($"{SqlErrorLocation.Describe(migration.RelativePath, migration.Contents, e)} — fix the migration; no transform test ran.", e);
+                throw new OperatorException($"{migration.RelativePath}:{failure.Line}: {failure.Message} — fix the migration; no transform test ran.");
             }
 
             await tx.CommitAsync(cancellationToken);
@@ -169,7 +172,7 @@ public sealed partial class TransformTestRunner(
         return results;
     }
 
-    private static async Task<(bool Passed, int Line, string? Message)> RunOneAsync(NpgsqlConnection conn, IReadOnlyList<SqlFile> setup, PlannedTest planned, System.Data.IsolationLevel level, CancellationToken cancellationToken)
+    private async Task<(bool Passed, int Line, string? Message)> RunOneAsync(NpgsqlConnection conn, IReadOnlyList<SqlFile> setup, PlannedTest planned, System.Data.IsolationLevel level, CancellationToken cancellationToken)
     {
         var test = planned.Test;
         // In place, a running worker keeps writing to the hub: a snapshot for the whole test keeps
@@ -179,37 +182,17 @@ public sealed partial class TransformTestRunner(
         {
             foreach (var script in setup)
             {
-                try
+                if (await ExecuteScriptAsync(conn, script.Contents, cancellationToken) is { } failure)
                 {
-                    await ExecuteAsync(conn, script.Contents, cancellationToken);
-                }
-                catch (PostgresException e)
-                {
-                    return (false, test.Line, $"setup failed in {SqlErrorLocation.Describe(script.RelativePath, script.Contents, e)}");
+                    return (false, test.Line, $"setup failed in {script.RelativePath}:{failure.Line}: {failure.Message}");
                 }
             }
 
             foreach (var (body, offset) in new[] { (test.Preamble, 0), (test.Body, test.BodyOffset) })
             {
-                if (string.IsNullOrWhiteSpace(body))
+                if (await ExecuteScriptAsync(conn, body, cancellationToken) is { } failure)
                 {
-                    continue;
-                }
-
-                try
-                {
-                    await ExecuteAsync(conn, body, cancellationToken);
-                }
-                catch (PostgresException e)
-                {
-                    var line = SqlErrorLocation.LineOf(body, e);
-                    var absolute = line is { } l ? SqlErrorLocation.CountLines(planned.Text, offset) + l - 1 : test.Line;
-                    return (false, absolute, e.MessageText + (e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty));
-                }
-                catch (NpgsqlException e) when (e.InnerException is TimeoutException)
-                {
-                    // A statement that scans or rewrites a whole table (a missing WHERE on a big hub).
-                    return (false, test.Line, $"timed out after {conn.CommandTimeout} s (Command Timeout); a statement probably reads or writes whole tables: restrict it to the test's own rows");
+                    return (false, SqlErrorLocation.CountLines(planned.Text, offset) + failure.Line - 1, failure.Message);
                 }
             }
 
@@ -222,6 +205,99 @@ public sealed partial class TransformTestRunner(
                 await tx.RollbackAsync(CancellationToken.None);
             }
         }
+    }
+
+    private sealed record ScriptFailure(int Line, string Message);
+
+    private sealed record Statement(string Sql, int Offset);
+
+    private readonly Dictionary<string, List<Statement>> _statements = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Runs a script one statement at a time, so that a failure names its line: Npgsql does not
+    /// say which statement of a multi-statement command failed, and an error position counts from
+    /// the start of the failing statement. Returns null when every statement succeeded.
+    /// </summary>
+    private async Task<ScriptFailure?> ExecuteScriptAsync(NpgsqlConnection conn, string script, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(script))
+        {
+            return null;
+        }
+
+        // Fast path: the whole script in one round trip. Only when it fails is it undone and run
+        // again statement by statement to find the line.
+        await ExecuteAsync(conn, "SAVEPOINT cdc_test_script", cancellationToken);
+        string firstError;
+        try
+        {
+            await ExecuteAsync(conn, script, cancellationToken);
+            await ExecuteAsync(conn, "RELEASE SAVEPOINT cdc_test_script", cancellationToken);
+            return null;
+        }
+        catch (PostgresException e)
+        {
+            firstError = e.MessageText + (e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty);
+            await ExecuteAsync(conn, "ROLLBACK TO SAVEPOINT cdc_test_script", cancellationToken);
+        }
+        catch (NpgsqlException e) when (e.InnerException is TimeoutException)
+        {
+            // A statement that scans or rewrites a whole table (a missing WHERE on a big hub).
+            return new ScriptFailure(1, $"timed out after {conn.CommandTimeout} s (Command Timeout); a statement probably reads or writes whole tables: restrict it to the test's own rows");
+        }
+
+        foreach (var statement in Statements(script))
+        {
+            var startLine = SqlErrorLocation.CountLines(script, statement.Offset);
+            try
+            {
+                await ExecuteAsync(conn, statement.Sql, cancellationToken);
+            }
+            catch (PostgresException e)
+            {
+                var line = startLine + (SqlErrorLocation.LineOf(statement.Sql, e) ?? 1) - 1;
+                var detail = e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty;
+                return new ScriptFailure(line, e.MessageText + detail);
+            }
+            catch (NpgsqlException e) when (e.InnerException is TimeoutException)
+            {
+                // A statement that scans or rewrites a whole table (a missing WHERE on a big hub).
+                return new ScriptFailure(startLine, $"timed out after {conn.CommandTimeout} s (Command Timeout); the statement probably reads or writes whole tables: restrict it to the test's own rows");
+            }
+        }
+
+        // Failed as a whole but not statement by statement (something outside the script changed).
+        return new ScriptFailure(1, firstError);
+    }
+
+    /// <summary>The script's statements with their offsets, split by DbUp's splitter (which <c>cdcsync migrate</c> uses too and which knows dollar quoting).</summary>
+    private List<Statement> Statements(string script)
+    {
+        if (_statements.TryGetValue(script, out var cached))
+        {
+            return cached;
+        }
+
+        var statements = new List<Statement>();
+        var searchFrom = 0;
+        foreach (var command in new DbUp.Postgresql.PostgresqlConnectionManager(connectionString).SplitScriptIntoCommands(script))
+        {
+            var sql = command.Trim();
+            if (sql.Length == 0)
+            {
+                continue;
+            }
+
+            var at = script.IndexOf(sql, searchFrom, StringComparison.Ordinal);
+            statements.Add(new Statement(sql, at < 0 ? searchFrom : at));
+            if (at >= 0)
+            {
+                searchFrom = at + sql.Length;
+            }
+        }
+
+        _statements[script] = statements;
+        return statements;
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken cancellationToken)

@@ -46,6 +46,10 @@ public sealed class TransformTests
         // The line of the failing assertion, not of the test marker.
         var testLines = await File.ReadAllLinesAsync(Path.Combine(dir, "transforms", "tests", "sf_to_ns.sql"));
         Assert.Contains("'companyname'", testLines[companyName.Line - 1], StringComparison.Ordinal);
+        // A plain SELECT further down a test body is located too.
+        var changed = Assert.Single(failed, r => r.Name == "a changed field updates the customer");
+        Assert.Equal("assertion failed: companyname: expected 'Acme Corp.', got 'BROKEN Acme Corp.'", changed.Message);
+        Assert.StartsWith("SELECT cdc_test.assert_equals((cdc_test.ns_of(hub_id)).companyname, 'Acme Corp.'", testLines[changed.Line - 1], StringComparison.Ordinal);
         Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
     }
 
@@ -114,11 +118,31 @@ public sealed class TransformTests
         // Named as a run started an hour ago would name it, and nobody connected to it.
         var leftover = $"cdcsync_test_{DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeSeconds()}_0badf00d";
         await ExecuteAsync(db, $"CREATE DATABASE \"{leftover}\"");
+        // Someone else's database that only shares the prefix is not ours to drop.
+        const string unrelated = "cdcsync_test_keep_me";
+        await ExecuteAsync(db, $"DROP DATABASE IF EXISTS {unrelated}");
+        await ExecuteAsync(db, $"CREATE DATABASE {unrelated}");
 
         var run = await new TransformTestRunner(db, Repo.Scripts()).RunAsync("identity links refuse", null, CancellationToken.None);
 
         Assert.True(Assert.Single(run.Results).Passed);
         Assert.False(await DatabaseExistsAsync(db, leftover));
+        Assert.True(await DatabaseExistsAsync(db, unrelated));
+        await ExecuteAsync(db, $"DROP DATABASE {unrelated}");
+    }
+
+    [Fact]
+    public async Task TransformsTest_MigrationBroken_OneLineErrorWithFileAndLine()
+    {
+        var db = await TestPostgres.CreateDatabaseAsync();
+        var dir = Repo.CopyScripts();
+        await File.WriteAllTextAsync(Path.Combine(dir, "migrations", "9999_broken.sql"), "-- a typo on line 3\nCREATE TABLE public.fine (id int);\nCREATE TABLE public.broken (id int,);\n");
+
+        var e = await Assert.ThrowsAsync<OperatorException>(() => new TransformTestRunner(db, ScriptSet.Load(dir)).RunAsync(null, null, CancellationToken.None));
+
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.StartsWith("migrations/9999_broken.sql:3: syntax error", e.Message, StringComparison.Ordinal);
+        Assert.Contains("no transform test ran", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -139,6 +163,7 @@ public sealed class TransformTests
         Assert.Contains($"ALTER ROLE \"{role}\" CREATEDB", e.Message, StringComparison.Ordinal);
         Assert.Contains("--in-place", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("pw-not-shown", e.Message, StringComparison.Ordinal);
+        await ExecuteAsync(db, $"REVOKE ALL ON DATABASE \"{new NpgsqlConnectionStringBuilder(db).Database}\" FROM {role}; DROP ROLE {role};");
     }
 
     [Fact]
