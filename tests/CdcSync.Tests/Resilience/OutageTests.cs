@@ -97,4 +97,26 @@ public sealed class OutageTests(ITestOutputHelper output)
         await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items VALUES (2, 1, 'y')");
         await pipeline.WaitForSameAsync(hub, target, Snapshot);
     }
+
+    [Fact]
+    public async Task Run_HubStoppedSmart_ShutdownFinishesAndWorkerResumes()
+    {
+        await using var cluster = await TestCluster.StartAsync(nameof(Run_HubStoppedSmart_ShutdownFinishesAndWorkerResumes).ToLowerInvariant());
+        var hub = await MigratedHubOnAsync(cluster);
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        await using var pipeline = await TestPipeline.StartAsync(hub, "smart_stop", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'x' FROM generate_series(1, 100) g");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+        // The test's own pooled connections to the hub would hold the shutdown as well.
+        Npgsql.NpgsqlConnection.ClearAllPools();
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.StopAsync("smart");
+        output.WriteLine($"pg_ctl stop -m smart with the worker connected: {watch.Elapsed.TotalSeconds:F1} s");
+        await cluster.StartAgainAsync();
+
+        await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+    }
 }
