@@ -65,7 +65,7 @@ CREATE TABLE public.fault_markers (seq int PRIMARY KEY, at timestamptz NOT NULL)
 hubsql "$schema CREATE SEQUENCE public.fault_history_seq; ALTER TABLE public.fault_history ALTER seq SET DEFAULT nextval('public.fault_history_seq');"
 targetsql "$schema"
 # Streams large transactions early, so the big-transaction cases exercise the spool.
-hubsql "ALTER SYSTEM SET logical_decoding_work_mem = '1MB'; SELECT pg_reload_conf();" >/dev/null
+hubsql "ALTER SYSTEM SET logical_decoding_work_mem = '1MB'"; hubsql "SELECT pg_reload_conf()" >/dev/null
 
 write_config() {
   local hub_cs="$1"
@@ -104,11 +104,9 @@ load_start() {
 load_stop() { touch "$work/stop-load"; wait "$load_pid" 2>/dev/null || true; load_pid=""; }
 
 # Seconds from now until a marker committed on the hub now is at the target.
-marker=0
 time_to_target() {
-  marker=$((marker + 1))
-  local start; start="$(now)"
-  until hubsql "INSERT INTO public.fault_markers VALUES ($marker, now())" 2>/dev/null; do sleep 0.2; done
+  local start marker=""; start="$(now)"
+  until marker="$(hubsql "INSERT INTO public.fault_markers SELECT coalesce(max(seq), 0) + 1, now() FROM public.fault_markers RETURNING seq" 2>/dev/null)" && [[ -n "$marker" ]]; do sleep 0.2; done
   until [[ "$(targetsql "SELECT count(*) FROM public.fault_markers WHERE seq = $marker" 2>/dev/null)" == 1 ]]; do
     sleep 0.2
     if (( $(awk -v s="$(since "$start")" 'BEGIN { print (s > 600) }') )); then echo "never"; return; fi
@@ -147,6 +145,8 @@ verify() {
 
 write_config "$hub"
 worker_start
+# The slot captures changes from its creation on: wait for it before writing.
+until [[ "$(hubsql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'faults'")" == 1 ]]; do sleep 0.2; done
 hubsql "INSERT INTO public.fault_items (id, payload) SELECT g, md5(g::text) FROM generate_series(1, 10000) g"
 say "setup: hub :$hub_port, target :$(field Port "$target"), worker pid $worker_pid, first row at target after $(time_to_target) s"
 
