@@ -44,7 +44,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-./cdcsync --help >/dev/null
+# One build for the whole run, outside the checkout: the worker is restarted many times and must
+# not pick up (or rebuild for) source edits made meanwhile.
+dotnet build src/CdcSync.Cli/CdcSync.Cli.csproj -c Release -o "$work/cli" --nologo -v quiet -clp:ErrorsOnly >/dev/null
+cdcsync() { dotnet "$work/cli/cdcsync.dll" "$@"; }
 eval "$(scripts/devdb.sh start "$work/hub" 2>/dev/null)"
 hub="$CDCSYNC_DB"
 hub_port="$(cat "$work/hub/port")"
@@ -61,7 +64,7 @@ CREATE TABLE public.fault_history (seq bigint PRIMARY KEY, id int NOT NULL, delt
 CREATE TABLE public.fault_big (id int PRIMARY KEY, v text);
 CREATE TABLE public.fault_docs (id int PRIMARY KEY, version int NOT NULL, body text NOT NULL);
 CREATE TABLE public.fault_markers (seq int PRIMARY KEY, at timestamptz NOT NULL);"
-./cdcsync migrate --db "$hub" >/dev/null
+cdcsync migrate --db "$hub" >/dev/null
 hubsql "$schema CREATE SEQUENCE public.fault_history_seq; ALTER TABLE public.fault_history ALTER seq SET DEFAULT nextval('public.fault_history_seq');"
 targetsql "$schema"
 # Streams large transactions early, so the big-transaction cases exercise the spool.
@@ -81,7 +84,7 @@ write_config() {
 JSON
 }
 
-worker_start() { ./cdcsync run --config "$work/config.json" >>"$work/worker.log" 2>&1 & worker_pid=$!; }
+worker_start() { dotnet "$work/cli/cdcsync.dll" run --config "$work/config.json" >>"$work/worker.log" 2>&1 & worker_pid=$!; }
 worker_kill() { kill -9 "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true; worker_pid=""; }
 worker_alive() { [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; }
 interruptions() { grep -c "Pipeline interrupted" "$work/worker.log" || true; }
