@@ -38,6 +38,12 @@ internal static class CliOptions
             await Console.Error.WriteLineAsync($"error: {e.Message}");
             return 2;
         }
+        catch (Npgsql.PostgresException e) when (Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+        {
+            // Grants and missing objects are the operator's to fix: one line, no stack trace.
+            await Console.Error.WriteLineAsync($"error: {Resilience.FailureClassifier.Describe(e)}");
+            return 2;
+        }
         catch (DirectoryNotFoundException e)
         {
             await Console.Error.WriteLineAsync($"error: {e.Message}");

@@ -203,6 +203,7 @@ public static partial class ConfigLoader
             try
             {
                 Hub.HubConnection.Parse(hub.ConnectionString, "Hub:ConnectionString");
+                hub.ConnectionString = Hub.HubConnection.WithShortIdleLifetime(hub.ConnectionString);
             }
             catch (Hub.OperatorException e)
             {

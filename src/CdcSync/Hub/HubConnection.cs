@@ -34,6 +34,30 @@ public static class HubConnection
         }
     }
 
+    /// <summary>
+    /// Pools built from the worker's connection strings close connections idle for more than
+    /// 10 s (Npgsql's default is 300 s): a smart shutdown of a server waits for every session, and
+    /// a pooled connection nobody uses must not hold it up. Explicit settings are kept.
+    /// </summary>
+    public static string WithShortIdleLifetime(string connectionString)
+    {
+        // NpgsqlConnectionStringBuilder.ContainsKey says whether a keyword exists, not whether it was set.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        bool Given(string keyword) => given.ContainsKey(keyword) || given.ContainsKey(keyword.Replace(" ", string.Empty, StringComparison.Ordinal));
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!Given("Connection Idle Lifetime"))
+        {
+            builder.ConnectionIdleLifetime = 10;
+        }
+
+        if (!Given("Connection Pruning Interval"))
+        {
+            builder.ConnectionPruningInterval = 2;
+        }
+
+        return builder.ConnectionString;
+    }
+
     /// <summary>Where a connection string points, safe to print.</summary>
     public static string Describe(NpgsqlConnectionStringBuilder b) => $"{b.Username ?? "?"}@{b.Host ?? "localhost"}:{b.Port}/{b.Database ?? b.Username}";
 
@@ -61,7 +85,7 @@ public static class HubConnection
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException)
         {
             await connection.DisposeAsync();
-            throw new OperatorException($"A certificate file named in {source} cannot be read ({CertificateFiles(builder)}: {e.GetType().Name}); fix the path in Root Certificate / SSL Certificate / SSL Key.", e);
+            throw Explain(e, builder, source);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
@@ -83,6 +107,8 @@ public static class HubConnection
                 new OperatorException($"PostgreSQL at {where} is not accepting connections ({pg.SqlState}: {pg.MessageText}); waiting for it, or check {source}.", e, transient: true),
             PostgresException pg =>
                 new OperatorException($"PostgreSQL at {where} refused the connection: {pg.MessageText}; check {source}.", e),
+            _ when IsCertificateFileProblem(e) =>
+                new OperatorException($"A certificate file named in {source} cannot be read ({CertificateFiles(b)}); fix the path in Root Certificate / SSL Certificate / SSL Key.", e),
             _ when FindTls(e) is not null =>
                 new OperatorException($"{Resilience.FailureClassifier.Describe(e)} ({where}, {source})", e),
             _ when HasSocketError(e) =>
@@ -122,6 +148,19 @@ public static class HubConnection
         }
 
         return null;
+    }
+
+    private static bool IsCertificateFileProblem(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool HasSocketError(Exception? e)

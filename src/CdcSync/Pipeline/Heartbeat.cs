@@ -14,7 +14,10 @@ internal sealed class Heartbeat(string hubConnectionString, TimeSpan interval, T
         using var timer = new PeriodicTimer(interval, time);
         try
         {
-            await using var dataSource = NpgsqlDataSource.Create(hubConnectionString);
+            // Unpooled: a pooled session used every interval never goes idle, and a smart shutdown
+            // of the hub waits for every session to end. A fresh connection per beat is refused
+            // while the hub shuts down, so the worker holds no hub session but its walsender.
+            await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(hubConnectionString) { Pooling = false }.ConnectionString);
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 try

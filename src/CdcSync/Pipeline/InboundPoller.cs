@@ -48,7 +48,7 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
             }
             catch (Exception e)
             {
-                logger.LogError(e, "Inbound {Connector} failed; retrying in {Delay}", connector.Name, delay);
+                logger.LogWarning("Inbound {Connector} failed ({Kind}): {Error}; retrying in {Delay}", connector.Name, Resilience.FailureClassifier.Classify(e), Resilience.FailureClassifier.Describe(e), delay);
                 try
                 {
                     await Task.Delay(delay, time, cancellationToken);

@@ -86,7 +86,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 // first retry after it is back fails on one of them.
                 NpgsqlConnection.ClearAllPools();
                 var delay = backoff.Next();
-                _logger.LogWarning("Pipeline interrupted: {Error}; restarting from the slot in {Delay} (attempt {Attempt})", description, delay, backoff.Attempt);
+                _logger.LogWarning("Pipeline interrupted: {Error}; restarting from the slot in {Delay} (attempt {Attempt})", description.TrimEnd('.'), delay, backoff.Attempt);
                 try
                 {
                     await Task.Delay(delay, _time, stoppingToken);

@@ -129,6 +129,12 @@ public static class FailureClassifier
             return "the server's certificate is not signed by the root certificate given (Root Certificate); point it at the CA that signed the server's certificate.";
         }
 
+        if (text.Contains("RemoteCertificateValidationCallback", StringComparison.Ordinal))
+        {
+            // Npgsql verifies against Root Certificate in its own callback and keeps the reason to itself.
+            return "the server's certificate was rejected: it is not signed by the root certificate given (Root Certificate), or (SSL Mode=VerifyFull) it does not name the Host connected to; point Root Certificate at the CA that signed the server's certificate.";
+        }
+
         if (text.Contains("RemoteCertificateNameMismatch", StringComparison.Ordinal))
         {
             return "the server's certificate does not name the Host connected to; connect by the name in the certificate or use SSL Mode=VerifyCA.";

@@ -112,7 +112,15 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(cancellationToken);
         await using var cmd = new NpgsqlCommand($"CREATE SCHEMA IF NOT EXISTS {JournalSchema}", conn);
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            await cmd.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new Hub.OperatorException(
+                $"The hub user {conn.UserName} may not create schemas in database {conn.Database} ({e.MessageText}); run GRANT CREATE ON DATABASE {Hub.HubWriter.Quote(conn.Database ?? string.Empty)} TO {Hub.HubWriter.Quote(conn.UserName ?? string.Empty)}; or migrate as the database owner.", e);
+        }
     }
 
     private async Task<HashSet<string>> ExecutedAsync(CancellationToken cancellationToken)

@@ -200,6 +200,21 @@ public sealed class ClassifierAndConfigTests
         Assert.Equal("0", await TestPipeline.TextAsync(hub, "SELECT count(*) FROM pg_publication WHERE pubname = 'check_no_orphan'"));
     }
 
+    [Fact]
+    public async Task Migrate_UserWithoutCreateOnTheDatabase_OneLineNamingTheGrantAndExitCode2()
+    {
+        var database = await TestPostgres.CreateDatabaseAsync();
+        await TestPipeline.ExecuteAsync(database, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cdc_nocreate_role') THEN CREATE ROLE cdc_nocreate_role LOGIN; END IF; END $$; ALTER ROLE cdc_nocreate_role PASSWORD 'nocreate'; REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+        var limited = new NpgsqlConnectionStringBuilder(database) { Username = "cdc_nocreate_role", Password = "nocreate" }.ConnectionString;
+
+        var (code, _, stderr) = await CliAsync("migrate", "--db", limited);
+
+        Assert.Equal(2, code);
+        var line = Assert.Single(stderr.Trim().Split('\n'), l => l.StartsWith("error: ", StringComparison.Ordinal));
+        Assert.Contains("GRANT CREATE ON DATABASE", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);

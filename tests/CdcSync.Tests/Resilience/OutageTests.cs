@@ -43,6 +43,8 @@ public sealed class OutageTests(ITestOutputHelper output)
         await cluster.StopAsync("immediate");
         await Task.Delay(TimeSpan.FromSeconds(8));
         await cluster.StartAgainAsync();
+        // The test's own pooled connections died with the server.
+        Npgsql.NpgsqlConnection.ClearAllPools();
         var back = System.Diagnostics.Stopwatch.StartNew();
 
         await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1 WHERE id % 2 = 0; INSERT INTO public.items SELECT g, 1, 'after' FROM generate_series(501, 1000) g");
@@ -71,6 +73,7 @@ public sealed class OutageTests(ITestOutputHelper output)
         await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1 WHERE id % 3 = 0; INSERT INTO public.items SELECT g, 1, 'during' FROM generate_series(501, 1000) g");
         await Task.Delay(TimeSpan.FromSeconds(8));
         await cluster.StartAgainAsync();
+        Npgsql.NpgsqlConnection.ClearAllPools();
 
         await pipeline.WaitForSameAsync(hub, target, Snapshot);
         output.WriteLine($"restarts {pipeline.Runner.Restarts}; last error: {pipeline.Runner.LastError}");
@@ -93,8 +96,32 @@ public sealed class OutageTests(ITestOutputHelper output)
         await Task.Delay(TimeSpan.FromSeconds(5));
         var took = await cluster.RestartAsync("fast", TimeSpan.FromSeconds(30));
         output.WriteLine($"pg_ctl restart -m fast of an idle hub with the worker connected: {took.TotalSeconds:F2} s");
+        Npgsql.NpgsqlConnection.ClearAllPools();
 
         await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items VALUES (2, 1, 'y')");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+    }
+
+    [Fact]
+    public async Task Run_HubStoppedSmart_ShutdownFinishesAndWorkerResumes()
+    {
+        await using var cluster = await TestCluster.StartAsync(nameof(Run_HubStoppedSmart_ShutdownFinishesAndWorkerResumes).ToLowerInvariant());
+        var hub = await MigratedHubOnAsync(cluster);
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        await using var pipeline = await TestPipeline.StartAsync(hub, "smart_stop", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'x' FROM generate_series(1, 100) g");
+        await pipeline.WaitForSameAsync(hub, target, Snapshot);
+        // The test's own pooled connections to the hub would hold the shutdown as well.
+        Npgsql.NpgsqlConnection.ClearAllPools();
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.StopAsync("smart");
+        output.WriteLine($"pg_ctl stop -m smart with the worker connected: {watch.Elapsed.TotalSeconds:F1} s");
+        await cluster.StartAgainAsync();
+        Npgsql.NpgsqlConnection.ClearAllPools();
+
+        await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1");
         await pipeline.WaitForSameAsync(hub, target, Snapshot);
     }
 }

@@ -23,10 +23,17 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The server's self-signed certificate: the right root certificate to verify it with.</summary>
+    public string ServerCertificate => Path.Combine(_dir, "server.crt");
+
+    /// <summary>Another self-signed certificate: a wrong root certificate for this server.</summary>
+    public string OtherCertificate => Path.Combine(_dir, "other.crt");
+
     public string ConnectionString(string database = "postgres") =>
         $"Host=127.0.0.1;Port={Port};Database={database};Username=postgres;Timeout=5";
 
-    public static async Task<TestCluster> StartAsync(string name)
+    /// <summary>With <paramref name="tls"/>, the server has a self-signed certificate (<see cref="ServerCertificate"/>) for 127.0.0.1.</summary>
+    public static async Task<TestCluster> StartAsync(string name, bool tls = false)
     {
         var bin = FindBin();
         // Short: the server's socket path must fit in 107 bytes.
@@ -58,6 +65,22 @@ internal sealed class TestCluster : IAsyncDisposable
             fsync = off
 
             """);
+        if (tls)
+        {
+            foreach (var (key, cert) in new[] { ("server.key", "server.crt"), ("other.key", "other.crt") })
+            {
+                await RunAsync(AsOwner("openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", Path.Combine(dir, key), "-out", Path.Combine(dir, cert)));
+            }
+
+            await File.AppendAllTextAsync(Path.Combine(cluster.Data, "postgresql.conf"), $"""
+                ssl = on
+                ssl_cert_file = '{Path.Combine(dir, "server.crt")}'
+                ssl_key_file = '{Path.Combine(dir, "server.key")}'
+
+                """);
+        }
+
         await cluster.StartAgainAsync();
         return cluster;
     }
