@@ -8,7 +8,7 @@ root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(SlotsCommand.Create());
-root.Subcommands.Add(SlotsCommand.CreateResync());
+root.Subcommands.Add(ResyncCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
 root.Subcommands.Add(ReplayCommand.Create());
 
