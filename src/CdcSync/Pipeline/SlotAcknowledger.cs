@@ -128,8 +128,16 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                     continue;
                 }
 
-                await cmd.ExecuteNonQueryAsync();
-                logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
+                // A SELECT reports the rows it returned: none when the slot already stands at or past the position.
+                if (await cmd.ExecuteNonQueryAsync() > 0)
+                {
+                    logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
+                }
+                else
+                {
+                    logger.LogInformation("Stopped; slot {Slot} left where it was (at or past {Lsn}, the replay window's start)", hub.Slot, position);
+                }
+
                 return;
             }
             catch (NpgsqlException e)
