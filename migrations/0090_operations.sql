@@ -30,3 +30,23 @@ CREATE TABLE IF NOT EXISTS cdc.connector_status (
     circuit           text             NOT NULL DEFAULT 'closed',
     updated_at        timestamptz      NOT NULL DEFAULT now()
 );
+
+-- A resync (backfill) of one hub table to one connector, run by the worker in key order, one
+-- chunk at a time; last_key is where the next chunk starts, so a killed worker resumes there.
+CREATE TABLE IF NOT EXISTS cdc.resync_jobs (
+    id          bigserial   PRIMARY KEY,
+    connector   text        NOT NULL,
+    table_name  text        NOT NULL,              -- schema.table as given in Routes
+    where_sql   text,
+    batch_size  int         NOT NULL DEFAULT 1000 CHECK (batch_size > 0),
+    status      text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    last_key    text[],
+    rows_done   bigint      NOT NULL DEFAULT 0,
+    rows_total  bigint,
+    error       text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    started_at  timestamptz,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS resync_jobs_open_idx ON cdc.resync_jobs (id) WHERE status IN ('pending', 'running');

@@ -9,7 +9,7 @@ root.Subcommands.Add(CheckCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(SlotsCommand.Create());
-root.Subcommands.Add(SlotsCommand.CreateResync());
+root.Subcommands.Add(ResyncCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
 root.Subcommands.Add(ReplayCommand.Create());
 root.Subcommands.Add(ConflictsCommand.Create());

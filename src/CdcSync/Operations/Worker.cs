@@ -70,6 +70,7 @@ public sealed class Worker(
                 PipelineMetrics.Streaming.Set(1);
                 using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 var runTask = runner.RunAsync(run.Token);
+                var resyncTask = RunResyncsAsync(runner, run.Token);
                 var restartForReplay = false;
                 await using (var hub = NpgsqlDataSource.Create(options.Hub.ConnectionString))
                 {
@@ -121,6 +122,8 @@ public sealed class Worker(
                     }
                     finally
                     {
+                        await run.CancelAsync();
+                        await resyncTask;
                         State = WorkerState.Stopped;
                         PipelineMetrics.Streaming.Set(0);
                         Runner = null;
@@ -132,6 +135,22 @@ public sealed class Worker(
                     return;
                 }
             }
+        }
+    }
+
+    private async Task RunResyncsAsync(PipelineRunner runner, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await new ResyncService(options, _logger).RunAsync(runner, _time, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            // A resync must never take the stream down; the job keeps its last key and resumes next run.
+            _logger.LogError(e, "Resync loop stopped: {Message}", e.Message);
         }
     }
 

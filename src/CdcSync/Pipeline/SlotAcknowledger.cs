@@ -119,7 +119,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                 await using var conn = new NpgsqlConnection(hub.ConnectionString);
                 await conn.OpenAsync();
                 await using var cmd = new NpgsqlCommand(
-                    "SELECT pg_replication_slot_advance(slot_name, $2) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active AND confirmed_flush_lsn < $2", conn);
+                    "SELECT count(*) FROM (SELECT pg_replication_slot_advance(slot_name, $2) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active AND confirmed_flush_lsn < $2) advanced", conn);
                 cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = position, NpgsqlDbType = NpgsqlDbType.PgLsn });
                 await using var active = new NpgsqlCommand("SELECT active FROM pg_replication_slots WHERE slot_name = $1", conn);
@@ -130,8 +130,16 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                     continue;
                 }
 
-                await cmd.ExecuteNonQueryAsync();
-                logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
+                // None advanced when the slot already stands at or past the position.
+                if (await cmd.ExecuteScalarAsync() is > 0L)
+                {
+                    logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
+                }
+                else
+                {
+                    logger.LogInformation("Stopped; slot {Slot} left where it was (at or past {Lsn}, the replay window's start)", hub.Slot, position);
+                }
+
                 return;
             }
             catch (NpgsqlException e)

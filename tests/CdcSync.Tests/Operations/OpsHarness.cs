@@ -108,6 +108,19 @@ internal sealed class OpsHarness
 
     public async Task<string> WalPositionAsync() => await TestPipeline.TextAsync(Hub, "SELECT pg_current_wal_lsn()::text");
 
+    /// <summary>Waits until a worker streams the slot, so changes made from now on are captured.</summary>
+    public async Task WaitSlotActiveAsync(CrashLog? log = null)
+    {
+        try
+        {
+            await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(Hub, $"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{Slot}' AND active") == "1", TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"no worker started streaming slot {Slot}.\n{log?.Tail()}");
+        }
+    }
+
     public async Task<string> ConfirmedAsync() => await TestPipeline.TextAsync(Hub, $"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{Slot}'");
 
     /// <summary>Runs the worker in this process (the same code `cdcsync run` runs).</summary>

@@ -15,6 +15,7 @@ public sealed class StandbyTests(ITestOutputHelper output)
         using var active = CrashWorker.Start(h.ConfigPath, dir, log, 1);
         await TestPipeline.WaitUntilAsync(() => Task.FromResult(log.Contains(1, "Holding the lease") || active.HasExited), TimeSpan.FromSeconds(60));
         Assert.True(log.Contains(1, "Holding the lease"), log.Tail());
+        await h.WaitSlotActiveAsync(log);
         using var standby = CrashWorker.Start(h.ConfigPath, dir, log, 2);
         await TestPipeline.WaitUntilAsync(() => Task.FromResult(log.Contains(2, "Standing by") || standby.HasExited), TimeSpan.FromSeconds(60));
         Assert.True(log.Contains(2, "Standing by"), log.Tail());

@@ -1,0 +1,118 @@
+using CdcSync.Hub;
+using Dapper;
+using Npgsql;
+
+namespace CdcSync.Operations;
+
+/// <summary>A row of cdc.dead_letters as operators see it.</summary>
+public sealed record DeadLetter
+{
+    public long Id { get; init; }
+
+    public string Connector { get; init; } = "";
+
+    public string Object { get; init; } = "";
+
+    public string RecordKey { get; init; } = "";
+
+    public string Status { get; init; } = "";
+
+    public int Attempts { get; init; }
+
+    public DateTime FirstSeen { get; init; }
+
+    public DateTime LastSeen { get; init; }
+
+    public string Error { get; init; } = "";
+}
+
+/// <summary>
+/// Records a connector could not deliver: list, discard, retry. Retry touches the current hub row
+/// (<c>UPDATE t SET hub_id = hub_id</c>), which puts a fresh change in the WAL that the pipeline
+/// routes to the table's connectors again. Each verb runs in one transaction: all ids or none.
+/// </summary>
+public sealed class DeadLetterService(string hubConnectionString, string source)
+{
+    public async Task<IReadOnlyList<DeadLetter>> ListAsync(string? connector, bool all, CancellationToken cancellationToken)
+    {
+        await using var conn = await HubConnection.OpenAsync(hubConnectionString, source, cancellationToken);
+        return (await conn.QueryAsync<DeadLetter>(new CommandDefinition(
+            """
+            SELECT id AS "Id", connector AS "Connector", object AS "Object", record_key AS "RecordKey", status AS "Status",
+                   attempts AS "Attempts", first_seen AS "FirstSeen", last_seen AS "LastSeen", error AS "Error"
+            FROM cdc.dead_letters
+            WHERE (@connector::text IS NULL OR connector = @connector) AND (@all OR status = 'open')
+            ORDER BY last_seen DESC, id DESC
+            """, new { connector, all }, cancellationToken: cancellationToken))).ToList();
+    }
+
+    public async Task DiscardAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    {
+        await using var conn = await HubConnection.OpenAsync(hubConnectionString, source, cancellationToken);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken);
+        foreach (var id in ids)
+        {
+            await LoadOpenAsync(conn, tx, id, cancellationToken);
+            await SetStatusAsync(conn, tx, id, "discarded", cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Re-sends the current hub row of each dead letter; returns what was re-sent.</summary>
+    public async Task<IReadOnlyList<(long Id, string Object, Guid HubId)>> RetryAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    {
+        var done = new List<(long, string, Guid)>();
+        await using var conn = await HubConnection.OpenAsync(hubConnectionString, source, cancellationToken);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken);
+        foreach (var id in ids)
+        {
+            var letter = await LoadOpenAsync(conn, tx, id, cancellationToken);
+            if (!Guid.TryParse(letter.RecordKey, out var hubId))
+            {
+                throw new OperatorException($"dead letter {id}: record key '{letter.RecordKey}' is not a hub_id; it cannot be retried from the hub (discard it, or fix and re-send the record by hand).");
+            }
+
+            var hasHubId = await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(@table) AND attname = 'hub_id' AND NOT attisdropped)",
+                new { table = HubWriter.Quote(letter.Object) }, tx, cancellationToken: cancellationToken));
+            if (!hasHubId)
+            {
+                throw new OperatorException($"dead letter {id}: object '{letter.Object}' is not a hub table with a hub_id column; it cannot be retried from the hub.");
+            }
+
+            // Hot-path style on purpose: the statement is built per table, the value is a parameter.
+            await using (var touch = new NpgsqlCommand($"UPDATE {HubWriter.Quote(letter.Object)} SET hub_id = hub_id WHERE hub_id = $1", conn, tx))
+            {
+                touch.Parameters.Add(new NpgsqlParameter { Value = hubId });
+                if (await touch.ExecuteNonQueryAsync(cancellationToken) == 0)
+                {
+                    throw new OperatorException($"dead letter {id}: {letter.Object} has no row with hub_id {hubId} any more; discard the dead letter instead.");
+                }
+            }
+
+            await SetStatusAsync(conn, tx, id, "retried", cancellationToken);
+            done.Add((id, letter.Object, hubId));
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        return done;
+    }
+
+    private static async Task<DeadLetter> LoadOpenAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long id, CancellationToken cancellationToken)
+    {
+        var letter = await conn.QuerySingleOrDefaultAsync<DeadLetter>(new CommandDefinition(
+            """SELECT id AS "Id", object AS "Object", record_key AS "RecordKey", status AS "Status" FROM cdc.dead_letters WHERE id = @id FOR UPDATE""",
+            new { id }, tx, cancellationToken: cancellationToken))
+            ?? throw new OperatorException($"no dead letter with id {id} (see cdcsync deadletters list --all).");
+        if (letter.Status != "open")
+        {
+            throw new OperatorException($"dead letter {id} is already {letter.Status}.");
+        }
+
+        return letter;
+    }
+
+    private static Task SetStatusAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long id, string status, CancellationToken cancellationToken) =>
+        conn.ExecuteAsync(new CommandDefinition("UPDATE cdc.dead_letters SET status = @status, last_seen = now() WHERE id = @id", new { id, status }, tx, cancellationToken: cancellationToken));
+}
