@@ -21,6 +21,9 @@ public sealed class TwoWayTests
         Assert.Equal(1, NetSuiteWrites(rig, internalId));                   // the upsert
         Assert.Equal(1, SalesforceWrites(rig, accountId));                  // NetSuite_Id__c, nothing else
         Assert.Equal(internalId.ToString(CultureInfo.InvariantCulture), rig.Salesforce.Get(accountId)!["NetSuite_Id__c"]!.GetValue<string>());
+        var linkWrite = await rig.ScalarAsync<string>(
+            "SELECT changes::text FROM cdc.audit_log WHERE direction = 'outbound' AND target_system = 'salesforce' AND object = 'sf_accounts' ORDER BY id DESC LIMIT 1");
+        Assert.Equal(["netsuite_id__c"], JsonNode.Parse(linkWrite!)!.AsObject().Select(p => p.Key));   // the link write-back carried the link only
 
         rig.Salesforce.Update(accountId, new JsonObject { ["Phone"] = "(415) 555-0199" });
         await rig.WaitUntilAsync("the phone in NetSuite", () => Task.FromResult(rig.NetSuite.GetCustomer(internalId)!["phone"]?.ToString().EndsWith("0199", StringComparison.Ordinal) == true));
