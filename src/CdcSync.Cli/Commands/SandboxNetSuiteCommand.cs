@@ -10,10 +10,12 @@ internal static class SandboxNetSuiteCommand
     {
         var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 8091 };
         var concurrency = new Option<int>("--concurrency-limit") { Description = "Requests the account may have in flight.", DefaultValueFactory = _ => 5 };
-        var command = new Command("netsuite", "Run a local sandbox of NetSuite's SuiteTalk REST web services (customer records, SuiteQL, token-based auth).")
+        var idOffset = new Option<long>("--id-offset") { Description = "Added to every record type's first internal id (e.g. $(date +%s) so a later run never hands out an id an earlier run did).", DefaultValueFactory = _ => 0 };
+        var command = new Command("netsuite", "Run a local sandbox of NetSuite's SuiteTalk REST web services (customer and opportunity records, SuiteQL with deletedrecord, metadata catalog, token-based auth; steering under /_sandbox/).")
         {
             port,
             concurrency,
+            idOffset,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -21,6 +23,7 @@ internal static class SandboxNetSuiteCommand
             {
                 Port = parseResult.GetValue(port),
                 ConcurrencyLimit = parseResult.GetValue(concurrency),
+                InternalIdOffset = parseResult.GetValue(idOffset),
             };
             await using var sandbox = await NetSuiteSandbox.StartAsync(options, cancellationToken);
             // These credentials exist only in the sandbox; printing them is the point.
@@ -31,6 +34,7 @@ internal static class SandboxNetSuiteCommand
             Console.WriteLine($"  token id:           {options.TokenId}");
             Console.WriteLine($"  token secret:       {options.TokenSecret}");
             Console.WriteLine($"  concurrency limit:  {options.ConcurrencyLimit}");
+            Console.WriteLine($"  admin:              GET {sandbox.BaseUrl}_sandbox/stats, POST {sandbox.BaseUrl}_sandbox/faults, POST {sandbox.BaseUrl}_sandbox/reset");
             Console.WriteLine("Press Ctrl-C to stop.");
             try
             {

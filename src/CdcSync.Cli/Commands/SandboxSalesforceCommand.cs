@@ -29,11 +29,18 @@ internal static class SandboxSalesforceCommand
             Description = "Reject every record with this Name/LastName (FIELD_CUSTOM_VALIDATION_EXCEPTION), to demo dead letters.",
         };
 
-        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, query/queryAll, sObject Collections) until Ctrl-C.");
+        var firstId = new Option<long>("--first-id")
+        {
+            Description = "Where the counter behind new record Ids starts (e.g. $(date +%s) so a later run never hands out an Id an earlier run did).",
+            DefaultValueFactory = _ => 0x1000,
+        };
+
+        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, SOQL query/queryAll, describe, limits, sObject rows and Collections for Account, Contact, Opportunity) until Ctrl-C.");
         command.Options.Add(port);
         command.Options.Add(clientId);
         command.Options.Add(clientSecret);
         command.Options.Add(rejectName);
+        command.Options.Add(firstId);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -48,6 +55,7 @@ internal static class SandboxSalesforceCommand
                 ClientId = parseResult.GetValue(clientId)!,
                 ClientSecret = parseResult.GetValue(clientSecret)!,
                 RejectedName = parseResult.GetValue(rejectName),
+                FirstIdSequence = parseResult.GetValue(firstId),
             };
             SalesforceSandbox sandbox;
             try

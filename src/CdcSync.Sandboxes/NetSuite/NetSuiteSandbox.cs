@@ -91,22 +91,22 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     public int Count(string recordType) => _store.Count(Type(recordType));
 
     /// <summary>Adds a customer directly, as a user in the NetSuite UI would (no HTTP, no fault knobs, no normalization).</summary>
-    public long SeedCustomer(JsonObject fields) => _store.Create(NsRecordType.Customer, fields, normalize: false);
+    public long SeedCustomer(JsonObject fields) => _store.Create(NsRecordType.Customer, fields, viaApi: false);
 
     /// <summary>Adds a record of any type directly, as a user in the NetSuite UI would.</summary>
-    public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, normalize: false);
+    public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, viaApi: false);
 
     /// <summary>Edits a record directly, as a user in the NetSuite UI would (stamps lastModifiedDate).</summary>
     public void EditRecord(string recordType, long internalId, JsonObject fields)
     {
-        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>()))
+        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>(), viaApi: false))
         {
             throw new KeyNotFoundException($"No {recordType} with internal id {internalId}.");
         }
     }
 
     /// <summary>Deletes a record directly, as a user in the NetSuite UI would (it shows up in SuiteQL's deletedrecord).</summary>
-    public bool DeleteRecord(string recordType, long internalId) => _store.Delete(Type(recordType), internalId);
+    public bool DeleteRecord(string recordType, long internalId) => _store.Delete(Type(recordType), internalId, viaApi: false);
 
     private static NsRecordType Type(string recordType) =>
         NsRecordType.All.GetValueOrDefault(recordType) ?? throw new ArgumentException($"The sandbox serves the record types {string.Join(", ", NsRecordType.All.Keys)}, not '{recordType}'.", nameof(recordType));
@@ -172,9 +172,20 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
                 }
 
                 Options.ObserveConcurrency(current);
-                if (Options.Latency > TimeSpan.Zero)
+                TimeSpan latency;
+                try
                 {
-                    await Task.Delay(Options.Latency, context.RequestAborted);
+                    latency = Options.Latency + RequestLatency.Of(context.Request);
+                }
+                catch (SteeringException e)
+                {
+                    await NetSuiteErrors.Error(400, "INVALID_HEADER", e.Message).ExecuteAsync(context);
+                    return;
+                }
+
+                if (latency > TimeSpan.Zero)
+                {
+                    await Task.Delay(latency, context.RequestAborted);
                 }
 
                 if (Options.TakeThrottle() is { } retryAfter)
@@ -205,6 +216,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         app.MapPut(RecordRoot + "/{type}/{key}", (Delegate)PutAsync);
         app.MapPatch(RecordRoot + "/{type}/{key}", (Delegate)PatchAsync);
         app.MapGet(RecordRoot + "/{type}/{key}", (Delegate)Get);
+        app.MapGet(RecordRoot + "/{type}/{key}/{sublist}", (Delegate)GetSublist);
         app.MapDelete(RecordRoot + "/{type}/{key}", (Delegate)Delete);
         app.MapPost(SuiteQlPath, (Delegate)SuiteQlAsync);
 
@@ -292,6 +304,38 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         return Results.Content(Render(recordType, id, c.Fields, c.Created, c.Modified, expand).ToJsonString(), "application/vnd.oracle.resource+json; type=singular-resource");
     }
 
+    /// <summary>A sublist the record links to (<c>…/customer/101/addressBook</c>): its lines, as a collection.</summary>
+    private IResult GetSublist(string type, string key, string sublist)
+    {
+        if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
+        {
+            return UnknownType(type);
+        }
+
+        if (recordType.Field(sublist) is not { Type: NsFieldType.Sublist } field)
+        {
+            return NetSuiteErrors.Error(404, "INVALID_ID", $"The {recordType.Name} record has no sublist '{sublist}'; see /services/rest/record/v1/metadata-catalog/{recordType.Name}.");
+        }
+
+        if (Resolve(recordType, key) is not { } id || _store.Get(recordType, id) is not { } record)
+        {
+            return NetSuiteErrors.NotFound();
+        }
+
+        var items = record.Fields[field.Name]?["items"] as JsonArray ?? [];
+        var self = RecordUrl(recordType, id) + "/" + field.Name;
+        var body = new JsonObject
+        {
+            ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = self }),
+            ["count"] = items.Count,
+            ["hasMore"] = false,
+            ["items"] = items.DeepClone(),
+            ["offset"] = 0,
+            ["totalResults"] = items.Count,
+        };
+        return Results.Content(body.ToJsonString(), "application/vnd.oracle.resource+json; type=collection");
+    }
+
     /// <summary>The record service's list: ids with links, paged like SuiteQL (limit 1..1000, offset).</summary>
     private IResult List(HttpContext context, string type)
     {
@@ -354,7 +398,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     }
 
     /// <summary><c>GET /metadata-catalog/{type}</c>: the JSON schema of a record type, with the exact camelCase field names.</summary>
-    private IResult Describe(string type)
+    private IResult Describe(HttpContext context, string type)
     {
         if (NsRecordType.All.GetValueOrDefault(type) is not { } recordType)
         {
@@ -411,7 +455,33 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
             ["properties"] = properties,
             ["x-ns-custom-field-prefix"] = recordType.CustomFieldPrefix,
         };
-        return Results.Content(schema.ToJsonString(), "application/schema+json");
+        if (!context.Request.Headers.Accept.ToString().Contains("swagger", StringComparison.OrdinalIgnoreCase))
+        {
+            return Results.Content(schema.ToJsonString(), "application/schema+json");
+        }
+
+        // Accept: application/swagger+json asks for the same schema inside an OpenAPI 3 document with the record's paths.
+        JsonObject Operation(string summary) => new() { ["summary"] = summary, ["responses"] = new JsonObject() };
+        var name = recordType.Name;
+        var openApi = new JsonObject
+        {
+            ["openapi"] = "3.0.1",
+            ["info"] = new JsonObject { ["title"] = "NetSuite REST Record API", ["version"] = "v1" },
+            ["servers"] = new JsonArray(new JsonObject { ["url"] = new Uri(BaseUrl, RecordRoot.TrimStart('/')).ToString() }),
+            ["paths"] = new JsonObject
+            {
+                ["/" + name] = new JsonObject { ["get"] = Operation($"Get list of records ({name})."), ["post"] = Operation($"Insert record ({name}).") },
+                ["/" + name + "/{id}"] = new JsonObject
+                {
+                    ["get"] = Operation($"Get record ({name})."),
+                    ["patch"] = Operation($"Update record ({name})."),
+                    ["put"] = Operation($"Insert or update record ({name})."),
+                    ["delete"] = Operation($"Remove record ({name})."),
+                },
+            },
+            ["components"] = new JsonObject { ["schemas"] = new JsonObject { [name] = schema } },
+        };
+        return Results.Content(openApi.ToJsonString(), "application/swagger+json");
     }
 
     private async Task<IResult> SuiteQlAsync(HttpContext context)

@@ -37,6 +37,13 @@ public sealed class NetSuiteSandboxOptions
 
     public string TokenSecret { get; set; } = DefaultTokenSecret;
 
+    /// <summary>
+    /// Added to every record type's first internal id (customer 100, opportunity 5000). Default 0.
+    /// NetSuite never reuses an internal id; give each run a different offset when a hub or a client
+    /// may still hold ids from an earlier run.
+    /// </summary>
+    public long InternalIdOffset { get; set; }
+
     /// <summary>Requests the account may have in flight; past it NetSuite answers 429 CONCURRENCY_LIMIT_EXCEEDED. Default 5.</summary>
     public int ConcurrencyLimit { get; set; } = 5;
 

@@ -31,9 +31,10 @@ internal sealed class NsRecordType
     private readonly Dictionary<string, NsField> _fields;
     private readonly Dictionary<string, NsField> _columns;
 
-    private NsRecordType(string name, string title, string customFieldPrefix, long firstId, NsField[] fields, Action<JsonObject, NsRecordType, Func<string, long, bool>> defaultsAndRules)
+    private NsRecordType(string name, string title, string customFieldPrefix, long firstId, NsField[] fields, Action<JsonObject, NsRecordType, Func<string, long, bool>> defaultsAndRules, string? transactionType = null)
     {
         Name = name;
+        TransactionType = transactionType;
         Title = title;
         CustomFieldPrefix = customFieldPrefix;
         FirstId = firstId;
@@ -51,6 +52,9 @@ internal sealed class NsRecordType
     public string CustomFieldPrefix { get; }
 
     public long FirstId { get; }
+
+    /// <summary>For a transaction record, its <c>type</c> in SuiteQL's transaction table (Opprtnty); null otherwise.</summary>
+    public string? TransactionType { get; }
 
     public IReadOnlyList<NsField> Fields { get; }
 
@@ -109,7 +113,8 @@ internal sealed class NsRecordType
             new("tranDate", NsFieldType.Date, "Date"),
             new("memo", NsFieldType.String, "Memo"),
         ],
-        OpportunityRules);
+        OpportunityRules,
+        "Opprtnty");
 
     public static readonly IReadOnlyDictionary<string, NsRecordType> All =
         new Dictionary<string, NsRecordType>(StringComparer.OrdinalIgnoreCase) { ["customer"] = Customer, ["opportunity"] = Opportunity };

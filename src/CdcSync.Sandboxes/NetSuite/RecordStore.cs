@@ -37,6 +37,10 @@ internal sealed class NsRecord(NsRecordType type, long id, JsonObject fields, Da
                 return DateCreated;
             case "lastmodifieddate":
                 return LastModifiedDate;
+            case "recordtype":
+                return Type.Name;
+            case "type" when Type.TransactionType is { } transactionType:
+                return transactionType;
         }
 
         var field = Type.Column(name) ?? (name.StartsWith(Type.CustomFieldPrefix, StringComparison.Ordinal)
@@ -94,7 +98,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     private readonly Lock _lock = new();
     private readonly Dictionary<NsRecordType, Dictionary<long, NsRecord>> _byId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, _ => new Dictionary<long, NsRecord>());
     private readonly Dictionary<(NsRecordType, string), long> _byExternalId = [];
-    private readonly Dictionary<NsRecordType, long> _nextId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, t => t.FirstId);
+    private readonly Dictionary<NsRecordType, long> _nextId = NsRecordType.All.Values.Distinct().ToDictionary(t => t, t => t.FirstId + options.InternalIdOffset);
     private readonly List<DeletedRecord> _deleted = [];
 
     /// <summary>Counts successful writes per record.</summary>
@@ -111,8 +115,8 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
         }
     }
 
-    /// <summary>Creates a record; <paramref name="normalize"/> is true for writes that came over HTTP.</summary>
-    public long Create(NsRecordType type, JsonObject body, bool normalize = true)
+    /// <summary>Creates a record; <paramref name="viaApi"/> is true for writes that came over HTTP (normalized and counted in the stats).</summary>
+    public long Create(NsRecordType type, JsonObject body, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -122,7 +126,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
                 throw new RecordValidationException("USER_ERROR", "Error while accessing resource: A record with this external ID already exists.", "externalId");
             }
 
-            return Insert(type, body, normalize);
+            return Insert(type, body, viaApi);
         }
     }
 
@@ -138,16 +142,16 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
 
             if (_byExternalId.TryGetValue((type, externalId), out var id))
             {
-                Apply(_byId[type][id], body, replace);
+                Apply(_byId[type][id], body, replace, viaApi: true);
                 return (id, false);
             }
 
             body["externalId"] = externalId;
-            return (Insert(type, body, normalize: true), true);
+            return (Insert(type, body, viaApi: true), true);
         }
     }
 
-    public bool Update(NsRecordType type, long id, JsonObject body, ISet<string> replace)
+    public bool Update(NsRecordType type, long id, JsonObject body, ISet<string> replace, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -161,7 +165,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
                 throw new RecordValidationException("USER_ERROR", "Error while accessing resource: A record with this external ID already exists.", "externalId");
             }
 
-            Apply(record, body, replace);
+            Apply(record, body, replace, viaApi);
             return true;
         }
     }
@@ -183,7 +187,7 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     }
 
     /// <summary>Deletes a record and notes it in <c>deletedrecord</c>. A customer that opportunities still reference cannot be deleted, as in NetSuite.</summary>
-    public bool Delete(NsRecordType type, long id)
+    public bool Delete(NsRecordType type, long id, bool viaApi = true)
     {
         lock (_lock)
         {
@@ -207,7 +211,11 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
 
             var name = record.Fields["entityId"]?.ToString() ?? record.Fields["title"]?.ToString() ?? record.Fields["companyName"]?.ToString();
             _deleted.Add(new DeletedRecord(_deleted.Count + 1, type.Name, id, name, record.ExternalId, Now()));
-            Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+            if (viaApi)
+            {
+                Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+            }
+
             return true;
         }
     }
@@ -237,6 +245,12 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
                 return query(_deleted);
             }
 
+            // SuiteQL also shows transactions (opportunities here) in the transaction table, told apart by type.
+            if (table.Equals("transaction", StringComparison.OrdinalIgnoreCase))
+            {
+                return query(_byId.Where(t => t.Key.TransactionType is not null).SelectMany(t => t.Value.Values));
+            }
+
             return NsRecordType.All.TryGetValue(table, out var type)
                 ? query(_byId[type].Values)
                 : throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)} and deletedrecord.");
@@ -255,10 +269,10 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
     private bool Exists(string typeName, long id) =>
         NsRecordType.All.TryGetValue(typeName, out var type) && _byId[type].ContainsKey(id);
 
-    private long Insert(NsRecordType type, JsonObject body, bool normalize)
+    private long Insert(NsRecordType type, JsonObject body, bool viaApi)
     {
         var merged = new JsonObject();
-        Merge(type, merged, body, new HashSet<string>(), normalize);
+        Merge(type, merged, body, new HashSet<string>(), viaApi);
         Validate(type, merged);
         var id = _nextId[type]++;
         var record = new NsRecord(type, id, merged, Now());
@@ -274,14 +288,18 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
             _byExternalId[(type, ext)] = id;
         }
 
-        Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+        if (viaApi)
+        {
+            Stats.CountWrite(type.Name, id.ToString(CultureInfo.InvariantCulture));
+        }
+
         return id;
     }
 
-    private void Apply(NsRecord record, JsonObject body, ISet<string> replace)
+    private void Apply(NsRecord record, JsonObject body, ISet<string> replace, bool viaApi)
     {
         var merged = (JsonObject)record.Fields.DeepClone();
-        Merge(record.Type, merged, body, replace, normalize: true);
+        Merge(record.Type, merged, body, replace, viaApi);
         Validate(record.Type, merged);
         if (record.ExternalId is { } oldExt && merged["externalId"]?.ToString() != oldExt)
         {
@@ -295,7 +313,10 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
         }
 
         record.LastModifiedDate = Now();
-        Stats.CountWrite(record.Type.Name, record.Id.ToString(CultureInfo.InvariantCulture));
+        if (viaApi)
+        {
+            Stats.CountWrite(record.Type.Name, record.Id.ToString(CultureInfo.InvariantCulture));
+        }
     }
 
     private void Merge(NsRecordType type, JsonObject target, JsonObject body, ISet<string> replace, bool normalize)

@@ -74,9 +74,14 @@ internal sealed class SuiteQlQuery
 
     private static List<(Expr, string)> AllColumns(string table)
     {
-        IEnumerable<string> names = NsRecordType.All.TryGetValue(table, out var type)
+        IEnumerable<string> names = NsRecordType.All.TryGetValue(table == "transaction" ? "opportunity" : table, out var type)
             ? type.Fields.Where(f => f.Type != NsFieldType.Sublist).Select(f => f.Name.ToLowerInvariant())
             : ["id", "type", "recordid", "name", "externalid", "deleteddate", "context"];
+        if (table == "transaction")
+        {
+            names = names.Append("type").Append("recordtype");
+        }
+
         return [.. names.Select(c => ((Expr)new Col(c), c))];
     }
 
@@ -315,6 +320,31 @@ internal sealed class SuiteQlQuery
         public override object? Eval(ISuiteQlRow row) => Truth(Inner.Eval(row)) is { } b ? !b : null;
     }
 
+    /// <summary><c>x IN (a, b)</c>: true when x equals one of them, null when x is null (Oracle's three-valued logic).</summary>
+    private sealed record InList(Expr Value, List<Expr> Items) : Expr
+    {
+        public override object? Eval(ISuiteQlRow row)
+        {
+            var value = Value.Eval(row);
+            return value is null ? null : Items.Any(i => Compare(value, i.Eval(row)) == 0);
+        }
+    }
+
+    /// <summary><c>x LIKE 'pattern'</c>: % any run, _ one character; case-sensitive, as in Oracle.</summary>
+    private sealed record Like(Expr Value, Expr Pattern) : Expr
+    {
+        public override object? Eval(ISuiteQlRow row)
+        {
+            if (Value.Eval(row) is not { } value || Pattern.Eval(row) is not string pattern)
+            {
+                return null;
+            }
+
+            var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("%", ".*", StringComparison.Ordinal).Replace("_", ".", StringComparison.Ordinal) + "$";
+            return System.Text.RegularExpressions.Regex.IsMatch(Format(value) ?? string.Empty, regex, System.Text.RegularExpressions.RegexOptions.Singleline, TimeSpan.FromSeconds(1));
+        }
+    }
+
     private sealed record IsNull(Expr Inner, bool Negated) : Expr
     {
         public override object? Eval(ISuiteQlRow row) => (Inner.Eval(row) is null) != Negated;
@@ -358,9 +388,9 @@ internal sealed class SuiteQlQuery
 
             Expect("FROM");
             var table = Next().ToLowerInvariant();
-            if (!NsRecordType.All.ContainsKey(table) && table != "deletedrecord")
+            if (!NsRecordType.All.ContainsKey(table) && table is not ("deletedrecord" or "transaction"))
             {
-                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)} and deletedrecord.");
+                throw new SuiteQlException($"Record '{table}' was not found. Reason: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)}, transaction and deletedrecord.");
             }
 
             Expr? where = null;
@@ -468,6 +498,50 @@ internal sealed class SuiteQlQuery
 
                 Expect("NULL");
                 return new IsNull(left, negated);
+            }
+
+            var negatedOp = false;
+            if (IsKeyword("NOT"))
+            {
+                negatedOp = true;
+                _pos++;
+            }
+
+            if (IsKeyword("IN"))
+            {
+                _pos++;
+                Expect("(");
+                var items = new List<Expr>();
+                do
+                {
+                    items.Add(ParseOperand());
+                }
+                while (TryTake(","));
+
+                Expect(")");
+                Expr inList = new InList(left, items);
+                return negatedOp ? new Not(inList) : inList;
+            }
+
+            if (IsKeyword("LIKE"))
+            {
+                _pos++;
+                Expr like = new Like(left, ParseOperand());
+                return negatedOp ? new Not(like) : like;
+            }
+
+            if (IsKeyword("BETWEEN"))
+            {
+                _pos++;
+                var low = ParseOperand();
+                Expect("AND");
+                Expr between = new Binary("AND", new Binary(">=", left, low), new Binary("<=", left, ParseOperand()));
+                return negatedOp ? new Not(between) : between;
+            }
+
+            if (negatedOp)
+            {
+                throw new SuiteQlException($"Expected IN, LIKE or BETWEEN after NOT, found '{Peek() ?? "end of query"}'.");
             }
 
             var op = Next();

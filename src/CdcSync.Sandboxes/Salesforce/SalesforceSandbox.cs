@@ -180,6 +180,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapGet("/sobjects", (string version) => DescribeGlobal(version));
         api.MapGet("/sobjects/{type}", (string version, string type) => BasicInfo(version, type));
         api.MapGet("/sobjects/{type}/describe", (string version, string type) => Describe(version, type));
+        api.MapGet("/sobjects/{type}/updated", (string type, HttpRequest request) => Replication(type, request, deleted: false));
+        api.MapGet("/sobjects/{type}/deleted", (string type, HttpRequest request) => Replication(type, request, deleted: true));
         api.MapGet("/sobjects/{type}/{id}", (string version, string type, string id) => Retrieve(version, type, id));
         api.MapPost("/sobjects/{type}", CreateOneAsync);
         api.MapPatch("/sobjects/{type}/{id}", UpdateOneAsync);
@@ -214,7 +216,17 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return;
         }
 
-        var latency = Options.Latency;
+        TimeSpan latency;
+        try
+        {
+            latency = Options.Latency + RequestLatency.Of(context.Request);
+        }
+        catch (SteeringException e)
+        {
+            await WriteAsync(context, Error(400, "INVALID_HEADER", e.Message));
+            return;
+        }
+
         if (latency > TimeSpan.Zero)
         {
             await Task.Delay(latency, Options.TimeProvider, context.RequestAborted);
@@ -392,8 +404,17 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             List<JsonObject> rows;
             lock (_store.Sync)
             {
-                var query = SoqlQuery.Parse(q);
-                rows = [.. query.Run(_store.All(query.Schema), includeDeleted).Select(r => query.Project(r, version))];
+                var query = SoqlQuery.Parse(q, Options.TimeProvider.GetUtcNow());
+                var matched = query.Run(_store.All(query.Schema), _store, includeDeleted);
+                if (query.IsCountOnly)
+                {
+                    // COUNT() answers with totalSize alone.
+                    return Json(new JsonObject { ["totalSize"] = matched.Count, ["done"] = true, ["records"] = new JsonArray() });
+                }
+
+                rows = query.IsAggregate
+                    ? [query.Aggregate(matched, _store)]
+                    : [.. matched.Select(r => query.Project(r, _store, version, includeDeleted))];
             }
 
             return Page(version, new QueryCursor(rows, batchSize), 0, null);
@@ -811,15 +832,26 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         });
     }
 
-    /// <summary><c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats (records stay).</summary>
+    /// <summary>
+    /// <c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats; with
+    /// <c>{"records": true}</c> it also forgets every record (Ids keep counting up).
+    /// </summary>
     private async Task<IResult> ResetAsync(HttpRequest request)
     {
         return await WithSteeringBodyAsync(request, body =>
         {
-            SteeringKnobs.RejectUnknown(body, "");
+            SteeringKnobs.RejectUnknown(body, "", "records");
+            var records = body["records"] is { } r && SteeringKnobs.Bool(r, "records");
             Options.ResetFaults();
             Normalizer.Reset();
             Stats.Reset();
+            if (records)
+            {
+                lock (_store.Sync)
+                {
+                    _store.Clear();
+                }
+            }
         });
     }
 
@@ -878,6 +910,62 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         foreach (var result in results.Where(r => r.Success && r.Id is not null))
         {
             Stats.CountWrite((schema ?? SObjectSchema.ForId(result.Id!))?.Name ?? "unknown", result.Id!);
+        }
+    }
+
+    /// <summary>
+    /// <c>GET /sobjects/X/updated|deleted?start=&amp;end=</c> (getUpdated / getDeleted): ids changed, or
+    /// ids and deletion dates, in a window of at most 30 days within the last 30; seconds of start and
+    /// end are ignored, as Salesforce rounds both down to the minute.
+    /// </summary>
+    private IResult Replication(string type, HttpRequest request, bool deleted)
+    {
+        if (SObjectSchema.All.GetValueOrDefault(type) is not { } schema)
+        {
+            return Error(404, "NOT_FOUND", "The requested resource does not exist");
+        }
+
+        static DateTimeOffset? Minute(string? text) =>
+            DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var value)
+                ? new DateTimeOffset(value.UtcTicks - (value.UtcTicks % TimeSpan.TicksPerMinute), TimeSpan.Zero)
+                : null;
+
+        var now = Options.TimeProvider.GetUtcNow();
+        if (Minute(request.Query["start"]) is not { } start || Minute(request.Query["end"]) is not { } end)
+        {
+            return Error(400, "MISSING_ARGUMENT", "start and end are required, as ISO 8601 date-times (e.g. 2024-01-31T10:00:00+00:00)");
+        }
+
+        if (end <= start)
+        {
+            return Error(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate by more than one minute");
+        }
+
+        if (start < now.AddDays(-30) || end - start > TimeSpan.FromDays(30))
+        {
+            return Error(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago, and the range cannot exceed 30 days");
+        }
+
+        // An end in the future is covered up to now, so a test sees a deletion made a moment ago.
+        var covered = end < now ? end : now;
+        lock (_store.Sync)
+        {
+            var changed = _store.All(schema).Where(r => r.IsDeleted == deleted && r.Modstamp >= start && r.Modstamp < covered).OrderBy(r => r.Modstamp).ToList();
+            if (!deleted)
+            {
+                return Json(new JsonObject
+                {
+                    ["ids"] = new JsonArray([.. changed.Select(r => (JsonNode?)JsonValue.Create(r.Id))]),
+                    ["latestDateCovered"] = SalesforceStore.FormatDateTime(covered),
+                });
+            }
+
+            return Json(new JsonObject
+            {
+                ["deletedRecords"] = new JsonArray([.. changed.Select(r => (JsonNode)new JsonObject { ["id"] = r.Id, ["deletedDate"] = SalesforceStore.FormatDateTime(r.Modstamp) })]),
+                ["earliestDateAvailable"] = SalesforceStore.FormatDateTime(now.AddDays(-30)),
+                ["latestDateCovered"] = SalesforceStore.FormatDateTime(covered),
+            });
         }
     }
 

@@ -61,6 +61,13 @@ public sealed class SalesforceSandboxOptions
     /// <summary>API requests allowed before every request gets 403 <c>REQUEST_LIMIT_EXCEEDED</c>. Default 100,000.</summary>
     public long RequestLimit { get; set; } = 100_000;
 
+    /// <summary>
+    /// Where the counter behind new record Ids starts. Default 4096. Salesforce never hands out an Id
+    /// twice; give each run of a sandbox a different start (e.g. the current Unix time) when a hub or
+    /// a client may still hold Ids from an earlier run.
+    /// </summary>
+    public long FirstIdSequence { get; set; } = 0x1000;
+
     /// <summary>Records per query batch when the client sends no <c>Sforce-Query-Options: batchSize</c>. Default 2000.</summary>
     public int DefaultQueryBatchSize { get; set; } = 2000;
 

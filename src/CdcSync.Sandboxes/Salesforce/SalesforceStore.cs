@@ -72,7 +72,7 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
     private readonly Dictionary<string, StoredRecord> _records = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Type, string Value), string> _externalIds = new(ExternalKeyComparer.Instance);
     private List<(string Id, StoredRecord? Previous)>? _undo;
-    private long _sequence = 0x1000;
+    private long _sequence = options.FirstIdSequence;
     private DateTimeOffset _lastStamp = DateTimeOffset.MinValue;
 
     public Lock Sync { get; } = new();
@@ -84,6 +84,14 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
     public StoredRecord? Get(string id) => _records.GetValueOrDefault(id);
 
     public IEnumerable<StoredRecord> All(SObjectSchema schema) => _records.Values.Where(r => r.Schema == schema);
+
+    /// <summary>Forgets every record; the Id counter keeps counting up, so no Id is ever handed out twice.</summary>
+    public void Clear()
+    {
+        _records.Clear();
+        _externalIds.Clear();
+        _undo = null;
+    }
 
     /// <summary>Starts recording changes so that <see cref="Rollback"/> can undo them (allOrNone).</summary>
     public void Begin() => _undo = [];

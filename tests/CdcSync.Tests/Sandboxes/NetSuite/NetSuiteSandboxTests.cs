@@ -83,6 +83,10 @@ public sealed class NetSuiteSandboxTests
         Assert.Contains("expectedCloseDate", properties);
         Assert.Contains("projectedTotal", properties);
         Assert.Equal("customer", schema["properties"]!["entity"]!["x-ns-referenced-record"]!.GetValue<string>());
+        var swaggerRequest = new RestRequest("services/rest/record/v1/metadata-catalog/customer");
+        swaggerRequest.AddHeader("Accept", "application/swagger+json");
+        var swagger = JsonNode.Parse((await CallAsync("customer OpenAPI", swaggerRequest, HttpStatusCode.OK)).Content!)!;
+        Assert.Equal("Comments", swagger["components"]!["schemas"]!["customer"]!["properties"]!["comments"]!["title"]!.GetValue<string>());
 
         await CallAsync("delete opportunity", new RestRequest($"services/rest/record/v1/opportunity/{opportunityId}", Method.Delete), HttpStatusCode.NoContent);
         var deleted = Json(Method.Post, "services/rest/query/v1/suiteql", new JsonObject
@@ -99,8 +103,12 @@ public sealed class NetSuiteSandboxTests
         Assert.True(page["hasMore"]!.GetValue<bool>());
         Assert.Equal(2, page["totalResults"]!.GetValue<int>());
 
-        Assert.Equal(12, calls.Count);
+        Assert.Equal(13, calls.Count);
         Assert.Equal(0, sandbox.Options.AuthenticationFailures);
+
+        // create, update, upsert, create opportunity, delete opportunity
+        Assert.Equal(5, sandbox.Stats.Writes);
+        Assert.Equal(2, sandbox.Stats.WritesOf("customer", customerId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Fact]
@@ -160,6 +168,7 @@ public sealed class NetSuiteSandboxTests
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.NotNull(sandbox.GetCustomer(customer));
+        Assert.Equal(0, sandbox.Stats.Writes);
     }
 
     [Fact]
@@ -221,6 +230,69 @@ public sealed class NetSuiteSandboxTests
         var after = await client.ExecuteAsync(Json(Method.Post, "services/rest/record/v1/customer", new JsonObject { ["companyName"] = "Delta" }));
         Assert.Equal(HttpStatusCode.NoContent, after.StatusCode);
         Assert.NotEqual(id, long.Parse(after.Headers!.First(h => h.Name == "Location").Value!.ToString()!.Split('/')[^1]));
+    }
+
+    [Fact]
+    public async Task SuiteQl_InLikeBetweenAndDeletedRecord_FilterAsOracleDoes()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var acme = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Acme Tools" });
+        var beta = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Beta Supply" });
+        var gamma = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Gamma Tools" });
+        sandbox.SeedRecord("opportunity", new JsonObject { ["entity"] = new JsonObject { ["id"] = $"{acme}" }, ["title"] = "Small", ["projectedTotal"] = 500 });
+        sandbox.SeedRecord("opportunity", new JsonObject { ["entity"] = new JsonObject { ["id"] = $"{beta}" }, ["title"] = "Large", ["projectedTotal"] = 50000 });
+        Assert.True(sandbox.DeleteRecord("customer", gamma));
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+
+        async Task<List<string>> ColumnAsync(string q, string column)
+        {
+            var request = Json(Method.Post, "services/rest/query/v1/suiteql", new JsonObject { ["q"] = q });
+            request.AddHeader("Prefer", "transient");
+            var response = await client.ExecuteAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, response.Content);
+            return [.. JsonNode.Parse(response.Content!)!["items"]!.AsArray().Select(i => i![column]!.GetValue<string>())];
+        }
+
+        Assert.Equal(["Acme Tools"], await ColumnAsync("SELECT companyname FROM customer WHERE companyname LIKE '%Tools' ORDER BY id", "companyname"));
+        Assert.Equal(["Beta Supply"], await ColumnAsync($"SELECT companyname FROM customer WHERE id NOT IN ({acme}) ORDER BY id", "companyname"));
+        Assert.Equal(["Small"], await ColumnAsync("SELECT title FROM opportunity WHERE projectedtotal BETWEEN 100 AND 1000", "title"));
+        Assert.Equal(["Large"], await ColumnAsync($"SELECT title FROM opportunity WHERE entity IN ({beta}, 999)", "title"));
+        Assert.Equal(["Large"], await ColumnAsync("SELECT title FROM transaction WHERE type = 'Opprtnty' AND projectedtotal > 1000", "title"));
+        Assert.Equal([$"{gamma}"], await ColumnAsync("SELECT recordid FROM deletedrecord WHERE type = 'customer'", "recordid"));
+        Assert.Equal(["Gamma Tools"], await ColumnAsync("SELECT name FROM deletedrecord", "name"));
+    }
+
+    [Fact]
+    public async Task AddressBookLink_Followed_ReturnsTheLines()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        var id = sandbox.SeedCustomer(new JsonObject
+        {
+            ["companyName"] = "Acme",
+            ["addressBook"] = new JsonObject { ["items"] = new JsonArray(new JsonObject { ["label"] = "HQ", ["addressBookAddress"] = new JsonObject { ["city"] = "Oakland" } }) },
+        });
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+
+        var record = JsonNode.Parse((await client.ExecuteAsync(new RestRequest($"services/rest/record/v1/customer/{id}"))).Content!)!;
+        var link = record["addressBook"]!["links"]![0]!["href"]!.GetValue<string>();
+        var lines = await client.ExecuteAsync(new RestRequest(new Uri(link)));
+
+        Assert.Equal(HttpStatusCode.OK, lines.StatusCode);
+        Assert.Equal("Oakland", JsonNode.Parse(lines.Content!)!["items"]![0]!["addressBookAddress"]!["city"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task LatencyHeader_NotANumber_Rejected400NamingHeader()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        using var client = Client(sandbox, sandbox.Options.TokenSecret);
+        var request = new RestRequest("services/rest/record/v1/customer");
+        request.AddHeader("X-Sandbox-Latency-Ms", "soon");
+
+        var response = await client.ExecuteAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("X-Sandbox-Latency-Ms", response.Content, StringComparison.Ordinal);
     }
 
     private static RestClient Client(NetSuiteSandbox sandbox, string tokenSecret)
