@@ -46,6 +46,21 @@ public sealed class InboundBudgetTests
     }
 
     [Fact]
+    public async Task Usage_FromTheLimitInfoHeaderAndFromLimits_MatchesTheOrgsAllowance()
+    {
+        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { RequestLimit = 12_345 }, CancellationToken.None);
+        var client = new SalesforceClient(
+            new SalesforceOptions { LoginUrl = sandbox.BaseUrl, ClientId = SalesforceSandboxOptions.DefaultClientId, ClientSecret = SalesforceSandboxOptions.DefaultClientSecret },
+            new HttpClient());
+        Assert.Null(client.Usage);
+
+        await client.RefreshUsageAsync(CancellationToken.None);
+
+        Assert.Equal(12_345, client.Usage!.Value.Max);
+        Assert.InRange(client.Usage.Value.Used, 1, sandbox.Options.ApiRequestCount);
+    }
+
+    [Fact]
     public async Task IdleWorker_SixSimulatedHours_SpendsAtMostItsShareOfTheDailyAllowance()
     {
         var hubConnection = await TestPostgres.CreateMigratedHubAsync();
