@@ -125,7 +125,6 @@ public sealed class SalesforceInboundConnector : IInboundConnector
                 throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp.", null, null, isTransient: false);
             }
 
-            fields.Remove("attributes");
             if (state.TryAccept(id, stamp.Value, record.ToJsonString()))
             {
                 result.Add(ToInbound(map, schema, id, fields));
