@@ -277,6 +277,79 @@ public sealed class NetSuiteConnectorTests
     }
 
     [Fact]
+    public async Task Inbound_EditsInTheSameSecondAsTheCursor_ALowerIdAndASecondEditOfOneRecord_BothArrive()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var low = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Low" });
+        var high = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "High" });
+        using var inbound = new NetSuiteInboundConnector(Connector, OptionsFor(sandbox), hub.DataSource);
+        await ReadAllAsync(inbound, hub);
+
+        for (var attempt = 0; ; attempt++)
+        {
+            Assert.True(attempt < 20, "NetSuite's second turned between the edits in every attempt");
+
+            // The cursor's position: the higher id, read at second S.
+            sandbox.EditRecord("customer", high, new JsonObject { ["phone"] = "555000" + attempt.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            await ReadAllAsync(inbound, hub);
+            var second = Stamp(sandbox, high);
+
+            // Still in second S: an edit of a lower id, and a second edit of the record just read.
+            sandbox.EditRecord("customer", low, new JsonObject { ["companyName"] = $"Low {attempt}" });
+            sandbox.EditRecord("customer", high, new JsonObject { ["companyName"] = $"High {attempt}" });
+            if (Stamp(sandbox, low) != second || Stamp(sandbox, high) != second)
+            {
+                continue; // the second turned meanwhile: that case needs no overlap; try again
+            }
+
+            var records = await ReadAllAsync(inbound, hub);
+            Assert.Contains(records, r => (string?)r.Values["internalid"] == low.ToString(System.Globalization.CultureInfo.InvariantCulture) && (string?)r.Values["companyname"] == $"Low {attempt}");
+            Assert.Contains(records, r => (string?)r.Values["internalid"] == high.ToString(System.Globalization.CultureInfo.InvariantCulture) && (string?)r.Values["companyname"] == $"High {attempt}");
+            await using var cmd = hub.DataSource.CreateCommand("SELECT string_agg(companyname, ',' ORDER BY companyname) FROM ns_customers");
+            Assert.Equal($"High {attempt},Low {attempt}", await cmd.ExecuteScalarAsync());
+            break;
+        }
+
+        // Nothing is read twice: the next scan's overlap brings only versions already applied.
+        Assert.Empty(await ReadAllAsync(inbound, hub));
+    }
+
+    [Fact]
+    public async Task Inbound_CustomerDeletedInNetSuite_RemovesTheHubRow()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var doomed = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Short Lived" });
+        var kept = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Long Lived" });
+        using var inbound = new NetSuiteInboundConnector(Connector, OptionsFor(sandbox), hub.DataSource);
+        await ReadAllAsync(inbound, hub);
+
+        Assert.True(sandbox.DeleteRecord("customer", doomed));
+        var records = await ReadAllAsync(inbound, hub);
+
+        Assert.Contains(records, r => r.Deleted && (string?)r.Values["internalid"] == doomed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await using var cmd = hub.DataSource.CreateCommand("SELECT string_agg(internalid, ',') FROM ns_customers");
+        Assert.Equal(kept.ToString(System.Globalization.CultureInfo.InvariantCulture), await cmd.ExecuteScalarAsync());
+    }
+
+    private static async Task<List<InboundRecord>> ReadAllAsync(NetSuiteInboundConnector inbound, NetSuiteTestHub hub)
+    {
+        var all = new List<InboundRecord>();
+        InboundPage page;
+        do
+        {
+            page = await inbound.ReadChangesAsync(await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
+            await hub.Writer.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
+            all.AddRange(page.Records);
+        }
+        while (page.HasMore);
+        return all;
+    }
+
+    private static string? Stamp(NetSuiteSandbox sandbox, long id) => sandbox.GetCustomer(id)?["lastModifiedDate"]?.ToString();
+
+    [Fact]
     public async Task Inbound_PageAppliedToHub_UpsertsRowsAndAdvancesCursor()
     {
         await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);

@@ -269,6 +269,48 @@ public sealed class SalesforceConnectorTests
     }
 
     [Fact]
+    public async Task Inbound_RecordTheHubCreated_ReadBeforeItsIdWriteBack_MeetsItsRowAndStaleReReadsNeverUndoNewerHubValues()
+    {
+        await using var hub = await SalesforceTestHub.CreateAsync(nameof(Inbound_RecordTheHubCreated_ReadBeforeItsIdWriteBack_MeetsItsRowAndStaleReReadsNeverUndoNewerHubValues));
+        var client = hub.Client(hub.Options());
+        var inbound = hub.Inbound(client);
+
+        // The hub made the account (a NetSuite customer mapped over) and the outbound writer created
+        // it in Salesforce by external id; the Id write-back has not landed when inbound reads it.
+        var hubId = await hub.ScalarAsync<Guid>("INSERT INTO sf_accounts (name) VALUES ('Made In The Hub') RETURNING hub_id");
+        var accountId = hub.Sandbox.Insert("Account", new JsonObject { ["Name"] = "Made In The Hub", ["CdcSync_Id__c"] = hubId.ToString() });
+        await ReadAndApplyAsync(hub, inbound);
+        Assert.Equal(1L, await hub.ScalarAsync<long>("SELECT count(*) FROM sf_accounts WHERE name = 'Made In The Hub'"));
+        Assert.Equal(accountId, await hub.ScalarAsync<string>("SELECT id FROM sf_accounts WHERE hub_id = $1", hubId));
+
+        // Meanwhile the hub learned the NetSuite link (not yet written to Salesforce). A re-read of
+        // the version it already holds (a reset cursor here; an overlap or a retried page in a
+        // run) must not put Salesforce's older, empty link back.
+        await hub.ScalarAsync<int>("UPDATE sf_accounts SET netsuite_id__c = '9001' WHERE hub_id = $1 RETURNING 1", hubId);
+        await hub.ScalarAsync<int>("DELETE FROM cdc.inbound_cursors RETURNING 1");
+        await ReadAndApplyAsync(hub, inbound);
+        Assert.Equal("9001", await hub.ScalarAsync<string>("SELECT netsuite_id__c FROM sf_accounts WHERE hub_id = $1", hubId));
+
+        // A newer version in Salesforce does apply.
+        hub.Sandbox.Update(accountId, new JsonObject { ["Phone"] = "(212) 555-0000" });
+        await ReadAndApplyAsync(hub, inbound);
+        Assert.Equal("(212) 555-0000", await hub.ScalarAsync<string>("SELECT phone FROM sf_accounts WHERE hub_id = $1", hubId));
+        Assert.DoesNotContain(hub.Logs.Lines, l => l.Contains("duplicate key", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static async Task ReadAndApplyAsync(SalesforceTestHub hub, SalesforceInboundConnector inbound)
+    {
+        InboundPage page;
+        do
+        {
+            var cursor = await hub.Writer.ReadCursorAsync(inbound.Name, CancellationToken.None);
+            page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
+            await hub.Writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
+        }
+        while (page.HasMore);
+    }
+
+    [Fact]
     public async Task Delete_InSalesforce_MarksHubRowDeleted()
     {
         await using var hub = await SalesforceTestHub.CreateAsync(nameof(Delete_InSalesforce_MarksHubRowDeleted));

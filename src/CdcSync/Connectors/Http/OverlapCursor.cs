@@ -83,7 +83,9 @@ internal sealed class OverlapCursor
             return;
         }
 
-        var floor = (hwm - overlap).UtcTicks;
+        // Queries filter datetimes to the second (SOQL and SuiteQL literals), so a scan may bring
+        // back up to one second more than the window: keep those versions too.
+        var floor = (hwm - overlap - TimeSpan.FromSeconds(1)).UtcTicks;
         var entries = Seen
             .Select(kv => (kv.Key, kv.Value, Ticks: long.Parse(kv.Value.AsSpan(0, kv.Value.IndexOf('|', StringComparison.Ordinal)), CultureInfo.InvariantCulture)))
             .Where(e => e.Ticks >= floor)

@@ -295,7 +295,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                     null => null,
                     bool b => JsonValue.Create(b),
                     string s => JsonValue.Create(s),
-                    decimal d => JsonValue.Create(d),
+                    decimal number => JsonValue.Create(number),
                     short or int or long => JsonValue.Create(Convert.ToInt64(value, CultureInfo.InvariantCulture)),
                     float or double => JsonValue.Create(Convert.ToDouble(value, CultureInfo.InvariantCulture)),
                     _ => JsonValue.Create(HubWriter.ToText(value)),

@@ -97,6 +97,22 @@ public sealed class SalesforceClient
         }
     }
 
+    /// <summary>
+    /// Reads the org's daily allowance from <c>/limits</c> (DailyApiRequests), for orgs or proxies
+    /// whose responses carry no <c>Sforce-Limit-Info</c> header.
+    /// </summary>
+    public async Task RefreshUsageAsync(CancellationToken cancellationToken)
+    {
+        var limits = await SendAsync(HttpMethod.Get, $"{ApiPath}/limits", null, null, cancellationToken);
+        if (limits?["DailyApiRequests"] is JsonObject daily
+            && daily["Max"]?.GetValue<long>() is { } max and > 0
+            && daily["Remaining"]?.GetValue<long>() is { } remaining)
+        {
+            Interlocked.Exchange(ref _usageUsed, max - remaining);
+            Interlocked.Exchange(ref _usageMax, max);
+        }
+    }
+
     private void TrackUsage(HttpResponseMessage response)
     {
         if (!response.Headers.TryGetValues("Sforce-Limit-Info", out var values))

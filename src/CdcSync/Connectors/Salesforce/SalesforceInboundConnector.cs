@@ -25,6 +25,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector
     private readonly SalesforceClient _client;
     private readonly SalesforceSchemas _schemas;
     private readonly ILogger _logger;
+    private bool _limitsRead;
 
     public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource hub, ILogger<SalesforceInboundConnector>? logger = null)
     {
@@ -62,6 +63,13 @@ public sealed class SalesforceInboundConnector : IInboundConnector
                 hasMore = true;
                 break;
             }
+        }
+
+        if (_client.Usage is null && !_limitsRead)
+        {
+            // No Sforce-Limit-Info on the responses: ask /limits once, so idle polling still knows its budget.
+            _limitsRead = true;
+            await _client.RefreshUsageAsync(cancellationToken);
         }
 
         return new InboundPage(records, JsonSerializer.Serialize(states.ToDictionary(kv => kv.Key, kv => kv.Value.ToString())), hasMore);
@@ -117,7 +125,6 @@ public sealed class SalesforceInboundConnector : IInboundConnector
                 throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp.", null, null, isTransient: false);
             }
 
-            fields.Remove("attributes");
             if (state.TryAccept(id, stamp.Value, record.ToJsonString()))
             {
                 result.Add(ToInbound(map, schema, id, fields));

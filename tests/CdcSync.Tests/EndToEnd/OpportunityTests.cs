@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace CdcSync.Tests.EndToEnd;
+
+/// <summary>
+/// The second object pair, added with SQL and config only (migration 0021, transforms 040, the
+/// example config): Opportunity and opportunity flow both ways through the sandboxes, linked
+/// through their account / customer, with exactly the expected writes.
+/// </summary>
+public sealed class OpportunityTests
+{
+    [Fact]
+    public async Task Opportunity_FlowsBothWays_LinkedThroughItsAccountAndCustomer()
+    {
+        await using var rig = await TwoWayRig.StartAsync();
+        var accountId = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = "Pied Piper" });
+        long customerId = 0;
+        await rig.WaitUntilAsync("the account's customer in NetSuite and its id back in Salesforce", () =>
+        {
+            var link = rig.Salesforce.Get(accountId)?["NetSuite_Id__c"]?.ToString();
+            customerId = link is null ? 0 : long.Parse(link, CultureInfo.InvariantCulture);
+            return Task.FromResult(customerId != 0);
+        });
+        await rig.QuietAsync();
+
+        // Salesforce -> NetSuite
+        var opportunityId = rig.Salesforce.Insert("Opportunity", new JsonObject
+        {
+            ["AccountId"] = accountId, ["Name"] = "Compression Licence", ["StageName"] = "Prospecting",
+            ["CloseDate"] = "2026-12-31", ["Amount"] = 250000, ["Description"] = "Middle-out",
+        });
+        long nsOpportunityId = 0;
+        await rig.WaitUntilAsync("the opportunity in NetSuite and its id back in Salesforce", () =>
+        {
+            var link = rig.Salesforce.Get(opportunityId)?["NetSuite_Id__c"]?.ToString();
+            nsOpportunityId = link is null ? 0 : long.Parse(link, CultureInfo.InvariantCulture);
+            return Task.FromResult(nsOpportunityId != 0);
+        });
+        await rig.QuietAsync();
+        var ns = rig.NetSuite.GetRecord("opportunity", nsOpportunityId)!;
+        Assert.Equal(customerId.ToString(CultureInfo.InvariantCulture), ns["entity"]!["id"]!.ToString());
+        Assert.Equal("Compression Licence", ns["title"]!.GetValue<string>());
+        Assert.Equal(250000m, ns["projectedTotal"]!.GetValue<decimal>());
+        Assert.Equal("2026-12-31", ns["expectedCloseDate"]!.GetValue<string>());
+        Assert.Equal("Middle-out", ns["memo"]!.GetValue<string>());
+        Assert.Equal(1, rig.NetSuite.Stats.WritesOf("opportunity", nsOpportunityId.ToString(CultureInfo.InvariantCulture)));   // the upsert
+        Assert.Equal(1, rig.Salesforce.Stats.WritesOf("Opportunity", opportunityId));    // NetSuite_Id__c only
+
+        // NetSuite -> Salesforce: an edit there, then a new opportunity made there.
+        rig.NetSuite.EditRecord("opportunity", nsOpportunityId, new JsonObject { ["memo"] = "Middle-out, five years" });
+        await rig.WaitUntilAsync("the memo in Salesforce", () => Task.FromResult(rig.Salesforce.Get(opportunityId)?["Description"]?.ToString() == "Middle-out, five years"));
+        var renewal = rig.NetSuite.SeedRecord("opportunity", new JsonObject
+        {
+            ["entity"] = new JsonObject { ["id"] = customerId.ToString(CultureInfo.InvariantCulture) },
+            ["title"] = "Renewal", ["projectedTotal"] = 1200, ["expectedCloseDate"] = "2027-01-31",
+        });
+        string? renewalId = null;
+        await rig.WaitUntilAsync("the NetSuite opportunity in Salesforce", async () =>
+        {
+            renewalId = await rig.ScalarAsync<string>("SELECT id FROM sf_opportunities WHERE netsuite_id__c = $1", renewal.ToString(CultureInfo.InvariantCulture));
+            return renewalId is not null;
+        });
+        await rig.QuietAsync();
+        var sf = rig.Salesforce.Get(renewalId!)!;
+        Assert.Equal(accountId, sf["AccountId"]!.ToString());
+        Assert.Equal("Renewal", sf["Name"]!.GetValue<string>());
+        Assert.Equal("2027-01-31", sf["CloseDate"]!.GetValue<string>());
+        Assert.Equal(2, rig.Salesforce.Stats.WritesOf("Opportunity", opportunityId));    // + the memo
+        Assert.Equal(1, rig.Salesforce.Stats.WritesOf("Opportunity", renewalId!));       // the upsert
+        Assert.Equal(1, rig.NetSuite.Stats.WritesOf("opportunity", nsOpportunityId.ToString(CultureInfo.InvariantCulture)));   // no echo of the user's edit
+        Assert.Equal(0, rig.NetSuite.Stats.WritesOf("opportunity", renewal.ToString(CultureInfo.InvariantCulture)));           // nor of the new one
+        Assert.Equal(0L, await rig.ScalarAsync<long>("SELECT count(*) FROM cdc.dead_letters"));
+    }
+}

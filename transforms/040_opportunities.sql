@@ -1,0 +1,243 @@
+-- Salesforce Opportunity <-> NetSuite opportunity, linked through the identity links of their
+-- Account / customer: an opportunity is mapped only once its account has a linked customer that
+-- NetSuite has created (the opportunity's entity), and in the other direction only once its
+-- customer has a linked account. Same rules as 020/030 (see docs/TRANSFORMS.md): write nothing
+-- when nothing mapped changed, find counterparts through cdc.identity_links, act only on direct
+-- writes (pg_trigger_depth() = 1).
+--
+--   Opportunity.Name        <-> opportunity.title
+--   Opportunity.Amount      <-> opportunity.projectedTotal
+--   Opportunity.CloseDate   <-> opportunity.expectedCloseDate
+--   Opportunity.Probability <-> opportunity.probability
+--   Opportunity.Description <-> opportunity.memo
+--   Opportunity.AccountId   <-> opportunity.entity (through the account/customer link)
+--   deleted in Salesforce    -> deleted in NetSuite; deleted in NetSuite -> deleted in Salesforce
+
+-- The NetSuite internalId of the customer linked to an account, NULL until there is one.
+CREATE OR REPLACE FUNCTION cdc.ns_entity_of_account(p_account_hub_id uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT n.internalid FROM public.ns_customers n
+     WHERE n.hub_id = cdc.linked_hub_id('sf_accounts', p_account_hub_id, 'ns_customers')
+$$;
+
+-- The account linked to the customer a NetSuite entity id names, NULL until there is one.
+CREATE OR REPLACE FUNCTION cdc.sf_account_of_entity(p_entity text) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+    SELECT cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts')
+      FROM public.ns_customers n WHERE n.internalid = p_entity
+$$;
+
+-- A stage for an opportunity created in NetSuite (Salesforce requires one): by probability.
+CREATE OR REPLACE FUNCTION cdc.sf_stage_for(p_probability numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+               WHEN p_probability IS NULL OR p_probability < 20 THEN 'Prospecting'
+               WHEN p_probability >= 100 THEN 'Closed Won'
+               WHEN p_probability >= 75 THEN 'Proposal/Price Quote'
+               WHEN p_probability >= 50 THEN 'Value Proposition'
+               ELSE 'Needs Analysis'
+           END
+$$;
+
+CREATE OR REPLACE FUNCTION cdc.sf_opportunity_to_ns(p_hub_id uuid) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    o      public.sf_opportunities;
+    cur    public.ns_opportunities;
+    n      public.ns_opportunities;
+    ns_hub uuid;
+    entity text;
+BEGIN
+    SELECT * INTO o FROM public.sf_opportunities WHERE hub_id = p_hub_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+
+    ns_hub := cdc.linked_hub_id('sf_opportunities', o.hub_id, 'ns_opportunities');
+    IF o.isdeleted THEN
+        DELETE FROM public.ns_opportunities WHERE hub_id = ns_hub;
+        RETURN NULL;
+    END IF;
+
+    entity := cdc.ns_entity_of_account(o.account_hub_id);
+    IF ns_hub IS NOT NULL THEN
+        SELECT * INTO cur FROM public.ns_opportunities WHERE hub_id = ns_hub FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN NULL;   -- deleted in NetSuite: do not resurrect it
+        END IF;
+    ELSIF entity IS NULL THEN
+        -- The customer is not in NetSuite yet: the opportunity is mapped on its next change.
+        -- (Not from the internal id's write-back: that write carries NetSuite's origin, so a row
+        -- made by it would never be routed to NetSuite.)
+        RETURN NULL;
+    ELSE
+        cur.hub_id     := gen_random_uuid();
+        -- Stable per Salesforce row: NetSuite upserts by externalId, a retried create makes no duplicate.
+        cur.externalid := 'sf-' || o.hub_id::text;
+    END IF;
+    n := cur;
+
+    IF entity IS NOT NULL AND n.entity IS DISTINCT FROM entity THEN
+        n.entity := entity;
+    END IF;
+    IF n.title IS DISTINCT FROM left(o.name, 100) THEN
+        n.title := left(o.name, 100);
+    END IF;
+    IF n.projectedtotal IS DISTINCT FROM o.amount THEN
+        n.projectedtotal := o.amount;
+    END IF;
+    IF n.expectedclosedate IS DISTINCT FROM o.closedate THEN
+        n.expectedclosedate := o.closedate;
+    END IF;
+    IF o.probability IS NOT NULL AND n.probability IS DISTINCT FROM o.probability THEN
+        n.probability := o.probability;
+    END IF;
+    IF cdc.blank_to_null(n.memo) IS DISTINCT FROM cdc.blank_to_null(o.description) THEN
+        n.memo := cdc.blank_to_null(o.description);
+    END IF;
+
+    IF ns_hub IS NULL THEN
+        INSERT INTO public.ns_opportunities SELECT n.*;
+        PERFORM cdc.link('sf_opportunities', o.hub_id, 'ns_opportunities', n.hub_id);
+    ELSIF n IS DISTINCT FROM cur THEN
+        UPDATE public.ns_opportunities
+           SET entity = n.entity, title = n.title, projectedtotal = n.projectedtotal,
+               expectedclosedate = n.expectedclosedate, probability = n.probability, memo = n.memo
+         WHERE hub_id = n.hub_id;
+    END IF;
+    PERFORM cdc.set_record_id('sf_opportunities', o.hub_id, o.id);
+    RETURN n.hub_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cdc.ns_opportunity_to_sf(p_hub_id uuid) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    n       public.ns_opportunities;
+    cur     public.sf_opportunities;
+    o       public.sf_opportunities;
+    sf_hub  uuid;
+    account uuid;
+BEGIN
+    SELECT * INTO n FROM public.ns_opportunities WHERE hub_id = p_hub_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+
+    sf_hub := cdc.linked_hub_id('ns_opportunities', n.hub_id, 'sf_opportunities');
+    account := cdc.sf_account_of_entity(n.entity);
+    IF sf_hub IS NOT NULL THEN
+        SELECT * INTO cur FROM public.sf_opportunities WHERE hub_id = sf_hub FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+    ELSIF account IS NULL THEN
+        RETURN NULL;       -- its customer has no account yet
+    ELSE
+        cur.hub_id    := gen_random_uuid();
+        cur.isdeleted := false;
+        cur.stagename := cdc.sf_stage_for(n.probability);
+    END IF;
+    o := cur;
+
+    IF account IS NOT NULL AND o.account_hub_id IS DISTINCT FROM account THEN
+        o.account_hub_id := account;
+        o.accountid      := (SELECT a.id FROM public.sf_accounts a WHERE a.hub_id = account);
+    END IF;
+    IF left(o.name, 100) IS DISTINCT FROM n.title OR o.name IS NULL THEN
+        o.name := coalesce(n.title, '[no title]');
+    END IF;
+    IF o.amount IS DISTINCT FROM n.projectedtotal THEN
+        o.amount := n.projectedtotal;
+    END IF;
+    IF o.closedate IS DISTINCT FROM coalesce(n.expectedclosedate, o.closedate, n.trandate, current_date) THEN
+        o.closedate := coalesce(n.expectedclosedate, o.closedate, n.trandate, current_date);
+    END IF;
+    IF n.probability IS NOT NULL AND o.probability IS DISTINCT FROM n.probability THEN
+        o.probability := n.probability;
+    END IF;
+    IF cdc.blank_to_null(o.description) IS DISTINCT FROM cdc.blank_to_null(n.memo) THEN
+        o.description := cdc.blank_to_null(n.memo);
+    END IF;
+    IF n.internalid IS NOT NULL AND o.netsuite_id__c IS DISTINCT FROM n.internalid THEN
+        o.netsuite_id__c := n.internalid;
+    END IF;
+
+    IF sf_hub IS NULL THEN
+        INSERT INTO public.sf_opportunities SELECT o.*;
+        PERFORM cdc.link('ns_opportunities', n.hub_id, 'sf_opportunities', o.hub_id);
+    ELSIF o IS DISTINCT FROM cur THEN
+        UPDATE public.sf_opportunities
+           SET account_hub_id = o.account_hub_id, accountid = o.accountid, name = o.name,
+               amount = o.amount, closedate = o.closedate, probability = o.probability,
+               description = o.description, netsuite_id__c = o.netsuite_id__c
+         WHERE hub_id = o.hub_id;
+    END IF;
+    PERFORM cdc.set_record_id('ns_opportunities', n.hub_id, n.internalid);
+    RETURN o.hub_id;
+END
+$$;
+
+-- Inbound opportunities carry the Salesforce AccountId only; the mapping needs the account's hub row.
+CREATE OR REPLACE FUNCTION cdc.sf_opportunities_resolve_account() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.accountid IS NOT NULL
+       AND (NEW.account_hub_id IS NULL OR TG_OP = 'UPDATE' AND NEW.accountid IS DISTINCT FROM OLD.accountid) THEN
+        NEW.account_hub_id := (SELECT a.hub_id FROM public.sf_accounts a WHERE a.id = NEW.accountid);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_resolve_account BEFORE INSERT OR UPDATE ON public.sf_opportunities
+    FOR EACH ROW EXECUTE FUNCTION cdc.sf_opportunities_resolve_account();
+
+CREATE OR REPLACE FUNCTION cdc.on_sf_opportunity_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NULL;       -- recursion guard, see cdc.on_sf_account_change
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM public.ns_opportunities
+         WHERE hub_id = cdc.linked_hub_id('sf_opportunities', OLD.hub_id, 'ns_opportunities');
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+        RETURN NULL;
+    END IF;
+    PERFORM cdc.sf_opportunity_to_ns(NEW.hub_id);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cdc.on_ns_opportunity_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        -- Deleted in NetSuite: Salesforce gets the opportunity marked deleted, its writer deletes it.
+        UPDATE public.sf_opportunities
+           SET isdeleted = true
+         WHERE hub_id = cdc.linked_hub_id('ns_opportunities', OLD.hub_id, 'sf_opportunities')
+           AND NOT isdeleted;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+        RETURN NULL;
+    END IF;
+    PERFORM cdc.ns_opportunity_to_sf(NEW.hub_id);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_sf_opportunities_to_ns
+    AFTER INSERT OR UPDATE OR DELETE ON public.sf_opportunities
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_sf_opportunity_change();
+
+CREATE OR REPLACE TRIGGER cdc_ns_opportunities_to_sf
+    AFTER INSERT OR UPDATE OR DELETE ON public.ns_opportunities
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_ns_opportunity_change();
