@@ -54,10 +54,12 @@ public static class ConnectorFactory
     }
 
     // One client per org and process: inbound and outbound share its token, rate limiter and breaker.
+    // Keyed by the login URL too: a process that runs several pipelines (tests, the demo) against
+    // different orgs under one connector name must not reuse another org's client.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SalesforceClient> SalesforceClients = new();
 
     private static SalesforceClient SalesforceClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
-        SalesforceClients.GetOrAdd(name + "|" + section.Path, _ =>
+        SalesforceClients.GetOrAdd(name + "|" + section.Path + "|" + section["LoginUrl"], _ =>
         {
             var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
             options.Name = name;
