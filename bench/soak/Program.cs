@@ -191,7 +191,7 @@ internal static class Program
                     if (sfValue != nsValue)
                     {
                         pairOk = false;
-                        if (examples.Count < 5)
+                        if (examples.Count < 8)
                         {
                             examples.Add($"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: Salesforce '{sfValue}', NetSuite '{nsValue}'");
                         }
@@ -213,9 +213,10 @@ internal static class Program
 
                     pairOk = false;
                     atOlderEdit++;
-                    if (examples.Count < 5)
+                    if (examples.Count < 8)
                     {
-                        examples.Add($"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: both '{sfValue}', last edit '{last.Value}' in {(last.OnSalesforce ? "Salesforce" : "NetSuite")} at {last.At:HH:mm:ss.fff}, no conflict recorded");
+                        var kept = edits.Where(e => e.Pair == p && e.Field == f && Normalize(f, e.Value) == sfValue).Select(e => e.At).DefaultIfEmpty().Max();
+                        examples.Add($"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: both '{sfValue}' (edited {kept:HH:mm:ss.fff}), last edit '{last.Value}' in {(last.OnSalesforce ? "Salesforce" : "NetSuite")} at {last.At:HH:mm:ss.fff}, no conflict recorded");
                     }
                 }
 
