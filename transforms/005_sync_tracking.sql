@@ -368,36 +368,48 @@ BEGIN
 END
 $$;
 
--- Called by cdc.record_outbound after a system acknowledged a write. A conflict decided for the
--- system's own value ("took salesforce") can meet a write of the hub's older value that was
--- already queued for that system: the write lands after the decision and overwrites the
--- system's edit, while the hub keeps the decided value. Such a field is pushed again so the
--- system ends with the decision. Only fields with a decided conflict are pushed: elsewhere a
--- hub value newer than the write is already on its way through the WAL.
+-- Called by cdc.record_outbound after a system acknowledged a write. A write of the hub's older
+-- value can already be queued for a system when a conflict on that field is detected, and it
+-- lands afterwards. When the conflict was decided for the system's own edit ("took
+-- salesforce"), the write overwrote that edit while the hub keeps the decision: the decision is
+-- pushed to the system again. (A field held for manual review keeps the hub's value; the queued
+-- write of it is what the system holds until `conflicts resolve`.)
+-- One push per conflict and value, so a push's own acknowledgement never pushes again. Fields
+-- without a conflict are left alone: a hub value newer than the write is already in the WAL.
 CREATE OR REPLACE FUNCTION cdc.reconcile_outbound(p_object text, p_record_key text, p_changes jsonb)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     c        record;
     hub_now  jsonb;
+    target   jsonb;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM cdc.sync_tables t WHERE t.object = p_object)
        OR p_record_key !~ '^[0-9a-fA-F-]{36}$' THEN
         RETURN;
     END IF;
-    FOR c IN SELECT f.key AS field, f.value -> 'after' AS written, d.id AS conflict_id, d.decided_value
+    FOR c IN SELECT f.key AS field, f.value -> 'after' AS written, d.id AS conflict_id, d.status,
+                    d.decided_value, d.incoming_value
                FROM jsonb_each(coalesce(p_changes, '{}')) f
-               JOIN LATERAL (SELECT x.id, x.decided_value FROM cdc.conflicts x
-                              WHERE x.object = p_object AND x.record_key = p_record_key
-                                AND x.field = f.key AND x.status = 'resolved'
+               JOIN LATERAL (SELECT x.id, x.status, x.decided_value, x.incoming_value FROM cdc.conflicts x
+                              WHERE x.object = p_object AND x.record_key = p_record_key AND x.field = f.key
                               ORDER BY x.id DESC LIMIT 1) d ON true
-              WHERE NOT EXISTS (SELECT 1 FROM cdc.field_pushes p WHERE p.conflict_id = d.id)
     LOOP
         EXECUTE format('SELECT to_jsonb(t) -> %L FROM public.%I t WHERE hub_id = $1', c.field, p_object)
            INTO hub_now USING p_record_key::uuid;
-        IF hub_now IS DISTINCT FROM c.written AND hub_now IS NOT DISTINCT FROM c.decided_value THEN
+        IF c.status = 'open' THEN
+            CONTINUE;
+        ELSIF hub_now IS NOT DISTINCT FROM c.decided_value THEN
+            target := c.decided_value;
+        ELSE
+            CONTINUE;                     -- the hub moved on since the decision
+        END IF;
+        IF c.written IS DISTINCT FROM target
+           AND NOT EXISTS (SELECT 1 FROM cdc.field_pushes p
+                            WHERE p.conflict_id = c.conflict_id AND p.value IS NOT DISTINCT FROM target) THEN
             INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
-            VALUES (p_object, p_record_key, c.field, c.conflict_id, c.written, hub_now);
+            -- Through what the system now holds, so the WAL carries a change of the field.
+            VALUES (p_object, p_record_key, c.field, c.conflict_id, c.written, target);
         END IF;
     END LOOP;
 END
