@@ -81,7 +81,8 @@ public static class ConfigSchema
                 continue;
             }
 
-            if (child.Key.Equals("Inbound", StringComparison.OrdinalIgnoreCase))
+            // Connectors with an inbound side bind Inbound to their own options class (walked below).
+            if (child.Key.Equals("Inbound", StringComparison.OrdinalIgnoreCase) && Property(optionsType, child.Key) is null)
             {
                 foreach (var inbound in child.GetChildren().Where(c => !c.Key.Equals("Enabled", StringComparison.OrdinalIgnoreCase)))
                 {

@@ -30,6 +30,8 @@ public sealed class HealthTests
             ["Connectors:sf:LoginUrl"] = sandbox.BaseUrl.ToString(),
             ["Connectors:sf:ClientId"] = SalesforceSandboxOptions.DefaultClientId,
             ["Connectors:sf:ClientSecret"] = SalesforceSandboxOptions.DefaultClientSecret,
+            ["Connectors:sf:Objects:0:SObject"] = "Account",
+            ["Connectors:sf:Objects:0:Table"] = "sf_accounts",
             ["Connectors:sf:Resilience:MaxRetryAttempts"] = "1",
             ["Connectors:sf:Resilience:RetryBaseDelay"] = "00:00:00.020",
             ["Connectors:sf:Resilience:RetryMaxDelay"] = "00:00:00.100",
