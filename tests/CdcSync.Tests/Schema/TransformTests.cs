@@ -214,7 +214,8 @@ public sealed class TransformTests
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql)
     {
-        await using var cmd = new NpgsqlCommand(sql, conn);
+        // Bulk loads of the loaded-hub fixture take longer than the 30 s default on a busy machine.
+        await using var cmd = new NpgsqlCommand(sql, conn) { CommandTimeout = 300 };
         await cmd.ExecuteNonQueryAsync();
     }
 
