@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS cdc.replay_requests (
     requested_at timestamptz NOT NULL DEFAULT now(),
     applied_at   timestamptz,
     applied_by   text,
-    previous_lsn pg_lsn
+    previous_lsn pg_lsn,
+    error        text                              -- set when the request was closed without applying
 );
 CREATE INDEX IF NOT EXISTS replay_requests_pending_idx ON cdc.replay_requests (id) WHERE applied_at IS NULL;
 

@@ -74,14 +74,29 @@ public sealed class LeaderLease : IAsyncDisposable
 
     /// <summary>
     /// Waits until the lease is free and takes it, calling <paramref name="standingBy"/> once when
-    /// the first attempt finds it held.
+    /// the first attempt finds it held, and <paramref name="unreachable"/> when the hub cannot be
+    /// reached (then retrying with a backoff capped at 30 s: the hub may be restarting).
     /// </summary>
-    public static async Task<LeaderLease> AcquireAsync(string hubConnectionString, string slot, TimeSpan pollInterval, TimeProvider time, Action standingBy, CancellationToken cancellationToken)
+    public static async Task<LeaderLease> AcquireAsync(string hubConnectionString, string slot, TimeSpan pollInterval, TimeProvider time, Action standingBy, Action<string> unreachable, CancellationToken cancellationToken)
     {
         var told = false;
+        var backoff = pollInterval;
         while (true)
         {
-            var lease = await TryAcquireAsync(hubConnectionString, slot, cancellationToken);
+            LeaderLease? lease;
+            try
+            {
+                lease = await TryAcquireAsync(hubConnectionString, slot, cancellationToken);
+                backoff = pollInterval;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            {
+                unreachable(e.Message);
+                await Task.Delay(backoff, time, cancellationToken);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                continue;
+            }
+
             if (lease is not null)
             {
                 return lease;

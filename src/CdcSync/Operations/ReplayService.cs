@@ -187,8 +187,13 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
         var deadline = time.GetUtcNow() + workerTimeout;
         while (true)
         {
-            var row = await conn.QuerySingleAsync<(DateTime? AppliedAt, string? Previous)>(new CommandDefinition(
-                "SELECT applied_at, previous_lsn::text FROM cdc.replay_requests WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+            var row = await conn.QuerySingleAsync<(DateTime? AppliedAt, string? Previous, string? Error)>(new CommandDefinition(
+                "SELECT applied_at, previous_lsn::text, error FROM cdc.replay_requests WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+            if (row.Error is not null)
+            {
+                throw new OperatorException($"replay {id} was not applied: {row.Error}.");
+            }
+
             if (row.AppliedAt is not null)
             {
                 return new ReplayOutcome(id, true, row.Previous is null ? default : NpgsqlLogSequenceNumber.Parse(row.Previous));
@@ -217,6 +222,16 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
         foreach (var (id, connector, fromText) in pending)
         {
             var from = NpgsqlLogSequenceNumber.Parse(fromText);
+            if (!options.Connectors.ContainsKey(connector))
+            {
+                // The config changed since the request: it can never apply; close it with the reason.
+                await conn.ExecuteAsync(new CommandDefinition(
+                    "UPDATE cdc.replay_requests SET applied_at = now(), applied_by = @appliedBy, error = @error WHERE id = @id",
+                    new { id, appliedBy, error = $"connector {connector} is no longer in the config" }, cancellationToken: cancellationToken));
+                logger.LogWarning("Replay {Id}: connector {Connector} is no longer in the config; request closed", id, connector);
+                continue;
+            }
+
             var previous = await ConnectorCheckpoints.RewindAsync(options, connector, from, cancellationToken);
             await conn.ExecuteAsync(new CommandDefinition(
                 "UPDATE cdc.replay_requests SET applied_at = now(), applied_by = @appliedBy, previous_lsn = @previous::pg_lsn WHERE id = @id",

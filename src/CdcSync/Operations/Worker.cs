@@ -57,13 +57,23 @@ public sealed class Worker(
             await using var lease = await LeaderLease.AcquireAsync(
                 options.Hub.ConnectionString, options.Hub.Slot, TimeSpan.FromSeconds(1), _time,
                 () => _logger.LogInformation("Standing by: another worker holds the lease for slot {Slot}; taking over when it stops", options.Hub.Slot),
+                message => _logger.LogWarning("Cannot reach the hub to take the lease ({Message}); retrying", message),
                 stoppingToken);
             _logger.LogInformation("Holding the lease for slot {Slot}; streaming", options.Hub.Slot);
 
             var lost = false;
             while (!stoppingToken.IsCancellationRequested && !lost)
             {
-                await replay.ApplyPendingAsync($"worker {_workerId}", stoppingToken);
+                try
+                {
+                    await replay.ApplyPendingAsync($"worker {_workerId}", stoppingToken);
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or OperatorException && !stoppingToken.IsCancellationRequested)
+                {
+                    // The hub or a target is unreachable: stream anyway; the request stays pending and is retried on the next restart.
+                    _logger.LogWarning("Could not apply pending replay requests ({Message}); retrying after the next restart", e.Message);
+                    await Task.Delay(StatusRefresh, _time, stoppingToken);
+                }
                 var runner = new PipelineRunner(options, Track, loggers, inbound, _time);
                 Runner = runner;
                 State = WorkerState.Streaming;
