@@ -93,10 +93,20 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             list.Add((change, map));
         }
 
-        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, string InternalId)>();
+        // Rows waiting for a parent's internal id (a lookup) go after the others and their internal
+        // id write-backs, so a parent created in the same batch is known to the hub by then.
         var acknowledged = new ConcurrentQueue<OutboundWrite>();
+        var waves = perRow.Values.ToLookup(NeedsParent);
+        await ApplyWaveAsync(waves[false], acknowledged, cancellationToken);
+        await ApplyWaveAsync(waves[true], acknowledged, cancellationToken);
+        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
+    }
+
+    private async Task ApplyWaveAsync(IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, ConcurrentQueue<OutboundWrite> acknowledged, CancellationToken cancellationToken)
+    {
+        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, string InternalId)>();
         await Parallel.ForEachAsync(
-            perRow.Values,
+            rows,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
             async (rowChanges, ct) =>
             {
@@ -111,9 +121,12 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         {
             await WriteBackAsync(map, hubId, internalId, cancellationToken);
         }
-
-        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
     }
+
+    /// <summary>A row that names a parent by hub key only (the lookup column is empty): its internal id is resolved at send time.</summary>
+    private static bool NeedsParent(List<(ChangeEvent Change, NetSuiteRecordOptions Map)> rowChanges) =>
+        rowChanges.Any(c => c.Change.Kind != ChangeKind.Delete && c.Change.New is not null
+            && c.Map.Lookups.Any(l => RowChanges.Value(c.Change, l.Column) is null && RowChanges.Value(c.Change, l.HubKeyColumn) is not null));
 
     public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
         _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
@@ -217,7 +230,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             var sent = schema.Fields
                 .Where(f => f.Writable && (internalId is null ? RowChanges.Value(change, f.Column) is not null : changed.Contains(f.Column)))
                 .ToList();
-            if (internalId is not null && sent.Count == 0)
+            if (internalId is not null && sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
             {
                 return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
             }
@@ -233,9 +246,20 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 }
             }
 
+            var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
+            if (await ResolveLookupsAsync(change, map, schema, internalId, changed, body, changes, cancellationToken) is { } missingParent)
+            {
+                await DeadLetterAsync(change, hubId ?? externalId, body, missingParent, cancellationToken);
+                return;
+            }
+
+            if (internalId is not null && body.Count == 0)
+            {
+                return; // only a lookup's hub key changed, to a parent NetSuite does not know yet
+            }
+
             // Sublists were merged with NetSuite's current lines above, so the merged list replaces them.
             var replace = sublists.Count > 0 ? "?replace=" + Uri.EscapeDataString(string.Join(',', sublists)) : string.Empty;
-            var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
             if (internalId is not null)
             {
                 var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
@@ -266,6 +290,55 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         {
             await DeadLetterAsync(change, hubId ?? externalId ?? internalId, body, e.Message, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Fills an empty reference (e.g. an opportunity's entity) from the internal id of the parent's
+    /// hub row, for a row NetSuite does not know yet or whose parent changed. Returns why the row
+    /// cannot be sent when a new row's parent has no internal id, else null.
+    /// </summary>
+    private async Task<string?> ResolveLookupsAsync(
+        ChangeEvent change,
+        NetSuiteRecordOptions map,
+        NetSuiteRecordSchema schema,
+        string? internalId,
+        HashSet<string> changed,
+        JsonObject body,
+        JsonObject changes,
+        CancellationToken cancellationToken)
+    {
+        foreach (var lookup in map.Lookups)
+        {
+            var parentKey = RowChanges.Text(change, lookup.HubKeyColumn);
+            if (schema.Find(lookup.Column) is not { Writable: true } field
+                || RowChanges.Value(change, lookup.Column) is not null
+                || parentKey is null
+                || (internalId is not null && !changed.Contains(lookup.HubKeyColumn) && !changed.Contains(lookup.Column)))
+            {
+                continue;
+            }
+
+            await using var cmd = _hub.DataSource.CreateCommand(
+                $"SELECT {HubWriter.Quote(lookup.ParentIdColumn)}::text FROM {HubWriter.Quote(lookup.ParentTable)} WHERE {HubWriter.Quote(lookup.ParentKeyColumn)}::text = $1");
+            cmd.Parameters.Add(new NpgsqlParameter { Value = parentKey });
+            if (await cmd.ExecuteScalarAsync(cancellationToken) is string parentId)
+            {
+                body[field.Field] = new JsonObject { ["id"] = parentId };
+                changes[lookup.Column] = new JsonObject { ["before"] = RowChanges.OldValue(change, lookup.Column) is { } old ? JsonValue.Create(HubWriter.ToText(old)) : null, ["after"] = parentId };
+            }
+            else if (internalId is null)
+            {
+                return $"Its {lookup.Column} is {lookup.ParentTable} row {parentKey}, which NetSuite has not created (no {lookup.ParentIdColumn}); replay this dead letter once that row is in NetSuite.";
+            }
+            else
+            {
+                // Moved to a parent NetSuite does not know yet: keep the old reference rather than blank it.
+                body.Remove(field.Field);
+                changes.Remove(lookup.Column);
+            }
+        }
+
+        return null;
     }
 
     private async Task<JsonNode?> ToNodeAsync(ChangeEvent change, NetSuiteRecordOptions map, NetSuiteField field, string? internalId, CancellationToken cancellationToken)

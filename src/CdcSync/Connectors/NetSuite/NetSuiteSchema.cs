@@ -40,7 +40,7 @@ internal sealed class NetSuiteRecordSchema
     {
         var columns = await hub.ColumnTypesAsync(map.Table, cancellationToken);
         var catalog = await CatalogAsync(client, map.RecordType, connector, logger, cancellationToken);
-        var hubOnly = new HashSet<string>(map.HubOnlyColumns, StringComparer.Ordinal) { map.KeyColumn };
+        var hubOnly = new HashSet<string>(map.HubOnlyColumns.Concat(map.Lookups.Select(l => l.HubKeyColumn)), StringComparer.Ordinal) { map.KeyColumn };
         var readOnly = new HashSet<string>(map.ReadOnlyColumns, StringComparer.Ordinal) { map.IdColumn };
         var references = new HashSet<string>(map.References, StringComparer.Ordinal);
         var fields = new List<NetSuiteField>();
