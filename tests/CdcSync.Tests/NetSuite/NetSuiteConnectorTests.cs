@@ -333,6 +333,53 @@ public sealed class NetSuiteConnectorTests
         Assert.Equal(kept.ToString(System.Globalization.CultureInfo.InvariantCulture), await cmd.ExecuteScalarAsync());
     }
 
+    /// <summary>
+    /// Past Inbound:MaxSeenRecords the overlap window's versions are forgotten and re-read, with the
+    /// same stamp and the values NetSuite still holds. Meanwhile the hub holds newer values not yet
+    /// written to NetSuite (pending outbound): the sync-base triggers (transforms/005_sync_tracking.sql)
+    /// see that NetSuite did not change those fields since they last agreed and keep the hub's value,
+    /// so a stale re-read never reverts a pending edit, nor counts as a conflict.
+    /// </summary>
+    [Fact]
+    public async Task Inbound_StaleReReadsPastTheSeenCap_NeverRevertPendingHubValues()
+    {
+        const int customers = 150;
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        for (var i = 0; i < customers; i++)
+        {
+            sandbox.SeedCustomer(new JsonObject { ["companyName"] = $"Capped {i}", ["phone"] = "4155550100" });
+        }
+
+        var options = OptionsFor(sandbox);
+        options.Inbound.MaxSeenRecords = 100;                       // the smallest cap: 50 versions are forgotten
+        options.Inbound.OverlapWindow = TimeSpan.FromMinutes(10);   // so all of them are re-read by the next scan
+        using var inbound = new NetSuiteInboundConnector(Connector, options, hub.DataSource);
+        Assert.Equal(customers, (await ReadAllAsync(inbound, hub)).Count);
+
+        // The hub's own edit of every customer, not yet sent to NetSuite.
+        await using (var edit = hub.DataSource.CreateCommand("UPDATE ns_customers SET phone = '4155550199', companyname = companyname || ' (hub)'"))
+        {
+            Assert.Equal(customers, await edit.ExecuteNonQueryAsync());
+        }
+
+        var reread = await ReadAllAsync(inbound, hub);
+
+        Assert.True(reread.Count >= customers - options.Inbound.MaxSeenRecords, $"expected the {customers - options.Inbound.MaxSeenRecords} forgotten versions to be re-read, got {reread.Count}");
+        Assert.All(reread, r => Assert.Equal("4155550100", (string?)r.Values["phone"]));   // stale: what NetSuite still holds
+        await using (var check = hub.DataSource.CreateCommand(
+            "SELECT count(*) FILTER (WHERE phone = '4155550199' AND companyname LIKE '% (hub)'), count(*) FROM ns_customers"))
+        await using (var reader = await check.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(customers, reader.GetInt64(1));
+            Assert.Equal(customers, reader.GetInt64(0));   // every pending hub value kept
+        }
+
+        await using var conflicts = hub.DataSource.CreateCommand("SELECT count(*) FROM cdc.conflicts");
+        Assert.Equal(0L, await conflicts.ExecuteScalarAsync());
+    }
+
     private static async Task<List<InboundRecord>> ReadAllAsync(NetSuiteInboundConnector inbound, NetSuiteTestHub hub)
     {
         var all = new List<InboundRecord>();
