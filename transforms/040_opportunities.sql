@@ -272,3 +272,51 @@ CREATE OR REPLACE TRIGGER cdc_sf_opportunities_to_ns
 CREATE OR REPLACE TRIGGER cdc_ns_opportunities_to_sf
     AFTER INSERT OR UPDATE OR DELETE ON public.ns_opportunities
     FOR EACH ROW EXECUTE FUNCTION cdc.on_ns_opportunity_change();
+
+-- Opportunities read before their account (same inbound poll, the account's query ran before the
+-- account existed and the opportunity's after both did) carry only the Salesforce AccountId: attach
+-- and map them when the account arrives, so none waits for a later edit. Named to run after
+-- cdc_sf_accounts_to_ns, which creates the account's customer.
+CREATE OR REPLACE FUNCTION cdc.on_sf_account_attach_opportunities() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    IF pg_trigger_depth() > 1 OR NEW.id IS NULL OR TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN UPDATE public.sf_opportunities SET account_hub_id = NEW.hub_id
+              WHERE accountid = NEW.id AND account_hub_id IS NULL
+             RETURNING hub_id LOOP
+        PERFORM cdc.sf_opportunity_to_ns(r.hub_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_sf_accounts_to_ns_opportunities
+    AFTER INSERT OR UPDATE OF id ON public.sf_accounts
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_sf_account_attach_opportunities();
+
+-- The same in the other direction: opportunities read before their customer.
+CREATE OR REPLACE FUNCTION cdc.on_ns_customer_attach_opportunities() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    IF pg_trigger_depth() > 1 OR NEW.internalid IS NULL
+       OR TG_OP = 'UPDATE' AND NEW.internalid IS NOT DISTINCT FROM OLD.internalid THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN UPDATE public.ns_opportunities SET entity_hub_id = NEW.hub_id
+              WHERE entity = NEW.internalid AND entity_hub_id IS NULL
+             RETURNING hub_id LOOP
+        PERFORM cdc.ns_opportunity_to_sf(r.hub_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_ns_customers_to_sf_opportunities
+    AFTER INSERT OR UPDATE OF internalid ON public.ns_customers
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_ns_customer_attach_opportunities();

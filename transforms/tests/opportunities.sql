@@ -117,3 +117,17 @@ SELECT cdc_test.assert_count($q$SELECT 1 FROM ns_opportunities WHERE externalid 
 DELETE FROM ns_opportunities WHERE externalid = 'sf-00000000-0000-0000-0000-0000000b0001';
 SELECT cdc_test.assert_true(isdeleted, 'Salesforce opportunity marked deleted')
   FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0001';
+
+-- test: an opportunity read before its account (same poll) is attached and mapped when the account arrives
+INSERT INTO sf_opportunities (hub_id, id, accountid, name, stagename, closedate)
+VALUES ('00000000-0000-0000-0000-0000000b0009', '006000000000OPP9AA', '001000000000OPP9AA', 'Early Deal', 'Prospecting', '2024-08-01');
+SELECT cdc_test.assert_null(account_hub_id, 'no account yet') FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0009';
+INSERT INTO sf_accounts (hub_id, id, name, createddate)
+VALUES ('00000000-0000-0000-0000-0000000a0009', '001000000000OPP9AA', 'Late Account', '2024-01-01');
+SELECT cdc_test.assert_equals(account_hub_id, '00000000-0000-0000-0000-0000000a0009'::uuid, 'attached when the account arrives')
+  FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0009';
+SELECT cdc_test.assert_equals(n.entity_hub_id, cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-0000000a0009', 'ns_customers'),
+                              'mapped to a NetSuite opportunity of the account''s customer')
+  FROM ns_opportunities n
+ WHERE n.hub_id = cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0009', 'ns_opportunities');
+SELECT cdc_test.assert_not_null(cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0009', 'ns_opportunities'), 'linked NetSuite opportunity');

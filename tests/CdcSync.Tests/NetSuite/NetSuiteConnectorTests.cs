@@ -65,6 +65,93 @@ public sealed class NetSuiteConnectorTests
         Assert.Equal(1, sandbox.CustomerCount);
     }
 
+    /// <summary>
+    /// An opportunity whose customer NetSuite has not created yet (entity NULL, entity_hub_id set, as
+    /// transforms/040 leaves it) in the same batch as that customer's create: the opportunity is sent
+    /// after the customer and its internal id write-back, with the customer as its entity. One whose
+    /// customer is not in NetSuite at all goes to dead letters naming the customer's hub row.
+    /// </summary>
+    [Fact]
+    public async Task Outbound_OpportunityLookup_EntityResolvedFromACustomerCreatedInTheSameBatch_OrDeadLettered()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var customer = await hub.InsertAsync("SF-PARENT", "Parent Co");
+        var orphanParent = await hub.InsertAsync("SF-NEVER-SENT", "Never Sent Co");
+        var opportunity = await InsertOpportunityAsync(hub, "sf-opp-1", customer, "Deal");
+        var orphan = await InsertOpportunityAsync(hub, "sf-opp-2", orphanParent, "Orphan Deal");
+        var opportunities = await RelationOfAsync(hub, "ns_opportunities");
+        await using var connector = Outbound(sandbox, hub);
+
+        var tx = hub.NextTransaction();
+        await connector.WriteAsync(
+            [
+                await hub.InsertEventAsync(customer, tx, 0),
+                new ChangeEvent(opportunities, ChangeKind.Insert, await RowAsync(hub, opportunities, opportunity), null, tx, 1),
+                new ChangeEvent(opportunities, ChangeKind.Insert, await RowAsync(hub, opportunities, orphan), null, tx, 2),
+            ],
+            CancellationToken.None);
+
+        var customerId = await hub.InternalIdAsync(customer);
+        Assert.NotNull(customerId);
+        await using var cmd = hub.DataSource.CreateCommand("SELECT internalid FROM ns_opportunities WHERE hub_id = $1");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = opportunity });
+        var opportunityId = await cmd.ExecuteScalarAsync() as string;
+        Assert.NotNull(opportunityId);
+        var record = sandbox.GetRecord("opportunity", long.Parse(opportunityId, System.Globalization.CultureInfo.InvariantCulture))!;
+        Assert.Equal(customerId, record["entity"]!["id"]!.ToString());
+        Assert.Equal("Deal", record["title"]!.GetValue<string>());
+        await using var entity = hub.DataSource.CreateCommand("SELECT entity FROM ns_opportunities WHERE hub_id = $1");
+        entity.Parameters.Add(new Npgsql.NpgsqlParameter { Value = opportunity });
+        Assert.Equal(customerId, await entity.ExecuteScalarAsync());   // written back with the internal id: the hub holds what NetSuite holds
+
+        var dead = Assert.Single(await hub.DeadLettersAsync(Connector));
+        Assert.Equal(orphan.ToString(), dead.RecordKey);
+        Assert.Contains($"ns_customers row {orphanParent}", dead.Error, StringComparison.Ordinal);
+    }
+
+    private static async Task<Guid> InsertOpportunityAsync(NetSuiteTestHub hub, string externalId, Guid customer, string title)
+    {
+        await using var cmd = hub.DataSource.CreateCommand(
+            "INSERT INTO ns_opportunities (externalid, entity_hub_id, title, projectedtotal, expectedclosedate) VALUES ($1, $2, $3, 1000, '2027-01-31') RETURNING hub_id");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = externalId });
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = customer });
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = title });
+        return (Guid)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>A staging table as pgoutput describes it: its columns with their type OIDs, in order.</summary>
+    private static async Task<RelationInfo> RelationOfAsync(NetSuiteTestHub hub, string table)
+    {
+        await using var cmd = hub.DataSource.CreateCommand(
+            "SELECT attname, atttypid::int, atttypmod FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = "public." + table });
+        var columns = new List<ColumnInfo>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            columns.Add(new ColumnInfo(reader.GetString(0), (uint)reader.GetInt32(1), reader.GetInt32(2), reader.GetString(0) == "hub_id"));
+        }
+
+        return new RelationInfo(16390, "public", table, 'f', columns);
+    }
+
+    private static async Task<RowValues> RowAsync(NetSuiteTestHub hub, RelationInfo relation, Guid hubId)
+    {
+        var columns = string.Join(", ", relation.Columns.Select(c => $"\"{c.Name}\"::text"));
+        await using var cmd = hub.DataSource.CreateCommand($"SELECT {columns} FROM \"{relation.Name}\" WHERE hub_id = $1");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = hubId });
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        var builder = new RowValues.Builder();
+        for (var i = 0; i < relation.Columns.Count; i++)
+        {
+            builder.Add(reader.IsDBNull(i) ? ValueKind.Null : ValueKind.Text, reader.IsDBNull(i) ? default : Encoding.UTF8.GetBytes(reader.GetString(i)));
+        }
+
+        return builder.Build();
+    }
+
     [Fact]
     public async Task Outbound_BatchWithRejectedRecords_GoodOnesLandBadOnesDeadLettered()
     {

@@ -104,7 +104,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
 
     private async Task ApplyWaveAsync(IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, ConcurrentQueue<OutboundWrite> acknowledged, CancellationToken cancellationToken)
     {
-        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, string InternalId)>();
+        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, Dictionary<string, object?> Values)>();
         await Parallel.ForEachAsync(
             rows,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
@@ -117,9 +117,9 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             });
 
         // One session at a time: PostgreSQL 15 lets only one backend hold a replication origin.
-        foreach (var (map, hubId, internalId) in writeBacks)
+        foreach (var (map, hubId, values) in writeBacks)
         {
-            await WriteBackAsync(map, hubId, internalId, cancellationToken);
+            await WriteBackAsync(map, hubId, values, cancellationToken);
         }
     }
 
@@ -175,9 +175,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
     }
 
-    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, string internalId, CancellationToken cancellationToken)
+    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, Dictionary<string, object?> values, CancellationToken cancellationToken)
     {
-        var values = new Dictionary<string, object?> { [map.IdColumn] = internalId };
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -196,7 +195,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
     private async Task ApplyAsync(
         ChangeEvent change,
         NetSuiteRecordOptions map,
-        ConcurrentQueue<(NetSuiteRecordOptions, string, string)> writeBacks,
+        ConcurrentQueue<(NetSuiteRecordOptions, string, Dictionary<string, object?>)> writeBacks,
         ConcurrentQueue<OutboundWrite> acknowledged,
         CancellationToken cancellationToken)
     {
@@ -247,7 +246,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             }
 
             var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
-            if (await ResolveLookupsAsync(change, map, schema, internalId, changed, body, changes, cancellationToken) is { } missingParent)
+            var resolved = new Dictionary<string, object?>(StringComparer.Ordinal);
+            if (await ResolveLookupsAsync(change, map, schema, internalId, changed, body, changes, resolved, cancellationToken) is { } missingParent)
             {
                 await DeadLetterAsync(change, hubId ?? externalId, body, missingParent, cancellationToken);
                 return;
@@ -265,6 +265,11 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
                 NetSuiteClient.EnsureSuccess(response, $"update {map.RecordType} {internalId}");
                 acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? internalId, internalId, "update", changes, change.Transaction.CommitLsn));
+                if (resolved.Count > 0 && hubId is not null)
+                {
+                    writeBacks.Enqueue((map, hubId, resolved));
+                }
+
                 return;
             }
 
@@ -284,7 +289,10 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 return;
             }
 
-            writeBacks.Enqueue((map, hubId, newId));
+            // The resolved parent ids too, under this connector's origin (not routed back): the hub
+            // then holds what NetSuite holds, and no transform re-sends them as a change.
+            resolved[map.IdColumn] = newId;
+            writeBacks.Enqueue((map, hubId, resolved));
         }
         catch (NetSuiteApiException e) when (e.IsPermanentRecordError)
         {
@@ -305,6 +313,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         HashSet<string> changed,
         JsonObject body,
         JsonObject changes,
+        Dictionary<string, object?> resolved,
         CancellationToken cancellationToken)
     {
         foreach (var lookup in map.Lookups)
@@ -324,6 +333,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             if (await cmd.ExecuteScalarAsync(cancellationToken) is string parentId)
             {
                 body[field.Field] = new JsonObject { ["id"] = parentId };
+                resolved[lookup.Column] = parentId;
                 changes[lookup.Column] = new JsonObject { ["before"] = RowChanges.OldValue(change, lookup.Column) is { } old ? JsonValue.Create(HubWriter.ToText(old)) : null, ["after"] = parentId };
             }
             else if (internalId is null)
