@@ -110,6 +110,20 @@ public sealed class NetSuiteConnectorTests
         Assert.Contains($"ns_customers row {orphanParent}", dead.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Lookup_NamingAColumnTheStagingTableLacks_FailsWithOneLineNamingTheFix()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var options = OptionsFor(sandbox);
+        options.Records.Single(r => r.RecordType == "opportunity").Lookups[0].HubKeyColumn = "entity_hub";
+        using var inbound = new NetSuiteInboundConnector(Connector, options, hub.DataSource);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => inbound.ReadChangesAsync(null, CancellationToken.None));
+
+        Assert.Equal("Connectors:netsuite:Records (opportunity): lookup column 'entity_hub' is not a column of ns_opportunities; fix Lookups or add the column in a migration.", e.Message);
+    }
+
     private static async Task<Guid> InsertOpportunityAsync(NetSuiteTestHub hub, string externalId, Guid customer, string title)
     {
         await using var cmd = hub.DataSource.CreateCommand(
