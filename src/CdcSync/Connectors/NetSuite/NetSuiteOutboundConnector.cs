@@ -18,6 +18,10 @@ namespace CdcSync.Connectors.NetSuite;
 /// re-sent change harmless, and the internal id from the <c>Location</c> header is written back to
 /// the hub under this connector's origin; a known row is patched with the fields that changed and
 /// nothing else. Sublists are merged with what NetSuite holds (<see cref="NetSuiteSublists"/>).
+/// A reference the hub row leaves empty (an opportunity's entity whose customer NetSuite is still
+/// creating) is filled at send time from the parent's hub row (<see cref="NetSuiteRecordOptions.Lookups"/>);
+/// such rows go after the rest of the batch and its write-backs, so a parent created in the same
+/// batch is known by then.
 /// Deletes make the record inactive (or delete it when configured). Changes to different rows run
 /// concurrently up to the account's limit; changes to one row run in commit order. Records NetSuite
 /// refuses go to dead letters. Every request is acknowledged before <see cref="WriteAsync"/>
