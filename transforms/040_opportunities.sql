@@ -1,7 +1,10 @@
 -- Salesforce Opportunity <-> NetSuite opportunity, linked through the identity links of their
--- Account / customer: an opportunity is mapped only once its account has a linked customer that
--- NetSuite has created (the opportunity's entity), and in the other direction only once its
--- customer has a linked account. Same rules as 020/030 (see docs/TRANSFORMS.md): write nothing
+-- Account / customer: an opportunity is mapped as soon as its account has a linked customer row in
+-- the hub, even before NetSuite has created that customer: ns_opportunities.entity_hub_id names the
+-- customer's hub row, and the NetSuite connector resolves `entity` from its internalid at send time
+-- (Records[].Lookups, like Salesforce's Lookups for Contact.AccountId). In the other direction an
+-- opportunity is mapped once its customer has a linked account.
+-- Same rules as 020/030 (see docs/TRANSFORMS.md): write nothing
 -- when nothing mapped changed, find counterparts through cdc.identity_links, act only on direct
 -- writes (pg_trigger_depth() = 1).
 --
@@ -17,6 +20,13 @@
 CREATE OR REPLACE FUNCTION cdc.ns_entity_of_account(p_account_hub_id uuid) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT n.internalid FROM public.ns_customers n
+     WHERE n.hub_id = cdc.linked_hub_id('sf_accounts', p_account_hub_id, 'ns_customers')
+$$;
+
+-- The hub row of the customer linked to an account, NULL while the account is not mapped.
+CREATE OR REPLACE FUNCTION cdc.ns_customer_of_account(p_account_hub_id uuid) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+    SELECT n.hub_id FROM public.ns_customers n
      WHERE n.hub_id = cdc.linked_hub_id('sf_accounts', p_account_hub_id, 'ns_customers')
 $$;
 
@@ -45,8 +55,9 @@ DECLARE
     o      public.sf_opportunities;
     cur    public.ns_opportunities;
     n      public.ns_opportunities;
-    ns_hub uuid;
-    entity text;
+    ns_hub   uuid;
+    customer uuid;
+    entity   text;
 BEGIN
     SELECT * INTO o FROM public.sf_opportunities WHERE hub_id = p_hub_id;
     IF NOT FOUND THEN
@@ -59,16 +70,15 @@ BEGIN
         RETURN NULL;
     END IF;
 
+    customer := cdc.ns_customer_of_account(o.account_hub_id);
     entity := cdc.ns_entity_of_account(o.account_hub_id);
     IF ns_hub IS NOT NULL THEN
         SELECT * INTO cur FROM public.ns_opportunities WHERE hub_id = ns_hub FOR UPDATE;
         IF NOT FOUND THEN
             RETURN NULL;   -- deleted in NetSuite: do not resurrect it
         END IF;
-    ELSIF entity IS NULL THEN
-        -- The customer is not in NetSuite yet: the opportunity is mapped on its next change.
-        -- (Not from the internal id's write-back: that write carries NetSuite's origin, so a row
-        -- made by it would never be routed to NetSuite.)
+    ELSIF customer IS NULL THEN
+        -- The account is not mapped to a customer (not in the hub yet): nothing to attach to.
         RETURN NULL;
     ELSE
         cur.hub_id     := gen_random_uuid();
@@ -77,7 +87,12 @@ BEGIN
     END IF;
     n := cur;
 
-    IF entity IS NOT NULL AND n.entity IS DISTINCT FROM entity THEN
+    -- A customer NetSuite has not created yet leaves entity NULL: the connector resolves it from
+    -- entity_hub_id when it sends the row (after the customer's own create, earlier in the WAL).
+    IF customer IS NOT NULL AND n.entity_hub_id IS DISTINCT FROM customer THEN
+        n.entity_hub_id := customer;
+        n.entity := entity;
+    ELSIF entity IS NOT NULL AND n.entity IS DISTINCT FROM entity THEN
         n.entity := entity;
     END IF;
     IF n.title IS DISTINCT FROM left(o.name, 100) THEN
@@ -101,7 +116,7 @@ BEGIN
         PERFORM cdc.link('sf_opportunities', o.hub_id, 'ns_opportunities', n.hub_id);
     ELSIF n IS DISTINCT FROM cur THEN
         UPDATE public.ns_opportunities
-           SET entity = n.entity, title = n.title, projectedtotal = n.projectedtotal,
+           SET entity = n.entity, entity_hub_id = n.entity_hub_id, title = n.title, projectedtotal = n.projectedtotal,
                expectedclosedate = n.expectedclosedate, probability = n.probability, memo = n.memo
          WHERE hub_id = n.hub_id;
     END IF;
@@ -125,7 +140,8 @@ BEGIN
     END IF;
 
     sf_hub := cdc.linked_hub_id('ns_opportunities', n.hub_id, 'sf_opportunities');
-    account := cdc.sf_account_of_entity(n.entity);
+    account := coalesce(cdc.linked_hub_id('ns_customers', n.entity_hub_id, 'sf_accounts'),
+                        cdc.sf_account_of_entity(n.entity));
     IF sf_hub IS NOT NULL THEN
         SELECT * INTO cur FROM public.sf_opportunities WHERE hub_id = sf_hub FOR UPDATE;
         IF NOT FOUND THEN
@@ -193,6 +209,21 @@ $$;
 CREATE OR REPLACE TRIGGER cdc_resolve_account BEFORE INSERT OR UPDATE ON public.sf_opportunities
     FOR EACH ROW EXECUTE FUNCTION cdc.sf_opportunities_resolve_account();
 
+-- Inbound opportunities carry NetSuite's entity id only; the hub-side parent follows it.
+CREATE OR REPLACE FUNCTION cdc.ns_opportunities_resolve_entity() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.entity IS NOT NULL
+       AND (NEW.entity_hub_id IS NULL OR TG_OP = 'UPDATE' AND NEW.entity IS DISTINCT FROM OLD.entity) THEN
+        NEW.entity_hub_id := (SELECT c.hub_id FROM public.ns_customers c WHERE c.internalid = NEW.entity);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_resolve_entity BEFORE INSERT OR UPDATE ON public.ns_opportunities
+    FOR EACH ROW EXECUTE FUNCTION cdc.ns_opportunities_resolve_entity();
+
 CREATE OR REPLACE FUNCTION cdc.on_sf_opportunity_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -241,3 +272,51 @@ CREATE OR REPLACE TRIGGER cdc_sf_opportunities_to_ns
 CREATE OR REPLACE TRIGGER cdc_ns_opportunities_to_sf
     AFTER INSERT OR UPDATE OR DELETE ON public.ns_opportunities
     FOR EACH ROW EXECUTE FUNCTION cdc.on_ns_opportunity_change();
+
+-- Opportunities read before their account (same inbound poll, the account's query ran before the
+-- account existed and the opportunity's after both did) carry only the Salesforce AccountId: attach
+-- and map them when the account arrives, so none waits for a later edit. Named to run after
+-- cdc_sf_accounts_to_ns, which creates the account's customer.
+CREATE OR REPLACE FUNCTION cdc.on_sf_account_attach_opportunities() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    IF pg_trigger_depth() > 1 OR NEW.id IS NULL OR TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN UPDATE public.sf_opportunities SET account_hub_id = NEW.hub_id
+              WHERE accountid = NEW.id AND account_hub_id IS NULL
+             RETURNING hub_id LOOP
+        PERFORM cdc.sf_opportunity_to_ns(r.hub_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_sf_accounts_to_ns_opportunities
+    AFTER INSERT OR UPDATE OF id ON public.sf_accounts
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_sf_account_attach_opportunities();
+
+-- The same in the other direction: opportunities read before their customer.
+CREATE OR REPLACE FUNCTION cdc.on_ns_customer_attach_opportunities() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    IF pg_trigger_depth() > 1 OR NEW.internalid IS NULL
+       OR TG_OP = 'UPDATE' AND NEW.internalid IS NOT DISTINCT FROM OLD.internalid THEN
+        RETURN NULL;
+    END IF;
+    FOR r IN UPDATE public.ns_opportunities SET entity_hub_id = NEW.hub_id
+              WHERE entity = NEW.internalid AND entity_hub_id IS NULL
+             RETURNING hub_id LOOP
+        PERFORM cdc.ns_opportunity_to_sf(r.hub_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cdc_ns_customers_to_sf_opportunities
+    AFTER INSERT OR UPDATE OF internalid ON public.ns_customers
+    FOR EACH ROW EXECUTE FUNCTION cdc.on_ns_customer_attach_opportunities();

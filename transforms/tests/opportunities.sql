@@ -28,10 +28,37 @@ END $$;
 SELECT cdc_test.assert_equals(account_hub_id, '00000000-0000-0000-0000-0000000a0001'::uuid, 'account_hub_id resolved from AccountId')
   FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0001';
 
--- test: an opportunity of an account without a NetSuite customer is not mapped
+-- test: an opportunity of an account whose customer NetSuite has not created yet is mapped at once
 INSERT INTO sf_opportunities (hub_id, accountid, name, stagename, closedate)
 VALUES ('00000000-0000-0000-0000-0000000b0002', '001000000000OPP2AA', 'Waiting Deal', 'Prospecting', '2024-07-01');
-SELECT cdc_test.assert_null(cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0002', 'ns_opportunities'), 'no NetSuite opportunity yet');
+DO $$
+DECLARE n ns_opportunities := (SELECT n FROM ns_opportunities n
+                                WHERE hub_id = cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0002', 'ns_opportunities'));
+BEGIN
+    PERFORM cdc_test.assert_not_null(n.hub_id, 'linked NetSuite opportunity before the customer is in NetSuite');
+    PERFORM cdc_test.assert_null(n.entity, 'entity left for the connector to resolve at send time');
+    PERFORM cdc_test.assert_equals(n.entity_hub_id,
+        cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-0000000a0002', 'ns_customers'),
+        'entity_hub_id is the hub row of the account''s customer');
+    PERFORM cdc_test.assert_equals(n.title, 'Waiting Deal', 'title from Name');
+END $$;
+
+-- test: NetSuite's read-back of that opportunity (entity set) keeps its customer and its account
+UPDATE ns_customers SET internalid = '7002'
+ WHERE hub_id = cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-0000000a0002', 'ns_customers');
+UPDATE ns_opportunities SET internalid = '8003', entity = '7002'
+ WHERE externalid = 'sf-00000000-0000-0000-0000-0000000b0002';
+SELECT cdc_test.assert_equals(n.entity_hub_id,
+           cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-0000000a0002', 'ns_customers'), 'entity_hub_id follows entity')
+  FROM ns_opportunities n WHERE externalid = 'sf-00000000-0000-0000-0000-0000000b0002';
+SELECT cdc_test.assert_equals(o.account_hub_id, '00000000-0000-0000-0000-0000000a0002'::uuid, 'account kept')
+  FROM sf_opportunities o WHERE hub_id = '00000000-0000-0000-0000-0000000b0002';
+
+-- test: an opportunity of an account that is not mapped to a customer is not mapped
+DELETE FROM cdc.identity_links WHERE link_id = cdc.link_id_of('sf_accounts', '00000000-0000-0000-0000-0000000a0002');
+INSERT INTO sf_opportunities (hub_id, accountid, name, stagename, closedate)
+VALUES ('00000000-0000-0000-0000-0000000b0003', '001000000000OPP2AA', 'Orphan Deal', 'Prospecting', '2024-07-01');
+SELECT cdc_test.assert_null(cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0003', 'ns_opportunities'), 'no NetSuite opportunity without a customer');
 
 -- test: an identical Salesforce update writes nothing to ns_opportunities
 SELECT cdc_test.snapshot('ns_opportunities');
@@ -90,3 +117,17 @@ SELECT cdc_test.assert_count($q$SELECT 1 FROM ns_opportunities WHERE externalid 
 DELETE FROM ns_opportunities WHERE externalid = 'sf-00000000-0000-0000-0000-0000000b0001';
 SELECT cdc_test.assert_true(isdeleted, 'Salesforce opportunity marked deleted')
   FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0001';
+
+-- test: an opportunity read before its account (same poll) is attached and mapped when the account arrives
+INSERT INTO sf_opportunities (hub_id, id, accountid, name, stagename, closedate)
+VALUES ('00000000-0000-0000-0000-0000000b0009', '006000000000OPP9AA', '001000000000OPP9AA', 'Early Deal', 'Prospecting', '2024-08-01');
+SELECT cdc_test.assert_null(account_hub_id, 'no account yet') FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0009';
+INSERT INTO sf_accounts (hub_id, id, name, createddate)
+VALUES ('00000000-0000-0000-0000-0000000a0009', '001000000000OPP9AA', 'Late Account', '2024-01-01');
+SELECT cdc_test.assert_equals(account_hub_id, '00000000-0000-0000-0000-0000000a0009'::uuid, 'attached when the account arrives')
+  FROM sf_opportunities WHERE hub_id = '00000000-0000-0000-0000-0000000b0009';
+SELECT cdc_test.assert_equals(n.entity_hub_id, cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-0000000a0009', 'ns_customers'),
+                              'mapped to a NetSuite opportunity of the account''s customer')
+  FROM ns_opportunities n
+ WHERE n.hub_id = cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0009', 'ns_opportunities');
+SELECT cdc_test.assert_not_null(cdc.linked_hub_id('sf_opportunities', '00000000-0000-0000-0000-0000000b0009', 'ns_opportunities'), 'linked NetSuite opportunity');

@@ -65,6 +65,107 @@ public sealed class NetSuiteConnectorTests
         Assert.Equal(1, sandbox.CustomerCount);
     }
 
+    /// <summary>
+    /// An opportunity whose customer NetSuite has not created yet (entity NULL, entity_hub_id set, as
+    /// transforms/040 leaves it) in the same batch as that customer's create: the opportunity is sent
+    /// after the customer and its internal id write-back, with the customer as its entity. One whose
+    /// customer is not in NetSuite at all goes to dead letters naming the customer's hub row.
+    /// </summary>
+    [Fact]
+    public async Task Outbound_OpportunityLookup_EntityResolvedFromACustomerCreatedInTheSameBatch_OrDeadLettered()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var customer = await hub.InsertAsync("SF-PARENT", "Parent Co");
+        var orphanParent = await hub.InsertAsync("SF-NEVER-SENT", "Never Sent Co");
+        var opportunity = await InsertOpportunityAsync(hub, "sf-opp-1", customer, "Deal");
+        var orphan = await InsertOpportunityAsync(hub, "sf-opp-2", orphanParent, "Orphan Deal");
+        var opportunities = await RelationOfAsync(hub, "ns_opportunities");
+        await using var connector = Outbound(sandbox, hub);
+
+        var tx = hub.NextTransaction();
+        await connector.WriteAsync(
+            [
+                await hub.InsertEventAsync(customer, tx, 0),
+                new ChangeEvent(opportunities, ChangeKind.Insert, await RowAsync(hub, opportunities, opportunity), null, tx, 1),
+                new ChangeEvent(opportunities, ChangeKind.Insert, await RowAsync(hub, opportunities, orphan), null, tx, 2),
+            ],
+            CancellationToken.None);
+
+        var customerId = await hub.InternalIdAsync(customer);
+        Assert.NotNull(customerId);
+        await using var cmd = hub.DataSource.CreateCommand("SELECT internalid FROM ns_opportunities WHERE hub_id = $1");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = opportunity });
+        var opportunityId = await cmd.ExecuteScalarAsync() as string;
+        Assert.NotNull(opportunityId);
+        var record = sandbox.GetRecord("opportunity", long.Parse(opportunityId, System.Globalization.CultureInfo.InvariantCulture))!;
+        Assert.Equal(customerId, record["entity"]!["id"]!.ToString());
+        Assert.Equal("Deal", record["title"]!.GetValue<string>());
+        await using var entity = hub.DataSource.CreateCommand("SELECT entity FROM ns_opportunities WHERE hub_id = $1");
+        entity.Parameters.Add(new Npgsql.NpgsqlParameter { Value = opportunity });
+        Assert.Equal(customerId, await entity.ExecuteScalarAsync());   // written back with the internal id: the hub holds what NetSuite holds
+
+        var dead = Assert.Single(await hub.DeadLettersAsync(Connector));
+        Assert.Equal(orphan.ToString(), dead.RecordKey);
+        Assert.Contains($"ns_customers row {orphanParent}", dead.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lookup_NamingAColumnTheStagingTableLacks_FailsWithOneLineNamingTheFix()
+    {
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        var options = OptionsFor(sandbox);
+        options.Records.Single(r => r.RecordType == "opportunity").Lookups[0].HubKeyColumn = "entity_hub";
+        using var inbound = new NetSuiteInboundConnector(Connector, options, hub.DataSource);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => inbound.ReadChangesAsync(null, CancellationToken.None));
+
+        Assert.Equal("Connectors:netsuite:Records (opportunity): lookup column 'entity_hub' is not a column of ns_opportunities; fix Lookups or add the column in a migration.", e.Message);
+    }
+
+    private static async Task<Guid> InsertOpportunityAsync(NetSuiteTestHub hub, string externalId, Guid customer, string title)
+    {
+        await using var cmd = hub.DataSource.CreateCommand(
+            "INSERT INTO ns_opportunities (externalid, entity_hub_id, title, projectedtotal, expectedclosedate) VALUES ($1, $2, $3, 1000, '2027-01-31') RETURNING hub_id");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = externalId });
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = customer });
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = title });
+        return (Guid)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>A staging table as pgoutput describes it: its columns with their type OIDs, in order.</summary>
+    private static async Task<RelationInfo> RelationOfAsync(NetSuiteTestHub hub, string table)
+    {
+        await using var cmd = hub.DataSource.CreateCommand(
+            "SELECT attname, atttypid::int, atttypmod FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = "public." + table });
+        var columns = new List<ColumnInfo>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            columns.Add(new ColumnInfo(reader.GetString(0), (uint)reader.GetInt32(1), reader.GetInt32(2), reader.GetString(0) == "hub_id"));
+        }
+
+        return new RelationInfo(16390, "public", table, 'f', columns);
+    }
+
+    private static async Task<RowValues> RowAsync(NetSuiteTestHub hub, RelationInfo relation, Guid hubId)
+    {
+        var columns = string.Join(", ", relation.Columns.Select(c => $"\"{c.Name}\"::text"));
+        await using var cmd = hub.DataSource.CreateCommand($"SELECT {columns} FROM \"{relation.Name}\" WHERE hub_id = $1");
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = hubId });
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        var builder = new RowValues.Builder();
+        for (var i = 0; i < relation.Columns.Count; i++)
+        {
+            builder.Add(reader.IsDBNull(i) ? ValueKind.Null : ValueKind.Text, reader.IsDBNull(i) ? default : Encoding.UTF8.GetBytes(reader.GetString(i)));
+        }
+
+        return builder.Build();
+    }
+
     [Fact]
     public async Task Outbound_BatchWithRejectedRecords_GoodOnesLandBadOnesDeadLettered()
     {
@@ -331,6 +432,53 @@ public sealed class NetSuiteConnectorTests
         Assert.Contains(records, r => r.Deleted && (string?)r.Values["internalid"] == doomed.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await using var cmd = hub.DataSource.CreateCommand("SELECT string_agg(internalid, ',') FROM ns_customers");
         Assert.Equal(kept.ToString(System.Globalization.CultureInfo.InvariantCulture), await cmd.ExecuteScalarAsync());
+    }
+
+    /// <summary>
+    /// Past Inbound:MaxSeenRecords the overlap window's versions are forgotten and re-read, with the
+    /// same stamp and the values NetSuite still holds. Meanwhile the hub holds newer values not yet
+    /// written to NetSuite (pending outbound): the sync-base triggers (transforms/005_sync_tracking.sql)
+    /// see that NetSuite did not change those fields since they last agreed and keep the hub's value,
+    /// so a stale re-read never reverts a pending edit, nor counts as a conflict.
+    /// </summary>
+    [Fact]
+    public async Task Inbound_StaleReReadsPastTheSeenCap_NeverRevertPendingHubValues()
+    {
+        const int customers = 150;
+        await using var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+        await using var hub = await NetSuiteTestHub.CreateAsync(Name());
+        for (var i = 0; i < customers; i++)
+        {
+            sandbox.SeedCustomer(new JsonObject { ["companyName"] = $"Capped {i}", ["phone"] = "4155550100" });
+        }
+
+        var options = OptionsFor(sandbox);
+        options.Inbound.MaxSeenRecords = 100;                       // the smallest cap: 50 versions are forgotten
+        options.Inbound.OverlapWindow = TimeSpan.FromMinutes(10);   // so all of them are re-read by the next scan
+        using var inbound = new NetSuiteInboundConnector(Connector, options, hub.DataSource);
+        Assert.Equal(customers, (await ReadAllAsync(inbound, hub)).Count);
+
+        // The hub's own edit of every customer, not yet sent to NetSuite.
+        await using (var edit = hub.DataSource.CreateCommand("UPDATE ns_customers SET phone = '4155550199', companyname = companyname || ' (hub)'"))
+        {
+            Assert.Equal(customers, await edit.ExecuteNonQueryAsync());
+        }
+
+        var reread = await ReadAllAsync(inbound, hub);
+
+        Assert.True(reread.Count >= customers - options.Inbound.MaxSeenRecords, $"expected the {customers - options.Inbound.MaxSeenRecords} forgotten versions to be re-read, got {reread.Count}");
+        Assert.All(reread, r => Assert.Equal("4155550100", (string?)r.Values["phone"]));   // stale: what NetSuite still holds
+        await using (var check = hub.DataSource.CreateCommand(
+            "SELECT count(*) FILTER (WHERE phone = '4155550199' AND companyname LIKE '% (hub)'), count(*) FROM ns_customers"))
+        await using (var reader = await check.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(customers, reader.GetInt64(1));
+            Assert.Equal(customers, reader.GetInt64(0));   // every pending hub value kept
+        }
+
+        await using var conflicts = hub.DataSource.CreateCommand("SELECT count(*) FROM cdc.conflicts");
+        Assert.Equal(0L, await conflicts.ExecuteScalarAsync());
     }
 
     private static async Task<List<InboundRecord>> ReadAllAsync(NetSuiteInboundConnector inbound, NetSuiteTestHub hub)

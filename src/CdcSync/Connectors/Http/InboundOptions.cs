@@ -31,7 +31,12 @@ public sealed class InboundOptions
     [Range(0.0001, 1.0, ErrorMessage = "Inbound:IdleApiShare must be between 0.0001 and 1.")]
     public double IdleApiShare { get; set; } = 0.05;
 
-    /// <summary>Records per cursor kept to drop re-reads of the overlap window; past it re-reads are applied again (harmless: they write nothing). Default 10000.</summary>
+    /// <summary>
+    /// Records per cursor kept to drop re-reads of the overlap window. Past it re-reads are applied
+    /// again, harmlessly on tables under the sync base (transforms/005_sync_tracking.sql): a re-read
+    /// value equal to the field's base keeps the hub's newer pending value and is no conflict.
+    /// Default 10000.
+    /// </summary>
     [Range(100, 1_000_000)]
     public int MaxSeenRecords { get; set; } = 10_000;
 }

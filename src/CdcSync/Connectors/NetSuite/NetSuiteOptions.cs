@@ -110,4 +110,37 @@ public sealed class NetSuiteRecordOptions
     /// line's <c>label</c> when it has one, else its <c>id</c>.
     /// </summary>
     public Dictionary<string, string> SublistKeys { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// References resolved from the hub when the row has no parent internal id yet (e.g. an
+    /// opportunity's entity while NetSuite is still creating its customer). Their hub key columns
+    /// are kept in the hub only.
+    /// </summary>
+    public List<NetSuiteLookupOptions> Lookups { get; set; } = [];
+}
+
+/// <summary>
+/// A reference field whose internal id the hub may not know yet when the row is written (the parent
+/// was created by the hub and its internal id comes back later): resolved from the parent's hub row
+/// at send time. A row whose parent is not in NetSuite by then goes to dead letters, naming the parent.
+/// </summary>
+public sealed class NetSuiteLookupOptions
+{
+    /// <summary>Column of the parent's internal id, e.g. <c>entity</c>.</summary>
+    [Required]
+    public string Column { get; set; } = string.Empty;
+
+    /// <summary>Column of the parent's hub key, e.g. <c>entity_hub_id</c>.</summary>
+    [Required]
+    public string HubKeyColumn { get; set; } = string.Empty;
+
+    /// <summary>The parent's staging table, e.g. <c>ns_customers</c>.</summary>
+    [Required]
+    public string ParentTable { get; set; } = string.Empty;
+
+    /// <summary>The parent table's key column. Default <c>hub_id</c>.</summary>
+    public string ParentKeyColumn { get; set; } = "hub_id";
+
+    /// <summary>The parent table's internal id column. Default <c>internalid</c>.</summary>
+    public string ParentIdColumn { get; set; } = "internalid";
 }

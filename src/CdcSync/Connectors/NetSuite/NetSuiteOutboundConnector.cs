@@ -18,6 +18,10 @@ namespace CdcSync.Connectors.NetSuite;
 /// re-sent change harmless, and the internal id from the <c>Location</c> header is written back to
 /// the hub under this connector's origin; a known row is patched with the fields that changed and
 /// nothing else. Sublists are merged with what NetSuite holds (<see cref="NetSuiteSublists"/>).
+/// A reference the hub row leaves empty (an opportunity's entity whose customer NetSuite is still
+/// creating) is filled at send time from the parent's hub row (<see cref="NetSuiteRecordOptions.Lookups"/>);
+/// such rows go after the rest of the batch and its write-backs, so a parent created in the same
+/// batch is known by then.
 /// Deletes make the record inactive (or delete it when configured). Changes to different rows run
 /// concurrently up to the account's limit; changes to one row run in commit order. Records NetSuite
 /// refuses go to dead letters. Every request is acknowledged before <see cref="WriteAsync"/>
@@ -93,10 +97,20 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             list.Add((change, map));
         }
 
-        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, string InternalId)>();
+        // Rows waiting for a parent's internal id (a lookup) go after the others and their internal
+        // id write-backs, so a parent created in the same batch is known to the hub by then.
         var acknowledged = new ConcurrentQueue<OutboundWrite>();
+        var waves = perRow.Values.ToLookup(NeedsParent);
+        await ApplyWaveAsync(waves[false], acknowledged, cancellationToken);
+        await ApplyWaveAsync(waves[true], acknowledged, cancellationToken);
+        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
+    }
+
+    private async Task ApplyWaveAsync(IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, ConcurrentQueue<OutboundWrite> acknowledged, CancellationToken cancellationToken)
+    {
+        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, Dictionary<string, object?> Values)>();
         await Parallel.ForEachAsync(
-            perRow.Values,
+            rows,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
             async (rowChanges, ct) =>
             {
@@ -107,13 +121,16 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             });
 
         // One session at a time: PostgreSQL 15 lets only one backend hold a replication origin.
-        foreach (var (map, hubId, internalId) in writeBacks)
+        foreach (var (map, hubId, values) in writeBacks)
         {
-            await WriteBackAsync(map, hubId, internalId, cancellationToken);
+            await WriteBackAsync(map, hubId, values, cancellationToken);
         }
-
-        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
     }
+
+    /// <summary>A row that names a parent by hub key only (the lookup column is empty): its internal id is resolved at send time.</summary>
+    private static bool NeedsParent(List<(ChangeEvent Change, NetSuiteRecordOptions Map)> rowChanges) =>
+        rowChanges.Any(c => c.Change.Kind != ChangeKind.Delete && c.Change.New is not null
+            && c.Map.Lookups.Any(l => RowChanges.Value(c.Change, l.Column) is null && RowChanges.Value(c.Change, l.HubKeyColumn) is not null));
 
     public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
         _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
@@ -162,9 +179,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
     }
 
-    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, string internalId, CancellationToken cancellationToken)
+    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, Dictionary<string, object?> values, CancellationToken cancellationToken)
     {
-        var values = new Dictionary<string, object?> { [map.IdColumn] = internalId };
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -183,7 +199,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
     private async Task ApplyAsync(
         ChangeEvent change,
         NetSuiteRecordOptions map,
-        ConcurrentQueue<(NetSuiteRecordOptions, string, string)> writeBacks,
+        ConcurrentQueue<(NetSuiteRecordOptions, string, Dictionary<string, object?>)> writeBacks,
         ConcurrentQueue<OutboundWrite> acknowledged,
         CancellationToken cancellationToken)
     {
@@ -217,7 +233,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             var sent = schema.Fields
                 .Where(f => f.Writable && (internalId is null ? RowChanges.Value(change, f.Column) is not null : changed.Contains(f.Column)))
                 .ToList();
-            if (internalId is not null && sent.Count == 0)
+            if (internalId is not null && sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
             {
                 return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
             }
@@ -233,14 +249,31 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 }
             }
 
+            var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
+            var resolved = new Dictionary<string, object?>(StringComparer.Ordinal);
+            if (await ResolveLookupsAsync(change, map, schema, internalId, changed, body, changes, resolved, cancellationToken) is { } missingParent)
+            {
+                await DeadLetterAsync(change, hubId ?? externalId, body, missingParent, cancellationToken);
+                return;
+            }
+
+            if (internalId is not null && body.Count == 0)
+            {
+                return; // only a lookup's hub key changed, to a parent NetSuite does not know yet
+            }
+
             // Sublists were merged with NetSuite's current lines above, so the merged list replaces them.
             var replace = sublists.Count > 0 ? "?replace=" + Uri.EscapeDataString(string.Join(',', sublists)) : string.Empty;
-            var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
             if (internalId is not null)
             {
                 var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
                 NetSuiteClient.EnsureSuccess(response, $"update {map.RecordType} {internalId}");
                 acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? internalId, internalId, "update", changes, change.Transaction.CommitLsn));
+                if (resolved.Count > 0 && hubId is not null)
+                {
+                    writeBacks.Enqueue((map, hubId, resolved));
+                }
+
                 return;
             }
 
@@ -260,12 +293,66 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 return;
             }
 
-            writeBacks.Enqueue((map, hubId, newId));
+            // The resolved parent ids too, under this connector's origin (not routed back): the hub
+            // then holds what NetSuite holds, and no transform re-sends them as a change.
+            resolved[map.IdColumn] = newId;
+            writeBacks.Enqueue((map, hubId, resolved));
         }
         catch (NetSuiteApiException e) when (e.IsPermanentRecordError)
         {
             await DeadLetterAsync(change, hubId ?? externalId ?? internalId, body, e.Message, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Fills an empty reference (e.g. an opportunity's entity) from the internal id of the parent's
+    /// hub row, for a row NetSuite does not know yet or whose parent changed. Returns why the row
+    /// cannot be sent when a new row's parent has no internal id, else null.
+    /// </summary>
+    private async Task<string?> ResolveLookupsAsync(
+        ChangeEvent change,
+        NetSuiteRecordOptions map,
+        NetSuiteRecordSchema schema,
+        string? internalId,
+        HashSet<string> changed,
+        JsonObject body,
+        JsonObject changes,
+        Dictionary<string, object?> resolved,
+        CancellationToken cancellationToken)
+    {
+        foreach (var lookup in map.Lookups)
+        {
+            var parentKey = RowChanges.Text(change, lookup.HubKeyColumn);
+            if (schema.Find(lookup.Column) is not { Writable: true } field
+                || RowChanges.Value(change, lookup.Column) is not null
+                || parentKey is null
+                || (internalId is not null && !changed.Contains(lookup.HubKeyColumn) && !changed.Contains(lookup.Column)))
+            {
+                continue;
+            }
+
+            await using var cmd = _hub.DataSource.CreateCommand(
+                $"SELECT {HubWriter.Quote(lookup.ParentIdColumn)}::text FROM {HubWriter.Quote(lookup.ParentTable)} WHERE {HubWriter.Quote(lookup.ParentKeyColumn)}::text = $1");
+            cmd.Parameters.Add(new NpgsqlParameter { Value = parentKey });
+            if (await cmd.ExecuteScalarAsync(cancellationToken) is string parentId)
+            {
+                body[field.Field] = new JsonObject { ["id"] = parentId };
+                resolved[lookup.Column] = parentId;
+                changes[lookup.Column] = new JsonObject { ["before"] = RowChanges.OldValue(change, lookup.Column) is { } old ? JsonValue.Create(HubWriter.ToText(old)) : null, ["after"] = parentId };
+            }
+            else if (internalId is null)
+            {
+                return $"Its {lookup.Column} is {lookup.ParentTable} row {parentKey}, which NetSuite has not created (no {lookup.ParentIdColumn}); replay this dead letter once that row is in NetSuite.";
+            }
+            else
+            {
+                // Moved to a parent NetSuite does not know yet: keep the old reference rather than blank it.
+                body.Remove(field.Field);
+                changes.Remove(lookup.Column);
+            }
+        }
+
+        return null;
     }
 
     private async Task<JsonNode?> ToNodeAsync(ChangeEvent change, NetSuiteRecordOptions map, NetSuiteField field, string? internalId, CancellationToken cancellationToken)

@@ -39,8 +39,14 @@ internal sealed class NetSuiteRecordSchema
     public static async Task<NetSuiteRecordSchema> LoadAsync(NetSuiteClient client, HubWriter hub, NetSuiteRecordOptions map, string connector, ILogger logger, CancellationToken cancellationToken)
     {
         var columns = await hub.ColumnTypesAsync(map.Table, cancellationToken);
+        foreach (var column in map.Lookups.SelectMany(l => new[] { l.Column, l.HubKeyColumn }).Where(c => !columns.ContainsKey(c)))
+        {
+            throw new InvalidOperationException(
+                $"Connectors:{connector}:Records ({map.RecordType}): lookup column '{column}' is not a column of {map.Table}; fix Lookups or add the column in a migration.");
+        }
+
         var catalog = await CatalogAsync(client, map.RecordType, connector, logger, cancellationToken);
-        var hubOnly = new HashSet<string>(map.HubOnlyColumns, StringComparer.Ordinal) { map.KeyColumn };
+        var hubOnly = new HashSet<string>(map.HubOnlyColumns.Concat(map.Lookups.Select(l => l.HubKeyColumn)), StringComparer.Ordinal) { map.KeyColumn };
         var readOnly = new HashSet<string>(map.ReadOnlyColumns, StringComparer.Ordinal) { map.IdColumn };
         var references = new HashSet<string>(map.References, StringComparer.Ordinal);
         var fields = new List<NetSuiteField>();
