@@ -414,3 +414,28 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Outbound precondition. Before a connector updates fields of a record it already knows, it reads
+-- what the system holds now and asks which fields it must NOT write: those whose current value
+-- differs from the base (edited in the system since it was last read from or written to it) and
+-- also from the hub's value (writing it would change nothing). A field with no base is written.
+-- p_current: {"<hub id>": {"<column>": <value as the system returned it>}}; values are cast through
+-- the staging table's row type, so they compare in the to_jsonb form the triggers store.
+CREATE OR REPLACE FUNCTION cdc.outbound_held_fields(p_object text, p_current jsonb)
+RETURNS TABLE (record_key text, field text, current_value jsonb, base_value jsonb)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT e.key, e.value FROM jsonb_each(p_current) e LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT $1, k.f, to_jsonb(c) -> k.f, b.value
+               FROM jsonb_object_keys($2) AS k(f)
+               CROSS JOIN jsonb_populate_record(NULL::public.%I, $2) AS c
+               JOIN cdc.sync_base b ON b.object = $3 AND b.record_key = $1 AND b.field = k.f
+               LEFT JOIN public.%I h ON h.hub_id::text = $1
+              WHERE (to_jsonb(c) -> k.f) IS DISTINCT FROM b.value
+                AND (to_jsonb(c) -> k.f) IS DISTINCT FROM (to_jsonb(h) -> k.f)', p_object, p_object)
+        USING r.key, r.value, p_object;
+    END LOOP;
+END $$;
