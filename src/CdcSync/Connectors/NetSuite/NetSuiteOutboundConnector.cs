@@ -353,10 +353,34 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
 
         var held = await OutboundPreconditions.HeldAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
+        if (held.Count == 0)
+        {
+            return columns;
+        }
+
+        // Decided now: NetSuite's values of the held fields go through the inbound path.
+        var edited = new JsonObject();
         foreach (var (_, column) in held)
         {
+            edited[column] = values[column]?.DeepClone();
+        }
+
+        if (map.SourceModifiedColumn.Length > 0)
+        {
+            edited[map.SourceModifiedColumn] = current["lastModifiedDate"]?.DeepClone();
+        }
+
+        var writeNow = await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
+        foreach (var (_, column) in held)
+        {
+            if (writeNow.Contains((hubId, column)))
+            {
+                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in NetSuite since the last sync; the conflict policy kept the hub's value, written", Name, map.Table, internalId, column);
+                continue;
+            }
+
             columns.Add(column);
-            _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in NetSuite since the last sync; not written (the inbound poll brings the edit and the conflict policy decides)", Name, map.Table, internalId, column);
+            _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in NetSuite since the last sync; not written (the conflict policy took NetSuite's edit or holds it for review)", Name, map.Table, internalId, column);
         }
 
         return columns;

@@ -296,7 +296,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         }
 
         var ids = string.Join(", ", chunk.Select(w => "'" + w.Id!.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'"));
-        var soql = $"SELECT Id, {string.Join(", ", fields)} FROM {map.SObject} WHERE Id IN ({ids})";
+        var soql = $"SELECT Id, LastModifiedDate, {string.Join(", ", fields.Where(f => !f.Equals("LastModifiedDate", StringComparison.OrdinalIgnoreCase)))} FROM {map.SObject} WHERE Id IN ({ids})";
         var page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/query?q={Uri.EscapeDataString(soql)}", null, null, cancellationToken);
         var byId = (page?["records"] as JsonArray ?? [])
             .OfType<JsonObject>()
@@ -326,6 +326,26 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             return chunk;
         }
 
+        // Decided now: Salesforce's values of the held fields go through the inbound path; the
+        // fields the policy kept for the hub's value are written in this request after all.
+        var edited = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var (key, column) in held)
+        {
+            if (!edited.TryGetValue(key, out var values))
+            {
+                edited[key] = values = new JsonObject();
+                var write = chunk.First(w => w.HubKey == key);
+                if (map.SourceModifiedColumn.Length > 0)
+                {
+                    values[map.SourceModifiedColumn] = byId[write.Id!]["LastModifiedDate"]?.DeepClone();
+                }
+            }
+
+            values[column] = current[key][column]?.DeepClone();
+        }
+
+        held.ExceptWith(await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, edited, cancellationToken));
+
         var kept = new List<PendingWrite>(chunk.Length);
         foreach (var write in chunk)
         {
@@ -333,7 +353,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             {
                 write.Record!.Remove(field.Field);
                 write.Changes.Remove(field.Column);
-                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in Salesforce since the last sync; not written (the inbound poll brings the edit and the conflict policy decides)", Name, map.Table, write.Id, field.Column);
+                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in Salesforce since the last sync; not written (the conflict policy took Salesforce's edit or holds it for review)", Name, map.Table, write.Id, field.Column);
             }
 
             if (write.Record!.Any(p => p.Key != "attributes"))
