@@ -365,9 +365,9 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             edited[column] = values[column]?.DeepClone();
         }
 
-        if (map.SourceModifiedColumn.Length > 0)
+        if (map.SourceModifiedColumn.Length > 0 && current["lastModifiedDate"] is { } stamp)
         {
-            edited[map.SourceModifiedColumn] = current["lastModifiedDate"]?.DeepClone();
+            edited[map.SourceModifiedColumn] = stamp.DeepClone();
         }
 
         var writeNow = await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);

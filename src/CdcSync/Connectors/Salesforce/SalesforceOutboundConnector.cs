@@ -335,9 +335,9 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             {
                 edited[key] = values = new JsonObject();
                 var write = chunk.First(w => w.HubKey == key);
-                if (map.SourceModifiedColumn.Length > 0)
+                if (map.SourceModifiedColumn.Length > 0 && byId[write.Id!]["LastModifiedDate"] is { } stamp)
                 {
-                    values[map.SourceModifiedColumn] = byId[write.Id!]["LastModifiedDate"]?.DeepClone();
+                    values[map.SourceModifiedColumn] = stamp.DeepClone();
                 }
             }
 
