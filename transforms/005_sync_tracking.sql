@@ -414,3 +414,72 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Outbound precondition. Before a connector updates fields of a record it already knows, it reads
+-- what the system holds now and asks which fields it must NOT write: those whose current value
+-- differs from the base (edited in the system since it was last read from or written to it) and
+-- also from the hub's value (writing it would change nothing). A field with no base is written.
+-- p_current: {"<hub id>": {"<column>": <value as the system returned it>}}; values are cast through
+-- the staging table's row type, so they compare in the to_jsonb form the triggers store.
+CREATE OR REPLACE FUNCTION cdc.outbound_held_fields(p_object text, p_current jsonb)
+RETURNS TABLE (record_key text, field text, current_value jsonb, base_value jsonb)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT e.key, e.value FROM jsonb_each(p_current) e LOOP
+      BEGIN
+        RETURN QUERY EXECUTE format(
+            'SELECT $1, k.f, to_jsonb(c) -> k.f, b.value
+               FROM jsonb_object_keys($2) AS k(f)
+               CROSS JOIN jsonb_populate_record(NULL::public.%I, $2) AS c
+               JOIN cdc.sync_base b ON b.object = $3 AND b.record_key = $1 AND b.field = k.f
+               LEFT JOIN public.%I h ON h.hub_id::text = $1
+              WHERE (to_jsonb(c) -> k.f) IS DISTINCT FROM b.value
+                AND (to_jsonb(c) -> k.f) IS DISTINCT FROM (to_jsonb(h) -> k.f)', p_object, p_object)
+        USING r.key, r.value, p_object;
+      EXCEPTION WHEN data_exception THEN
+        -- A value the column type cannot take (the system answered in a form the mapping does not
+        -- expect) must not stop the pipeline: that record is written as before, without a precondition.
+        RAISE WARNING 'cdc.outbound_held_fields: % row % not compared (%); written without a precondition', p_object, r.key, SQLERRM;
+      END;
+    END LOOP;
+END $$;
+
+-- Decides held fields at once. Called by the outbound connector, in its connector's origin session
+-- (so the staging triggers take it for that system's own inbound write), with what the system holds
+-- now for the fields it held back plus the system's modified stamp:
+-- p_current {"<hub id>": {"<column>": <value>, .., "<stamp column>": <stamp>}}. The triggers detect
+-- the conflict and the policy decides, as if the inbound poll had read the edit. Returns the fields
+-- where the hub kept a value the system does not hold (the decision went against the system's edit):
+-- the connector writes those now, against the base the decision just set. Fields held for manual
+-- review are not returned: the system keeps its edit until an operator decides.
+CREATE OR REPLACE FUNCTION cdc.decide_held_fields(p_object text, p_current jsonb)
+RETURNS TABLE (record_key text, field text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r    record;
+    cols text;
+    vals text;
+BEGIN
+    FOR r IN SELECT e.key, e.value FROM jsonb_each(p_current) e LOOP
+        SELECT string_agg(format('%I', k), ', '), string_agg(format('c.%I', k), ', ')
+          INTO cols, vals
+          FROM jsonb_object_keys(r.value) k;
+        CONTINUE WHEN cols IS NULL;
+        EXECUTE format('UPDATE public.%I SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::public.%I, $1) c) WHERE hub_id::text = $2',
+                       p_object, cols, vals, p_object)
+          USING r.value, r.key;
+        RETURN QUERY EXECUTE format(
+            'SELECT $1, k.f
+               FROM jsonb_object_keys($2) AS k(f)
+               CROSS JOIN jsonb_populate_record(NULL::public.%I, $2) AS c
+               JOIN public.%I h ON h.hub_id::text = $1
+              WHERE cdc.sync_field_tracked($3, k.f)
+                AND (to_jsonb(h) -> k.f) IS DISTINCT FROM (to_jsonb(c) -> k.f)
+                AND NOT EXISTS (SELECT 1 FROM cdc.conflicts x WHERE x.object = $3 AND x.record_key = $1
+                                                                AND x.field = k.f AND x.status = ''open'')',
+            p_object, p_object)
+          USING r.key, r.value, p_object;
+    END LOOP;
+END $$;

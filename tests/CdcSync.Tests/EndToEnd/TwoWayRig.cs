@@ -41,7 +41,7 @@ public sealed class TwoWayRig : IAsyncDisposable
 
     /// <param name="extraSql">Run on the hub after migrations and transforms, before the pipeline starts (a test's own migration and transform).</param>
     /// <param name="settings">Config keys to add or override, e.g. routes of a table the extra SQL adds.</param>
-    public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, [CallerMemberName] string name = "")
+    public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, Func<IOutboundConnector, IOutboundConnector>? wrapOutbound = null, [CallerMemberName] string name = "")
     {
         var connectionString = await TestPostgres.CreateMigratedHubAsync(name);
         var hub = NpgsqlDataSource.Create(connectionString);
@@ -97,7 +97,7 @@ public sealed class TwoWayRig : IAsyncDisposable
         var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
         rig._runner = new PipelineRunner(
             options,
-            n => ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory),
+            n => (wrapOutbound ?? (c => c))(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
             rig.Logs.Factory,
             n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
         var runner = rig._runner;

@@ -238,11 +238,25 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
             }
 
+            // The precondition: what NetSuite holds now, so a field edited there since the last sync
+            // is not overwritten (OutboundPreconditions); the same read feeds the sublist merge.
+            JsonObject? current = null;
+            if (internalId is not null && hubId is not null)
+            {
+                current = await CurrentRecordAsync(map, internalId, cancellationToken);
+                var held = await HeldAsync(map, hubId, internalId, sent, current, cancellationToken);
+                sent.RemoveAll(f => held.Contains(f.Column));
+                if (sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
+                {
+                    return;
+                }
+            }
+
             body = new JsonObject();
             var sublists = new List<string>();
             foreach (var field in sent)
             {
-                body[field.Field] = await ToNodeAsync(change, map, field, internalId, cancellationToken);
+                body[field.Field] = await ToNodeAsync(change, map, field, internalId, current, cancellationToken);
                 if (field.Kind == NetSuiteFieldKind.Sublist)
                 {
                     sublists.Add(field.Field);
@@ -355,7 +369,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         return null;
     }
 
-    private async Task<JsonNode?> ToNodeAsync(ChangeEvent change, NetSuiteRecordOptions map, NetSuiteField field, string? internalId, CancellationToken cancellationToken)
+    private async Task<JsonNode?> ToNodeAsync(ChangeEvent change, NetSuiteRecordOptions map, NetSuiteField field, string? internalId, JsonObject? current, CancellationToken cancellationToken)
     {
         var value = RowChanges.Value(change, field.Column);
         switch (field.Kind)
@@ -370,8 +384,10 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                 }
 
                 var before = RowChanges.OldValue(change, field.Column) is string old ? JsonNode.Parse(old) as JsonArray : null;
-                var current = await CurrentLinesAsync(map, field, internalId, cancellationToken);
-                return new JsonObject { ["items"] = NetSuiteSublists.Merge(before, after, current, map.SublistKeys.GetValueOrDefault(field.Column)) };
+                var lines = current is null
+                    ? await CurrentLinesAsync(map, field, internalId, cancellationToken)
+                    : NetSuiteSublists.Clean(current[field.Field]?["items"] as JsonArray ?? []);
+                return new JsonObject { ["items"] = NetSuiteSublists.Merge(before, after, lines, map.SublistKeys.GetValueOrDefault(field.Column)) };
             case NetSuiteFieldKind.Timestamp:
                 return value is DateTime dt ? JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)) : null;
             case NetSuiteFieldKind.Date:
@@ -388,6 +404,73 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
                     _ => JsonValue.Create(HubWriter.ToText(value)),
                 };
         }
+    }
+
+    /// <summary>The record as NetSuite holds it now (sublists expanded), or null when it is gone (the PATCH then reports it).</summary>
+    private async Task<JsonObject?> CurrentRecordAsync(NetSuiteRecordOptions map, string internalId, CancellationToken cancellationToken)
+    {
+        var response = await _client.SendAsync(HttpMethod.Get, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}?expandSubResources=true", null, false, cancellationToken);
+        if (response.StatusCode == 404)
+        {
+            return null;
+        }
+
+        NetSuiteClient.EnsureSuccess(response, $"read {map.RecordType} {internalId}");
+        return JsonNode.Parse(response.Body) as JsonObject;
+    }
+
+    /// <summary>
+    /// Columns of <paramref name="sent"/> NetSuite changed since the last sync (sublists excluded:
+    /// their merge keeps NetSuite's lines already). Logged at Debug and counted.
+    /// </summary>
+    private async Task<HashSet<string>> HeldAsync(NetSuiteRecordOptions map, string hubId, string internalId, List<NetSuiteField> sent, JsonObject? current, CancellationToken cancellationToken)
+    {
+        var columns = new HashSet<string>(StringComparer.Ordinal);
+        if (current is null)
+        {
+            return columns;
+        }
+
+        var values = new JsonObject();
+        foreach (var field in sent.Where(f => f.Kind != NetSuiteFieldKind.Sublist))
+        {
+            // The REST record returns references as {"id", "refName"}; the hub keeps the id (as SuiteQL reads it).
+            var node = current[field.Field];
+            values[field.Column] = field.Kind == NetSuiteFieldKind.Reference ? node?["id"]?.DeepClone() : node?.DeepClone();
+        }
+
+        var held = await OutboundPreconditions.HeldAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
+        if (held.Count == 0)
+        {
+            return columns;
+        }
+
+        // Decided now: NetSuite's values of the held fields go through the inbound path.
+        var edited = new JsonObject();
+        foreach (var (_, column) in held)
+        {
+            edited[column] = values[column]?.DeepClone();
+        }
+
+        if (map.SourceModifiedColumn.Length > 0 && current["lastModifiedDate"] is { } stamp)
+        {
+            edited[map.SourceModifiedColumn] = stamp.DeepClone();
+        }
+
+        var writeNow = await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
+        foreach (var (_, column) in held)
+        {
+            if (writeNow.Contains((hubId, column)))
+            {
+                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in NetSuite since the last sync; the conflict policy kept the hub's value, written", Name, map.Table, internalId, column);
+                continue;
+            }
+
+            columns.Add(column);
+            _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in NetSuite since the last sync; not written (the conflict policy took NetSuite's edit or holds it for review)", Name, map.Table, internalId, column);
+        }
+
+        return columns;
     }
 
     /// <summary>The sublist's lines as NetSuite holds them now, so lines the hub does not know about survive the write.</summary>

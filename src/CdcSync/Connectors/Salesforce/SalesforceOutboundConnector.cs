@@ -220,8 +220,14 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
     {
-        foreach (var chunk in writes.Chunk(_client.Options.BatchSize))
+        foreach (var all in writes.Chunk(_client.Options.BatchSize))
         {
+            var chunk = byId ? await WithoutHeldFieldsAsync(all, cancellationToken) : all;
+            if (chunk.Length == 0)
+            {
+                continue;
+            }
+
             var map = chunk[0].Map;
             var path = byId
                 ? $"{_client.ApiPath}/composite/sobjects"
@@ -267,6 +273,96 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
             _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids written back)", Name, chunk.Length, map.SObject, created);
         }
+    }
+
+    /// <summary>
+    /// The precondition (OutboundPreconditions): one SOQL read of the chunk's records, then the
+    /// fields Salesforce changed since the last sync are taken out of the writes; a write left with
+    /// nothing to send is dropped. Runs right before the collection request, to keep the window
+    /// between the read and the write small.
+    /// </summary>
+    private async Task<PendingWrite[]> WithoutHeldFieldsAsync(PendingWrite[] chunk, CancellationToken cancellationToken)
+    {
+        var map = chunk[0].Map;
+        var schema = await _schemas.ForAsync(map, cancellationToken);
+        var fields = chunk
+            .SelectMany(w => w.Record!.Select(p => p.Key))
+            .Where(f => f != "attributes" && schema.Fields.Any(x => x.Field == f))
+            .Distinct(StringComparer.OrdinalIgnoreCase)
+            .ToList();
+        if (fields.Count == 0)
+        {
+            return chunk;
+        }
+
+        var ids = string.Join(", ", chunk.Select(w => "'" + w.Id!.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'"));
+        var soql = $"SELECT Id, LastModifiedDate, {string.Join(", ", fields.Where(f => !f.Equals("LastModifiedDate", StringComparison.OrdinalIgnoreCase)))} FROM {map.SObject} WHERE Id IN ({ids})";
+        var page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/query?q={Uri.EscapeDataString(soql)}", null, null, cancellationToken);
+        var byId = (page?["records"] as JsonArray ?? [])
+            .OfType<JsonObject>()
+            .Where(r => r["Id"] is not null)
+            .ToDictionary(r => r["Id"]!.GetValue<string>(), StringComparer.Ordinal);
+
+        var current = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var write in chunk)
+        {
+            if (!byId.TryGetValue(write.Id!, out var record))
+            {
+                continue; // gone: the update reports it
+            }
+
+            var values = new JsonObject();
+            foreach (var field in schema.Fields.Where(f => write.Record!.ContainsKey(f.Field) && write.Changes.ContainsKey(f.Column)))
+            {
+                values[field.Column] = record[field.Field]?.DeepClone();
+            }
+
+            current[write.HubKey] = values;
+        }
+
+        var held = await OutboundPreconditions.HeldAsync(_hub.DataSource, Name, map.Table, current, cancellationToken);
+        if (held.Count == 0)
+        {
+            return chunk;
+        }
+
+        // Decided now: Salesforce's values of the held fields go through the inbound path; the
+        // fields the policy kept for the hub's value are written in this request after all.
+        var edited = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var (key, column) in held)
+        {
+            if (!edited.TryGetValue(key, out var values))
+            {
+                edited[key] = values = new JsonObject();
+                var write = chunk.First(w => w.HubKey == key);
+                if (map.SourceModifiedColumn.Length > 0 && byId[write.Id!]["LastModifiedDate"] is { } stamp)
+                {
+                    values[map.SourceModifiedColumn] = stamp.DeepClone();
+                }
+            }
+
+            values[column] = current[key][column]?.DeepClone();
+        }
+
+        held.ExceptWith(await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, edited, cancellationToken));
+
+        var kept = new List<PendingWrite>(chunk.Length);
+        foreach (var write in chunk)
+        {
+            foreach (var field in schema.Fields.Where(f => held.Contains((write.HubKey, f.Column)) && write.Record!.ContainsKey(f.Field)))
+            {
+                write.Record!.Remove(field.Field);
+                write.Changes.Remove(field.Column);
+                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in Salesforce since the last sync; not written (the conflict policy took Salesforce's edit or holds it for review)", Name, map.Table, write.Id, field.Column);
+            }
+
+            if (write.Record!.Any(p => p.Key != "attributes"))
+            {
+                kept.Add(write);
+            }
+        }
+
+        return [.. kept];
     }
 
     private async Task DeleteAsync(List<PendingWrite> writes, CancellationToken cancellationToken)

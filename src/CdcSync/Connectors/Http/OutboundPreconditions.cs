@@ -1,0 +1,107 @@
+using System.Text.Json.Nodes;
+using CdcSync.Hub;
+using Npgsql;
+using NpgsqlTypes;
+using Prometheus;
+
+namespace CdcSync.Connectors.Http;
+
+/// <summary>
+/// The outbound precondition: before an update writes fields of a record the system already knows,
+/// the connector reads what the system holds now and the hub names the fields whose current value
+/// differs from the sync base (<c>cdc.outbound_held_fields</c>). Such a field was edited in the system
+/// since it was last read from or written to it; writing it would overwrite that edit before the hub
+/// ever saw it. It is held back and decided at once (<see cref="DecideAsync"/>): the system's value
+/// goes through the inbound path, the triggers detect the conflict and the policy decides; if the
+/// hub's value wins, it is written in the same batch, against the base the decision set.
+/// </summary>
+internal static class OutboundPreconditions
+{
+    private static readonly Counter Held = Metrics.CreateCounter(
+        "cdcsync_outbound_fields_held_total",
+        "Fields an outbound update did not write because the system changed them since the last sync (the inbound poll brings the edit in and the conflict policy decides).",
+        "connector", "table");
+
+    /// <summary>
+    /// The fields not to write, as (hub key, column). <paramref name="current"/>: per hub key, the
+    /// columns about to be written with the values the system holds now, as the system returned them.
+    /// </summary>
+    public static async Task<HashSet<(string Key, string Column)>> HeldAsync(
+        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
+    {
+        var held = new HashSet<(string, string)>();
+        if (current.Count == 0)
+        {
+            return held;
+        }
+
+        var document = new JsonObject();
+        foreach (var (key, values) in current)
+        {
+            document[key] = values.DeepClone();
+        }
+
+        await using var cmd = hub.CreateCommand("SELECT record_key, field FROM cdc.outbound_held_fields($1, $2)");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = table });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = document.ToJsonString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            held.Add((reader.GetString(0), reader.GetString(1)));
+        }
+
+        if (held.Count > 0)
+        {
+            Held.WithLabels(connector, table).Inc(held.Count);
+        }
+
+        return held;
+    }
+
+    /// <summary>
+    /// Has the hub decide the held fields now rather than at the next inbound poll: what the system
+    /// holds for them (plus its modified stamp) is written to the staging row as this connector's
+    /// own inbound write (its origin session), so the triggers detect the conflict and the policy
+    /// decides (<c>cdc.decide_held_fields</c>). Returns the fields the decision kept for the hub's
+    /// value: the caller writes those now, against the base the decision set. Fields that took the
+    /// system's value need no write; they flow to the other systems from the hub.
+    /// </summary>
+    public static async Task<HashSet<(string Key, string Column)>> DecideAsync(
+        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
+    {
+        var writeNow = new HashSet<(string, string)>();
+        if (current.Count == 0)
+        {
+            return writeNow;
+        }
+
+        var document = new JsonObject();
+        foreach (var (key, values) in current)
+        {
+            document[key] = values.DeepClone();
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
+                await using var cmd = new NpgsqlCommand("SELECT record_key, field FROM cdc.decide_held_fields($1, $2)", session.Connection);
+                cmd.Parameters.Add(new NpgsqlParameter { Value = table });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = document.ToJsonString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
+                await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    writeNow.Add((reader.GetString(0), reader.GetString(1)));
+                }
+
+                return writeNow;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
+            {
+                // The inbound side of this connector holds the origin for a moment.
+                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+            }
+        }
+    }
+}
