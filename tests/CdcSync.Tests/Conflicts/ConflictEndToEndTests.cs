@@ -155,36 +155,10 @@ public sealed class ConflictEndToEndTests
 
     private static CdcSyncOptions Options(string hub, SalesforceSandbox salesforce, NetSuiteSandbox netsuite, string slot)
     {
-        var settings = new Dictionary<string, string?>
-        {
-            ["Hub:ConnectionString"] = hub,
-            ["Hub:Slot"] = slot,
-            ["Hub:Publication"] = slot,
-            ["Hub:HeartbeatInterval"] = "00:00:01",
-            ["Hub:StatusInterval"] = "00:00:00.200",
-            ["Hub:InboundPollInterval"] = "00:00:00.300",
-            ["Hub:MaxRestartDelay"] = "00:00:02",
-            ["Connectors:salesforce:Type"] = "salesforce",
-            ["Connectors:salesforce:LoginUrl"] = salesforce.BaseUrl.ToString(),
-            ["Connectors:salesforce:ClientId"] = SalesforceSandboxOptions.DefaultClientId,
-            ["Connectors:salesforce:ClientSecret"] = SalesforceSandboxOptions.DefaultClientSecret,
-            ["Connectors:salesforce:Inbound:Enabled"] = "true",
-            ["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:00.500",
-            ["Connectors:netsuite:Type"] = "netsuite",
-            ["Connectors:netsuite:AccountId"] = NetSuiteSandboxOptions.DefaultAccountId,
-            ["Connectors:netsuite:BaseUrl"] = netsuite.BaseUrl.ToString(),
-            ["Connectors:netsuite:ConsumerKey"] = NetSuiteSandboxOptions.DefaultConsumerKey,
-            ["Connectors:netsuite:ConsumerSecret"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
-            ["Connectors:netsuite:TokenId"] = NetSuiteSandboxOptions.DefaultTokenId,
-            ["Connectors:netsuite:TokenSecret"] = NetSuiteSandboxOptions.DefaultTokenSecret,
-            ["Connectors:netsuite:Inbound:Enabled"] = "true",
-            ["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:00.500",
-        };
-        foreach (var (key, value) in ExampleConfig.MappingSettings())
-        {
-            settings[key] = value;
-        }
-
+        var settings = TwoWayRig.Settings(hub, slot, salesforce, netsuite);
+        settings["Hub:InboundPollInterval"] = "00:00:00.300";
+        settings["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:00.500";
+        settings["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:00.500";
         return ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
     }
 

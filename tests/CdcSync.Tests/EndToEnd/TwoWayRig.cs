@@ -57,6 +57,30 @@ public sealed class TwoWayRig : IAsyncDisposable
         var rig = new TwoWayRig(hub, salesforce, netsuite);
 
         var slot = "e2e_" + new string(name.ToLowerInvariant().Where(char.IsAsciiLetterOrDigit).Take(40).ToArray());
+        var config = Settings(connectionString, slot, salesforce, netsuite);
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
+        }
+
+        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
+        rig._runner = new PipelineRunner(
+            options,
+            n => (wrapOutbound ?? (c => c))(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
+            rig.Logs.Factory,
+            n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
+        var runner = rig._runner;
+        rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
+        await rig.WaitUntilAsync("the pipeline to run", () => Task.FromResult(runner.Health == PipelineHealth.Running));
+        return rig;
+    }
+
+    /// <summary>
+    /// The config of the two-way example pointed at a hub and the two sandboxes, with short poll
+    /// and status intervals for tests.
+    /// </summary>
+    public static Dictionary<string, string?> Settings(string connectionString, string slot, SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
+    {
         var config = new Dictionary<string, string?>
         {
             ["Hub:ConnectionString"] = connectionString,
@@ -89,21 +113,7 @@ public sealed class TwoWayRig : IAsyncDisposable
             config[key] = value;
         }
 
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
-        {
-            config[key] = value;
-        }
-
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
-        rig._runner = new PipelineRunner(
-            options,
-            n => (wrapOutbound ?? (c => c))(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
-            rig.Logs.Factory,
-            n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
-        var runner = rig._runner;
-        rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
-        await rig.WaitUntilAsync("the pipeline to run", () => Task.FromResult(runner.Health == PipelineHealth.Running));
-        return rig;
+        return config;
     }
 
     public async Task WaitUntilAsync(string what, Func<Task<bool>> condition)
