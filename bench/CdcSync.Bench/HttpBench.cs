@@ -63,7 +63,21 @@ internal sealed class HttpBench(Settings settings)
     {
         var admin = Pg.WithDatabase(settings.HubConnectionString, "postgres");
         var slot = "bench_http";
-        await Pg.ExecAsync(admin, $"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'");
+        // A previous (interrupted) run may have left the slot with its walsender still attached.
+        await Pg.ExecAsync(admin, $"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active");
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await Pg.ExecAsync(admin, $"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'");
+                break;
+            }
+            catch (PostgresException e) when (e.SqlState == "55006" && attempt < 100)
+            {
+                await Task.Delay(100);
+            }
+        }
+
         await Pg.ExecAsync(admin, $"DROP DATABASE IF EXISTS {Database} WITH (FORCE)");
         await Pg.ExecAsync(admin, $"CREATE DATABASE {Database}");
         var hubCs = Pg.WithDatabase(settings.HubConnectionString, Database);
@@ -108,17 +122,24 @@ internal sealed class HttpBench(Settings settings)
             }
 
             var insert = connector == "netsuite"
-                ? $"INSERT INTO ns_customers (companyname, phone) SELECT 'Bench ' || g, '4155550' || g FROM generate_series(1, {records}) g"
+                ? $"INSERT INTO ns_customers (externalid, companyname, phone) SELECT 'bench-' || g, 'Bench ' || g, '4155550' || g FROM generate_series(1, {records}) g"
                 : $"INSERT INTO sf_accounts (name, phone) SELECT 'Bench ' || g, '4155550' || g FROM generate_series(1, {records}) g";
             await Pg.ExecAsync(hubCs, insert);
             var watch = Stopwatch.StartNew();
             Func<int> count = connector == "netsuite" ? () => netsuite.CustomerCount : () => salesforce.Records("Account").Count;
+            var polls = 0;
             while (count() < records)
             {
+                // A record the connector cannot write goes to the dead letters and would never arrive.
                 if (run.IsCompleted)
                 {
                     await run;
                     throw new InvalidOperationException($"the worker stopped: {runner.LastError}");
+                }
+
+                if (++polls % 100 == 0 && await Pg.ScalarAsync<long>(hubCs, "SELECT count(*) FROM cdc.dead_letters") is > 0 and var dead)
+                {
+                    throw new InvalidOperationException($"{connector}: {dead} dead letters, first: {await Pg.ScalarAsync<string>(hubCs, "SELECT error FROM cdc.dead_letters ORDER BY 1 LIMIT 1")}");
                 }
 
                 if (watch.Elapsed > TimeSpan.FromMinutes(30))
