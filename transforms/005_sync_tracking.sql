@@ -324,7 +324,7 @@ CREATE OR REPLACE TRIGGER cdc_field_push AFTER INSERT ON cdc.field_pushes
 
 -- Decides an open conflict: p_value becomes the field's value in the hub, written as the hub's
 -- own change (no origin), so the transforms and the outbound flow carry it to both systems.
--- Returns the conflict's object and hub key.
+-- Returns the conflict as decided.
 CREATE OR REPLACE FUNCTION cdc.resolve_conflict(p_id bigint, p_value jsonb, p_by text)
 RETURNS cdc.conflicts
 LANGUAGE plpgsql AS $$

@@ -48,10 +48,13 @@ trap cleanup EXIT
 # not pick up (or rebuild for) source edits made meanwhile.
 dotnet build src/CdcSync.Cli/CdcSync.Cli.csproj -c Release -o "$work/cli" --nologo -v quiet -clp:ErrorsOnly >/dev/null
 cdcsync() { dotnet "$work/cli/cdcsync.dll" "$@"; }
-eval "$(scripts/devdb.sh start "$work/hub" 2>/dev/null)"
+# Ports away from devdb's default range: while a server is stopped, another cluster started on
+# the machine must not take its port.
+free_port() { local p; while :; do p=$((40000 + RANDOM % 20000)); (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }; done; }
+eval "$(CDCSYNC_DEVDB_PORT="$(free_port)" scripts/devdb.sh start "$work/hub" 2>/dev/null)"
 hub="$CDCSYNC_DB"
 hub_port="$(cat "$work/hub/port")"
-eval "$(scripts/devdb.sh start "$work/target" 2>/dev/null)"
+eval "$(CDCSYNC_DEVDB_PORT="$(free_port)" scripts/devdb.sh start "$work/target" 2>/dev/null)"
 target="$CDCSYNC_TARGET_DB"
 field() { sed -nE "s/.*$1=([^;]*).*/\\1/p" <<<"$2"; }
 url() { echo "postgresql://$(field Username "$1"):$(field Password "$1")@$(field Host "$1"):$(field Port "$1")/$(field Database "$1")"; }

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using CdcSync.Configuration;
 using CdcSync.Operations;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CdcSync.Cli.Commands;
 
@@ -75,14 +77,16 @@ internal static class DeadLettersCommand
 
     private static Command Retry()
     {
-        var db = CliOptions.Db();
+        var config = RunCommand.ConfigOption();
         var ids = IdsArgument();
-        var command = new Command("retry", "Re-send the current hub row of each dead letter to its connectors, and mark the dead letter retried.") { db, ids };
+        var command = new Command("retry", "Re-send the current hub row of each dead letter to the connector that rejected it (a one-row resync the worker runs), and mark the dead letter retried.") { config, ids };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            foreach (var (id, obj, hubId) in await Service(parse, db).RetryAsync(parse.GetValue(ids) ?? [], ct))
+            var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
+            var service = new DeadLetterService(options.Hub.ConnectionString, "Hub:ConnectionString");
+            foreach (var (id, obj, hubId, job) in await service.RetryAsync(parse.GetValue(ids) ?? [], new ResyncService(options, NullLogger.Instance), ct))
             {
-                Console.WriteLine($"dead letter {id}: {obj} {hubId} re-sent");
+                Console.WriteLine($"dead letter {id}: {obj} {hubId} queued for re-send (resync job {job}; the running worker sends it)");
             }
 
             return 0;

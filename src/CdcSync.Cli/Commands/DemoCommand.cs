@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Conflicts;
@@ -178,7 +179,14 @@ internal static class DemoCommand
                     Console.WriteLine($"Following: hub {(showConnectionString ? hubConnectionString : HubConnection.Describe(hubConnectionString) + " (your CDCSYNC_DB credentials)")}");
                     Console.WriteLine($"  Salesforce sandbox {salesforce.BaseUrl} (client id {SalesforceSandboxOptions.DefaultClientId}), NetSuite sandbox {netsuite.BaseUrl}");
                     Console.WriteLine("  Ctrl-C stops everything the demo started.");
-                    await Task.Delay(Timeout.InfiniteTimeSpan, _time, ct).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                    // The embedded Salesforce sandbox's web host registers its own SIGINT/SIGTERM
+                    // handling, which keeps the command line's cancellation from ending the wait:
+                    // listen for the signals here as well.
+                    using var stopped = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopped.Cancel(); });
+                    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopped.Cancel(); });
+                    await Task.Delay(Timeout.InfiniteTimeSpan, _time, stopped.Token).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                    Console.WriteLine("stopping...");
                 }
             }
             finally

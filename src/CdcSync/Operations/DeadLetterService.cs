@@ -27,9 +27,10 @@ public sealed record DeadLetter
 }
 
 /// <summary>
-/// Records a connector could not deliver: list, discard, retry. Retry touches the current hub row
-/// (<c>UPDATE t SET hub_id = hub_id</c>), which puts a fresh change in the WAL that the pipeline
-/// routes to the table's connectors again. Each verb runs in one transaction: all ids or none.
+/// Records a connector could not deliver: list, discard, retry. Retry queues a one-row resync of
+/// the current hub row to the connector that rejected it (see <see cref="RetryAsync"/>); nothing is
+/// written to the hub row and no other connector is involved. Each verb runs in one transaction:
+/// all ids or none.
 /// </summary>
 public sealed class DeadLetterService(string hubConnectionString, string source)
 {
@@ -59,10 +60,15 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
         await tx.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Re-sends the current hub row of each dead letter; returns what was re-sent.</summary>
-    public async Task<IReadOnlyList<(long Id, string Object, Guid HubId)>> RetryAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    /// <summary>
+    /// Re-sends the current hub row of each dead letter to the connector that rejected it, and to
+    /// no other: each retry is a one-row resync job (full row, applied at its WAL position by the
+    /// worker), so a connector that writes only changed fields still sends the whole record.
+    /// Returns the resync job per dead letter.
+    /// </summary>
+    public async Task<IReadOnlyList<(long Id, string Object, Guid HubId, long Job)>> RetryAsync(IReadOnlyList<long> ids, ResyncService resync, CancellationToken cancellationToken)
     {
-        var done = new List<(long, string, Guid)>();
+        var done = new List<(long, string, Guid, long)>();
         await using var conn = await HubConnection.OpenAsync(hubConnectionString, source, cancellationToken);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken);
         foreach (var id in ids)
@@ -81,18 +87,17 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
                 throw new OperatorException($"dead letter {id}: object '{letter.Object}' is not a hub table with a hub_id column; it cannot be retried from the hub.");
             }
 
-            // Hot-path style on purpose: the statement is built per table, the value is a parameter.
-            await using (var touch = new NpgsqlCommand($"UPDATE {HubWriter.Quote(letter.Object)} SET hub_id = hub_id WHERE hub_id = $1", conn, tx))
+            var exists = await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
+                $"SELECT EXISTS (SELECT 1 FROM {HubWriter.Quote(letter.Object)} WHERE hub_id = @hubId)", new { hubId }, tx, cancellationToken: cancellationToken));
+            if (!exists)
             {
-                touch.Parameters.Add(new NpgsqlParameter { Value = hubId });
-                if (await touch.ExecuteNonQueryAsync(cancellationToken) == 0)
-                {
-                    throw new OperatorException($"dead letter {id}: {letter.Object} has no row with hub_id {hubId} any more; discard the dead letter instead.");
-                }
+                throw new OperatorException($"dead letter {id}: {letter.Object} has no row with hub_id {hubId} any more; discard the dead letter instead.");
             }
 
+            // The hub id was parsed as a uuid above, so the filter cannot carry anything but that value.
+            var job = await resync.RequestAsync(letter.Connector, letter.Object, $"hub_id = '{hubId:D}'::uuid", 1, cancellationToken);
             await SetStatusAsync(conn, tx, id, "retried", cancellationToken);
-            done.Add((id, letter.Object, hubId));
+            done.Add((id, letter.Object, hubId, job.Id));
         }
 
         await tx.CommitAsync(cancellationToken);
@@ -102,7 +107,7 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
     private static async Task<DeadLetter> LoadOpenAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long id, CancellationToken cancellationToken)
     {
         var letter = await conn.QuerySingleOrDefaultAsync<DeadLetter>(new CommandDefinition(
-            """SELECT id AS "Id", object AS "Object", record_key AS "RecordKey", status AS "Status" FROM cdc.dead_letters WHERE id = @id FOR UPDATE""",
+            """SELECT id AS "Id", connector AS "Connector", object AS "Object", record_key AS "RecordKey", status AS "Status" FROM cdc.dead_letters WHERE id = @id FOR UPDATE""",
             new { id }, tx, cancellationToken: cancellationToken))
             ?? throw new OperatorException($"no dead letter with id {id} (see cdcsync deadletters list --all).");
         if (letter.Status != "open")

@@ -46,6 +46,12 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
             {
                 return;
             }
+            catch (Exception e) when (Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+            {
+                // Retrying cannot help (credentials, grants, a field the system does not know):
+                // stop the pipeline with the cause and the fix instead of polling forever.
+                throw new OperatorException($"Inbound {connector.Name}: {Resilience.FailureClassifier.Describe(e)}", e);
+            }
             catch (Exception e)
             {
                 logger.LogWarning("Inbound {Connector} failed ({Kind}): {Error}; retrying in {Delay}", connector.Name, Resilience.FailureClassifier.Classify(e), Resilience.FailureClassifier.Describe(e), delay);

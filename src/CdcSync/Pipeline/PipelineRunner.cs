@@ -144,7 +144,11 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
             // Writers only stop on failure; on a clean stop they drain what the reader handed them.
             using var failure = new CancellationTokenSource();
-            using var readerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, failure.Token);
+            // A permanent inbound failure (credentials, a field the system does not know) stops the
+            // stream like a clean stop: writers drain and commit what they hold, then it is raised.
+            using var inboundFailed = new CancellationTokenSource();
+            Exception? inboundFailure = null;
+            using var readerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, failure.Token, inboundFailed.Token);
             var writerTasks = _writers.Select(w => Task.Run(() => w.RunAsync(failure.Token), CancellationToken.None)).ToList();
             var readerTask = Task.Run(async () =>
             {
@@ -166,7 +170,17 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             var inboundTasks = options.Connectors.Keys
                 .Select(name => (Name: name, Connector: inboundFactory?.Invoke(name)))
                 .Where(c => c.Connector is not null)
-                .Select(c => new InboundPoller(c.Connector!, hub, _time, loggers.CreateLogger<InboundPoller>()).RunAsync(background.Token))
+                .Select(c => new InboundPoller(c.Connector!, hub, _time, loggers.CreateLogger<InboundPoller>()).RunAsync(background.Token)
+                    .ContinueWith(
+                        t =>
+                        {
+                            if (t.Exception?.InnerException is { } error)
+                            {
+                                Interlocked.CompareExchange(ref inboundFailure, error, null);
+                                inboundFailed.Cancel();
+                            }
+                        },
+                        TaskScheduler.Default))
                 .ToList();
             heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask));
             Health = PipelineHealth.Running;
@@ -192,6 +206,11 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             // position goes through SQL once the server has released the slot.
             await background.CancelAsync();
             await Task.WhenAll(ackTask.ContinueWith(_ => { }, TaskScheduler.Default), heartbeatTask.ContinueWith(_ => { }, TaskScheduler.Default));
+            if (inboundFailure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inboundFailure);
+            }
+
             var final = acknowledger.SafePosition(reader);
             await reader.DisposeAsync();
             await acknowledger.AdvanceSlotAsync(final);

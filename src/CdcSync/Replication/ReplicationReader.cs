@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Npgsql.Replication;
 using Npgsql.Replication.Internal;
 using Npgsql.Replication.PgOutput;
@@ -110,9 +111,12 @@ public sealed class ReplicationReader : IAsyncDisposable
             pluginOptions.Add(new("messages", "true"));
         }
 
+        // Without a start position the server resumes at the slot's confirmed position: name it, an
+        // operator reading "from 0/0" would think the slot started over.
+        var from = startAt == default ? await ConfirmedPositionAsync(cancellationToken) : startAt.ToString();
         _logger.LogInformation(
             "Reading slot {Slot} (publication {Publication}) from {Lsn}: PostgreSQL {Version}, protocol {Protocol}, binary {Binary}, streaming {Streaming}",
-            _options.Slot, _options.Publication, startAt, serverVersion, v2 ? 2 : 1, UsesBinary, UsesStreaming);
+            _options.Slot, _options.Publication, from, serverVersion, v2 ? 2 : 1, UsesBinary, UsesStreaming);
 
         var slot = new PgOutputReplicationSlot(_options.Slot);
         await foreach (var message in _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions))
@@ -165,6 +169,22 @@ public sealed class ReplicationReader : IAsyncDisposable
             var connection = _connection;
             _connection = null;
             await connection.DisposeAsync();
+        }
+    }
+
+    private async Task<string> ConfirmedPositionAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var conn = new NpgsqlConnection(_options.ConnectionString);
+            await conn.OpenAsync(cancellationToken);
+            await using var cmd = new NpgsqlCommand("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", conn);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = _options.Slot });
+            return await cmd.ExecuteScalarAsync(cancellationToken) is string lsn ? $"its confirmed position {lsn}" : "its confirmed position";
+        }
+        catch (NpgsqlException)
+        {
+            return "its confirmed position";
         }
     }
 

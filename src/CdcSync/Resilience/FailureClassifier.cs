@@ -20,6 +20,10 @@ public static class FailureClassifier
         return e switch
         {
             OperatorException op => op.Transient ? FailureKind.Transient : FailureKind.Permanent,
+            // HTTP connectors: throttling, 5xx and timeouts pass; a refused login, a missing
+            // permission or a request the API rejects as a whole (an unknown field) do not.
+            Connectors.Salesforce.SalesforceApiException sf => sf.IsTransient ? FailureKind.Transient : FailureKind.Permanent,
+            Connectors.NetSuite.NetSuiteApiException ns => ns.StatusCode is 408 or 429 or >= 500 ? FailureKind.Transient : FailureKind.Permanent,
             PostgresException pg => Classify(pg.SqlState),
             NpgsqlException npgsql when FindTls(npgsql) is not null => FailureKind.Permanent,
             NpgsqlException => FailureKind.Transient,

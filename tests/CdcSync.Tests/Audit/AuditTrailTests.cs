@@ -3,11 +3,13 @@ using System.Text.Json;
 using CdcSync.Audit;
 using CdcSync.Cli.Commands;
 using CdcSync.Tests.Conflicts;
+using CdcSync.Tests.Infrastructure;
 
 namespace CdcSync.Tests.Audit;
 
 /// <summary>The audit trail: inbound rows from the staging tables' triggers, outbound rows from
 /// cdc.record_outbound, masking, retention and <c>cdcsync audit --record</c>.</summary>
+[Collection(ConsoleCapture.Name)]
 public sealed class AuditTrailTests
 {
     [Fact]

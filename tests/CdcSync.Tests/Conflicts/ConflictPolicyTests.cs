@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using CdcSync.Cli.Commands;
 using CdcSync.Conflicts;
+using CdcSync.Tests.Infrastructure;
 
 namespace CdcSync.Tests.Conflicts;
 
@@ -10,6 +11,7 @@ namespace CdcSync.Tests.Conflicts;
 /// inbound pages written the way the pipeline writes them (HubWriter under the connector's
 /// replication origin) against a real PostgreSQL.
 /// </summary>
+[Collection(ConsoleCapture.Name)]
 public sealed class ConflictPolicyTests
 {
     private static readonly DateTimeOffset T1 = SyncHub.T0.AddMinutes(1);

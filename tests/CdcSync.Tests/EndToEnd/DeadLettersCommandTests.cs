@@ -11,7 +11,7 @@ namespace CdcSync.Tests.EndToEnd;
 public sealed class DeadLettersCommandTests
 {
     [Fact]
-    public async Task ListDiscardAndRetry_ChangeTheStatus_AndRetryTouchesTheHubRow()
+    public async Task ListDiscardAndRetry_ChangeTheStatus_AndRetryQueuesAOneRowResyncToThatConnectorOnly()
     {
         var hub = await TestPostgres.CreateMigratedHubAsync();
         await using var source = NpgsqlDataSource.Create(hub);
@@ -30,17 +30,44 @@ public sealed class DeadLettersCommandTests
         Assert.Equal(2, await RunAsync("deadletters", "discard", other.ToString(), "--db", hub));
         Assert.Equal(2, await RunAsync("deadletters", "discard", "999999", "--db", hub));
 
-        // retry: the hub row gets a new version (a WAL change the pipeline routes again).
+        // retry: a one-row resync of the current hub row to the connector that rejected it; the hub
+        // row itself is not written (no new version, no triggers).
+        var config = await ConfigAsync(hub);
         var before = await ScalarAsync<string>(source, "SELECT xmin::text FROM sf_accounts WHERE hub_id = $1", hubId);
-        Assert.Equal(0, await RunAsync("deadletters", "retry", rejected.ToString(), "--db", hub));
+        Assert.Equal(0, await RunAsync("deadletters", "retry", rejected.ToString(), "--config", config));
         Assert.Equal("retried", await StatusAsync(source, rejected));
-        Assert.NotEqual(before, await ScalarAsync<string>(source, "SELECT xmin::text FROM sf_accounts WHERE hub_id = $1", hubId));
-        Assert.Equal("Dead Letter Co", await ScalarAsync<string>(source, "SELECT name FROM sf_accounts WHERE hub_id = $1", hubId));
+        Assert.Equal(before, await ScalarAsync<string>(source, "SELECT xmin::text FROM sf_accounts WHERE hub_id = $1", hubId));
+        Assert.Equal(
+            $"salesforce|public.sf_accounts|hub_id = '{hubId:D}'::uuid|1",
+            await ScalarAsync<string>(source, "SELECT connector || '|' || table_name || '|' || where_sql || '|' || rows_total FROM cdc.resync_jobs"));
 
         // A record key that is not a hub_id, and unknown ids, are clear errors that change nothing.
-        Assert.Equal(2, await RunAsync("deadletters", "retry", notAHubRow.ToString(), "--db", hub));
+        Assert.Equal(2, await RunAsync("deadletters", "retry", notAHubRow.ToString(), "--config", config));
         Assert.Equal("open", await StatusAsync(source, notAHubRow));
-        Assert.Equal(2, await RunAsync("deadletters", "retry", "999999", "--db", hub));
+        Assert.Equal(2, await RunAsync("deadletters", "retry", "999999", "--config", config));
+        Assert.Equal(1L, await ScalarAsync<long>(source, "SELECT count(*) FROM cdc.resync_jobs"));
+    }
+
+    private static async Task<string> ConfigAsync(string hub)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cdcsync-deadletters-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(path, System.Text.Json.JsonSerializer.Serialize(new
+        {
+            Hub = new { ConnectionString = hub, Slot = "deadletters_retry", Publication = "deadletters_retry" },
+            Connectors = new
+            {
+                salesforce = new
+                {
+                    Type = "salesforce",
+                    LoginUrl = "http://127.0.0.1:9/",
+                    ClientId = "id",
+                    ClientSecret = "secret",
+                    Objects = new[] { new { SObject = "Account", Table = "sf_accounts" } },
+                },
+            },
+            Routes = new Dictionary<string, string[]> { ["public.sf_accounts"] = ["salesforce"] },
+        }));
+        return path;
     }
 
     private static Task<int> RunAsync(params string[] args) =>

@@ -88,7 +88,8 @@ public sealed class OutageTests(ITestOutputHelper output)
         var hub = await MigratedHubOnAsync(cluster);
         var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
         await TestPipeline.ExecuteAsync(target, Table);
-        await using var pipeline = await TestPipeline.StartAsync(hub, "idle_restart", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] });
+        // The product's default replay window: the slot is confirmed a window behind the checkpoints.
+        await using var pipeline = await TestPipeline.StartAsync(hub, "idle_restart", new Dictionary<string, string> { ["target"] = target }, new Dictionary<string, string[]> { ["public.items"] = ["target"] }, new Dictionary<string, string?> { ["Hub:ReplayRetentionBytes"] = null });
         await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items VALUES (1, 1, 'x')");
         await pipeline.WaitForSameAsync(hub, target, Snapshot);
 
