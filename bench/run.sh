@@ -91,4 +91,5 @@ if ! skip memory; then
   BENCH_JSON="$out/memory.jsonl" bench/memory.sh "$MEM_ROWS" | tee -a "$out/suite.log"
 fi
 
+echo "suite done; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/suite.log"
 python3 bench/summarize.py "$out" | tee "$out/summary.md"
