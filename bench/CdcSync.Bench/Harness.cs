@@ -44,6 +44,7 @@ internal sealed partial class Harness(Settings settings)
     private string _config = "";
     private string _slot = "";
     private string _publication = "";
+    private System.Diagnostics.Stopwatch? _lastNativeStart;
 
     private string NativeTarget => Pg.WithDatabase(_hub, NativeDb);
 
@@ -266,7 +267,20 @@ internal sealed partial class Harness(Settings settings)
                 await using var conn = new NpgsqlConnection(Pg.Unpooled(NativeTarget));
                 await conn.OpenAsync();
                 await using var probe = new NpgsqlCommand($"SELECT count(*) FROM pgbench_history WHERE id = {Children.MarkerId}", conn);
+
+                // The logical replication launcher starts no apply worker within
+                // wal_retrieve_retry_interval (5 s by default) of its previous start: with a short
+                // backlog the previous repetition's worker started less than that ago, and the
+                // wait would be counted against the subscription. Wait it out before the clock starts.
+                var retry = await Pg.ScalarAsync<string>(NativeTarget, "SELECT setting FROM pg_settings WHERE name = 'wal_retrieve_retry_interval'");
+                var quiet = TimeSpan.FromMilliseconds(double.Parse(retry, CultureInfo.InvariantCulture) + 500);
+                if (_lastNativeStart is { } last && last.Elapsed < quiet)
+                {
+                    await Task.Delay(quiet - last.Elapsed);
+                }
+
                 var watch = System.Diagnostics.Stopwatch.StartNew();
+                _lastNativeStart = watch;
                 await using (var enable = new NpgsqlCommand($"ALTER SUBSCRIPTION {Subscription} ENABLE", conn))
                 {
                     await enable.ExecuteNonQueryAsync();
@@ -409,8 +423,9 @@ internal sealed partial class Harness(Settings settings)
             var ours = Median(results.Select(r => r.PipelineSeconds!.Value));
             var peer = Median(results.Select(r => r.NativeSeconds!.Value));
             var ratio = Median(results.Select(r => r.NativeSeconds!.Value / r.PipelineSeconds!.Value));
+            var target = settings.Workload == "insert" ? 3.0 : 1.5; // issue 11's targets
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| PostgreSQL connector | {ours:F2} | {changes / ours:F0} | {wal / ours:F1} | CREATE SUBSCRIPTION | {peer:F2} | {changes / peer:F0} | {wal / peer:F1} | {ratio:F2} | > 1.0 {(ratio > 1.0 ? "met" : "NOT met")} | {Median(results.Select(r => r.PipelinePeakRss!.Value / 1048576.0)):F0} MB |"));
+                $"| PostgreSQL connector | {ours:F2} | {changes / ours:F0} | {wal / ours:F1} | CREATE SUBSCRIPTION | {peer:F2} | {changes / peer:F0} | {wal / peer:F1} | {ratio:F2} | >= {target:F1} {(ratio >= target ? "met" : "NOT met")} | {Median(results.Select(r => r.PipelinePeakRss!.Value / 1048576.0)):F0} MB |"));
         }
 
         Console.WriteLine();
