@@ -6,6 +6,8 @@
 # scripts/devdb.sh sets; both databases on one server, so one clock).
 #
 #   bench/latency.sh [TPS] [ROWS_PER_TX] [SECONDS]     default: 100 100 30  (10,000 rows/s)
+#
+# With BENCH_JSON=FILE set, one JSON object per run is appended to FILE (bench/run.sh suite uses it).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -39,12 +41,17 @@ until [[ "$(psql -At "$target" -c "SELECT count(*) FROM events")" == "$total" ]]
 psql -At "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '/tmp/cdcsync-lat-hub.csv' CSV"
 psql -At "$target" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '/tmp/cdcsync-lat-target.csv' CSV"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-python3 - "$total" "$seconds" "$hwm" <<'PY'
-import csv, sys
+python3 - "$total" "$seconds" "$hwm" "$tps" "$per" "${BENCH_JSON:-}" <<'PY'
+import csv, json, sys
 hub = {r[0]: float(r[1]) for r in csv.reader(open('/tmp/cdcsync-lat-hub.csv'))}
 lat = sorted((float(r[1]) - hub[r[0]]) * 1000 for r in csv.reader(open('/tmp/cdcsync-lat-target.csv')))
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 total, seconds, hwm = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-print(f"rows {total} in {seconds} s ({total / seconds:,.0f} rows/s); commit-to-target latency ms: p50 {q(0.5):.1f}, p90 {q(0.9):.1f}, p99 {q(0.99):.1f}, max {lat[-1]:.1f}; worker peak RSS {hwm // 1024} MB")
+print(f"rows {total} in {seconds} s ({total / seconds:,.0f} rows/s); commit-to-target latency ms: p50 {q(0.5):.1f}, p90 {q(0.9):.1f}, p95 {q(0.95):.1f}, p99 {q(0.99):.1f}, max {lat[-1]:.1f}; worker peak RSS {hwm // 1024} MB")
+if sys.argv[6]:
+    with open(sys.argv[6], "a") as f:
+        f.write(json.dumps({"tps": int(sys.argv[4]), "rowsPerTx": int(sys.argv[5]), "targetRate": int(sys.argv[4]) * int(sys.argv[5]),
+                            "rows": total, "seconds": seconds, "rowsPerSecond": total / seconds,
+                            "p50": q(0.5), "p90": q(0.9), "p95": q(0.95), "p99": q(0.99), "max": lat[-1], "peakRssMb": hwm // 1024}) + "\n")
 PY
 rm -f "$config" "$script"

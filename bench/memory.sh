@@ -7,6 +7,7 @@
 #
 # Uses CDCSYNC_DB (superuser, wal_level=logical) or starts a throwaway cluster with scripts/devdb.sh.
 # Destructive on that server: databases cdcsync_mem_hub / cdcsync_mem_target are re-created.
+# With BENCH_JSON=FILE set, one JSON object per measurement is appended to FILE.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -42,6 +43,9 @@ measure() { # shape n
   local end=$(date +%s.%N)
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"; wait "$pid" || true
+  if [[ -n "${BENCH_JSON:-}" ]]; then
+    printf '{"shape": "%s", "rows": %d, "seconds": %.2f, "peakRssMb": %d}\n' "$shape" "$n" "$(echo "$end - $start" | bc)" $((hwm / 1024)) >>"$BENCH_JSON"
+  fi
   printf '| %s | %s | %.1f | %d MB |\n' "$( [[ $shape == one ]] && echo "one transaction" || echo "1,000-row transactions")" "$n" "$(echo "$end - $start" | bc)" $((hwm / 1024))
 }
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using CdcSync.Bench;
 
 // CdcSync benchmark harness. Usage:
-//   dotnet run -c Release --project bench/CdcSync.Bench -- reader|connector|all [--rows N] [--reps R] [--scale S] [--clients C] [--json FILE]
+//   dotnet run -c Release --project bench/CdcSync.Bench -- reader|connector|http|all [--rows N] [--reps R] [--warmup W] [--scale S] [--clients C] [--workload tpcb|insert] [--ns-records N] [--sf-records N] [--latency-ms L] [--json FILE]
 // Needs CDCSYNC_DB (a superuser connection to a hub with wal_level=logical); bench/run.sh starts a
 // throwaway cluster when it is unset. The hub's pgbench tables are dropped and re-created, and the
 // target databases cdcsync_bench_native / cdcsync_bench_cdcsync are re-created, on every repetition.
@@ -20,9 +20,9 @@ if (args.Length > 0 && args[0] == "_pipeline")
 
 var settings = new Settings();
 var mode = args.Length > 0 ? args[0] : "all";
-if (mode is not ("reader" or "connector" or "all"))
+if (mode is not ("reader" or "connector" or "http" or "all"))
 {
-    Console.Error.WriteLine("usage: CdcSync.Bench reader|connector|all [--rows N] [--reps R] [--scale S] [--clients C] [--json FILE]");
+    Console.Error.WriteLine("usage: CdcSync.Bench reader|connector|http|all [--rows N] [--reps R] [--warmup W] [--scale S] [--clients C] [--workload tpcb|insert] [--ns-records N] [--sf-records N] [--latency-ms L] [--json FILE]");
     return 2;
 }
 
@@ -36,6 +36,11 @@ for (var i = 1; i < args.Length; i++)
         case "--scale": settings.Scale = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--clients": settings.Clients = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--json": settings.JsonPath = Next(); break;
+        case "--warmup": settings.Warmup = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+        case "--workload": settings.Workload = Next() is "tpcb" or "insert" ? args[i] : throw new ArgumentException("--workload is tpcb or insert"); break;
+        case "--ns-records": settings.NetSuiteRecords = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+        case "--sf-records": settings.SalesforceRecords = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+        case "--latency-ms": settings.LatencyMs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         default:
             Console.Error.WriteLine($"unknown option {args[i]}");
             return 2;
@@ -44,6 +49,7 @@ for (var i = 1; i < args.Length; i++)
 
 settings.Reader = mode is "reader" or "all";
 settings.Connector = mode is "connector" or "all";
+settings.Http = mode is "http";
 settings.HubConnectionString = Environment.GetEnvironmentVariable("CDCSYNC_DB")
     ?? throw new InvalidOperationException("Set CDCSYNC_DB to the hub (a superuser connection, wal_level=logical), or use bench/run.sh which starts a throwaway cluster.");
 

@@ -16,6 +16,25 @@ internal sealed class Settings
 
     public int Clients { get; set; } = 2;
 
+    /// <summary>tpcb: pgbench's tpcb-like script (3 updates + 1 insert); insert: 100-row INSERTs into pgbench_history.</summary>
+    public string Workload { get; set; } = "tpcb";
+
+    /// <summary>Unmeasured repetitions run first (smaller), so caches, JIT'd harness code and the file system are warm.</summary>
+    public int Warmup { get; set; } = 1;
+
+    /// <summary>Records written to the NetSuite sandbox per HTTP repetition.</summary>
+    public int NetSuiteRecords { get; set; } = 500;
+
+    /// <summary>Records written to the Salesforce sandbox per HTTP repetition.</summary>
+    public int SalesforceRecords { get; set; } = 20_000;
+
+    /// <summary>Latency the sandboxes add to every request (POST /_sandbox/faults {"latencyMs"}).</summary>
+    public int LatencyMs { get; set; } = 150;
+
+    public bool Http { get; set; }
+
+    public string Repo { get; set; } = "";
+
     public string? JsonPath { get; set; }
 
     public bool Reader { get; set; }
