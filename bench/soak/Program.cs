@@ -306,23 +306,8 @@ internal static class Program
 
     private static CdcSyncOptions Options(string repo, string hub, SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
     {
-        var env = new Dictionary<string, string>
-        {
-            ["CDCSYNC_DB"] = hub,
-            ["SALESFORCE_LOGIN_URL"] = salesforce.BaseUrl.ToString(),
-            ["SALESFORCE_CLIENT_ID"] = SalesforceSandboxOptions.DefaultClientId,
-            ["SALESFORCE_CLIENT_SECRET"] = SalesforceSandboxOptions.DefaultClientSecret,
-            ["NETSUITE_ACCOUNT_ID"] = NetSuiteSandboxOptions.DefaultAccountId,
-            ["NETSUITE_BASE_URL"] = netsuite.BaseUrl.ToString(),
-            ["NETSUITE_CONSUMER_KEY"] = NetSuiteSandboxOptions.DefaultConsumerKey,
-            ["NETSUITE_CONSUMER_SECRET"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
-            ["NETSUITE_TOKEN_ID"] = NetSuiteSandboxOptions.DefaultTokenId,
-            ["NETSUITE_TOKEN_SECRET"] = NetSuiteSandboxOptions.DefaultTokenSecret,
-        };
-        foreach (var (name, value) in env)
-        {
-            Environment.SetEnvironmentVariable(name, value);
-        }
+        // The shipped config reads its hub and credentials from the environment (${...}).
+        CdcSync.Sandboxes.ExampleEnvironment.Apply(hub, salesforce, netsuite);
 
         return ConfigLoader.Bind(new ConfigurationBuilder()
             .AddConfiguration(ConfigLoader.Build(Path.Combine(repo, "examples", "salesforce-netsuite.json")))

@@ -224,25 +224,8 @@ internal static class DemoCommand
         /// <summary>examples/salesforce-netsuite.json against these sandboxes, polling fast enough for a demo.</summary>
         private CdcSyncOptions Options(SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
         {
-            var env = new Dictionary<string, string>
-            {
-                ["CDCSYNC_DB"] = hubConnectionString,
-                ["SALESFORCE_LOGIN_URL"] = salesforce.BaseUrl.ToString(),
-                ["SALESFORCE_CLIENT_ID"] = SalesforceSandboxOptions.DefaultClientId,
-                ["SALESFORCE_CLIENT_SECRET"] = SalesforceSandboxOptions.DefaultClientSecret,
-                ["NETSUITE_ACCOUNT_ID"] = NetSuiteSandboxOptions.DefaultAccountId,
-                ["NETSUITE_BASE_URL"] = netsuite.BaseUrl.ToString(),
-                ["NETSUITE_CONSUMER_KEY"] = NetSuiteSandboxOptions.DefaultConsumerKey,
-                ["NETSUITE_CONSUMER_SECRET"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
-                ["NETSUITE_TOKEN_ID"] = NetSuiteSandboxOptions.DefaultTokenId,
-                ["NETSUITE_TOKEN_SECRET"] = NetSuiteSandboxOptions.DefaultTokenSecret,
-            };
-            foreach (var (name, value) in env)
-            {
-                // The shipped config reads its credentials from the environment (${...}); these
-                // are the sandboxes' fixed test credentials, set for this process only.
-                Environment.SetEnvironmentVariable(name, value);
-            }
+            // The shipped config reads its hub and credentials from the environment (${...}).
+            CdcSync.Sandboxes.ExampleEnvironment.Apply(hubConnectionString, salesforce, netsuite);
 
             var example = Path.Combine(root, "examples", "salesforce-netsuite.json");
             var overrides = new Dictionary<string, string?>
