@@ -121,8 +121,10 @@ public sealed class LeaderLease : IAsyncDisposable
             cmd.Parameters.Add(new NpgsqlParameter { Value = _key });
             return await cmd.ExecuteScalarAsync(cancellationToken) is true;
         }
-        catch (NpgsqlException)
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
         {
+            // A broken lease connection (the hub restarted) surfaces as "Connection is not open":
+            // the lock went with the session, so the lease is lost, not the worker.
             return false;
         }
     }

@@ -114,7 +114,7 @@ public sealed class Worker(
                                 lost = true;
                             }
                         }
-                        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+                        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
                         {
                             _logger.LogWarning("Could not record status this time: {Message}", e.Message);
                         }
