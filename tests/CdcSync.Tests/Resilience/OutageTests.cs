@@ -29,6 +29,43 @@ public sealed class OutageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task RunProcess_HubStoppedImmediateAndStarted_WorkerProcessStaysUpAndCatchesUp()
+    {
+        // The real executable: its leader lease lives on a hub connection the restart breaks.
+        await using var cluster = await TestCluster.StartAsync("outage_process");
+        var hub = await MigratedHubOnAsync(cluster);
+        var target = await TestPostgres.CreateDatabaseAsync(suffix: "_target");
+        await TestPipeline.ExecuteAsync(target, Table);
+        var dir = Path.Combine(Path.GetTempPath(), "cdcsync-outage-process-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var config = Path.Combine(dir, "pipeline.json");
+        await File.WriteAllTextAsync(config, System.Text.Json.JsonSerializer.Serialize(new
+        {
+            Hub = new { ConnectionString = hub, Slot = "outage_process", Publication = "outage_process", HeartbeatInterval = "00:00:01", StatusInterval = "00:00:00.2", MaxRestartDelay = "00:00:02", MetricsUrl = "" },
+            Connectors = new Dictionary<string, object> { ["target"] = new { Type = "postgres", ConnectionString = target } },
+            Routes = new Dictionary<string, string[]> { ["public.items"] = ["target"] },
+        }));
+        var log = new CrashLog();
+        using var worker = CrashWorker.Start(config, dir, log, 1);
+        // Only changes after the slot exists are streamed.
+        await TestPipeline.WaitUntilAsync(async () => worker.HasExited || await TestPipeline.TextAsync(hub, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'outage_process' AND active") == "1", TimeSpan.FromSeconds(60));
+        Assert.False(worker.HasExited, log.Tail());
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'before' FROM generate_series(1, 100) g");
+        await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(target, Snapshot) == await TestPipeline.TextAsync(hub, Snapshot), TimeSpan.FromSeconds(60));
+
+        await cluster.StopAsync("immediate");
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        await cluster.StartAgainAsync();
+        Npgsql.NpgsqlConnection.ClearAllPools();
+        await TestPipeline.ExecuteAsync(hub, "UPDATE public.items SET counter = counter + 1 WHERE id % 2 = 0; INSERT INTO public.items SELECT g, 1, 'after' FROM generate_series(101, 200) g");
+
+        await TestPipeline.WaitUntilAsync(async () => worker.HasExited || await TestPipeline.TextAsync(target, Snapshot) == await TestPipeline.TextAsync(hub, Snapshot), TimeSpan.FromSeconds(90));
+        Assert.False(worker.HasExited, $"the worker process exited after the hub restart.\n{log.Tail()}");
+        Assert.Equal(await TestPipeline.TextAsync(hub, Snapshot), await TestPipeline.TextAsync(target, Snapshot));
+        Assert.Equal(0, await worker.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
     public async Task Run_HubStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub()
     {
         await using var cluster = await TestCluster.StartAsync(nameof(Run_HubStoppedImmediateForEightSeconds_WorkerResumesAndTargetEqualsHub).ToLowerInvariant());
