@@ -11,4 +11,14 @@ if [[ -z "${CDCSYNC_TEST_DB:-}" ]]; then
   export CDCSYNC_TEST_DB="$CDCSYNC_DB"
 fi
 dotnet build CdcSync.sln -c Release --nologo -v quiet -clp:ErrorsOnly
-dotnet test CdcSync.sln -c Release --no-build --nologo --logger "console;verbosity=normal" "$@"
+# The console log is long; the failures are printed again at the end so the tail of a CI log names them.
+log="$(mktemp)"
+status=0
+dotnet test CdcSync.sln -c Release --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
+if [[ $status -ne 0 ]]; then
+  echo
+  echo "=== failed tests (repeated from above) ==="
+  awk '/^  Failed /{show=1} /^  (Passed|Skipped) /{show=0} show' "$log" | head -n 400
+fi
+rm -f "$log"
+exit $status
