@@ -59,8 +59,10 @@ internal sealed class TestPipeline : IAsyncDisposable
         var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance), NullLoggerFactory.Instance);
         var pipeline = new TestPipeline(runner);
         pipeline._run = Task.Run(() => runner.RunAsync(pipeline._stop.Token));
-        // Wait until the slot exists, so changes made from now on are captured.
-        await WaitUntilAsync(async () => runner.Health == PipelineHealth.Running || pipeline._run.IsCompleted, TimeSpan.FromSeconds(30));
+        // Wait until the slot exists, so changes made from now on are captured. A run that failed
+        // and is restarting (a second worker on a held slot) has also started: its Running spells
+        // between attempts last milliseconds, shorter than the poll.
+        await WaitUntilAsync(async () => runner.Health == PipelineHealth.Running || runner.Restarts > 0 || pipeline._run.IsCompleted, TimeSpan.FromSeconds(30));
         if (pipeline._run.IsFaulted)
         {
             await pipeline._run;
