@@ -63,26 +63,46 @@ public sealed class HubWriter(NpgsqlDataSource hub)
     /// Writes ids a system assigned (e.g. the Salesforce Id returned on create) back to the hub row,
     /// under the connector's origin, so the write-back is not sent to that same connector again.
     /// </summary>
-    public async Task<int> WriteBackAsync(string connector, string table, string keyColumn, object keyValue, IReadOnlyDictionary<string, object?> values, CancellationToken cancellationToken)
+    public Task<int> WriteBackAsync(string connector, string table, string keyColumn, object keyValue, IReadOnlyDictionary<string, object?> values, CancellationToken cancellationToken) =>
+        WriteBackAsync(connector, table, keyColumn, [new WriteBack(keyValue, values)], cancellationToken);
+
+    /// <summary>
+    /// The write-backs of a whole batch (e.g. the Ids of one sObject Collection) in one origin
+    /// session, one transaction and one round trip: per record, the round trips of setting up the
+    /// origin cost more than the update itself.
+    /// </summary>
+    public async Task<int> WriteBackAsync(string connector, string table, string keyColumn, IReadOnlyCollection<WriteBack> rows, CancellationToken cancellationToken)
     {
-        await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
-        var types = await ColumnTypesAsync(session.Connection, table, cancellationToken);
-        var sets = new List<string>();
-        var compares = new List<string>();
-        await using var cmd = new NpgsqlCommand { Connection = session.Connection };
-        cmd.Parameters.Add(new NpgsqlParameter { Value = ToText(keyValue) });
-        foreach (var (column, value) in values)
+        if (rows.Count == 0)
         {
-            var type = TypeOf(types, table, column);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)ToText(value) ?? DBNull.Value });
-            var p = $"CAST(${cmd.Parameters.Count} AS {type})";
-            sets.Add($"{Quote(column)} = {p}");
-            compares.Add($"{Quote(column)} IS DISTINCT FROM {p}");
+            return 0;
         }
 
-        cmd.CommandText =
-            $"UPDATE {Quote(table)} SET {string.Join(", ", sets)} WHERE {Quote(keyColumn)} = CAST($1 AS {TypeOf(types, table, keyColumn)}) AND ({string.Join(" OR ", compares)})";
-        return await cmd.ExecuteNonQueryAsync(cancellationToken);
+        await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
+        var types = await ColumnTypesAsync(session.Connection, table, cancellationToken);
+        await using var batch = new NpgsqlBatch(session.Connection);
+        foreach (var row in rows)
+        {
+            var command = new NpgsqlBatchCommand();
+            var sets = new List<string>();
+            var compares = new List<string>();
+            command.Parameters.Add(new NpgsqlParameter { Value = ToText(row.Key) });
+            foreach (var (column, value) in row.Values)
+            {
+                var type = TypeOf(types, table, column);
+                command.Parameters.Add(new NpgsqlParameter { Value = (object?)ToText(value) ?? DBNull.Value });
+                var p = $"CAST(${command.Parameters.Count} AS {type})";
+                sets.Add($"{Quote(column)} = {p}");
+                compares.Add($"{Quote(column)} IS DISTINCT FROM {p}");
+            }
+
+            command.CommandText =
+                $"UPDATE {Quote(table)} SET {string.Join(", ", sets)} WHERE {Quote(keyColumn)} = CAST($1 AS {TypeOf(types, table, keyColumn)}) AND ({string.Join(" OR ", compares)})";
+            batch.BatchCommands.Add(command);
+        }
+
+        // A batch of several statements runs in one implicit transaction: all write-backs land or none.
+        return await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>
@@ -233,6 +253,9 @@ public sealed class HubWriter(NpgsqlDataSource hub)
         _ => JsonSerializer.Serialize(value),
     };
 }
+
+/// <summary>Values a system assigned to one hub row (its id, a link), written back under the connector's origin.</summary>
+public sealed record WriteBack(object Key, IReadOnlyDictionary<string, object?> Values);
 
 /// <summary>A write a system acknowledged: the staging row, the system's id, and the fields written (before/after).</summary>
 public sealed record OutboundWrite(string Object, string RecordKey, string? RecordId, string Operation, JsonObject Changes, NpgsqlLogSequenceNumber CommitLsn);

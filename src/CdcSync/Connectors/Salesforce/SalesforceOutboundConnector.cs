@@ -249,7 +249,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                 continue;
             }
 
-            var created = 0;
+            var created = new List<WriteBack>();
             for (var i = 0; i < chunk.Length; i++)
             {
                 var result = results[i];
@@ -259,8 +259,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                     var newId = result["id"]?.GetValue<string>();
                     if (write.Id is null && newId is not null)
                     {
-                        created++;
-                        await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }, cancellationToken);
+                        created.Add(new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }));
                     }
 
                     _acknowledged.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
@@ -271,7 +270,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                 }
             }
 
-            _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids written back)", Name, chunk.Length, map.SObject, created);
+            await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, created, cancellationToken);
+            _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids written back)", Name, chunk.Length, map.SObject, created.Count);
         }
     }
 
