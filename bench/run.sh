@@ -66,10 +66,10 @@ skip() { [[ " $SKIP " == *" $1 "* ]]; }
 echo "suite: reps $reps, output $out; load before start: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/suite.log"
 
 if ! skip tpcb; then
-  harness connector --workload tpcb --rows "$TPCB_ROWS" --scale "$TPCB_SCALE" --reps "$reps" --warmup 1 --json "$out/connector-tpcb.json" | tee -a "$out/suite.log"
+  harness all --workload tpcb --rows "$TPCB_ROWS" --scale "$TPCB_SCALE" --reps "$reps" --warmup 1 --json "$out/connector-tpcb.json" | tee -a "$out/suite.log"
 fi
 if ! skip insert; then
-  harness connector --workload insert --rows "$INSERT_ROWS" --scale 1 --reps "$reps" --warmup 1 --json "$out/connector-insert.json" | tee -a "$out/suite.log"
+  harness all --workload insert --rows "$INSERT_ROWS" --scale 1 --reps "$reps" --warmup 1 --json "$out/connector-insert.json" | tee -a "$out/suite.log"
 fi
 if ! skip latency; then
   bench/latency.sh 100 100 5 >/dev/null 2>&1 # warm-up, not recorded

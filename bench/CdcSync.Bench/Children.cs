@@ -34,9 +34,9 @@ internal static class Children
         {
         }
 
-        // changes (without the marker), value bytes, ms inside the process, peak RSS, binary
+        // changes (without the marker), value bytes, ms inside the process, peak RSS, binary, CPU ms
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"DONE {sink.Changes - 1} {sink.Bytes} {watch.ElapsedMilliseconds} {Pg.PeakRss()} {reader.UsesBinary}"));
+            $"DONE {sink.Changes - 1} {sink.Bytes} {watch.ElapsedMilliseconds} {Pg.PeakRss()} {reader.UsesBinary} {CpuMilliseconds()}"));
         return 0;
     }
 
@@ -79,8 +79,8 @@ internal static class Children
 
         var elapsed = watch.ElapsedMilliseconds;
 
-        // changes applied, ms inside the process, peak RSS, restarts
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"DONE {applied()} {elapsed} {Pg.PeakRss()} {restarts()}"));
+        // changes applied, ms inside the process, peak RSS, restarts, CPU ms
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"DONE {applied()} {elapsed} {Pg.PeakRss()} {restarts()} {CpuMilliseconds()}"));
         await Console.Out.FlushAsync();
         await stop.CancelAsync();
         try
@@ -93,6 +93,9 @@ internal static class Children
 
         return 0;
     }
+
+    /// <summary>CPU time of this process so far (user + system, all threads): how busy it was against the wall clock.</summary>
+    private static long CpuMilliseconds() => (long)Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
 
     /// <summary>Counts changes and value bytes; stops the reader after the marker's commit.</summary>
     private sealed class NoOpSink(CancellationTokenSource done) : IChangeSink

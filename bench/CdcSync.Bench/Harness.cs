@@ -26,7 +26,9 @@ internal sealed record RepResult(
     long? PipelinePeakRss,
     int? PipelineRestarts,
     bool? NativeMatches,
-    bool? PipelineMatches);
+    bool? PipelineMatches,
+    double? ReaderCpuSeconds = null,
+    double? PipelineCpuSeconds = null);
 
 internal sealed partial class Harness(Settings settings)
 {
@@ -114,6 +116,7 @@ internal sealed partial class Harness(Settings settings)
                     reader = settings.Reader ? Stats(results.Select(r => r.ReaderSeconds!.Value)) : null,
                     pgRecvlogical = settings.Reader ? Stats(results.Select(r => r.RecvSeconds!.Value)) : null,
                     readerRatio = settings.Reader ? Stats(results.Select(r => r.RecvSeconds!.Value / r.ReaderSeconds!.Value)) : null,
+                    ceiling = settings.Reader && settings.Connector ? Stats(results.Select(r => r.NativeSeconds!.Value / r.ReaderSeconds!.Value)) : null,
                     allMatch = results.All(r => r.NativeMatches != false && r.PipelineMatches != false),
                 },
             }, Indented));
@@ -209,7 +212,7 @@ internal sealed partial class Harness(Settings settings)
         var expectedChanges = (long)perClient * settings.Clients * perTx;
         Console.WriteLine($"   backlog ({settings.Workload}): {perClient * settings.Clients} pgbench transactions ({expectedChanges} row changes) at {tps:F0} tps, WAL {start} -> {end} = {walBytes / 1048576.0:F1} MB");
 
-        double? recv = null, reader = null, readerInner = null, native = null, pipeline = null, pipelineInner = null;
+        double? recv = null, reader = null, readerInner = null, native = null, pipeline = null, pipelineInner = null, readerCpu = null, pipelineCpu = null;
         long? readerRss = null, pipelineRss = null;
         int? restarts = null;
         bool? nativeOk = null, pipelineOk = null;
@@ -239,8 +242,9 @@ internal sealed partial class Harness(Settings settings)
                 reader = elapsed.TotalSeconds;
                 readerInner = long.Parse(f[2], CultureInfo.InvariantCulture) / 1000.0;
                 readerRss = long.Parse(f[3], CultureInfo.InvariantCulture);
+                readerCpu = long.Parse(f[5], CultureInfo.InvariantCulture) / 1000.0;
                 var seen = long.Parse(f[0], CultureInfo.InvariantCulture);
-                Console.WriteLine($"   CdcSync reader: {reader:F2} s ({readerInner:F2} s inside the process), {seen} changes, {long.Parse(f[1], CultureInfo.InvariantCulture) / 1048576.0:F1} MB of values, binary={f[4]}, peak RSS {readerRss / 1048576.0:F0} MB");
+                Console.WriteLine($"   CdcSync reader: {reader:F2} s ({readerInner:F2} s inside the process, {readerCpu:F2} s CPU), {seen} changes, {long.Parse(f[1], CultureInfo.InvariantCulture) / 1048576.0:F1} MB of values, binary={f[4]}, peak RSS {readerRss / 1048576.0:F0} MB");
                 if (seen != expectedChanges)
                 {
                     throw new InvalidOperationException($"the reader saw {seen} changes, expected {expectedChanges}");
@@ -315,7 +319,8 @@ internal sealed partial class Harness(Settings settings)
                 pipelineInner = long.Parse(f[1], CultureInfo.InvariantCulture) / 1000.0;
                 pipelineRss = long.Parse(f[2], CultureInfo.InvariantCulture);
                 restarts = int.Parse(f[3], CultureInfo.InvariantCulture);
-                Console.WriteLine($"   CdcSync pipeline: {pipeline:F2} s ({pipelineInner:F2} s inside the process), {f[0]} changes applied, peak RSS {pipelineRss / 1048576.0:F0} MB, restarts {restarts}");
+                pipelineCpu = long.Parse(f[4], CultureInfo.InvariantCulture) / 1000.0;
+                Console.WriteLine($"   CdcSync pipeline: {pipeline:F2} s ({pipelineInner:F2} s inside the process, {pipelineCpu:F2} s CPU), {f[0]} changes applied, peak RSS {pipelineRss / 1048576.0:F0} MB, restarts {restarts}");
             }
 
             if (peerFirst)
@@ -335,7 +340,7 @@ internal sealed partial class Harness(Settings settings)
             Console.WriteLine($"   target matches hub: native {nativeOk}, CdcSync {pipelineOk}");
         }
 
-        return new RepResult(rep, expectedChanges, walBytes, tps, recv, reader, readerInner, readerRss, native, pipeline, pipelineInner, pipelineRss, restarts, nativeOk, pipelineOk);
+        return new RepResult(rep, expectedChanges, walBytes, tps, recv, reader, readerInner, readerRss, native, pipeline, pipelineInner, pipelineRss, restarts, nativeOk, pipelineOk, readerCpu, pipelineCpu);
     }
 
     private async Task PrepareHubAsync()
@@ -433,13 +438,21 @@ internal sealed partial class Harness(Settings settings)
         if (settings.Reader)
         {
             Console.WriteLine($"  pg_recvlogical   {Spread(results.Select(r => r.RecvSeconds!.Value))}");
-            Console.WriteLine($"  CdcSync reader   {Spread(results.Select(r => r.ReaderSeconds!.Value))} (inside the process: {Spread(results.Select(r => r.ReaderInnerSeconds!.Value))})");
+            Console.WriteLine($"  CdcSync reader   {Spread(results.Select(r => r.ReaderSeconds!.Value))} (inside the process: {Spread(results.Select(r => r.ReaderInnerSeconds!.Value))}; CPU {Spread(results.Select(r => r.ReaderCpuSeconds!.Value))})");
         }
 
         if (settings.Connector)
         {
             Console.WriteLine($"  subscription     {Spread(results.Select(r => r.NativeSeconds!.Value))}");
             Console.WriteLine($"  CdcSync pipeline {Spread(results.Select(r => r.PipelineSeconds!.Value))} (inside the process: {Spread(results.Select(r => r.PipelineInnerSeconds!.Value))})");
+            Console.WriteLine($"  CdcSync pipeline CPU {Spread(results.Select(r => r.PipelineCpuSeconds!.Value))}");
+            if (settings.Reader)
+            {
+                // No connector fed by the walsender can finish before the reader alone does: this is
+                // the ratio's ceiling on this machine, whatever the connector does.
+                Console.WriteLine($"  ceiling (subscription / reader alone) {Spread(results.Select(r => r.NativeSeconds!.Value / r.ReaderSeconds!.Value))}");
+            }
+
             Console.WriteLine($"  targets match the hub: native {string.Join(",", results.Select(r => r.NativeMatches))}; CdcSync {string.Join(",", results.Select(r => r.PipelineMatches))}");
         }
 

@@ -43,6 +43,11 @@ internal sealed class HttpBench(Settings settings)
         foreach (var connector in new[] { "netsuite", "salesforce" })
         {
             var records = connector == "netsuite" ? settings.NetSuiteRecords : settings.SalesforceRecords;
+            if (records == 0)
+            {
+                continue; // --ns-records 0 or --sf-records 0 leaves that connector out
+            }
+
             for (var rep = 1 - settings.Warmup; rep <= settings.Reps; rep++)
             {
                 var label = rep <= 0 ? "warm-up" : $"repetition {rep}/{settings.Reps}";
