@@ -50,6 +50,9 @@ $$;
 CREATE OR REPLACE FUNCTION cdc.sync_before_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- TG_TABLE_NAME is a name (collation "C"): compared with a text column it keeps the
+    -- (object, record_key, field) keys out, and every write scanned the whole sync base.
+    obj        text := TG_TABLE_NAME;
     connector  text := cdc.inbound_connector();
     tbl        cdc.sync_tables;
     o          jsonb;
@@ -72,7 +75,7 @@ BEGIN
     IF pg_trigger_depth() > 1 THEN
         RETURN NEW;
     END IF;
-    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = TG_TABLE_NAME;
+    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = obj;
     n := to_jsonb(NEW);
 
     IF connector IS NULL THEN
@@ -93,14 +96,14 @@ BEGIN
     r := n;
     rkey := OLD.hub_id::text;
     FOR k IN SELECT jsonb_object_keys(n) LOOP
-        CONTINUE WHEN NOT cdc.sync_field_tracked(TG_TABLE_NAME, k);
+        CONTINUE WHEN NOT cdc.sync_field_tracked(obj, k);
         inc := n -> k;
         hub := o -> k;
         IF inc IS NOT DISTINCT FROM hub THEN
             CONTINUE;                                   -- both agree; the AFTER trigger records the base
         END IF;
         SELECT * INTO base FROM cdc.sync_base b
-         WHERE b.object = TG_TABLE_NAME AND b.record_key = rkey AND b.field = k;
+         WHERE b.object = obj AND b.record_key = rkey AND b.field = k;
         IF NOT FOUND THEN
             CONTINUE;                                   -- nothing known to compare with: the system's value applies
         END IF;
@@ -113,7 +116,7 @@ BEGIN
         END IF;
 
         SELECT c.id INTO open_id FROM cdc.conflicts c
-         WHERE c.object = TG_TABLE_NAME AND c.record_key = rkey AND c.field = k AND c.status = 'open';
+         WHERE c.object = obj AND c.record_key = rkey AND c.field = k AND c.status = 'open';
         IF open_id IS NOT NULL THEN
             -- Held for manual review: a later edit in the system updates the open conflict.
             UPDATE cdc.conflicts
@@ -122,7 +125,7 @@ BEGIN
              WHERE id = open_id;
             r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
             kept := kept || k;
-            PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, inc, inc_stamp);
+            PERFORM cdc.set_sync_base(obj, rkey, k, inc, inc_stamp);
             CONTINUE;
         END IF;
 
@@ -133,10 +136,10 @@ BEGIN
         -- Changed in the system and in the hub since they last agreed, to different values.
         SELECT s.modified_at, s.source_system INTO hub_stamp, hub_sys
           FROM cdc.hub_field_stamps s
-         WHERE s.object = TG_TABLE_NAME AND s.record_key = rkey AND s.field = k;
+         WHERE s.object = obj AND s.record_key = rkey AND s.field = k;
         hub_stamp := coalesce(hub_stamp, (o ->> 'cdc_source_modified_at')::timestamptz);
         hub_sys := coalesce(hub_sys, 'hub');
-        pol := cdc.conflict_policy_of(TG_TABLE_NAME, k);
+        pol := cdc.conflict_policy_of(obj, k);
         CASE pol.policy
             WHEN 'source_priority' THEN
                 IF pol.priority_system = tbl.system THEN
@@ -166,7 +169,7 @@ BEGIN
                                    incoming_value, decided_value, hub_system, incoming_system,
                                    hub_modified_at, incoming_modified_at, hub_values, incoming_values,
                                    decision, status, resolved_at, resolved_by)
-        VALUES (connector, TG_TABLE_NAME, rkey, k, pol.policy, base.value, hub, inc,
+        VALUES (connector, obj, rkey, k, pol.policy, base.value, hub, inc,
                 CASE WHEN pol.policy = 'manual' THEN NULL ELSE decided END, hub_sys, tbl.system,
                 hub_stamp, inc_stamp, jsonb_build_object(k, hub), jsonb_build_object(k, inc),
                 outcome,
@@ -176,7 +179,7 @@ BEGIN
 
         r := jsonb_set(r, ARRAY[k], coalesce(decided, 'null'::jsonb));
         -- The system holds its own edit, whatever the hub keeps.
-        PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, inc, inc_stamp);
+        PERFORM cdc.set_sync_base(obj, rkey, k, inc, inc_stamp);
         IF decided IS DISTINCT FROM inc THEN
             kept := kept || k;
         END IF;
@@ -200,6 +203,9 @@ $$;
 CREATE OR REPLACE FUNCTION cdc.sync_after_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- TG_TABLE_NAME is a name (collation "C"): compared with a text column it keeps the
+    -- (object, record_key, field) keys out, and every write scanned the whole sync base.
+    obj        text := TG_TABLE_NAME;
     connector text := cdc.inbound_connector();
     tbl       cdc.sync_tables;
     o         jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) ELSE '{}'::jsonb END;
@@ -211,23 +217,23 @@ DECLARE
     inbound   boolean;
     kept      jsonb;
 BEGIN
-    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = TG_TABLE_NAME;
+    SELECT * INTO tbl FROM cdc.sync_tables WHERE object = obj;
     inbound := connector IS NOT NULL AND pg_trigger_depth() = 1;
 
     IF TG_OP = 'DELETE' THEN
         IF inbound THEN
             FOR k IN SELECT jsonb_object_keys(o) LOOP
-                IF cdc.sync_field_tracked(TG_TABLE_NAME, k) AND o -> k <> 'null'::jsonb THEN
+                IF cdc.sync_field_tracked(obj, k) AND o -> k <> 'null'::jsonb THEN
                     changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', NULL));
                 END IF;
             END LOOP;
             INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
                                        target_system, record_id, changes)
-            VALUES (connector, 'inbound', TG_TABLE_NAME, rkey, 'delete', tbl.system, 'hub',
-                    o ->> tbl.record_id_column, cdc.mask_changes(TG_TABLE_NAME, changes));
+            VALUES (connector, 'inbound', obj, rkey, 'delete', tbl.system, 'hub',
+                    o ->> tbl.record_id_column, cdc.mask_changes(obj, changes));
         END IF;
-        DELETE FROM cdc.sync_base WHERE object = TG_TABLE_NAME AND record_key = rkey;
-        DELETE FROM cdc.hub_field_stamps WHERE object = TG_TABLE_NAME AND record_key = rkey;
+        DELETE FROM cdc.sync_base WHERE object = obj AND record_key = rkey;
+        DELETE FROM cdc.hub_field_stamps WHERE object = obj AND record_key = rkey;
         RETURN NULL;
     END IF;
 
@@ -235,7 +241,7 @@ BEGIN
         stamp := (n ->> 'cdc_source_modified_at')::timestamptz;
         kept := coalesce(nullif(current_setting('cdc.kept_fields', true), '')::jsonb -> rkey, '[]');
         FOR k IN SELECT jsonb_object_keys(n) LOOP
-            CONTINUE WHEN NOT cdc.sync_field_tracked(TG_TABLE_NAME, k);
+            CONTINUE WHEN NOT cdc.sync_field_tracked(obj, k);
             IF (o -> k) IS DISTINCT FROM (n -> k) AND NOT (TG_OP = 'INSERT' AND n -> k = 'null'::jsonb) THEN
                 changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', n -> k));
             END IF;
@@ -243,21 +249,21 @@ BEGIN
                 -- Unchanged: the page may not have carried the field at all, so an existing base
                 -- stays (an echo of our own write is recorded by cdc.record_outbound instead).
                 INSERT INTO cdc.sync_base (object, record_key, field, value, source_modified_at)
-                VALUES (TG_TABLE_NAME, rkey, k, n -> k, stamp)
+                VALUES (obj, rkey, k, n -> k, stamp)
                 ON CONFLICT (object, record_key, field) DO NOTHING;
             ELSIF NOT kept ? k THEN
                 -- The hub took the system's value: it is the base, and the hub's value is the
                 -- system's own (no hub stamp). Fields the decision kept got their base BEFORE.
-                PERFORM cdc.set_sync_base(TG_TABLE_NAME, rkey, k, n -> k, stamp);
+                PERFORM cdc.set_sync_base(obj, rkey, k, n -> k, stamp);
                 DELETE FROM cdc.hub_field_stamps s
-                 WHERE s.object = TG_TABLE_NAME AND s.record_key = rkey AND s.field = k;
+                 WHERE s.object = obj AND s.record_key = rkey AND s.field = k;
             END IF;
         END LOOP;
         IF changes <> '{}'::jsonb THEN
             INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
                                        target_system, record_id, changes)
-            VALUES (connector, 'inbound', TG_TABLE_NAME, rkey, lower(TG_OP), tbl.system, 'hub',
-                    n ->> tbl.record_id_column, cdc.mask_changes(TG_TABLE_NAME, changes));
+            VALUES (connector, 'inbound', obj, rkey, lower(TG_OP), tbl.system, 'hub',
+                    n ->> tbl.record_id_column, cdc.mask_changes(obj, changes));
             PERFORM cdc.purge_audit_log_if_due();
         END IF;
         RETURN NULL;
@@ -266,12 +272,12 @@ BEGIN
     -- The hub's own write (transform or operator): date each changed field with the change that
     -- caused it, for last-write-wins against the table's system.
     INSERT INTO cdc.hub_field_stamps AS s (object, record_key, field, modified_at, source_system)
-    SELECT TG_TABLE_NAME, rkey, f.key,
+    SELECT obj, rkey, f.key,
            coalesce(nullif(current_setting('cdc.change_modified_at', true), '')::timestamptz, now()),
            coalesce(nullif(current_setting('cdc.change_system', true), ''), 'hub')
       FROM jsonb_each(n) f
      WHERE (o -> f.key) IS DISTINCT FROM f.value
-       AND cdc.sync_field_tracked(TG_TABLE_NAME, f.key)
+       AND cdc.sync_field_tracked(obj, f.key)
     ON CONFLICT (object, record_key, field) DO UPDATE
        SET modified_at = EXCLUDED.modified_at, source_system = EXCLUDED.source_system;
     RETURN NULL;
