@@ -38,6 +38,11 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     private readonly SalesforceSchemas _schemas;
     private readonly List<OutboundWrite> _acknowledged = [];
 
+    // Buffered before a flush, in collections: the hub's share of a collection (its Ids and sync
+    // base, ~1 ms a record in the transforms' triggers) runs while the next one is sent, which
+    // needs several collections per flush.
+    private const int CollectionsPerFlush = 5;
+
     public SalesforceOutboundConnector(
         SalesforceClient client,
         HubWriter hub,
@@ -74,7 +79,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             }
 
             _pending.Add(write);
-            if (_pending.Count >= _client.Options.BatchSize)
+            if (_pending.Count >= _client.Options.BatchSize * CollectionsPerFlush)
             {
                 await FlushAsync(cancellationToken);
             }
@@ -220,58 +225,83 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
     {
-        foreach (var all in writes.Chunk(_client.Options.BatchSize))
+        // The Ids and acknowledgements of one collection go to the hub while the next collection
+        // is on its way to Salesforce. Awaited before the run ends, so a later run's lookups and
+        // preconditions see every Id and sync base.
+        var writeBack = Task.CompletedTask;
+        try
         {
-            var chunk = byId ? await WithoutHeldFieldsAsync(all, cancellationToken) : all;
-            if (chunk.Length == 0)
+            foreach (var all in writes.Chunk(_client.Options.BatchSize))
             {
-                continue;
+                writeBack = await SaveChunkAsync(all, byId, writeBack, cancellationToken);
+            }
+        }
+        finally
+        {
+            await writeBack;
+        }
+    }
+
+    /// <summary>Sends one collection; returns the (started) hub work for it: the Ids it created, then the acknowledged writes.</summary>
+    private async Task<Task> SaveChunkAsync(PendingWrite[] all, bool byId, Task previousWriteBack, CancellationToken cancellationToken)
+    {
+        var chunk = byId ? await WithoutHeldFieldsAsync(all, cancellationToken) : all;
+        if (chunk.Length == 0)
+        {
+            return previousWriteBack;
+        }
+
+        var map = chunk[0].Map;
+        var path = byId
+            ? $"{_client.ApiPath}/composite/sobjects"
+            : $"{_client.ApiPath}/composite/sobjects/{Uri.EscapeDataString(map.SObject)}/{Uri.EscapeDataString(map.ExternalIdField)}";
+        var records = chunk.Select(w =>
+        {
+            var record = (JsonObject)w.Record!.DeepClone();
+            if (byId)
+            {
+                record["id"] = w.Id;
             }
 
-            var map = chunk[0].Map;
-            var path = byId
-                ? $"{_client.ApiPath}/composite/sobjects"
-                : $"{_client.ApiPath}/composite/sobjects/{Uri.EscapeDataString(map.SObject)}/{Uri.EscapeDataString(map.ExternalIdField)}";
-            var records = chunk.Select(w =>
+            return (JsonNode)record;
+        }).ToArray();
+        var body = new JsonObject { ["allOrNone"] = false, ["records"] = new JsonArray(records) };
+        var results = await SendCollectionAsync(HttpMethod.Patch, path, body, chunk, cancellationToken);
+        if (results is null)
+        {
+            return previousWriteBack;
+        }
+
+        var created = new List<WriteBack>();
+        var acknowledged = new List<OutboundWrite>();
+        for (var i = 0; i < chunk.Length; i++)
+        {
+            var result = results[i];
+            var write = chunk[i];
+            if (result?["success"]?.GetValue<bool>() == true)
             {
-                var record = (JsonObject)w.Record!.DeepClone();
-                if (byId)
+                var newId = result["id"]?.GetValue<string>();
+                if (write.Id is null && newId is not null)
                 {
-                    record["id"] = w.Id;
+                    created.Add(new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }));
                 }
 
-                return (JsonNode)record;
-            }).ToArray();
-            var body = new JsonObject { ["allOrNone"] = false, ["records"] = new JsonArray(records) };
-            var results = await SendCollectionAsync(HttpMethod.Patch, path, body, chunk, cancellationToken);
-            if (results is null)
-            {
-                continue;
+                acknowledged.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
             }
-
-            var created = new List<WriteBack>();
-            for (var i = 0; i < chunk.Length; i++)
+            else
             {
-                var result = results[i];
-                var write = chunk[i];
-                if (result?["success"]?.GetValue<bool>() == true)
-                {
-                    var newId = result["id"]?.GetValue<string>();
-                    if (write.Id is null && newId is not null)
-                    {
-                        created.Add(new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }));
-                    }
-
-                    _acknowledged.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
-                }
-                else
-                {
-                    await DeadLetterAsync(write, Errors(result), cancellationToken);
-                }
+                await DeadLetterAsync(write, Errors(result), cancellationToken);
             }
+        }
 
+        _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, created.Count);
+        await previousWriteBack;
+        return RecordAsync();
+
+        async Task RecordAsync()
+        {
             await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, created, cancellationToken);
-            _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids written back)", Name, chunk.Length, map.SObject, created.Count);
+            await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
         }
     }
 
