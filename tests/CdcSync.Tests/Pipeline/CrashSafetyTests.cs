@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
@@ -115,7 +116,15 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
 
             using var stopFeeding = new CancellationTokenSource();
             var feeder = new Feeder(hub, new Random(random.Next()));
-            var feedTask = Task.Run(() => feeder.RunAsync(FeedDuration, stopFeeding.Token));
+            var feedUntil = new StrongBox<long>(long.MaxValue);
+            var feedTask = Task.Run(() => feeder.RunAsync(() => Stopwatch.GetTimestamp() < Volatile.Read(ref feedUntil.Value), stopFeeding.Token));
+
+            // The kills start once the worker has applied something: on a busy server (other
+            // suites writing WAL) decoding can take seconds to reach the feeder's first rows, and
+            // kills before that would only test start-up. The feed runs for its duration from here.
+            await WaitForFirstCheckpointAsync(target, worker, log);
+            Volatile.Write(ref feedUntil.Value, Stopwatch.GetTimestamp() + (long)(FeedDuration.TotalSeconds * Stopwatch.Frequency));
+            output.WriteLine($"{total.Elapsed.TotalSeconds:F1}s: first checkpoint recorded; killing for {FeedDuration.TotalSeconds:F0} s");
 
             // Kill at random moments while the feeder runs, restart after a short random pause.
             var killsWithCheckpoint = 0;
@@ -245,15 +254,14 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
 
         public int Deletes { get; private set; }
 
-        public async Task RunAsync(TimeSpan duration, CancellationToken cancellationToken)
+        public async Task RunAsync(Func<bool> keepGoing, CancellationToken cancellationToken)
         {
             await using var conn = new NpgsqlConnection(connectionString);
             await conn.OpenAsync(cancellationToken);
-            var clock = Stopwatch.StartNew();
 
             // A first batch of rows so updates have something to work on from the start.
             await TransactionAsync(conn, updates: 0, inserts: 50, delete: false, cancellationToken);
-            while (clock.Elapsed < duration && !cancellationToken.IsCancellationRequested)
+            while (keepGoing() && !cancellationToken.IsCancellationRequested)
             {
                 // Mostly tiny transactions, now and then a bigger one so kills also land in larger batches.
                 var big = random.Next(50) == 0;
@@ -325,7 +333,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
     private static async Task<NpgsqlLogSequenceNumber> WaitForSlotAsync(string hub, string slot, CrashWorker worker, CrashLog log)
     {
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        while (clock.Elapsed < TimeSpan.FromSeconds(120))
         {
             Assert.False(worker.HasExited, $"the first worker exited with code {(worker.HasExited ? worker.ExitCode : 0)} before creating slot {slot}.\n{log.Tail()}");
             await using var conn = new NpgsqlConnection(hub);
@@ -340,7 +348,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
             await Task.Delay(100);
         }
 
-        Assert.Fail($"the worker did not create slot {slot} within 30 s.\n{log.Tail()}");
+        Assert.Fail($"the worker did not create slot {slot} within 120 s.\n{log.Tail()}");
         return default;
     }
 
@@ -353,6 +361,17 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
         await using var reader = await cmd.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync(), $"slot {slot} is gone");
         return (reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetBoolean(1));
+    }
+
+    private static async Task WaitForFirstCheckpointAsync(string target, CrashWorker worker, CrashLog log)
+    {
+        var waited = Stopwatch.StartNew();
+        while (await CheckpointAsync(target) is null)
+        {
+            Assert.False(worker.HasExited, $"the first worker exited on its own with code {(worker.HasExited ? worker.ExitCode : 0)}.\n{log.Tail()}");
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(120), $"the first worker recorded no checkpoint within 120 s.\n{log.Tail()}");
+            await Task.Delay(100);
+        }
     }
 
     private static async Task<NpgsqlLogSequenceNumber?> CheckpointAsync(string target)

@@ -62,7 +62,7 @@ internal sealed class TestPipeline : IAsyncDisposable
         // Wait until the slot exists, so changes made from now on are captured. A run that failed
         // and is restarting (a second worker on a held slot) has also started: its Running spells
         // between attempts last milliseconds, shorter than the poll.
-        await WaitUntilAsync(async () => runner.Health == PipelineHealth.Running || runner.Restarts > 0 || pipeline._run.IsCompleted, TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(async () => runner.Health == PipelineHealth.Running || runner.Restarts > 0 || pipeline._run.IsCompleted, TimeSpan.FromSeconds(120));
         if (pipeline._run.IsFaulted)
         {
             await pipeline._run;
