@@ -46,9 +46,9 @@ public sealed partial class HubOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:00:01")]
     public TimeSpan CommitLinger { get; set; } = TimeSpan.FromMilliseconds(2);
 
-    /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 50 ms.</summary>
+    /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 10 ms (docs/BENCHMARKS.md: 50 ms put the p50 of 5,000 one-row transactions/s at 20 ms; 10 ms costs no backlog throughput).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
-    public TimeSpan MaxCommitDelay { get; set; } = TimeSpan.FromMilliseconds(50);
+    public TimeSpan MaxCommitDelay { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Changes handed to a connector per write call. Default: 20000.</summary>
     [Range(1, 1_000_000)]
