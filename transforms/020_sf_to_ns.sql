@@ -161,6 +161,8 @@ $$;
 -- synced. One inbound write therefore causes at most one write per other table.
 CREATE OR REPLACE FUNCTION cdc.on_sf_account_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    attached bigint := 0;
 BEGIN
     IF pg_trigger_depth() > 1 THEN
         RETURN NULL;
@@ -180,6 +182,16 @@ BEGIN
         UPDATE public.sf_contacts
            SET account_hub_id = NEW.hub_id
          WHERE accountid = NEW.id AND account_hub_id IS NULL;
+        GET DIAGNOSTICS attached = ROW_COUNT;
+    END IF;
+
+    -- An Id written back after a create (one per record Salesforce creates) changes nothing the
+    -- customer is mapped from, unless it attached contacts: a linked account only records its
+    -- Id. This keeps the write-back cheap (docs/BENCHMARKS.md, Salesforce outbound).
+    IF TG_OP = 'UPDATE' AND attached = 0 AND to_jsonb(NEW) - 'id' = to_jsonb(OLD) - 'id'
+       AND cdc.linked_hub_id('sf_accounts', NEW.hub_id, 'ns_customers') IS NOT NULL THEN
+        PERFORM cdc.set_record_id('sf_accounts', NEW.hub_id, NEW.id);
+        RETURN NULL;
     END IF;
 
     PERFORM cdc.sf_account_to_ns(NEW.hub_id,

@@ -57,6 +57,22 @@ UPDATE sf_accounts SET name = name, phone = phone, website = website WHERE hub_i
 UPDATE sf_accounts SET systemmodstamp = '2024-02-01', cdc_source_modified_at = '2024-02-01' WHERE hub_id = '00000000-0000-0000-0000-00000000a001';
 SELECT cdc_test.assert_unchanged('ns_customers', 'identical account update');
 
+-- test: a hub-made account getting its Salesforce Id records it on the link and writes no customer
+INSERT INTO sf_accounts (hub_id, name, phone) VALUES ('00000000-0000-0000-0000-00000000a0b1', 'Hub Made Ltd', '4155550177');
+SELECT cdc_test.snapshot('ns_customers');
+UPDATE sf_accounts SET id = '001000000000B01AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000a0b1';
+SELECT cdc_test.assert_unchanged('ns_customers', 'Id write-back');
+SELECT cdc_test.assert_equals(
+    (SELECT record_id FROM cdc.identity_links WHERE object = 'sf_accounts' AND hub_id = '00000000-0000-0000-0000-00000000a0b1'),
+    '001000000000B01AAA', 'salesforce record id on the link');
+
+-- test: an Id write-back that attaches a waiting contact maps that contact onto the customer
+INSERT INTO sf_accounts (hub_id, name) VALUES ('00000000-0000-0000-0000-00000000a0b2', 'Waiting Contact Ltd');
+INSERT INTO sf_contacts (hub_id, id, accountid, firstname, lastname, email, createddate)
+VALUES ('00000000-0000-0000-0000-00000000c0b2', '003000000000B02AAA', '001000000000B02AAA', 'Grace', 'Hopper', 'grace@example.com', '2024-01-02');
+UPDATE sf_accounts SET id = '001000000000B02AAA' WHERE hub_id = '00000000-0000-0000-0000-00000000a0b2';
+SELECT cdc_test.assert_equals((cdc_test.ns_of('00000000-0000-0000-0000-00000000a0b2')).email, 'grace@example.com', 'email of the attached contact');
+
 -- test: re-running the mapping on unchanged data writes nothing
 SELECT cdc_test.snapshot('ns_customers');
 SELECT cdc.sf_account_to_ns('00000000-0000-0000-0000-00000000a001');
