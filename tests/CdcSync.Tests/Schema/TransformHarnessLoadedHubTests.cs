@@ -61,7 +61,7 @@ public sealed class TransformHarnessLoadedHubTests(LoadedHubFixture fixture) : I
 
         Assert.True(run.Results.Count >= 10, $"only {run.Results.Count} transform tests found");
         Assert.All(run.Results, r => Assert.True(r.Passed, $"{r.File}:{r.Line} {r.Name}: {r.Message}"));
-        Assert.False(await TransformTests.DatabaseExistsAsync(fixture.Hub, run.ScratchDatabase!));
+        Assert.False(await TransformTests.DatabaseExistsAsync(fixture.Hub, run.ScratchDatabase!), $"scratch database {run.ScratchDatabase} still exists: {run.CleanupError}");
         Assert.Equal(before, await MigrateTests.ScalarAsync<string>(fixture.Hub, Footprint));
     }
 

@@ -19,7 +19,7 @@ public sealed class TransformTests
         Assert.All(run.Results, r => Assert.True(r.Passed, $"{r.File}:{r.Line} {r.Name}: {r.Message}"));
         Assert.StartsWith("cdcsync_test_", run.ScratchDatabase);
         Assert.Null(run.CleanupError);
-        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
+        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!), $"scratch database {run.ScratchDatabase} still exists: {run.CleanupError}");
         // Nothing ran in the hub: it is still empty.
         Assert.False(await MigrateTests.ScalarAsync<bool>(db, "SELECT to_regclass('public.sf_accounts') IS NOT NULL"));
     }
@@ -50,7 +50,7 @@ public sealed class TransformTests
         var changed = Assert.Single(failed, r => r.Name == "a changed field updates the customer");
         Assert.Equal("assertion failed: companyname: expected 'Acme Corp.', got 'BROKEN Acme Corp.'", changed.Message);
         Assert.StartsWith("SELECT cdc_test.assert_equals((cdc_test.ns_of(hub_id)).companyname, 'Acme Corp.'", testLines[changed.Line - 1], StringComparison.Ordinal);
-        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!));
+        Assert.False(await DatabaseExistsAsync(db, run.ScratchDatabase!), $"scratch database {run.ScratchDatabase} still exists: {run.CleanupError}");
     }
 
     [Fact]
