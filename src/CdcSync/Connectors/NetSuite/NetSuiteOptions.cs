@@ -120,27 +120,10 @@ public sealed class NetSuiteRecordOptions
 }
 
 /// <summary>
-/// A reference field whose internal id the hub may not know yet when the row is written (the parent
-/// was created by the hub and its internal id comes back later): resolved from the parent's hub row
-/// at send time. A row whose parent is not in NetSuite by then goes to dead letters, naming the parent.
+/// A NetSuite lookup (see <see cref="LookupOptions"/>): the parent's internal id is in <c>internalid</c>
+/// by default. A row whose parent is not in NetSuite by then goes to dead letters, naming the parent.
 /// </summary>
-public sealed class NetSuiteLookupOptions
+public sealed class NetSuiteLookupOptions : LookupOptions
 {
-    /// <summary>Column of the parent's internal id, e.g. <c>entity</c>.</summary>
-    [Required]
-    public string Column { get; set; } = string.Empty;
-
-    /// <summary>Column of the parent's hub key, e.g. <c>entity_hub_id</c>.</summary>
-    [Required]
-    public string HubKeyColumn { get; set; } = string.Empty;
-
-    /// <summary>The parent's staging table, e.g. <c>ns_customers</c>.</summary>
-    [Required]
-    public string ParentTable { get; set; } = string.Empty;
-
-    /// <summary>The parent table's key column. Default <c>hub_id</c>.</summary>
-    public string ParentKeyColumn { get; set; } = "hub_id";
-
-    /// <summary>The parent table's internal id column. Default <c>internalid</c>.</summary>
-    public string ParentIdColumn { get; set; } = "internalid";
+    public NetSuiteLookupOptions() => ParentIdColumn = "internalid";
 }

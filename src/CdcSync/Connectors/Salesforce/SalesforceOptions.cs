@@ -132,25 +132,8 @@ public sealed class SalesforceObjectOptions
     public bool Outbound { get; set; } = true;
 }
 
-/// <summary>
-/// A reference field whose Id the hub may not know yet when the row is written (the parent was
-/// created by the hub and its Id comes back later): resolved from the parent's row at send time.
-/// </summary>
-public sealed class SalesforceLookupOptions
+/// <summary>A Salesforce lookup (see <see cref="LookupOptions"/>): the parent's Id is in <c>id</c> by default.</summary>
+public sealed class SalesforceLookupOptions : LookupOptions
 {
-    /// <summary>Column of the Salesforce Id of the parent, e.g. <c>accountid</c>.</summary>
-    [Required]
-    public string Column { get; set; } = string.Empty;
-
-    /// <summary>Column of the parent's hub key, e.g. <c>account_hub_id</c>.</summary>
-    [Required]
-    public string HubKeyColumn { get; set; } = string.Empty;
-
-    /// <summary>The parent's staging table, e.g. <c>sf_accounts</c> (its key column <c>hub_id</c>, its Id in <c>id</c>).</summary>
-    [Required]
-    public string ParentTable { get; set; } = string.Empty;
-
-    public string ParentKeyColumn { get; set; } = "hub_id";
-
-    public string ParentIdColumn { get; set; } = "id";
+    public SalesforceLookupOptions() => ParentIdColumn = "id";
 }
