@@ -292,7 +292,7 @@ internal static class DemoCommand
 
         public bool Running => _runner?.Health == PipelineHealth.Running;
 
-        public string Describe() => _run is { IsFaulted: true } ? "failed: " + _run.Exception!.GetBaseException().Message : $"{_runner?.Health} {_runner?.LastError}";
+        public string Describe() => _run is { IsFaulted: true } ? "failed: " + _run.Exception!.GetBaseException().Message : $"{_runner?.Health} {_runner?.Stage} {_runner?.LastError}";
 
         public void Start()
         {

@@ -36,6 +36,7 @@ internal static class StatusCommand
                     status.WorkerConnected,
                     status.Healthy,
                     status.Attention,
+                    status.Workers,
                     status.Slots,
                     status.Connectors,
                     status.DeadLetters,
@@ -55,6 +56,11 @@ internal static class StatusCommand
     private static void Print(HubStatus status)
     {
         Console.WriteLine($"hub {status.Hub}: WAL at {status.WalPosition}; worker {(status.WorkerConnected ? "connected" : "NOT connected")}");
+        foreach (var w in status.Workers)
+        {
+            Console.WriteLine($"worker {w.Worker} on slot {w.Slot}: {w.State}, pipeline {w.Pipeline}{(w.Stage is null ? string.Empty : ": " + w.Stage)}{(w.Restarts > 0 ? $"; restarts {w.Restarts}" : string.Empty)}");
+        }
+
         Console.WriteLine("\nslot\tactive\tconfirmed\twal_status\tretained_bytes\treplay_window_bytes");
         foreach (var s in status.Slots)
         {

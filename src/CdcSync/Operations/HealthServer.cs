@@ -39,7 +39,8 @@ public sealed class HealthServer : IAsyncDisposable
         app.MapGet("/readyz", () =>
         {
             var open = worker.OpenCircuits();
-            var detail = $"state={worker.State} pipeline={worker.Runner?.Health.ToString() ?? "none"}" + (open.Count > 0 ? $" open circuits: {string.Join(", ", open)}" : string.Empty);
+            var detail = $"state={worker.State} pipeline={worker.Runner?.Health.ToString() ?? "none"}" + (open.Count > 0 ? $" open circuits: {string.Join(", ", open)}" : string.Empty)
+                + (worker.Stage is { } stage ? $" ({stage})" : string.Empty);
             return worker.IsReady ? Results.Text("ready " + detail + "\n") : Results.Text("not ready " + detail + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapGet("/metrics", async (HttpContext context) =>

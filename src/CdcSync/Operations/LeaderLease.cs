@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using CdcSync.Hub;
+using CdcSync.Resilience;
 using Npgsql;
 
 namespace CdcSync.Operations;
@@ -91,7 +93,15 @@ public sealed class LeaderLease : IAsyncDisposable
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
-                unreachable(e.Message);
+                // The one classifier decides: a wrong password, a missing database or a missing
+                // grant stops the worker with the fix; only an unreachable or restarting hub waits.
+                var explained = HubConnection.Explain(e, new NpgsqlConnectionStringBuilder(hubConnectionString), "Hub:ConnectionString");
+                if (FailureClassifier.Classify(explained) == FailureKind.Permanent)
+                {
+                    throw explained;
+                }
+
+                unreachable(explained.Message);
                 await Task.Delay(backoff, time, cancellationToken);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
                 continue;

@@ -22,10 +22,14 @@ public sealed record ConnectorStatus(
     long OpenConflicts,
     double? StatusAgeSeconds);
 
+/// <summary>What the leading worker of a slot last said it was doing (<see cref="Worker.Stage"/>).</summary>
+public sealed record WorkerStatus(string Slot, string Worker, string State, string Pipeline, string? Stage, string? LastError, int Restarts, double AgeSeconds);
+
 public sealed record HubStatus(
     string Hub,
     string WalPosition,
     bool WorkerConnected,
+    IReadOnlyList<WorkerStatus> Workers,
     IReadOnlyList<SlotStatus> Slots,
     IReadOnlyList<ConnectorStatus> Connectors,
     long DeadLetters,
@@ -133,7 +137,21 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
             }
         }
 
-        if (!workerConnected)
+        var workers = (await conn.QueryAsync<WorkerStatus>(new CommandDefinition(
+            """
+            SELECT slot AS "Slot", worker AS "Worker", state AS "State", pipeline AS "Pipeline", stage AS "Stage", last_error AS "LastError", restarts AS "Restarts",
+                   extract(epoch FROM now() - updated_at)::float8 AS "AgeSeconds"
+            FROM cdc.worker_status WHERE slot = ANY(@slotNames) AND updated_at > now() - make_interval(secs => @stale)
+            ORDER BY slot
+            """, new { slotNames, stale = Stale.TotalSeconds }, cancellationToken: cancellationToken))).ToList();
+        var starting = workers.Where(w => w.Pipeline != "Running").ToList();
+        foreach (var w in starting)
+        {
+            // Up but not streaming: say what it waits for, not only that the slot is inactive.
+            attention.Insert(0, $"worker {w.Worker} is not streaming slot {w.Slot} ({w.Pipeline}): {w.Stage ?? w.LastError ?? "starting"}");
+        }
+
+        if (!workerConnected && starting.Count == 0)
         {
             attention.Insert(0, "worker not connected (slot inactive or no status for " + Stale.TotalSeconds + " s)");
         }
@@ -146,7 +164,7 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
         var totals = await conn.QuerySingleAsync<(long DeadLetters, long Conflicts)>(new CommandDefinition(
             "SELECT (SELECT count(*) FROM cdc.dead_letters WHERE status = 'open'), (SELECT count(*) FROM cdc.conflicts WHERE status = 'open')",
             cancellationToken: cancellationToken));
-        return new HubStatus(HubConnection.Describe(hubConnectionString), wal!, workerConnected, slots, connectors, totals.DeadLetters, totals.Conflicts, attention);
+        return new HubStatus(HubConnection.Describe(hubConnectionString), wal!, workerConnected, workers, slots, connectors, totals.DeadLetters, totals.Conflicts, attention);
     }
 
     private string[] ConfiguredConnectors() => options is null ? [] : options.Routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal).ToArray();

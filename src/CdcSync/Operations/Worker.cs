@@ -44,6 +44,15 @@ public sealed class Worker(
 
     public PipelineRunner? Runner { get; private set; }
 
+    /// <summary>What the worker waits for while it is not streaming (standing by, creating the slot, restarting); null while streaming.</summary>
+    public string? Stage => State switch
+    {
+        WorkerState.StandingBy => $"standing by: another worker holds the lease for slot {options.Hub.Slot}, or the hub is unreachable",
+        WorkerState.Streaming when Runner is { } runner => runner.Stage,
+        WorkerState.Stopped => "stopped",
+        _ => "starting",
+    };
+
     /// <summary>Streaming with no connector tripped: what /readyz reports.</summary>
     public bool IsReady => State == WorkerState.Streaming && Runner?.Health == PipelineHealth.Running && OpenCircuits().Count == 0;
 
@@ -68,6 +77,12 @@ public sealed class Worker(
                 {
                     await replay.ApplyPendingAsync($"worker {_workerId}", stoppingToken);
                 }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or OperatorException && !stoppingToken.IsCancellationRequested
+                                          && Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+                {
+                    // A missing grant on the replay queue, a target's wrong password: retrying cannot help.
+                    throw new OperatorException($"Applying pending replay requests: {Resilience.FailureClassifier.Describe(e)}", e);
+                }
                 catch (Exception e) when (e is NpgsqlException or TimeoutException or OperatorException && !stoppingToken.IsCancellationRequested)
                 {
                     // The hub or a target is unreachable: stream anyway; the request stays pending and is retried on the next restart.
@@ -82,6 +97,7 @@ public sealed class Worker(
                 var runTask = runner.RunAsync(run.Token);
                 var resyncTask = RunResyncsAsync(runner, run.Token);
                 var restartForReplay = false;
+                OperatorException? fatal = null;
                 await using (var hub = NpgsqlDataSource.Create(options.Hub.ConnectionString))
                 {
                     var lastProgress = _time.GetTimestamp();
@@ -114,12 +130,18 @@ public sealed class Worker(
                                 lost = true;
                             }
                         }
+                        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested
+                                                  && Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+                        {
+                            // A revoked grant on the cdc schema: stop with the fix instead of warning every 2 s forever.
+                            fatal = new OperatorException($"Recording status in the hub: {Resilience.FailureClassifier.Describe(e)}", e);
+                        }
                         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
                         {
                             _logger.LogWarning("Could not record status this time: {Message}", e.Message);
                         }
 
-                        if (restartForReplay || lost)
+                        if (restartForReplay || lost || fatal is not null)
                         {
                             await run.CancelAsync();
                             break;
@@ -128,6 +150,14 @@ public sealed class Worker(
 
                     try
                     {
+                        if (fatal is not null)
+                        {
+                            // The pipeline drains and stops on the cancellation; the cause is the status failure.
+                            await runTask.ContinueWith(_ => { }, TaskScheduler.Default);
+                            _logger.LogError("Worker stopped: {Error}", fatal.Message);
+                            throw fatal;
+                        }
+
                         await runTask;
                     }
                     finally
@@ -209,6 +239,24 @@ public sealed class Worker(
 
     private async Task RecordStatusAsync(NpgsqlConnection conn, PipelineRunner runner, CancellationToken cancellationToken)
     {
+        await conn.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO cdc.worker_status (slot, worker, state, pipeline, stage, last_error, restarts, updated_at)
+            VALUES (@slot, @worker, @state, @pipeline, @stage, @error, @restarts, now())
+            ON CONFLICT (slot) DO UPDATE SET worker = EXCLUDED.worker, state = EXCLUDED.state, pipeline = EXCLUDED.pipeline, stage = EXCLUDED.stage,
+                last_error = EXCLUDED.last_error, restarts = EXCLUDED.restarts, updated_at = now()
+            """,
+            new
+            {
+                slot = options.Hub.Slot,
+                worker = _workerId,
+                state = State.ToString(),
+                pipeline = runner.Health.ToString(),
+                stage = Stage,
+                error = runner.LastError,
+                restarts = runner.Restarts,
+            },
+            cancellationToken: cancellationToken));
         var current = await conn.ExecuteScalarAsync<string>(new CommandDefinition("SELECT pg_current_wal_lsn()::text", cancellationToken: cancellationToken));
         var wal = (ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(current!);
         var readUpTo = runner.Reader?.LastCommitEnd ?? default;

@@ -25,9 +25,14 @@ internal sealed class Heartbeat(string hubConnectionString, TimeSpan interval, T
                     await using var cmd = dataSource.CreateCommand("SELECT pg_logical_emit_message(true, 'cdcsync.heartbeat', now()::text)");
                     await cmd.ExecuteNonQueryAsync(cancellationToken);
                 }
-                catch (NpgsqlException e)
+                catch (NpgsqlException e) when (Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Transient)
                 {
                     logger.LogWarning("Heartbeat failed: {Message}", e.Message);
+                }
+                catch (NpgsqlException e)
+                {
+                    // A revoked grant or a dropped function will not fix itself: stop with the cause.
+                    throw new Hub.OperatorException($"Heartbeat: {Resilience.FailureClassifier.Describe(e)}", e);
                 }
             }
         }

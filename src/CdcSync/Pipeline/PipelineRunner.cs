@@ -39,6 +39,15 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
     public string? LastError { get; private set; }
 
+    /// <summary>
+    /// What the pipeline is doing while it is not yet streaming (checking connections, creating the
+    /// slot and what that waits for, starting replication, waiting to restart); null while running.
+    /// </summary>
+    public string? Stage { get; private set; } = "starting";
+
+    /// <summary>How long the reader may take from START_REPLICATION to an active session on the slot before the attempt restarts.</summary>
+    public static readonly TimeSpan StreamingStartTimeout = TimeSpan.FromSeconds(60);
+
     public int Restarts { get; private set; }
 
     public IReadOnlyList<(string Connector, NpgsqlLogSequenceNumber Checkpoint, long Changes)> Progress =>
@@ -82,6 +91,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
                 Restarts++;
                 Health = PipelineHealth.Restarting;
+                Stage = "restarting after: " + description;
                 // A server that went away leaves dead connections in the pools; without this the
                 // first retry after it is back fails on one of them.
                 NpgsqlConnection.ClearAllPools();
@@ -107,6 +117,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         var routes = options.Routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value);
         // Everything the config points to is checked before the slot exists: a slot created for a
         // config that cannot run would hold WAL with nobody reading it.
+        Stage = "checking the hub and every system the config names";
         var problems = await ConfigChecker.CheckConnectivityAsync(options, stoppingToken);
         if (problems.Count > 0)
         {
@@ -126,8 +137,10 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         _writers = connectors.Values.ToList();
         try
         {
-            await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>())
+            Stage = $"preparing publication {hub.Publication} and slot {hub.Slot}";
+            await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>(), _time) { Progress = stage => Stage = stage }
                 .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
+            Stage = "opening connectors";
             foreach (var writer in _writers)
             {
                 var checkpoint = await writer.OpenAsync(stoppingToken);
@@ -141,14 +154,22 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 new ReaderOptions(hub.ConnectionString, hub.Slot, hub.Publication, hub.Binary, hub.Streaming),
                 loggers.CreateLogger<ReplicationReader>());
             Reader = reader;
+            Stage = $"starting replication on slot {hub.Slot}";
 
             // Writers only stop on failure; on a clean stop they drain what the reader handed them.
             using var failure = new CancellationTokenSource();
-            // A permanent inbound failure (credentials, a field the system does not know) stops the
-            // stream like a clean stop: writers drain and commit what they hold, then it is raised.
-            using var inboundFailed = new CancellationTokenSource();
-            Exception? inboundFailure = null;
-            using var readerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, failure.Token, inboundFailed.Token);
+            // A failure beside the stream (a permanent inbound failure, the acknowledger or heartbeat
+            // meeting a missing grant, a reader the server never accepted) stops the stream like a
+            // clean stop: writers drain and commit what they hold, then it is raised.
+            using var sideFailed = new CancellationTokenSource();
+            Exception? sideFailure = null;
+            void FailBeside(Exception error)
+            {
+                Interlocked.CompareExchange(ref sideFailure, error, null);
+                sideFailed.Cancel();
+            }
+
+            using var readerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, failure.Token, sideFailed.Token);
             var writerTasks = _writers.Select(w => Task.Run(() => w.RunAsync(failure.Token), CancellationToken.None)).ToList();
             var readerTask = Task.Run(async () =>
             {
@@ -165,26 +186,15 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 }
             }, CancellationToken.None);
             using var background = CancellationTokenSource.CreateLinkedTokenSource(failure.Token);
-            var ackTask = acknowledger.RunAsync(reader, background.Token);
-            var heartbeatTask = new Heartbeat(hub.ConnectionString, hub.HeartbeatInterval, _time, _logger).RunAsync(background.Token);
+            var ackTask = Watch(acknowledger.RunAsync(reader, background.Token), FailBeside);
+            var heartbeatTask = Watch(new Heartbeat(hub.ConnectionString, hub.HeartbeatInterval, _time, _logger).RunAsync(background.Token), FailBeside);
+            var streamingTask = Watch(ConfirmStreamingAsync(hub, reader, readerTask, background.Token), FailBeside);
             var inboundTasks = options.Connectors.Keys
                 .Select(name => (Name: name, Connector: inboundFactory?.Invoke(name)))
                 .Where(c => c.Connector is not null)
-                .Select(c => new InboundPoller(c.Connector!, hub, _time, loggers.CreateLogger<InboundPoller>()).RunAsync(background.Token)
-                    .ContinueWith(
-                        t =>
-                        {
-                            if (t.Exception?.InnerException is { } error)
-                            {
-                                Interlocked.CompareExchange(ref inboundFailure, error, null);
-                                inboundFailed.Cancel();
-                            }
-                        },
-                        TaskScheduler.Default))
+                .Select(c => Watch(new InboundPoller(c.Connector!, hub, _time, loggers.CreateLogger<InboundPoller>()).RunAsync(background.Token), FailBeside))
                 .ToList();
-            heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask));
-            Health = PipelineHealth.Running;
-            _backoff?.MarkHealthy();
+            heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask).Append(streamingTask));
 
             var all = writerTasks.Append(readerTask).ToList();
             while (all.Count > 0)
@@ -206,9 +216,9 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             // position goes through SQL once the server has released the slot.
             await background.CancelAsync();
             await Task.WhenAll(ackTask.ContinueWith(_ => { }, TaskScheduler.Default), heartbeatTask.ContinueWith(_ => { }, TaskScheduler.Default));
-            if (inboundFailure is not null)
+            if (sideFailure is not null)
             {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inboundFailure);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(sideFailure);
             }
 
             var final = acknowledger.SafePosition(reader);
@@ -221,6 +231,63 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             {
                 await writer.Connector.DisposeAsync();
             }
+        }
+    }
+
+    /// <summary>Hands a background task's failure (not its cancellation) to <paramref name="fail"/>.</summary>
+    private static Task Watch(Task task, Action<Exception> fail) =>
+        task.ContinueWith(
+            t =>
+            {
+                if (t.Exception?.InnerException is { } error && error is not OperationCanceledException)
+                {
+                    fail(error);
+                }
+            },
+            TaskScheduler.Default);
+
+    /// <summary>
+    /// Running means streaming: the server has given this reader's session the slot. Until then
+    /// the pipeline stays Starting with <see cref="Stage"/> saying so, and a reader the server has
+    /// not accepted within <see cref="StreamingStartTimeout"/> restarts the attempt rather than
+    /// leaving a pipeline that looks healthy and delivers nothing.
+    /// </summary>
+    private async Task ConfirmStreamingAsync(HubOptions hub, ReplicationReader reader, Task readerTask, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(hub.ConnectionString) { Pooling = false, CommandTimeout = 10 }.ConnectionString);
+        while (!readerTask.IsCompleted)
+        {
+            try
+            {
+                await using var cmd = dataSource.CreateCommand(
+                    "SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1 AND a.application_name = $2)");
+                cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = reader.SessionName });
+                if (await cmd.ExecuteScalarAsync(cancellationToken) is true)
+                {
+                    if (!readerTask.IsCompleted)
+                    {
+                        Health = PipelineHealth.Running;
+                        Stage = null;
+                        _backoff?.MarkHealthy();
+                        _logger.LogInformation("Streaming slot {Slot}", hub.Slot);
+                    }
+
+                    return;
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            {
+                // The reader meets the same hub and fails on its own if it is gone; look again.
+            }
+
+            if (_time.GetElapsedTime(started) > StreamingStartTimeout)
+            {
+                throw new OperatorException($"The hub has not started streaming slot {hub.Slot} to this worker within {StreamingStartTimeout.TotalSeconds:F0} s of asking; restarting the attempt.", transient: true);
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
         }
     }
 }

@@ -70,6 +70,11 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
 
                     await MirrorCheckpointsAsync(mirrored, cancellationToken);
                 }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException && Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+                {
+                    // A missing grant on the checkpoint mirror will not fix itself: stop with the cause.
+                    throw new Hub.OperatorException($"Confirming the slot position: {Resilience.FailureClassifier.Describe(e)}", e);
+                }
                 catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
                 {
                     // A hiccup costs one tick; the position only ever moves forward.

@@ -62,6 +62,13 @@ public sealed class ReplicationReader : IAsyncDisposable
     public bool UsesBinary { get; private set; }
 
     /// <summary>
+    /// The replication session's application_name, unique to this reader: pg_stat_activity names
+    /// the walsender by it, which is how the pipeline knows the server accepted this very reader on
+    /// the slot (and not a worker that held it before).
+    /// </summary>
+    public string SessionName { get; } = $"cdcsync reader {Guid.NewGuid():N}"[..30];
+
+    /// <summary>
     /// The server's WAL end as last reported (keepalives included) when the reader sits between
     /// transactions and <paramref name="downstreamCaughtUp"/> says everything handed on is durable;
     /// otherwise null. Confirming the slot up to it is what lets an idle hub's walsender finish a
@@ -92,7 +99,7 @@ public sealed class ReplicationReader : IAsyncDisposable
             throw new Hub.OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
         }
 
-        _connection = new LogicalReplicationConnection(PinOutputSettings(_options.ConnectionString));
+        _connection = new LogicalReplicationConnection(PinOutputSettings(_options.ConnectionString, SessionName));
         _connection.WalReceiverStatusInterval = TimeSpan.FromSeconds(1);
         await _connection.Open(cancellationToken);
         var serverVersion = _connection.PostgreSqlVersion;
@@ -133,9 +140,14 @@ public sealed class ReplicationReader : IAsyncDisposable
     /// extra_float_digits=0 drops digits). Pinned at connection start, as PostgreSQL's own
     /// subscriber does, so a value reads back as the same value anywhere.
     /// </summary>
-    public static string PinOutputSettings(string connectionString)
+    public static string PinOutputSettings(string connectionString, string? applicationName = null)
     {
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        if (applicationName is not null)
+        {
+            builder.ApplicationName = applicationName;
+        }
+
         builder.Options = ((builder.Options ?? string.Empty) + " " + PinnedOptions).Trim();
         return builder.ConnectionString;
     }

@@ -9,8 +9,16 @@ namespace CdcSync.Replication;
 /// Creates the publication and the pgoutput slot when they are missing, and refuses to paper
 /// over a slot that was dropped or invalidated (that would hide a gap in the stream).
 /// </summary>
-public sealed class SlotManager(string connectionString, ILogger logger)
+public sealed class SlotManager(string connectionString, ILogger logger, TimeProvider? timeProvider = null)
 {
+    /// <summary>How often a slot creation that waits on other transactions says what it waits for.</summary>
+    public static readonly TimeSpan WaitReportInterval = TimeSpan.FromSeconds(2);
+
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
+    /// <summary>Called with one line whenever what the start waits for changes (status and /readyz show it).</summary>
+    public Action<string>? Progress { get; init; }
+
     public async Task EnsureAsync(string slot, string publication, IReadOnlyCollection<TableName> tables, CancellationToken cancellationToken)
     {
         await using var conn = await HubConnection.OpenAsync(connectionString, "Hub:ConnectionString", cancellationToken);
@@ -128,14 +136,98 @@ public sealed class SlotManager(string connectionString, ILogger logger)
                 $"Replication slot {slot} (created {created:u}) no longer exists: someone dropped it, and the changes since the last checkpoint are gone with it. CdcSync will not recreate it silently. Run 'cdcsync slots reset --slot {slot}' to start a new slot, then 'cdcsync resync' every routed table to each connector.");
         }
 
-        await using (var create = new NpgsqlCommand("SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", conn))
-        {
-            create.Parameters.Add(new NpgsqlParameter { Value = slot });
-            var lsn = await create.ExecuteScalarAsync(cancellationToken);
-            logger.LogInformation("Created replication slot {Slot} at {Lsn}", slot, lsn);
-        }
+        await CreateSlotAsync(conn, slot, cancellationToken);
 
         await RecordAsync(conn, slot, publication, cancellationToken);
+    }
+
+    /// <summary>
+    /// A logical slot is consistent only once every transaction that holds an xid when it is created
+    /// has ended, on the whole server, not only in the hub's database: one long load elsewhere holds
+    /// the creation for as long as it runs. So the creation has no command timeout (a timeout would
+    /// abort it and start the wait over), and while it waits a second session says what for.
+    /// </summary>
+    private async Task CreateSlotAsync(NpgsqlConnection conn, string slot, CancellationToken cancellationToken)
+    {
+        var creatorPid = conn.ProcessID;
+        Progress?.Invoke($"creating replication slot {slot}");
+        await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", conn) { CommandTimeout = 0 };
+        create.Parameters.Add(new NpgsqlParameter { Value = slot });
+        var creation = create.ExecuteScalarAsync(cancellationToken);
+        using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watching = WatchSlotCreationAsync(slot, creatorPid, stopWatching.Token);
+        object? lsn;
+        try
+        {
+            lsn = await creation;
+        }
+        finally
+        {
+            await stopWatching.CancelAsync();
+            await watching;
+        }
+
+        logger.LogInformation("Created replication slot {Slot} at {Lsn}", slot, lsn);
+    }
+
+    private async Task WatchSlotCreationAsync(string slot, int creatorPid, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var lastLogged = (long?)null;
+        try
+        {
+            await using var conn = await HubConnection.OpenAsync(connectionString, "Hub:ConnectionString", cancellationToken);
+            while (true)
+            {
+                await Task.Delay(WaitReportInterval, _time, cancellationToken);
+                var waiting = await BlockingTransactionsAsync(conn, creatorPid, cancellationToken);
+                if (waiting is null)
+                {
+                    continue;
+                }
+
+                var line = $"creating replication slot {slot}: waiting for {waiting.Value.Count} open transaction(s) on the server to end " +
+                           $"(oldest: pid {waiting.Value.Pid} in database {waiting.Value.Database}{(string.IsNullOrEmpty(waiting.Value.Application) ? string.Empty : $" ({waiting.Value.Application})")}, open {waiting.Value.OpenSeconds:F0} s; " +
+                           "a logical slot starts only after every transaction older than it has ended)";
+                Progress?.Invoke(line);
+                if (lastLogged is null || _time.GetElapsedTime(lastLogged.Value) >= TimeSpan.FromSeconds(30))
+                {
+                    logger.LogWarning(
+                        "Creating replication slot {Slot} has waited {Waited:F0} s for {Count} open transaction(s) on the server to end (oldest: pid {Pid} in database {Database}, open {Open:F0} s); streaming starts when they do",
+                        slot, _time.GetElapsedTime(started).TotalSeconds, waiting.Value.Count, waiting.Value.Pid, waiting.Value.Database, waiting.Value.OpenSeconds);
+                    lastLogged = _time.GetTimestamp();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is NpgsqlException or OperatorException or TimeoutException)
+        {
+            // Only the report is lost; the creation itself goes on and fails on its own if the hub went away.
+            logger.LogDebug("Cannot watch the slot creation: {Message}", e.Message);
+        }
+    }
+
+    private static async Task<(long Count, int Pid, string Database, string? Application, double OpenSeconds)?> BlockingTransactionsAsync(NpgsqlConnection conn, int creatorPid, CancellationToken cancellationToken)
+    {
+        // Transactions holding an xid, oldest first: what the snapshot builder waits for to end.
+        await using var cmd = new NpgsqlCommand(
+            """
+            SELECT count(*) OVER (), a.pid, coalesce(a.datname, '?'), a.application_name, extract(epoch FROM now() - a.xact_start)::float8
+            FROM pg_stat_activity a
+            WHERE a.pid <> $1 AND a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL
+            ORDER BY a.xact_start
+            LIMIT 1
+            """, conn);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = creatorPid });
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        return (reader.GetInt64(0), reader.GetInt32(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetDouble(4));
     }
 
     private static async Task RecordAsync(NpgsqlConnection conn, string slot, string publication, CancellationToken cancellationToken)

@@ -78,7 +78,7 @@ public sealed class SalesforceToNetSuiteTests
         var run = Task.Run(() => runner.RunAsync(stop.Token));
         try
         {
-            await WaitUntilAsync("the pipeline to run", () => Task.FromResult(runner.Health == PipelineHealth.Running || run.IsCompleted), run, runner, pipelineLogs);
+            await WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running || run.IsCompleted), run, runner, pipelineLogs, CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);
 
             // A user creates an account and its contact in Salesforce.
             var accountId = salesforce.Insert("Account", new JsonObject { ["Name"] = "Globex Corporation", ["Phone"] = "(415) 555-0100", ["BillingCity"] = "Springfield", ["BillingCountry"] = "United States" });
@@ -156,9 +156,9 @@ public sealed class SalesforceToNetSuiteTests
             .Where(l => l.Contains("/services/data/", StringComparison.Ordinal))
             .ToList();
 
-    private static async Task WaitUntilAsync(string what, Func<Task<bool>> condition, Task run, PipelineRunner runner, Logs logs)
+    private static async Task WaitUntilAsync(string what, Func<Task<bool>> condition, Task run, PipelineRunner runner, Logs logs, TimeSpan? timeout = null)
     {
-        using var cts = new CancellationTokenSource(Timeout);
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
         while (!await condition())
         {
             if (run.IsFaulted)

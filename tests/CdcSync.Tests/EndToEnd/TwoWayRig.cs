@@ -71,7 +71,7 @@ public sealed class TwoWayRig : IAsyncDisposable
             n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
         var runner = rig._runner;
         rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
-        await rig.WaitUntilAsync("the pipeline to run", () => Task.FromResult(runner.Health == PipelineHealth.Running));
+        await rig.WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running), CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);
         return rig;
     }
 
@@ -116,9 +116,9 @@ public sealed class TwoWayRig : IAsyncDisposable
         return config;
     }
 
-    public async Task WaitUntilAsync(string what, Func<Task<bool>> condition)
+    public async Task WaitUntilAsync(string what, Func<Task<bool>> condition, TimeSpan? timeout = null)
     {
-        using var cts = new CancellationTokenSource(Timeout);
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
         while (!await condition())
         {
             if (_run.IsFaulted)

@@ -113,7 +113,7 @@ internal sealed class OpsHarness
     {
         try
         {
-            await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(Hub, $"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{Slot}' AND active") == "1", TimeSpan.FromSeconds(60));
+            await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(Hub, TestPipeline.StreamingSql(Slot)) == "1", TestPipeline.StreamingTimeout);
         }
         catch (TimeoutException)
         {
@@ -184,15 +184,22 @@ internal sealed class InProcessWorker : IAsyncDisposable
 
     public async Task WaitStreamingAsync()
     {
-        await TestPipeline.WaitUntilAsync(async () =>
+        try
         {
-            if (_run.IsFaulted)
+            await TestPipeline.WaitUntilAsync(async () =>
             {
-                await _run;
-            }
+                if (_run.IsFaulted)
+                {
+                    await _run;
+                }
 
-            return Worker.IsReady;
-        }, TimeSpan.FromSeconds(30));
+                return Worker.IsReady;
+            }, TestPipeline.StreamingTimeout);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the worker did not start streaming in {TestPipeline.StreamingTimeout.TotalSeconds} s: {Worker.State}, {Worker.Stage}; last error: {Worker.Runner?.LastError}");
+        }
     }
 
     public async Task StopAsync()

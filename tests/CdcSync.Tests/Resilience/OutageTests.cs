@@ -48,7 +48,7 @@ public sealed class OutageTests(ITestOutputHelper output)
         var log = new CrashLog();
         using var worker = CrashWorker.Start(config, dir, log, 1);
         // Only changes after the slot exists are streamed.
-        await TestPipeline.WaitUntilAsync(async () => worker.HasExited || await TestPipeline.TextAsync(hub, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'outage_process' AND active") == "1", TimeSpan.FromSeconds(60));
+        await TestPipeline.WaitUntilAsync(async () => worker.HasExited || await TestPipeline.TextAsync(hub, TestPipeline.StreamingSql("outage_process")) == "1", TestPipeline.StreamingTimeout);
         Assert.False(worker.HasExited, log.Tail());
         await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.items SELECT g, 1, 'before' FROM generate_series(1, 100) g");
         await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(target, Snapshot) == await TestPipeline.TextAsync(hub, Snapshot), TimeSpan.FromSeconds(60));

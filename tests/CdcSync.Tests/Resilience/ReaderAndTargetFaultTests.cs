@@ -164,7 +164,7 @@ public sealed class ReaderAndTargetFaultTests
         await TestPipeline.ExecuteAsync(hub, "INSERT INTO public.shared VALUES (1)");
         await first.WaitForSameAsync(hub, target, "SELECT count(*) FROM public.shared");
 
-        await using var second = await TestPipeline.StartAsync(hub, "shared_slot", connectors, routes);
+        await using var second = await TestPipeline.StartAsync(hub, "shared_slot", connectors, routes, waitForStreaming: false);
         await TestPipeline.WaitUntilAsync(() => Task.FromResult(second.Runner.LastError is not null), TimeSpan.FromSeconds(30));
         Assert.Contains("Another worker holds the replication slot", second.Runner.LastError, StringComparison.Ordinal);
         Assert.NotEqual(PipelineHealth.Stopped, second.Runner.Health);
