@@ -260,20 +260,19 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         {
             try
             {
+                if (reader.HasReceived)
+                {
+                    MarkStreaming(hub.Slot, readerTask);
+                    return;
+                }
+
                 await using var cmd = dataSource.CreateCommand(
                     "SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1 AND a.application_name = $2)");
                 cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = reader.SessionName });
-                if (await cmd.ExecuteScalarAsync(cancellationToken) is true)
+                if (reader.HasReceived || await cmd.ExecuteScalarAsync(cancellationToken) is true)
                 {
-                    if (!readerTask.IsCompleted)
-                    {
-                        Health = PipelineHealth.Running;
-                        Stage = null;
-                        _backoff?.MarkHealthy();
-                        _logger.LogInformation("Streaming slot {Slot}", hub.Slot);
-                    }
-
+                    MarkStreaming(hub.Slot, readerTask);
                     return;
                 }
             }
@@ -287,7 +286,18 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 throw new OperatorException($"The hub has not started streaming slot {hub.Slot} to this worker within {StreamingStartTimeout.TotalSeconds:F0} s of asking; restarting the attempt.", transient: true);
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time, cancellationToken);
+        }
+    }
+
+    private void MarkStreaming(string slot, Task readerTask)
+    {
+        if (!readerTask.IsCompleted)
+        {
+            Health = PipelineHealth.Running;
+            Stage = null;
+            _backoff?.MarkHealthy();
+            _logger.LogInformation("Streaming slot {Slot}", slot);
         }
     }
 }

@@ -92,6 +92,9 @@ public sealed class ReplicationReader : IAsyncDisposable
 
     public bool UsesStreaming { get; private set; }
 
+    /// <summary>True once a message from the slot has been decoded: the server streams to this reader.</summary>
+    public bool HasReceived => Interlocked.Read(ref _decodedMessages) > 0;
+
     public async Task RunAsync(IChangeSink sink, NpgsqlLogSequenceNumber startAt, CancellationToken cancellationToken)
     {
         if (_options.Publication.Contains('\'', StringComparison.Ordinal))
