@@ -86,12 +86,23 @@ public sealed partial class DeploymentTests
         }
     }
 
-    [Fact]
-    public async Task Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz()
+    /// <param name="inTheUnitsSandbox">
+    /// Also run both commands inside scripts/systemd-sandbox.py, an emulation of the unit's
+    /// hardening (seccomp filter, address families, namespaces, /proc subset, private /dev and
+    /// /tmp, read-only system, user nobody without capabilities): the options must leave the
+    /// worker able to connect, spool and serve its metrics. Needs root and python3-seccomp (CI
+    /// installs it); without them the test fails saying so.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz(bool inTheUnitsSandbox)
     {
-        var unit = UnitService(Path.Combine(Repo.Root, "deploy", "cdcsync.service"));
-        var hub = await TestPostgres.CreateDatabaseAsync(nameof(Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz));
-        var target = await TestPostgres.CreateDatabaseAsync(nameof(Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz), "_target");
+        var unitPath = Path.Combine(Repo.Root, "deploy", "cdcsync.service");
+        var unit = UnitService(unitPath);
+        var suffix = inTheUnitsSandbox ? "_sandboxed" : "";
+        var hub = await TestPostgres.CreateDatabaseAsync(nameof(Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz), suffix);
+        var target = await TestPostgres.CreateDatabaseAsync(nameof(Systemd_ExecStartPreAndExecStartWithTheEnvFile_MigrateRunAndAnswerReadyz), suffix + "_target");
         var state = Directory.CreateTempSubdirectory("cdcsync-state-").FullName;
         var processes = new List<DeployedProcess>();
         try
@@ -99,6 +110,9 @@ public sealed partial class DeploymentTests
             // The tables examples/pgbench-to-postgres.json routes, on both sides (as pgbench -i makes them).
             await TestPipeline.ExecuteAsync(hub, PgbenchTables);
             await TestPipeline.ExecuteAsync(target, PgbenchTables);
+            // A small logical_decoding_work_mem makes the server stream the big transaction below,
+            // which the worker spools to a temp file under TMPDIR (the unit's /var/lib/cdcsync).
+            await TestPipeline.ExecuteAsync(hub, $"ALTER DATABASE \"{new NpgsqlConnectionStringBuilder(hub).Database}\" SET logical_decoding_work_mem = '64kB'");
 
             // systemd reads EnvironmentFile= after Environment=, so the file wins on a clash.
             Assert.Equal("/etc/cdcsync/cdcsync.env", unit["EnvironmentFile"].Single());
@@ -112,28 +126,44 @@ public sealed partial class DeploymentTests
             environment["CDCSYNC_DB"] = PointAt(environment["CDCSYNC_DB"], hub);
             var metricsPort = DeployedProcess.FreePort();
             environment["CDCSYNC__Hub__MetricsUrl"] = Regex.Replace(environment["CDCSYNC__Hub__MetricsUrl"], @":\d+", $":{metricsPort}");
-            // StateDirectory=cdcsync makes /var/lib/cdcsync; here a temp folder stands in for it.
+            // StateDirectory=cdcsync makes /var/lib/cdcsync, the user's home (docs/operations.md:
+            // useradd --home); the sandbox emulation makes it too, elsewhere a temp folder stands in.
             Assert.Equal("/var/lib/cdcsync", environment["TMPDIR"]);
-            environment["TMPDIR"] = state;
+            if (inTheUnitsSandbox)
+            {
+                environment["HOME"] = "/var/lib/cdcsync";
+            }
+            else
+            {
+                environment["TMPDIR"] = state;
+            }
+
             // The shipped pipeline (examples/salesforce-netsuite.json) needs the two systems; the
             // test substitutes examples/pgbench-to-postgres.json for /etc/cdcsync/pipeline.json,
             // which needs a target database instead.
             environment["CDCSYNC_TARGET_DB"] = target;
-            environment["CDCSYNC__Hub__Slot"] = "deploy_systemd";
+            environment["CDCSYNC__Hub__Slot"] = "deploy_systemd" + suffix;
+            List<string> Exec(string key) => inTheUnitsSandbox
+                ? [Path.Combine(Repo.Root, "scripts", "systemd-sandbox.py"), unitPath, "--", .. ExecLine(unit[key].Single())]
+                : ExecLine(unit[key].Single());
 
             var workingDirectory = InstalledPaths(unit["WorkingDirectory"].Single());
-            using (var migrate = DeployedProcess.Start("ExecStartPre", ExecLine(unit["ExecStartPre"].Single()), environment, workingDirectory))
+            using (var migrate = DeployedProcess.Start("ExecStartPre", Exec("ExecStartPre"), environment, workingDirectory))
             {
                 Assert.True(await migrate.WaitForExitAsync(TimeSpan.FromSeconds(50)) == 0, migrate.Log());
             }
 
-            var run = DeployedProcess.Start("ExecStart", ExecLine(unit["ExecStart"].Single()), environment, workingDirectory);
+            var run = DeployedProcess.Start("ExecStart", Exec("ExecStart"), environment, workingDirectory);
             processes.Add(run);
             await WaitForReadyAsync(metricsPort, processes);
 
             // The pipeline the unit started moves a change to the target.
             await TestPipeline.ExecuteAsync(hub, "INSERT INTO pgbench_branches (bid, bbalance) VALUES (1, 42)");
             await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(target, "SELECT coalesce(max(bbalance), 0)::text FROM pgbench_branches") == "42", TimeSpan.FromSeconds(30));
+            await TestPipeline.ExecuteAsync(hub, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime, filler) SELECT g, 1, g, g, now(), 'spooled' FROM generate_series(1, 5000) g");
+            await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(target, "SELECT count(*)::text FROM pgbench_history") == "5000", TimeSpan.FromSeconds(30));
+            var streamed = $"SELECT coalesce(sum(stream_txns), 0)::text FROM pg_stat_replication_slots WHERE slot_name = '{environment["CDCSYNC__Hub__Slot"]}'";
+            await TestPipeline.WaitUntilAsync(async () => await TestPipeline.TextAsync(hub, streamed) != "0", TimeSpan.FromSeconds(15));
             AssertJsonLogs(run, processes);
 
             // systemctl stop: KillSignal=SIGTERM; exit 0 is a clean stop (RestartPreventExitStatus=2 is for config errors).
