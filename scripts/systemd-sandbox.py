@@ -3,7 +3,7 @@
 does not run (containers, CI). This shows that the hardening options in deploy/cdcsync.service
 leave the worker able to start, connect, write its spool files and serve its metrics.
 
-    scripts/systemd-sandbox.py UNIT [--set Key=Value ...] -- COMMAND [ARG...]
+    scripts/systemd-sandbox.py UNIT [--set Key=Value ...] [--add Key=Value ...] -- COMMAND [ARG...]
 
 Needs root (it makes a mount namespace and then drops to the user 'nobody') and python3-seccomp
 (Debian's package). It reads these settings from the unit's [Service] section and applies them
@@ -23,7 +23,8 @@ the way systemd does:
 
 Anything else in the unit is not emulated; a setting this script cannot apply is an error, so a
 new hardening option is either emulated here or named in NOT_EMULATED with the reason.
---set overrides a setting (e.g. --set MemoryDenyWriteExecute=true, to show what it would break).
+--set replaces a setting and --add adds a line to it (e.g. --set MemoryDenyWriteExecute=true or
+--add SystemCallFilter=~@resources, to show what an option would break).
 """
 import errno
 import os
@@ -220,15 +221,15 @@ def set_up_mounts(settings, uid, gid):
 def main():
     args = sys.argv[1:]
     if "--" not in args or not args:
-        fail("usage: systemd-sandbox.py UNIT [--set Key=Value ...] -- COMMAND [ARG...]")
+        fail("usage: systemd-sandbox.py UNIT [--set Key=Value ...] [--add Key=Value ...] -- COMMAND [ARG...]")
     split = args.index("--")
     unit, options, command = args[0], args[1:split], args[split + 1:]
     settings = service_settings(unit)
     for i in range(0, len(options), 2):
-        if options[i] != "--set" or i + 1 >= len(options) or "=" not in options[i + 1]:
-            fail(f"unknown option {options[i]}; use --set Key=Value")
+        if options[i] not in ("--set", "--add") or i + 1 >= len(options) or "=" not in options[i + 1]:
+            fail(f"unknown option {options[i]}; use --set Key=Value or --add Key=Value")
         key, value = options[i + 1].split("=", 1)
-        settings[key] = [value]
+        settings[key] = (settings.get(key, []) if options[i] == "--add" else []) + [value]
 
     emulated = {"SystemCallFilter", "SystemCallErrorNumber", "SystemCallArchitectures", "RestrictAddressFamilies",
                 "RestrictNamespaces", "RestrictRealtime", "LockPersonality", "MemoryDenyWriteExecute", "ProtectProc",
