@@ -21,4 +21,19 @@ sandbox.Subcommands.Add(SandboxSalesforceCommand.Create());
 sandbox.Subcommands.Add(SandboxNetSuiteCommand.Create());
 root.Subcommands.Add(sandbox);
 
-return await root.Parse(args).InvokeAsync();
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0 && args.Length > 0)
+{
+    // Bad input like any other: one line naming the option and the fix, exit 2 (the library's
+    // default prints the whole help, then the error, and exits 1).
+    var verb = new List<string>();
+    for (var result = parse.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+    {
+        verb.Insert(0, result.Parent is null ? "cdcsync" : result.Command.Name);
+    }
+
+    await Console.Error.WriteLineAsync($"error: {string.Join(" ", parse.Errors.Select(e => e.Message))} ('{string.Join(' ', verb)} --help' lists the options.)");
+    return 2;
+}
+
+return await parse.InvokeAsync();

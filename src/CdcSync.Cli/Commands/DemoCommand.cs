@@ -33,7 +33,7 @@ internal static class DemoCommand
         var scripts = CliOptions.Scripts();
         var follow = new Option<bool>("--follow") { Description = "Keep the hub, sandboxes and worker running after the walkthrough, until Ctrl-C." };
         var accounts = new Option<int>("--accounts") { Description = "Accounts to create in Salesforce.", DefaultValueFactory = _ => 3 };
-        var timeout = new Option<TimeSpan>("--step-timeout") { Description = "How long a step may take before the demo gives up.", DefaultValueFactory = _ => TimeSpan.FromSeconds(60) };
+        var timeout = DurationOption.Create("--step-timeout", "How long a step may take before the demo gives up, e.g. 90s, 2m.", TimeSpan.FromSeconds(60));
         var command = new Command("demo", "Two-way sync end to end on a throwaway hub with both API sandboxes: create, edit, a conflict decided by policy, the audit trail.")
         {
             db, scripts, follow, accounts, timeout,

@@ -17,7 +17,7 @@ internal static class ReplayCommand
         var connector = new Option<string>("--connector") { Description = "Connector (a name under Connectors) that gets the changes again; no other connector does.", Required = true };
         var from = new Option<string>("--from-lsn") { Description = "Re-deliver every change committed after this LSN (e.g. 0/1A2B3C4), as far as the replay window reaches.", Required = true };
         var dryRun = new Option<bool>("--dry-run") { Description = "List the transactions that would be re-sent (commit LSN, time, tables, changes); change nothing." };
-        var wait = new Option<TimeSpan>("--wait") { Description = "How long to wait for a running worker to pick the request up. Default: 00:01:00.", DefaultValueFactory = _ => TimeSpan.FromMinutes(1) };
+        var wait = DurationOption.Create("--wait", "How long to wait for a running worker to pick the request up, e.g. 30s, 5m. Default: 1m.", TimeSpan.FromMinutes(1));
         var command = new Command("replay", "Re-deliver to one connector every change after an LSN that the slot still retains (see Hub:ReplayRetentionBytes/Age).") { config, connector, from, dryRun, wait };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {

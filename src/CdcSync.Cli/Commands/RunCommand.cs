@@ -35,7 +35,7 @@ internal static class RunCommand
             var hostSettings = new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory, Configuration = new Microsoft.Extensions.Configuration.ConfigurationManager() };
             hostSettings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
             var builder = Host.CreateApplicationBuilder(hostSettings);
-            builder.Services.AddSerilog((_, lc) => ConfigureLogging(lc, configuration["Logging:Format"]));
+            builder.Services.AddSerilog((_, lc) => ConfigureLogging(lc, options.Logging.Format));
             builder.Services.AddSystemd();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
             builder.Services.AddSingleton(options);
@@ -58,16 +58,13 @@ internal static class RunCommand
     }
 
     /// <summary>Text with date and zone by default; Serilog's compact JSON (one event per line) with Logging:Format=json.</summary>
-    internal static LoggerConfiguration ConfigureLogging(LoggerConfiguration lc, string? format)
+    internal static LoggerConfiguration ConfigureLogging(LoggerConfiguration lc, LogFormat format)
     {
         lc = lc.MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning);
-        return format?.ToLowerInvariant() switch
-        {
-            null or "" or "text" => lc.WriteTo.Console(outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} {Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}"),
-            "json" => lc.WriteTo.Console(new CompactJsonFormatter()),
-            _ => throw new OperatorException($"Config key Logging:Format is '{format}'; use text or json."),
-        };
+        return format == LogFormat.Json
+            ? lc.WriteTo.Console(new CompactJsonFormatter())
+            : lc.WriteTo.Console(outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} {Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}");
     }
 }
 

@@ -15,7 +15,7 @@ internal static class StatusCommand
         var db = CliOptions.Db();
         var config = new Option<string?>("--config") { Description = "Pipeline config: its hub, slot and connectors (reads PostgreSQL connectors' checkpoints from their targets). Without it: --db / CDCSYNC_DB and every slot CdcSync created." };
         var json = new Option<bool>("--json") { Description = "Print JSON (for scripts and monitoring)." };
-        var maxLag = new Option<TimeSpan>("--max-lag") { Description = "Lag in time above which a connector needs attention (exit 1). Default: 00:01:00.", DefaultValueFactory = _ => TimeSpan.FromMinutes(1) };
+        var maxLag = DurationOption.Create("--max-lag", "Lag in time above which a connector needs attention (exit 1), e.g. 30s, 5m, 00:05:00. Default: 1m.", TimeSpan.FromMinutes(1));
         var maxLagBytes = new Option<long>("--max-lag-bytes") { Description = "Lag in WAL bytes above which a connector needs attention (exit 1). Default: 1073741824 (1 GiB).", DefaultValueFactory = _ => 1L << 30 };
         var command = new Command("status", "WAL and slot position, retained WAL, replay window, per connector checkpoint, lag (bytes, seconds), events/s, last error, circuit, dead letters, open conflicts. Exit 0 healthy, 1 needs attention, 2 error.")
         {

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 
@@ -98,10 +99,16 @@ public sealed partial class HubOptions
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
 
-/// <summary>Root of the config file.</summary>
+/// <summary>
+/// Root of the config file. Each property is a top-level section: the unknown-key check knows the
+/// sections from here, and a section whose type is an options class is bound and validated
+/// (ConfigSchema.Sections), so a feature's section is one property.
+/// </summary>
 public sealed class CdcSyncOptions
 {
     public HubOptions Hub { get; set; } = new();
+
+    public LoggingOptions Logging { get; set; } = new();
 
     /// <summary>Hub table (schema.table) to the names of the connectors it is sent to.</summary>
     public Dictionary<string, string[]> Routes { get; set; } = [];
@@ -130,6 +137,7 @@ public static partial class ConfigLoader
                 throw new Hub.OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
             }
 
+            CheckJson(path);
             builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
         }
 
@@ -165,6 +173,60 @@ public static partial class ConfigLoader
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
     }
 
+    /// <summary>
+    /// Reads the file as the JSON configuration provider does (comments and trailing commas
+    /// allowed), so a syntax error is reported where it is: the provider only says it could not
+    /// parse the file.
+    /// </summary>
+    private static void CheckJson(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new Hub.OperatorException($"config {path}: cannot read it ({e.Message}); check the path and its permissions.");
+        }
+
+        // A byte order mark is fine for the provider, which reads a stream; the span parser would stop at it.
+        if (bytes.AsSpan().StartsWith("\uFEFF"u8))
+        {
+            bytes = bytes[3..];
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            var line = (int)(e.LineNumber ?? 0);
+            var column = Column(bytes, line, (int)(e.BytePositionInLine ?? 0));
+            // System.Text.Json appends its own zero-based position to the message; ours replaces it.
+            var what = JsonPosition().Replace(e.Message, string.Empty).TrimEnd('.', ' ');
+            throw new Hub.OperatorException($"config {path}: invalid JSON at line {line + 1}, column {column}: {what}; fix the file.");
+        }
+    }
+
+    /// <summary>One-based column in characters of a zero-based byte position on a zero-based line.</summary>
+    private static int Column(byte[] bytes, int line, int bytePosition)
+    {
+        var start = 0;
+        for (var i = 0; i < line && start < bytes.Length; i++)
+        {
+            var next = Array.IndexOf(bytes, (byte)'\n', start);
+            start = next < 0 ? bytes.Length : next + 1;
+        }
+
+        var length = Math.Clamp(bytePosition, 0, bytes.Length - start);
+        return System.Text.Encoding.UTF8.GetCharCount(bytes, start, length) + 1;
+    }
+
+    [GeneratedRegex(@"\s*(Path: \S*\s*\|\s*)?LineNumber: \d+ \| BytePositionInLine: \d+\.?\s*$")]
+    private static partial Regex JsonPosition();
+
     /// <summary>Binds and checks the whole config; the first problem becomes the error, with a pointer to `check` for the rest.</summary>
     public static CdcSyncOptions Bind(IConfiguration configuration)
     {
@@ -187,17 +249,8 @@ public static partial class ConfigLoader
     {
         var options = new CdcSyncOptions();
         var problems = ConfigSchema.UnknownKeys(configuration);
-        var hub = new HubOptions();
-        try
-        {
-            configuration.GetSection("Hub").Bind(hub);
-        }
-        catch (InvalidOperationException e)
-        {
-            problems.Add($"Config section Hub: {e.Message}");
-        }
-
-        problems.AddRange(ConfigSchema.Validate(hub, "Hub"));
+        ConfigSchema.BindSections(configuration, options, problems);
+        var hub = options.Hub;
         if (!string.IsNullOrWhiteSpace(hub.ConnectionString))
         {
             try
@@ -210,8 +263,6 @@ public static partial class ConfigLoader
                 problems.Add(e.Message);
             }
         }
-
-        options.Hub = hub;
 
         foreach (var route in configuration.GetSection("Routes").GetChildren())
         {
@@ -234,16 +285,9 @@ public static partial class ConfigLoader
                 continue;
             }
 
-            try
-            {
-                var bound = Activator.CreateInstance(optionsType)!;
-                connector.Bind(bound);
-                problems.AddRange(ConfigSchema.Validate(bound, $"Connectors:{connector.Key}"));
-            }
-            catch (InvalidOperationException e)
-            {
-                problems.Add($"Config section Connectors:{connector.Key}: {e.Message}");
-            }
+            var bound = Activator.CreateInstance(optionsType)!;
+            ConfigSchema.TryBind(connector, bound, problems);
+            problems.AddRange(ConfigSchema.Validate(bound, $"Connectors:{connector.Key}"));
         }
 
         if (options.Routes.Count == 0)

@@ -114,8 +114,7 @@ public static class ConfigChecker
     private static async Task CheckPostgresTargetAsync(string name, IConfigurationSection section, List<TableName> hubTables, List<ConfigProblem> problems, CancellationToken cancellationToken)
     {
         var options = new PostgresConnectorOptions();
-        section.Bind(options);
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        if (!ConfigSchema.TryBind(section, options, []) || string.IsNullOrWhiteSpace(options.ConnectionString))
         {
             return; // Reported by the config step.
         }

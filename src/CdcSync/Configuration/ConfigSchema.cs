@@ -1,4 +1,5 @@
 using System.Collections;
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using CdcSync.Connectors.NetSuite;
@@ -29,32 +30,92 @@ public static class ConfigSchema
     /// <summary>Keys every connector section has besides its options: the Type, and the Inbound switch.</summary>
     private static readonly string[] ConnectorKeys = ["Type", "Inbound"];
 
+    /// <summary>
+    /// The config's top-level sections: the properties of <see cref="CdcSyncOptions"/>. A new
+    /// section is one property there; it is then a known key, bound and validated.
+    /// </summary>
+    public static IReadOnlyList<PropertyInfo> Sections { get; } = Settable(typeof(CdcSyncOptions)).ToList();
+
+    /// <summary>What a walk over the config reports: keys no options class has, or values that do not convert.</summary>
+    private enum Look
+    {
+        Keys,
+        Values,
+    }
+
     public static List<string> UnknownKeys(IConfiguration root)
     {
         var problems = new List<string>();
         foreach (var section in root.GetChildren())
         {
-            switch (section.Key)
+            var property = Property(typeof(CdcSyncOptions), section.Key);
+            if (property is null)
             {
-                case var k when k.Equals("Hub", StringComparison.OrdinalIgnoreCase):
-                    Walk(section, typeof(HubOptions), problems);
-                    break;
-                case var k when k.Equals("Routes", StringComparison.OrdinalIgnoreCase):
-                    break;
-                case var k when k.Equals("Connectors", StringComparison.OrdinalIgnoreCase):
-                    foreach (var connector in section.GetChildren())
-                    {
-                        WalkConnector(connector, problems);
-                    }
-
-                    break;
-                default:
-                    problems.Add(Unknown(section, ["Hub", "Routes", "Connectors"]));
-                    break;
+                problems.Add(Unknown(section, Sections.Select(p => p.Name)));
+            }
+            else if (property.PropertyType == typeof(Dictionary<string, IConfigurationSection>))
+            {
+                // Connectors: each binds to the options class its Type names.
+                foreach (var connector in section.GetChildren())
+                {
+                    WalkConnector(connector, problems);
+                }
+            }
+            else
+            {
+                WalkValue(section, property.PropertyType, problems, Look.Keys);
             }
         }
 
         return problems;
+    }
+
+    /// <summary>
+    /// Binds a section to an options object. Values are checked first and each bad one is a
+    /// problem naming its key and the accepted forms; the binder would stop at the first one,
+    /// naming a .NET type. The other values are bound, the bad ones keep their defaults, so the
+    /// rest of the config can still be checked. Returns whether every value was bound.
+    /// </summary>
+    public static bool TryBind(IConfigurationSection section, object options, List<string> problems)
+    {
+        Duration.UseForConfiguration();
+        var bad = new List<string>();
+        var before = problems.Count;
+        WalkValue(section, options.GetType(), problems, Look.Values, bad);
+        IConfiguration source = section;
+        if (bad.Count > 0)
+        {
+            var prefix = section.Path + ConfigurationPath.KeyDelimiter;
+            var good = section.AsEnumerable()
+                .Where(kv => kv.Key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && !bad.Contains(kv.Key, StringComparer.OrdinalIgnoreCase))
+                .Select(kv => KeyValuePair.Create(kv.Key[prefix.Length..], kv.Value));
+            source = new ConfigurationBuilder().AddInMemoryCollection(good).Build();
+        }
+
+        try
+        {
+            source.Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            problems.Add($"Config section {section.Path}: {e.Message}");
+        }
+
+        return problems.Count == before;
+    }
+
+    /// <summary>Binds and validates every section of <see cref="Sections"/> that is an options class (Hub, Logging, ...).</summary>
+    internal static void BindSections(IConfiguration root, CdcSyncOptions options, List<string> problems)
+    {
+        foreach (var property in Sections.Where(p => IsOptions(p.PropertyType)))
+        {
+            var section = root.GetSection(property.Name);
+            var value = Activator.CreateInstance(property.PropertyType)!;
+            // A value that did not convert keeps its default, which validates: the problem is listed once.
+            TryBind(section, value, problems);
+            problems.AddRange(Validate(value, property.Name));
+            property.SetValue(options, value);
+        }
     }
 
     /// <summary>DataAnnotations on the object and on every options object it holds, each failure naming its full key.</summary>
@@ -99,30 +160,40 @@ public static class ConfigSchema
                 continue;
             }
 
-            WalkValue(child, property.PropertyType, problems);
+            WalkValue(child, property.PropertyType, problems, Look.Keys);
         }
     }
 
-    private static void Walk(IConfigurationSection section, Type type, List<string> problems)
+    private static void Walk(IConfigurationSection section, Type type, List<string> problems, Look look, List<string>? bad = null)
     {
         foreach (var child in section.GetChildren())
         {
             var property = Property(type, child.Key);
             if (property is null)
             {
-                problems.Add(Unknown(child, Settable(type).Select(p => p.Name)));
+                if (look == Look.Keys)
+                {
+                    problems.Add(Unknown(child, Settable(type).Select(p => p.Name)));
+                }
+
                 continue;
             }
 
-            WalkValue(child, property.PropertyType, problems);
+            WalkValue(child, property.PropertyType, problems, look, bad);
         }
     }
 
-    private static void WalkValue(IConfigurationSection section, Type type, List<string> problems)
+    private static void WalkValue(IConfigurationSection section, Type type, List<string> problems, Look look, List<string>? bad = null)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
         if (IsScalar(type) || typeof(IConfiguration).IsAssignableFrom(type))
         {
+            if (look == Look.Values && BadValue(section, type) is { } problem)
+            {
+                problems.Add(problem);
+                bad?.Add(section.Path);
+            }
+
             return;
         }
 
@@ -130,7 +201,7 @@ public static class ConfigSchema
         {
             foreach (var child in section.GetChildren())
             {
-                WalkValue(child, valueType, problems);
+                WalkValue(child, valueType, problems, look, bad);
             }
 
             return;
@@ -140,14 +211,58 @@ public static class ConfigSchema
         {
             foreach (var child in section.GetChildren())
             {
-                WalkValue(child, elementType, problems);
+                WalkValue(child, elementType, problems, look, bad);
             }
 
             return;
         }
 
-        Walk(section, type, problems);
+        Walk(section, type, problems, look, bad);
     }
+
+    /// <summary>A value the binder could not convert to its property's type, as a problem naming the key and what it accepts.</summary>
+    private static string? BadValue(IConfigurationSection section, Type type)
+    {
+        // An empty value leaves the default in place, as the binder does.
+        if (string.IsNullOrEmpty(section.Value) || type == typeof(string) || typeof(IConfiguration).IsAssignableFrom(type))
+        {
+            return null;
+        }
+
+        if (type == typeof(TimeSpan))
+        {
+            return Duration.TryParse(section.Value, out _) ? null : "Config key " + Duration.Problem(section.Path, section.Value);
+        }
+
+        if (type.IsEnum)
+        {
+            return Enum.TryParse(type, section.Value, ignoreCase: true, out var choice) && Enum.IsDefined(type, choice!)
+                ? null
+                : $"Config key {section.Path} is '{section.Value}'; use one of: {string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant()))}.";
+        }
+
+        try
+        {
+            _ = TypeDescriptor.GetConverter(type).ConvertFromInvariantString(section.Value);
+            return null;
+        }
+        catch (Exception e) when (e is FormatException or NotSupportedException or ArgumentException or OverflowException || e.InnerException is FormatException or OverflowException)
+        {
+            // A URL may carry a token (webhooks): it is not repeated.
+            return type == typeof(Uri)
+                ? $"Config key {section.Path} is not a URL; use an absolute URL like https://host/path."
+                : $"Config key {section.Path} is '{section.Value}'; use {Accepted(type)}.";
+        }
+    }
+
+    private static string Accepted(Type type) => Type.GetTypeCode(type) switch
+    {
+        TypeCode.Boolean => "true or false",
+        TypeCode.Byte or TypeCode.SByte or TypeCode.Int16 or TypeCode.UInt16 or TypeCode.Int32 or TypeCode.UInt32 or TypeCode.Int64 or TypeCode.UInt64
+            => "a whole number",
+        TypeCode.Single or TypeCode.Double or TypeCode.Decimal => "a number like 0.5",
+        _ => $"a {type.Name} value",
+    };
 
     private static void ValidateInto(object options, string path, List<string> problems, int depth)
     {

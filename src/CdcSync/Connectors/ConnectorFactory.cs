@@ -98,13 +98,10 @@ public static class ConnectorFactory
         where T : new()
     {
         var options = new T();
-        try
+        var problems = new List<string>();
+        if (!ConfigSchema.TryBind(section, options, problems))
         {
-            section.Bind(options);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new OperatorException($"Config section {path}: {e.Message}");
+            throw new OperatorException(problems[0]);
         }
 
         ConfigLoader.Validate(options, path);

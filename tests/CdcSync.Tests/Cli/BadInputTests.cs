@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using CdcSync.Tests.Infrastructure;
+
+namespace CdcSync.Tests.Cli;
+
+/// <summary>Bad input to the real executable: one line on stderr naming the thing and the fix, no stack trace, exit 2.</summary>
+public sealed class BadInputTests
+{
+    [Theory]
+    [InlineData("status", "--max-lag", "10x")]
+    [InlineData("replay --config c.json --connector t --from-lsn 0/1", "--wait", "5 m")]
+    public async Task DurationOption_NotADuration_OneLineExit2(string verb, string option, string value)
+    {
+        var (code, stderr) = await RunAsync([.. verb.Split(' '), option, value]);
+
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.StartsWith($"error: {option} is '{value}'; use a duration like 30s, 5m, 1h or 00:05:00", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.TimeSpan", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Check_ConfigWithAJsonSyntaxError_LineAndColumnExit2()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cdcsync-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(path, "{\n  \"Hub\": {\n    \"Slot\": \"x\"\n    \"Publication\": \"y\"\n  }\n}\n");
+
+        var (code, stderr) = await RunAsync("check", "--config", path);
+
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.StartsWith($"error: config {path}: invalid JSON at line 4, column 5: ", stderr, StringComparison.Ordinal);
+        Assert.EndsWith("; fix the file.", stderr.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_BadDurationInConfigThroughTheEnvironment_NamesTheKeyExit2()
+    {
+        var (code, stderr) = await RunAsync(
+            new Dictionary<string, string> { ["CDCSYNC__Hub__HeartbeatInterval"] = "10x", ["CDCSYNC_DB"] = "Host=127.0.0.1;Database=x;Username=u;Password=p", ["CDCSYNC_TARGET_DB"] = "Host=127.0.0.1" },
+            "run", "--config", Path.Combine(Repo.Root, "examples", "pgbench-to-postgres.json"));
+
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.StartsWith("error: Config key Hub:HeartbeatInterval is '10x'; use a duration like 30s, 5m, 1h or 00:05:00", stderr, StringComparison.Ordinal);
+    }
+
+    private static Task<(int Code, string Stderr)> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string>(), args);
+
+    private static async Task<(int Code, string Stderr)> RunAsync(IReadOnlyDictionary<string, string> env, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"));
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.Ordinal)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        foreach (var (k, v) in env)
+        {
+            start.Environment[k] = v;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await process.WaitForExitAsync(timeout.Token);
+        await stdout;
+        return (process.ExitCode, await stderr);
+    }
+}
