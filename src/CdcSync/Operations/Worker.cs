@@ -92,7 +92,8 @@ public sealed class Worker(
                 var runner = new PipelineRunner(options, Track, loggers, inbound, _time);
                 Runner = runner;
                 State = WorkerState.Streaming;
-                PipelineMetrics.Streaming.Set(1);
+                // cdcsync_streaming turns 1 when the pipeline really streams (refreshed with the status below).
+                PipelineMetrics.Streaming.Set(0);
                 using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 var runTask = runner.RunAsync(run.Token);
                 var resyncTask = RunResyncsAsync(runner, run.Token);
@@ -109,6 +110,7 @@ public sealed class Worker(
                             break;
                         }
 
+                        PipelineMetrics.Streaming.Set(runner.Health == PipelineHealth.Running ? 1 : 0);
                         try
                         {
                             await using var conn = await hub.OpenConnectionAsync(stoppingToken);
