@@ -9,7 +9,7 @@ internal static class CheckCommand
 {
     public static Command Create()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var command = new Command("check", "Check a config whole: keys and values, the hub and every connector reachable, tables and grants in place. Creates nothing; exit 2 if anything is wrong.") { config };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {

@@ -77,7 +77,7 @@ internal static class DeadLettersCommand
 
     private static Command Retry()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var ids = IdsArgument();
         var command = new Command("retry", "Re-send the current hub row of each dead letter to the connector that rejected it (a one-row resync the worker runs), and mark the dead letter retried.") { config, ids };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>

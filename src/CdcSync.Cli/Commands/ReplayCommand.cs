@@ -13,7 +13,7 @@ internal static class ReplayCommand
 {
     public static Command Create()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var connector = new Option<string>("--connector") { Description = "Connector (a name under Connectors) that gets the changes again; no other connector does.", Required = true };
         var from = new Option<string>("--from-lsn") { Description = "Re-deliver every change committed after this LSN (e.g. 0/1A2B3C4), as far as the replay window reaches.", Required = true };
         var dryRun = new Option<bool>("--dry-run") { Description = "List the transactions that would be re-sent (commit LSN, time, tables, changes); change nothing." };

@@ -12,7 +12,7 @@ internal static class ResyncCommand
 {
     public static Command Create()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var connector = new Option<string>("--connector") { Description = "Connector (a name under Connectors) that gets the rows; no other connector does.", Required = true };
         var table = new Option<string>("--table") { Description = "Hub table (schema.table, as in Routes).", Required = true };
         var where = new Option<string?>("--where") { Description = "Only rows matching this SQL condition, e.g. \"updated_at > now() - interval '1 day'\"." };
