@@ -54,6 +54,15 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
     {
         var tables = RoutedTables(connector);
         var window = await WindowAsync(cancellationToken);
+        if (from > window.Current)
+        {
+            // Nothing was committed after it yet; accepting it would record a replay that
+            // re-delivers nothing (and reads as if a checkpoint had moved).
+            throw new OperatorException(
+                $"--from-lsn {from} is ahead of the hub's current WAL position {window.Current}: nothing was committed after it. " +
+                $"Give an LSN between {window.Oldest} (the oldest replayable) and {window.Current}; 'cdcsync status' shows both.");
+        }
+
         if (from < window.Oldest)
         {
             var table = tables.Count > 0 ? $"{tables[0].Schema}.{tables[0].Name}" : "<schema.table>";
