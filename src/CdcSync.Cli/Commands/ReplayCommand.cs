@@ -56,7 +56,7 @@ internal static class ReplayCommand
                 }
 
                 Console.WriteLine($"{transactions.Count} transaction(s), {transactions.Sum(t => t.Changes)} change(s) would be re-sent to {name}; nothing was changed (dry run).");
-                return 0;
+                return ExitCodes.Ok;
             }
 
             var outcome = await service.RequestAsync(name, lsn, parse.GetValue(wait), TimeProvider.System, ct);

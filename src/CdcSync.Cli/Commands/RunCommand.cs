@@ -43,10 +43,10 @@ internal static class RunCommand
             if (service.Fatal is { } fatal)
             {
                 await Console.Error.WriteLineAsync($"error: {fatal.Message}");
-                return 2;
+                return ExitCodes.Error;
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }

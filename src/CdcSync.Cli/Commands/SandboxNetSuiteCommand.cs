@@ -55,7 +55,7 @@ internal static class SandboxNetSuiteCommand
             {
             }
 
-            return 0;
+            return ExitCodes.Ok;
         });
         return command;
     }

@@ -86,7 +86,7 @@ internal static class SandboxSalesforceCommand
                 }
             }
 
-            return 0;
+            return ExitCodes.Ok;
         });
         return command;
     }

@@ -51,7 +51,7 @@ internal static class StatusCommand
                 Print(status);
             }
 
-            return status.Healthy ? 0 : 1;
+            return status.Healthy ? ExitCodes.Ok : ExitCodes.Attention;
         }));
         return command;
     }
