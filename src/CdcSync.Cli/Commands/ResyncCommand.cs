@@ -68,7 +68,7 @@ internal static class ResyncCommand
         return command;
     }
 
-    /// <summary>The job as <c>--json</c> prints it; <c>status</c> is queued, running, done or failed.</summary>
+    /// <summary>The job as <c>--json</c> prints it; <c>status</c> as in cdc.resync_jobs (pending, running, done, failed).</summary>
     private static object Report(ResyncJob job, bool workerRunning) => new
     {
         id = job.Id,
