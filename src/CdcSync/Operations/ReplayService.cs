@@ -245,7 +245,15 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
             await conn.ExecuteAsync(new CommandDefinition(
                 "UPDATE cdc.replay_requests SET applied_at = now(), applied_by = @appliedBy, previous_lsn = @previous::pg_lsn WHERE id = @id",
                 new { id, appliedBy, previous = previous.ToString() }, cancellationToken: cancellationToken));
-            logger.LogInformation("Replay {Id}: connector {Connector} checkpoint lowered from {Previous} to {Lsn}; it re-receives every retained change after it", id, connector, previous, from);
+            if (previous == default)
+            {
+                // RewindAsync only lowers; nothing came back, so the checkpoint was at or before the LSN already.
+                logger.LogInformation("Replay {Id}: connector {Connector} checkpoint is already at or before {Lsn}; nothing to lower", id, connector, from);
+            }
+            else
+            {
+                logger.LogInformation("Replay {Id}: connector {Connector} checkpoint lowered from {Previous} to {Lsn}; it re-receives every retained change after it", id, connector, previous, from);
+            }
         }
 
         return pending.Count;
