@@ -18,8 +18,8 @@ internal static class AuditCommand
     {
         var db = CliOptions.Db();
         var record = new Option<string?>("--record") { Description = "A hub id, Salesforce Id or NetSuite internal id; shows every change applied to the record and its linked records." };
-        var limit = new Option<int>("--limit") { Description = "At most this many changes, oldest first.", DefaultValueFactory = _ => 1000 };
-        var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
+        var limit = CliOptions.AtLeast(new Option<int>("--limit") { Description = "At most this many changes, oldest first.", DefaultValueFactory = _ => 1000 }, 1);
+        var json = CliOptions.Json();
         var command = new Command("audit", "Every change applied to a record, inbound into the hub and outbound into each system.")
         {
             db, record, limit, json, Purge(), Retention(),
@@ -38,7 +38,7 @@ internal static class AuditCommand
             if (parse.GetValue(json))
             {
                 Console.WriteLine(ToJson(history).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                return 0;
+                return ExitCodes.Ok;
             }
 
             Console.WriteLine("record");
@@ -60,7 +60,7 @@ internal static class AuditCommand
                     Changes(e.Changes)));
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }
@@ -68,14 +68,22 @@ internal static class AuditCommand
     private static Command Purge()
     {
         var db = CliOptions.Db();
-        var command = new Command("purge", "Delete audit rows older than the retention now (writers also do it, at most hourly).") { db };
+        var json = CliOptions.Json();
+        var command = new Command("purge", "Delete audit rows older than the retention now (writers also do it, at most hourly).") { db, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             await using var hub = await OpenAsync(parse, db, ct);
             var service = new AuditService(hub);
             var deleted = await service.PurgeAsync(ct);
-            Console.WriteLine($"deleted {deleted} audit row(s) older than {await service.RetentionAsync(ct)}.");
-            return 0;
+            var retention = await service.RetentionAsync(ct);
+            if (parse.GetValue(json))
+            {
+                CliJson.Write(new { deleted, retention });
+                return ExitCodes.Ok;
+            }
+
+            Console.WriteLine($"deleted {deleted} audit row(s) older than {retention}.");
+            return ExitCodes.Ok;
         }));
         return command;
     }
@@ -84,7 +92,8 @@ internal static class AuditCommand
     {
         var db = CliOptions.Db();
         var value = new Argument<string?>("interval") { Description = "New retention, a PostgreSQL interval ('90 days'); omit to show it.", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("retention", "Show or set how long audit rows are kept.") { db, value };
+        var json = CliOptions.Json();
+        var command = new Command("retention", "Show or set how long audit rows are kept.") { db, value, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             await using var hub = await OpenAsync(parse, db, ct);
@@ -94,8 +103,15 @@ internal static class AuditCommand
                 await service.SetRetentionAsync(interval, ct);
             }
 
-            Console.WriteLine($"audit retention: {await service.RetentionAsync(ct)}");
-            return 0;
+            var retention = await service.RetentionAsync(ct);
+            if (parse.GetValue(json))
+            {
+                CliJson.Write(new { retention });
+                return ExitCodes.Ok;
+            }
+
+            Console.WriteLine($"audit retention: {retention}");
+            return ExitCodes.Ok;
         }));
         return command;
     }

@@ -24,7 +24,7 @@ internal static class ConflictsCommand
         var db = CliOptions.Db();
         var all = new Option<bool>("--all") { Description = "Include conflicts already decided (default: open ones, held for review)." };
         var record = new Option<string?>("--record") { Description = "Only this record (hub id)." };
-        var limit = new Option<int>("--limit") { Description = "At most this many, newest first.", DefaultValueFactory = _ => 100 };
+        var limit = CliOptions.AtLeast(new Option<int>("--limit") { Description = "At most this many, newest first.", DefaultValueFactory = _ => 100 }, 1);
         var json = Json();
         var command = new Command("list", "List conflicts, newest first.") { db, all, record, limit, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
@@ -34,13 +34,13 @@ internal static class ConflictsCommand
             if (parse.GetValue(json))
             {
                 Console.WriteLine(new JsonArray(rows.Select(r => (JsonNode)ToJson(r)).ToArray()).ToJsonString(Pretty));
-                return 0;
+                return ExitCodes.Ok;
             }
 
             if (rows.Count == 0)
             {
                 Console.WriteLine(parse.GetValue(all) ? "no conflicts." : "no open conflicts.");
-                return 0;
+                return ExitCodes.Ok;
             }
 
             Console.WriteLine("id\tstatus\tpolicy\tobject\trecord\tfield\thub value (from)\tincoming value (from)\tdecision");
@@ -51,7 +51,7 @@ internal static class ConflictsCommand
                     $"{r.HubValue ?? "null"} ({r.HubSystem})", $"{r.IncomingValue ?? "null"} ({r.IncomingSystem})", r.Decision));
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }
@@ -68,7 +68,7 @@ internal static class ConflictsCommand
             var conflict = await new ConflictService(hub).GetAsync(parse.GetValue(id), ct)
                 ?? throw new OperatorException($"no conflict with id {parse.GetValue(id)} (see cdcsync conflicts list --all).");
             Print(conflict, parse.GetValue(json));
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }
@@ -111,7 +111,7 @@ internal static class ConflictsCommand
             }
 
             Print(decided, parse.GetValue(json));
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }

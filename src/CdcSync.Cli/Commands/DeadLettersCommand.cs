@@ -26,14 +26,21 @@ internal static class DeadLettersCommand
         var db = CliOptions.Db();
         var connector = new Option<string?>("--connector") { Description = "Only this connector's dead letters." };
         var all = new Option<bool>("--all") { Description = "Include retried and discarded ones (default: open only)." };
-        var command = new Command("list", "List dead letters, newest first.") { db, connector, all };
+        var json = CliOptions.Json();
+        var command = new Command("list", "List dead letters, newest first.") { db, connector, all, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var letters = await Service(parse, db).ListAsync(parse.GetValue(connector), parse.GetValue(all), ct);
+            if (parse.GetValue(json))
+            {
+                CliJson.Write(letters);
+                return ExitCodes.Ok;
+            }
+
             if (letters.Count == 0)
             {
                 Console.WriteLine("no dead letters.");
-                return 0;
+                return ExitCodes.Ok;
             }
 
             Console.WriteLine("id\tconnector\tobject\trecord_key\tstatus\tattempts\tfirst_seen\tlast_seen\terror");
@@ -51,7 +58,7 @@ internal static class DeadLettersCommand
                     OneLine(d.Error)));
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }
@@ -60,36 +67,51 @@ internal static class DeadLettersCommand
     {
         var db = CliOptions.Db();
         var ids = IdsArgument();
-        var command = new Command("discard", "Mark dead letters as discarded (nothing is sent).") { db, ids };
+        var json = CliOptions.Json();
+        var command = new Command("discard", "Mark dead letters as discarded (nothing is sent); all ids or none.") { db, ids, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var list = parse.GetValue(ids) ?? [];
             await Service(parse, db).DiscardAsync(list, ct);
+            if (parse.GetValue(json))
+            {
+                CliJson.Write(list.Select(id => new { id, status = "discarded" }));
+                return ExitCodes.Ok;
+            }
+
             foreach (var id in list)
             {
                 Console.WriteLine($"dead letter {id}: discarded");
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }
 
     private static Command Retry()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var ids = IdsArgument();
-        var command = new Command("retry", "Re-send the current hub row of each dead letter to the connector that rejected it (a one-row resync the worker runs), and mark the dead letter retried.") { config, ids };
+        var json = CliOptions.Json();
+        var command = new Command("retry", "Re-send the current hub row of each dead letter to the connector that rejected it (a one-row resync the worker runs), and mark the dead letter retried; all ids or none.") { config, ids, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
             var service = new DeadLetterService(options.Hub.ConnectionString, "Hub:ConnectionString");
-            foreach (var (id, obj, hubId, job) in await service.RetryAsync(parse.GetValue(ids) ?? [], new ResyncService(options, NullLogger.Instance), ct))
+            var retried = await service.RetryAsync(parse.GetValue(ids) ?? [], new ResyncService(options, NullLogger.Instance), ct);
+            if (parse.GetValue(json))
+            {
+                CliJson.Write(retried.Select(r => new { id = r.Id, status = "retried", @object = r.Object, hubId = r.HubId, resyncJob = r.Job }));
+                return ExitCodes.Ok;
+            }
+
+            foreach (var (id, obj, hubId, job) in retried)
             {
                 Console.WriteLine($"dead letter {id}: {obj} {hubId} queued for re-send (resync job {job}; the running worker sends it)");
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }

@@ -32,8 +32,8 @@ internal static class DemoCommand
         var db = CliOptions.Db();
         var scripts = CliOptions.Scripts();
         var follow = new Option<bool>("--follow") { Description = "Keep the hub, sandboxes and worker running after the walkthrough, until Ctrl-C." };
-        var accounts = new Option<int>("--accounts") { Description = "Accounts to create in Salesforce.", DefaultValueFactory = _ => 3 };
-        var timeout = DurationOption.Create("--step-timeout", "How long a step may take before the demo gives up, e.g. 90s, 2m.", TimeSpan.FromSeconds(60));
+        var accounts = CliOptions.AtLeast(new Option<int>("--accounts") { Description = "Accounts to create in Salesforce.", DefaultValueFactory = _ => 3 }, 1);
+        var timeout = CliOptions.AtLeast(DurationOption.Create("--step-timeout", "How long a step may take before the demo gives up, e.g. 90s, 2m.", TimeSpan.FromSeconds(60)), TimeSpan.FromSeconds(1));
         var command = new Command("demo", "Two-way sync end to end on a throwaway hub with both API sandboxes: create, edit, a conflict decided by policy, the audit trail.")
         {
             db, scripts, follow, accounts, timeout,
@@ -50,7 +50,7 @@ internal static class DemoCommand
             await using var hub = await DemoHub.StartAsync(root, string.IsNullOrWhiteSpace(given) ? null : given, ct);
             var demo = new Demo(root, hub.ConnectionString, hub.IsThrowaway, parse.GetValue(timeout));
             await demo.RunAsync(parse.GetValue(accounts), parse.GetValue(follow), ct);
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }

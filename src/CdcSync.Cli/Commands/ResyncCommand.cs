@@ -12,47 +12,84 @@ internal static class ResyncCommand
 {
     public static Command Create()
     {
-        var config = RunCommand.ConfigOption();
+        var config = CliOptions.Config();
         var connector = new Option<string>("--connector") { Description = "Connector (a name under Connectors) that gets the rows; no other connector does.", Required = true };
         var table = new Option<string>("--table") { Description = "Hub table (schema.table, as in Routes).", Required = true };
         var where = new Option<string?>("--where") { Description = "Only rows matching this SQL condition, e.g. \"updated_at > now() - interval '1 day'\"." };
         var batch = new Option<int>("--batch-size") { Description = $"Rows per chunk (each chunk is one short transaction). Default: {ResyncService.DefaultBatchSize}.", DefaultValueFactory = _ => ResyncService.DefaultBatchSize };
         var detach = new Option<bool>("--detach") { Description = "Queue the resync and return; follow it with 'cdcsync status' or by running the same command again." };
-        var command = new Command("resync", "Re-send the current rows of a hub table to one connector, in key-ordered chunks, while streaming goes on (run by the worker; resumable).")
+        var json = CliOptions.Json();
+        var command = new Command("resync", "Re-send the current rows of a hub table to one connector, in key-ordered chunks, while streaming goes on (run by the worker; resumable). Exit 1 when no worker runs (queued).")
         {
-            config, connector, table, where, batch, detach,
+            config, connector, table, where, batch, detach, json,
         };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
             var service = new ResyncService(options, NullLogger.Instance);
+            var asJson = parse.GetValue(json);
             var job = await service.RequestAsync(parse.GetValue(connector)!, parse.GetValue(table)!, parse.GetValue(where), parse.GetValue(batch), ct);
-            Console.WriteLine(job.StartedAt is null && job.RowsDone == 0
-                ? $"resync {job.Id}: {job.TableName} to {job.Connector}, {job.RowsTotal} row(s) queued"
-                : $"resync {job.Id}: resuming {job.TableName} to {job.Connector} at {job.RowsDone} of {job.RowsTotal} row(s)");
+            if (!asJson)
+            {
+                Console.WriteLine(job.StartedAt is null && job.RowsDone == 0
+                    ? $"resync {job.Id}: {job.TableName} to {job.Connector}, {job.RowsTotal} row(s) queued"
+                    : $"resync {job.Id}: resuming {job.TableName} to {job.Connector} at {job.RowsDone} of {job.RowsTotal} row(s)");
+            }
+
             await using (var lease = await LeaderLease.TryAcquireAsync(options.Hub.ConnectionString, options.Hub.Slot, ct))
             {
                 if (lease is not null)
                 {
-                    Console.WriteLine("no worker is running on this slot: the resync starts when 'cdcsync run' does (progress is kept in cdc.resync_jobs).");
-                    return 1;
+                    if (asJson)
+                    {
+                        CliJson.Write(Report(job, workerRunning: false));
+                    }
+                    else
+                    {
+                        Console.WriteLine("no worker is running on this slot: the resync starts when 'cdcsync run' does (progress is kept in cdc.resync_jobs).");
+                    }
+
+                    return ExitCodes.Attention;
                 }
             }
 
             if (parse.GetValue(detach))
             {
-                return 0;
+                if (asJson)
+                {
+                    CliJson.Write(Report(job, workerRunning: true));
+                }
+
+                return ExitCodes.Ok;
             }
 
-            return await FollowAsync(service, job, ct);
+            return await FollowAsync(service, job, asJson, ct);
         }));
         return command;
     }
 
-    /// <summary>A progress bar with rows/s and ETA on a terminal; a plain line every few seconds otherwise.</summary>
-    private static async Task<int> FollowAsync(ResyncService service, ResyncJob job, CancellationToken cancellationToken)
+    /// <summary>The job as <c>--json</c> prints it; <c>status</c> as in cdc.resync_jobs (pending, running, done, failed).</summary>
+    private static object Report(ResyncJob job, bool workerRunning) => new
     {
-        var tty = !Console.IsOutputRedirected;
+        id = job.Id,
+        job.Connector,
+        table = job.TableName,
+        where = job.WhereSql,
+        job.BatchSize,
+        job.Status,
+        job.RowsDone,
+        job.RowsTotal,
+        job.Error,
+        workerRunning,
+        job.CreatedAt,
+        job.StartedAt,
+        job.UpdatedAt,
+    };
+
+    /// <summary>A progress bar with rows/s and ETA on a terminal; a plain line every few seconds otherwise.</summary>
+    private static async Task<int> FollowAsync(ResyncService service, ResyncJob job, bool asJson, CancellationToken cancellationToken)
+    {
+        var tty = !Console.IsOutputRedirected && !asJson;
         var clock = Stopwatch.StartNew();
         var startRows = job.RowsDone;
         var lastLine = TimeSpan.Zero;
@@ -70,6 +107,19 @@ internal static class ResyncCommand
                 var filled = (int)Math.Round(fraction * 30);
                 Console.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {fraction,4:P0} {line}   ");
             }
+            else if (asJson)
+            {
+                if (job.Status is "done" or "failed")
+                {
+                    CliJson.Write(Report(job, workerRunning: true));
+                    if (job.Status == "failed")
+                    {
+                        await Console.Error.WriteLineAsync($"error: resync {job.Id} failed: {job.Error}");
+                    }
+
+                    return job.Status == "done" ? ExitCodes.Ok : ExitCodes.Error;
+                }
+            }
             else if (clock.Elapsed - lastLine >= TimeSpan.FromSeconds(5) || job.Status is "done" or "failed")
             {
                 Console.WriteLine(line);
@@ -85,7 +135,7 @@ internal static class ResyncCommand
                     }
 
                     Console.WriteLine($"resync {job.Id}: {job.RowsDone} row(s) of {job.TableName} sent to {job.Connector}");
-                    return 0;
+                    return ExitCodes.Ok;
                 case "failed":
                     if (tty)
                     {
@@ -93,7 +143,7 @@ internal static class ResyncCommand
                     }
 
                     await Console.Error.WriteLineAsync($"error: resync {job.Id} failed: {job.Error}");
-                    return 2;
+                    return ExitCodes.Error;
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);

@@ -15,15 +15,9 @@ namespace CdcSync.Cli.Commands;
 
 internal static class RunCommand
 {
-    public static Option<string> ConfigOption() => new("--config")
-    {
-        Description = "Pipeline config (JSON). Values may use ${ENV_VAR}; CDCSYNC__Section__Key environment variables override keys.",
-        Required = true,
-    };
-
     public static Command Create()
     {
-        var config = ConfigOption();
+        var config = CliOptions.Config();
         var command = new Command("run", "Run the pipeline (reader, router, connectors) until stopped; a second worker on the same slot stands by. SIGTERM drains and exits 0.") { config };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
@@ -49,10 +43,10 @@ internal static class RunCommand
             if (service.Fatal is { } fatal)
             {
                 await Console.Error.WriteLineAsync($"error: {fatal.Message}");
-                return 2;
+                return ExitCodes.Error;
             }
 
-            return 0;
+            return ExitCodes.Ok;
         }));
         return command;
     }

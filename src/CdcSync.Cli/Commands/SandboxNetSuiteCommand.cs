@@ -8,8 +8,8 @@ internal static class SandboxNetSuiteCommand
 {
     public static Command Create()
     {
-        var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 8091 };
-        var concurrency = new Option<int>("--concurrency-limit") { Description = "Requests the account may have in flight.", DefaultValueFactory = _ => 5 };
+        var port = CliOptions.Port(8091);
+        var concurrency = CliOptions.AtLeast(new Option<int>("--concurrency-limit") { Description = "Requests the account may have in flight.", DefaultValueFactory = _ => 5 }, 1);
         var idOffset = new Option<long>("--id-offset") { Description = "Added to every record type's first internal id (e.g. $(date +%s) so a later run never hands out an id an earlier run did).", DefaultValueFactory = _ => 0 };
         var command = new Command("netsuite", "Run a local sandbox of NetSuite's SuiteTalk REST web services (customer and opportunity records, SuiteQL with deletedrecord, metadata catalog, token-based auth; steering under /_sandbox/).")
         {
@@ -25,7 +25,18 @@ internal static class SandboxNetSuiteCommand
                 ConcurrencyLimit = parseResult.GetValue(concurrency),
                 InternalIdOffset = parseResult.GetValue(idOffset),
             };
-            await using var sandbox = await NetSuiteSandbox.StartAsync(options, cancellationToken);
+            NetSuiteSandbox started;
+            try
+            {
+                started = await NetSuiteSandbox.StartAsync(options, cancellationToken);
+            }
+            catch (IOException e)
+            {
+                await Console.Error.WriteLineAsync(SandboxSalesforceCommand.SandboxListenError(options.Port, e));
+                return ExitCodes.Error;
+            }
+
+            await using var sandbox = started;
             // These credentials exist only in the sandbox; printing them is the point.
             Console.WriteLine($"NetSuite sandbox listening on {sandbox.BaseUrl}");
             Console.WriteLine($"  account id (realm): {options.AccountId}");
@@ -44,7 +55,7 @@ internal static class SandboxNetSuiteCommand
             {
             }
 
-            return 0;
+            return ExitCodes.Ok;
         });
         return command;
     }

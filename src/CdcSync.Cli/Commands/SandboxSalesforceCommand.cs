@@ -9,11 +9,7 @@ internal static class SandboxSalesforceCommand
 {
     public static Command Create()
     {
-        var port = new Option<int>("--port")
-        {
-            Description = "TCP port on 127.0.0.1 (0 picks a free one).",
-            DefaultValueFactory = _ => 8081,
-        };
+        var port = CliOptions.Port(8081);
         var clientId = new Option<string>("--client-id")
         {
             Description = "Client id (consumer key) to accept.",
@@ -64,8 +60,8 @@ internal static class SandboxSalesforceCommand
             }
             catch (IOException e)
             {
-                await Console.Error.WriteLineAsync($"error: cannot listen on 127.0.0.1:{options.Port} ({e.Message}); pick another --port, or 0 for a free one.");
-                return 2;
+                await Console.Error.WriteLineAsync(SandboxListenError(options.Port, e));
+                return ExitCodes.Error;
             }
 
             await using (sandbox)
@@ -90,8 +86,14 @@ internal static class SandboxSalesforceCommand
                 }
             }
 
-            return 0;
+            return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>One line for a port the sandbox cannot bind (in use, or reserved for root).</summary>
+    internal static string SandboxListenError(int port, IOException e) =>
+        e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+            ? $"error: cannot listen on 127.0.0.1:{port}: the port is already in use; stop what listens there, or pick another --port (0 for a free one)."
+            : $"error: cannot listen on 127.0.0.1:{port} ({e.Message.TrimEnd('.')}); pick another --port, or 0 for a free one.";
 }

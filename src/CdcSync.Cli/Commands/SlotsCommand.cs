@@ -1,48 +1,54 @@
 using System.CommandLine;
-using CdcSync.Hub;
-using CdcSync.Replication;
-using Microsoft.Extensions.Logging.Abstractions;
-using Npgsql;
+using CdcSync.Operations;
 
 namespace CdcSync.Cli.Commands;
 
-/// <summary>Operator verbs for the slot (backfills: <see cref="ResyncCommand"/>).</summary>
+/// <summary>Operator verbs for the slot (logic in <see cref="SlotService"/>; backfills: <see cref="ResyncCommand"/>).</summary>
 internal static class SlotsCommand
 {
     public static Command Create()
     {
         var db = CliOptions.Db();
-        var list = new Command("list", "Show replication slots with their position, retained WAL and whether CdcSync created them.") { db };
+        var listJson = CliOptions.Json();
+        var list = new Command("list", "Show replication slots with their position, retained WAL and whether CdcSync created them (a slot CdcSync created that is gone shows as missing).") { db, listJson };
         list.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            await using var conn = await HubConnection.OpenAsync(CliOptions.HubConnectionString(parse, db), CliOptions.SourceOf(parse, db), ct);
-            await using var cmd = new NpgsqlCommand(
-                """
-                SELECT s.slot_name, s.plugin, s.active, coalesce(s.confirmed_flush_lsn::text, ''), coalesce(s.wal_status, ''),
-                       pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)), c.slot IS NOT NULL
-                FROM pg_replication_slots s LEFT JOIN cdc.slots c ON c.slot = s.slot_name
-                WHERE s.database = current_database() ORDER BY s.slot_name
-                """, conn);
-            await using var reader = await cmd.ExecuteReaderAsync(ct);
-            Console.WriteLine("slot\tplugin\tactive\tconfirmed\twal_status\tretained\tcdcsync");
-            while (await reader.ReadAsync(ct))
+            var slots = await Service(parse, db).ListAsync(ct);
+            if (parse.GetValue(listJson))
             {
-                Console.WriteLine($"{reader.GetString(0)}\t{reader.GetString(1)}\t{reader.GetBoolean(2)}\t{reader.GetString(3)}\t{reader.GetString(4)}\t{reader.GetString(5)}\t{reader.GetBoolean(6)}");
+                CliJson.Write(slots);
+                return ExitCodes.Ok;
             }
 
-            return 0;
+            Console.WriteLine("slot\tplugin\tactive\tconfirmed\twal_status\tretained\tcdcsync");
+            foreach (var s in slots)
+            {
+                Console.WriteLine($"{s.Slot}\t{s.Plugin ?? "-"}\t{s.Active}\t{s.ConfirmedLsn ?? "-"}\t{s.WalStatus}\t{s.Retained ?? "-"}\t{s.CreatedByCdcSync}");
+            }
+
+            return ExitCodes.Ok;
         }));
 
         var slotOption = new Option<string>("--slot") { Description = "Slot name (Hub:Slot).", Required = true };
-        var reset = new Command("reset", "Drop a slot and forget it, so the next 'run' creates a new one (then resync the routed tables).") { db, slotOption };
+        var resetJson = CliOptions.Json();
+        var reset = new Command("reset", "Drop a slot CdcSync created and forget it, so the next 'run' creates a new one (then resync the routed tables).") { db, slotOption, resetJson };
         reset.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var slot = parse.GetValue(slotOption)!;
-            await new SlotManager(CliOptions.HubConnectionString(parse, db), NullLogger.Instance).ResetAsync(slot, ct);
-            Console.WriteLine($"slot {slot} dropped and forgotten; the next 'cdcsync run' creates it again. Backfill with 'cdcsync resync --config <file> --connector <name> --table <table>' for each routed table.");
-            return 0;
+            var was = await Service(parse, db).ResetAsync(slot, ct);
+            if (parse.GetValue(resetJson))
+            {
+                CliJson.Write(new { slot, reset = true, was });
+                return ExitCodes.Ok;
+            }
+
+            Console.WriteLine($"slot {slot} {(was.WalStatus == "missing" ? "(already gone) forgotten" : "dropped and forgotten")}; the next 'cdcsync run' creates it again. Backfill with 'cdcsync resync --config <file> --connector <name> --table <table>' for each routed table.");
+            return ExitCodes.Ok;
         }));
 
         return new Command("slots", "Inspect and reset replication slots.") { list, reset };
     }
+
+    private static SlotService Service(ParseResult parse, Option<string?> db) =>
+        new(CliOptions.HubConnectionString(parse, db), CliOptions.SourceOf(parse, db));
 }

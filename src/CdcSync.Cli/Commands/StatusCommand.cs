@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using CdcSync.Configuration;
+using CdcSync.Hub;
 using CdcSync.Operations;
 
 namespace CdcSync.Cli.Commands;
@@ -13,10 +14,10 @@ internal static class StatusCommand
     public static Command Create()
     {
         var db = CliOptions.Db();
-        var config = new Option<string?>("--config") { Description = "Pipeline config: its hub, slot and connectors (reads PostgreSQL connectors' checkpoints from their targets). Without it: --db / CDCSYNC_DB and every slot CdcSync created." };
+        var config = CliOptions.MustBeFile(new Option<string?>("--config") { Description = "Pipeline config: its hub, slot and connectors (reads PostgreSQL connectors' checkpoints from their targets). Without it: --db / CDCSYNC_DB and every slot CdcSync created." });
         var json = new Option<bool>("--json") { Description = "Print JSON (for scripts and monitoring)." };
-        var maxLag = DurationOption.Create("--max-lag", "Lag in time above which a connector needs attention (exit 1), e.g. 30s, 5m, 00:05:00. Default: 1m.", TimeSpan.FromMinutes(1));
-        var maxLagBytes = new Option<long>("--max-lag-bytes") { Description = "Lag in WAL bytes above which a connector needs attention (exit 1). Default: 1073741824 (1 GiB).", DefaultValueFactory = _ => 1L << 30 };
+        var maxLag = CliOptions.AtLeast(DurationOption.Create("--max-lag", "Lag in time above which a connector needs attention (exit 1), e.g. 30s, 5m, 00:05:00. Default: 1m.", TimeSpan.FromMinutes(1)), TimeSpan.Zero);
+        var maxLagBytes = CliOptions.AtLeast(new Option<long>("--max-lag-bytes") { Description = "Lag in WAL bytes above which a connector needs attention (exit 1). Default: 1073741824 (1 GiB).", DefaultValueFactory = _ => 1L << 30 }, 0L);
         var command = new Command("status", "WAL and slot position, retained WAL, replay window, per connector checkpoint, lag (bytes, seconds), events/s, last error, circuit, dead letters, open conflicts. Exit 0 healthy, 1 needs attention, 2 error.")
         {
             db, config, json, maxLag, maxLagBytes,
@@ -26,6 +27,9 @@ internal static class StatusCommand
             var configPath = parse.GetValue(config);
             var options = configPath is null ? null : ConfigLoader.Bind(ConfigLoader.Build(configPath));
             var hub = options?.Hub.ConnectionString ?? CliOptions.HubConnectionString(parse, db);
+            // Connect once here so an unreachable hub is reported against where its string came from
+            // (--db, CDCSYNC_DB or the config's Hub:ConnectionString).
+            await (await HubConnection.OpenAsync(hub, options is null ? CliOptions.SourceOf(parse, db) : "Hub:ConnectionString", ct)).DisposeAsync();
             var status = await new StatusService(hub, options).GetAsync(new StatusThresholds(parse.GetValue(maxLag), parse.GetValue(maxLagBytes)), ct);
             if (parse.GetValue(json))
             {
@@ -48,7 +52,7 @@ internal static class StatusCommand
                 Print(status);
             }
 
-            return status.Healthy ? 0 : 1;
+            return status.Healthy ? ExitCodes.Ok : ExitCodes.Attention;
         }));
         return command;
     }

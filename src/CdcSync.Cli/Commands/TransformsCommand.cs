@@ -17,9 +17,10 @@ internal static class TransformsCommand
         {
             Description = "Run in the hub itself, each test in a rolled-back transaction, instead of a scratch database (for logins without CREATEDB).",
         };
-        var test = new Command("test", "Run transforms/tests/*.sql against the working copy of the SQL, in a scratch database built from migrations/ on the hub's server and dropped afterwards.")
+        var json = CliOptions.Json();
+        var test = new Command("test", "Run transforms/tests/*.sql against the working copy of the SQL, in a scratch database built from migrations/ on the hub's server and dropped afterwards. Exit 1 when a test fails.")
         {
-            db, scripts, filter, inPlace,
+            db, scripts, filter, inPlace, json,
         };
         test.SetAction((parse, invocationToken) => CliOptions.GuardAsync(async () =>
         {
@@ -41,6 +42,7 @@ internal static class TransformsCommand
             await (await HubConnection.OpenAsync(connectionString, CliOptions.SourceOf(parse, db), ct)).DisposeAsync();
 
             var isolation = parse.GetValue(inPlace) ? TransformTestIsolation.InPlace : TransformTestIsolation.ScratchDatabase;
+            var asJson = parse.GetValue(json);
             var total = 0;
             var done = 0;
             var progress = new TransformTestProgress
@@ -48,11 +50,19 @@ internal static class TransformsCommand
                 Planned = plan =>
                 {
                     total = plan.Tests;
-                    Console.WriteLine($"running {plan.Tests} test(s) from {plan.Files} file(s) {plan.Where}");
+                    if (!asJson)
+                    {
+                        Console.WriteLine($"running {plan.Tests} test(s) from {plan.Files} file(s) {plan.Where}");
+                    }
                 },
                 Completed = r =>
                 {
                     done++;
+                    if (asJson)
+                    {
+                        return;
+                    }
+
                     var counter = $"[{done.ToString(CultureInfo.InvariantCulture).PadLeft(total.ToString(CultureInfo.InvariantCulture).Length)}/{total}]";
                     var ms = $"({r.Elapsed.TotalMilliseconds:F0} ms)";
                     Console.WriteLine(r.Passed
@@ -65,13 +75,28 @@ internal static class TransformsCommand
             var run = await new TransformTestRunner(connectionString, set, isolation).RunAsync(parse.GetValue(filter), progress, ct);
             if (run.Results.Count == 0)
             {
+                // Nothing matched is a mistake in the command (a --filter typo), not a test result.
                 await Console.Error.WriteLineAsync("error: no tests ran; check --filter or add tests under transforms/tests/.");
-                return 1;
+                return ExitCodes.Error;
+            }
+
+            if (asJson)
+            {
+                CliJson.Write(new
+                {
+                    passed = run.Results.Count - run.Failed,
+                    failed = run.Failed,
+                    elapsedSeconds = Math.Round(run.Elapsed.TotalSeconds, 3),
+                    isolation,
+                    scratchDatabaseDropped = run.ScratchDatabase is null ? (bool?)null : run.CleanupError is null,
+                    results = run.Results.Select(r => new { r.File, r.Line, r.Name, r.Passed, r.Message, elapsedMs = Math.Round(r.Elapsed.TotalMilliseconds, 1) }),
+                });
+                return run.Failed == 0 ? ExitCodes.Ok : ExitCodes.Attention;
             }
 
             var where = run.ScratchDatabase is null ? string.Empty : run.CleanupError is null ? ", scratch database dropped" : string.Empty;
             Console.WriteLine($"{run.Results.Count - run.Failed} passed, {run.Failed} failed in {run.Elapsed.TotalSeconds:F1} s{where}");
-            return run.Failed == 0 ? 0 : 1;
+            return run.Failed == 0 ? ExitCodes.Ok : ExitCodes.Attention;
         }));
 
         return new Command("transforms", "Work with the SQL transforms.") { test };

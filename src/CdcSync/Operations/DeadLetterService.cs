@@ -37,7 +37,7 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
     public async Task<IReadOnlyList<DeadLetter>> ListAsync(string? connector, bool all, CancellationToken cancellationToken)
     {
         await using var conn = await HubConnection.OpenAsync(hubConnectionString, source, cancellationToken);
-        return (await conn.QueryAsync<DeadLetter>(new CommandDefinition(
+        var letters = (await conn.QueryAsync<DeadLetter>(new CommandDefinition(
             """
             SELECT id AS "Id", connector AS "Connector", object AS "Object", record_key AS "RecordKey", status AS "Status",
                    attempts AS "Attempts", first_seen AS "FirstSeen", last_seen AS "LastSeen", error AS "Error"
@@ -45,7 +45,31 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
             WHERE (@connector::text IS NULL OR connector = @connector) AND (@all OR status = 'open')
             ORDER BY last_seen DESC, id DESC
             """, new { connector, all }, cancellationToken: cancellationToken))).ToList();
+        if (connector is not null && letters.Count == 0)
+        {
+            // "No dead letters" for a misspelled name would read as "all is well".
+            var known = await KnownConnectorsAsync(conn, cancellationToken);
+            if (!known.Contains(connector, StringComparer.Ordinal))
+            {
+                throw new OperatorException(
+                    $"There is no connector '{connector}' in the hub {HubConnection.Describe(conn.ConnectionString)} ({(known.Count == 0 ? "none has run yet" : "known: " + string.Join(", ", known))}); names are the keys under Connectors in the config.");
+            }
+        }
+
+        return letters;
     }
+
+    /// <summary>Connectors the hub has seen: they keep a checkpoint, a cursor, a status row, dead letters or resync jobs.</summary>
+    public static async Task<IReadOnlyList<string>> KnownConnectorsAsync(NpgsqlConnection conn, CancellationToken cancellationToken) =>
+        (await conn.QueryAsync<string>(new CommandDefinition(
+            """
+            SELECT connector FROM cdc.checkpoints
+            UNION SELECT connector FROM cdc.inbound_cursors
+            UNION SELECT connector FROM cdc.connector_status
+            UNION SELECT connector FROM cdc.dead_letters
+            UNION SELECT connector FROM cdc.resync_jobs
+            ORDER BY 1
+            """, cancellationToken: cancellationToken))).ToList();
 
     public async Task DiscardAsync(IReadOnlyList<long> ids, CancellationToken cancellationToken)
     {

@@ -32,7 +32,11 @@ public sealed class HealthServer : IAsyncDisposable
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggers);
+        // Kestrel's own warnings go to the worker's log. The inner host's "Hosting failed to start"
+        // does not: it logs the bind error with a 25-line stack trace, and the error is already
+        // reported below as one line saying what to change.
+        builder.Logging.AddProvider(new ForwardingLoggerProvider(loggers));
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         builder.WebHost.UseUrls(url);
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
@@ -56,7 +60,11 @@ public sealed class HealthServer : IAsyncDisposable
         catch (IOException e)
         {
             await app.DisposeAsync();
-            throw new OperatorException($"Cannot listen on Hub:MetricsUrl {url} ({e.Message}); pick a free port or set it empty.", e);
+            var cause = e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+                ? $"port {uri.Port} on {uri.Host} is already in use (another worker or program listens there)"
+                : e.Message.TrimEnd('.');
+            throw new OperatorException(
+                $"Cannot serve metrics on Hub:MetricsUrl {url}: {cause}; free the port, or set another port in Hub:MetricsUrl (or CDCSYNC__Hub__MetricsUrl=http://127.0.0.1:9188), or set it empty to turn metrics off.", e);
         }
 
         return new HealthServer(app);
@@ -66,5 +74,16 @@ public sealed class HealthServer : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+}
+
+/// <summary>Hands the health server's loggers to the worker's logger factory, so its filters apply on top.</summary>
+internal sealed class ForwardingLoggerProvider(ILoggerFactory loggers) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => loggers.CreateLogger(categoryName);
+
+    public void Dispose()
+    {
+        // The worker owns the factory.
     }
 }

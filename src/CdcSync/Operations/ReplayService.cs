@@ -54,6 +54,15 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
     {
         var tables = RoutedTables(connector);
         var window = await WindowAsync(cancellationToken);
+        if (from > window.Current)
+        {
+            // Nothing was committed after it yet; accepting it would record a replay that
+            // re-delivers nothing (and reads as if a checkpoint had moved).
+            throw new OperatorException(
+                $"--from-lsn {from} is ahead of the hub's current WAL position {window.Current}: nothing was committed after it. " +
+                $"Give an LSN between {window.Oldest} (the oldest replayable) and {window.Current}; 'cdcsync status' shows both.");
+        }
+
         if (from < window.Oldest)
         {
             var table = tables.Count > 0 ? $"{tables[0].Schema}.{tables[0].Name}" : "<schema.table>";
@@ -236,7 +245,15 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
             await conn.ExecuteAsync(new CommandDefinition(
                 "UPDATE cdc.replay_requests SET applied_at = now(), applied_by = @appliedBy, previous_lsn = @previous::pg_lsn WHERE id = @id",
                 new { id, appliedBy, previous = previous.ToString() }, cancellationToken: cancellationToken));
-            logger.LogInformation("Replay {Id}: connector {Connector} checkpoint lowered from {Previous} to {Lsn}; it re-receives every retained change after it", id, connector, previous, from);
+            if (previous == default)
+            {
+                // RewindAsync only lowers; nothing came back, so the checkpoint was at or before the LSN already.
+                logger.LogInformation("Replay {Id}: connector {Connector} checkpoint is already at or before {Lsn}; nothing to lower", id, connector, from);
+            }
+            else
+            {
+                logger.LogInformation("Replay {Id}: connector {Connector} checkpoint lowered from {Previous} to {Lsn}; it re-receives every retained change after it", id, connector, previous, from);
+            }
         }
 
         return pending.Count;

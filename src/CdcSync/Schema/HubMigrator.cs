@@ -9,6 +9,28 @@ namespace CdcSync.Schema;
 
 public sealed record MigrationResult(bool Succeeded, IReadOnlyList<string> Applied, string? Error);
 
+/// <summary>Why a script would run: a migration never applied, a transform never deployed, or one whose file changed since.</summary>
+public enum PendingReason
+{
+    NewMigration,
+    NewTransform,
+    ChangedTransform,
+}
+
+/// <summary>A script <c>cdcsync migrate</c> would run: its file (relative to the scripts folder) and why.</summary>
+public sealed record PendingScript(string File, PendingReason Reason)
+{
+    public string Describe() => Reason switch
+    {
+        PendingReason.NewMigration => $"{File}: migration not yet applied",
+        PendingReason.NewTransform => $"{File}: transform not yet deployed",
+        _ => $"{File}: transform changed since it was deployed",
+    };
+}
+
+/// <summary>What the hub's journal says against the files: <see cref="JournalExists"/> is false on a hub never migrated.</summary>
+public sealed record DeploymentState(bool JournalExists, IReadOnlyList<PendingScript> Pending);
+
 /// <summary>
 /// Deploys the hub with DbUp: migrations once each, then transforms whose content changed, one
 /// transaction per script, journaled in <c>cdc.schema_journal</c>. A failing script rolls back
@@ -24,6 +46,25 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
     {
         var executed = await ExecutedAsync(cancellationToken);
         return AllScripts().Where(s => !executed.Contains(s.JournalName)).Select(s => s.JournalName).ToList();
+    }
+
+    /// <summary>
+    /// The scripts a run would execute, by file and reason. A transform is journaled under its name
+    /// plus a hash of its content, so a journaled name with another hash means the file changed.
+    /// </summary>
+    public async Task<DeploymentState> DeploymentStateAsync(CancellationToken cancellationToken)
+    {
+        var executed = await ExecutedAsync(cancellationToken);
+        var journalExists = executed.Count > 0 || await JournalExistsAsync(cancellationToken);
+        var deployedTransforms = executed.Select(n => n.Split('@')[0]).ToHashSet(StringComparer.Ordinal);
+        var pending = AllScripts()
+            .Where(s => !executed.Contains(s.JournalName))
+            .Select(s => new PendingScript(s.RelativePath,
+                !s.IsTransform ? PendingReason.NewMigration
+                : deployedTransforms.Contains(s.RelativePath) ? PendingReason.ChangedTransform
+                : PendingReason.NewTransform))
+            .ToList();
+        return new DeploymentState(journalExists, pending);
     }
 
     public async Task<MigrationResult> MigrateAsync(CancellationToken cancellationToken)
@@ -123,13 +164,25 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         }
     }
 
+    private async Task<bool> JournalExistsAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(cancellationToken);
+        return await JournalExistsAsync(conn, cancellationToken);
+    }
+
+    private static async Task<bool> JournalExistsAsync(NpgsqlConnection conn, CancellationToken cancellationToken)
+    {
+        await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", conn);
+        exists.Parameters.Add(new NpgsqlParameter { Value = $"{JournalSchema}.{JournalTable}" });
+        return (bool)(await exists.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     private async Task<HashSet<string>> ExecutedAsync(CancellationToken cancellationToken)
     {
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(cancellationToken);
-        await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", conn);
-        exists.Parameters.Add(new NpgsqlParameter { Value = $"{JournalSchema}.{JournalTable}" });
-        if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken))!)
+        if (!await JournalExistsAsync(conn, cancellationToken))
         {
             return [];
         }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;
 
@@ -9,30 +8,8 @@ public sealed class CliTests
 {
     private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?> env, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Repo.Root,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        start.Environment.Remove("CDCSYNC_DB");
-        foreach (var (k, v) in env)
-        {
-            start.Environment[k] = v;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
+        var result = await CliProcess.RunAsync(env, args);
+        return (result.ExitCode, result.Stdout, result.Stderr);
     }
 
     [Fact]
