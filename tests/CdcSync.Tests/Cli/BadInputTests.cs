@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CdcSync.Tests.Infrastructure;
 
 namespace CdcSync.Tests.Cli;
@@ -39,7 +38,7 @@ public sealed class BadInputTests
     public async Task Run_BadDurationInConfigThroughTheEnvironment_NamesTheKeyExit2()
     {
         var (code, stderr) = await RunAsync(
-            new Dictionary<string, string> { ["CDCSYNC__Hub__HeartbeatInterval"] = "10x", ["CDCSYNC_DB"] = "Host=127.0.0.1;Database=x;Username=u;Password=p", ["CDCSYNC_TARGET_DB"] = "Host=127.0.0.1" },
+            new Dictionary<string, string?> { ["CDCSYNC__Hub__HeartbeatInterval"] = "10x", ["CDCSYNC_DB"] = "Host=127.0.0.1;Database=x;Username=u;Password=p", ["CDCSYNC_TARGET_DB"] = "Host=127.0.0.1" },
             "run", "--config", Path.Combine(Repo.Root, "examples", "pgbench-to-postgres.json"));
 
         Assert.Equal(2, code);
@@ -47,33 +46,11 @@ public sealed class BadInputTests
         Assert.StartsWith("error: Config key Hub:HeartbeatInterval is '10x'; use a duration like 30s, 5m, 1h or 00:05:00", stderr, StringComparison.Ordinal);
     }
 
-    private static Task<(int Code, string Stderr)> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string>(), args);
+    private static Task<(int Code, string Stderr)> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string?>(), args);
 
-    private static async Task<(int Code, string Stderr)> RunAsync(IReadOnlyDictionary<string, string> env, params string[] args)
+    private static async Task<(int Code, string Stderr)> RunAsync(IReadOnlyDictionary<string, string?> env, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.Ordinal)).ToList())
-        {
-            start.Environment.Remove(key);
-        }
-
-        foreach (var (k, v) in env)
-        {
-            start.Environment[k] = v;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        await process.WaitForExitAsync(timeout.Token);
-        await stdout;
-        return (process.ExitCode, await stderr);
+        var result = await CliProcess.RunAsync(env, TimeSpan.FromMinutes(1), args);
+        return (result.ExitCode, result.Stderr);
     }
 }

@@ -139,29 +139,8 @@ internal sealed class OpsHarness
     /// <summary>The real executable, as an operator runs it.</summary>
     public static async Task<(int ExitCode, string Stdout, string Stderr)> CliAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Repo.Root,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"));
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(key);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
+        var result = await CliProcess.RunAsync(args);
+        return (result.ExitCode, result.Stdout, result.Stderr);
     }
 
     private static string Clip(string? s) => s is null ? "<none>" : s.Length > 300 ? s[..300] + "…" : s;

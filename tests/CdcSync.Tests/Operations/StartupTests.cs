@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using CdcSync.Operations;
 using CdcSync.Pipeline;
@@ -122,40 +121,17 @@ public sealed class StartupTests
     /// `cdcsync run` as an operator starts it; a permanent problem must end it within 30 s. A worker
     /// still running after 45 s is killed and the test fails (it would retry forever).
     /// </summary>
-    private static async Task<(int Code, string Stderr)> RunWorkerAsync(string configPath, params (string Key, string Value)[] environment)
+    private static async Task<(int Code, string Output)> RunWorkerAsync(string configPath, params (string Key, string Value)[] environment)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"));
-        start.ArgumentList.Add("run");
-        start.ArgumentList.Add("--config");
-        start.ArgumentList.Add(configPath);
-        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(key);
-        }
-
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(45));
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            var result = await CliProcess.RunAsync(environment.ToDictionary(e => e.Key, e => (string?)e.Value), TimeSpan.FromSeconds(45), "run", "--config", configPath);
+            return (result.ExitCode, result.Stdout + result.Stderr);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException e)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            Assert.Fail($"run was still running after 45 s instead of stopping with exit code 2.\n{Tail(await stdout)}\n{Tail(await stderr)}");
+            Assert.Fail($"run was still running after 45 s instead of stopping with exit code 2.\n{e.Message}");
+            throw;
         }
-
-        return (process.ExitCode, await stdout + await stderr);
     }
-
-    private static string Tail(string text) => string.Join('\n', text.Split('\n').TakeLast(15));
 }

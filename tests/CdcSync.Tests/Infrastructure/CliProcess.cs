@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using System.Text.Json;
-using CdcSync.Tests.Infrastructure;
-
-namespace CdcSync.Tests.Cli;
+namespace CdcSync.Tests.Infrastructure;
 
 /// <summary>The real <c>cdcsync</c> executable as an operator runs it, in the checkout, with only the environment given.</summary>
 internal static class CliProcess
 {
-    public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string?> env, params string[] args)
+    public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string?> env, params string[] args) =>
+        await RunAsync(env, TimeSpan.FromMinutes(2), args);
+
+    /// <summary>Runs a verb; one still running after <paramref name="limit"/> is killed and reported as a <see cref="TimeoutException"/> carrying its output.</summary>
+    public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string?> env, TimeSpan limit, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -35,7 +37,7 @@ internal static class CliProcess
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var timeout = new CancellationTokenSource(limit);
         try
         {
             await process.WaitForExitAsync(timeout.Token);
@@ -43,7 +45,9 @@ internal static class CliProcess
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"cdcsync {string.Join(' ', args)} did not exit within 2 minutes");
+            await process.WaitForExitAsync();
+            static string Tail(string text) => string.Join('\n', text.Split('\n').TakeLast(15));
+            throw new TimeoutException($"cdcsync {string.Join(' ', args)} did not exit within {limit.TotalSeconds:F0} s\n{Tail(await stdout)}\n{Tail(await stderr)}");
         }
 
         return new CliResult(process.ExitCode, await stdout, await stderr);
