@@ -171,11 +171,41 @@ def mount(*args):
     subprocess.run(["mount", *args], check=True)
 
 
-def set_up_mounts(settings, uid, gid):
+def installation_paths(command):
+    """The working directory and the command's path arguments that live in /tmp or /var/tmp.
+
+    They stand in for the unit's /opt/cdcsync (a checkout or CI clone under /tmp holds the
+    executable, the scripts and the config); PrivateTmp= must not hide them, as it would not hide
+    /opt/cdcsync on a real host.
+    """
+    found = set()
+    for path in [os.getcwd(), *(a for a in command if os.path.isabs(a) and os.path.exists(a))]:
+        path = os.path.realpath(path)
+        if os.path.isfile(path):
+            path = os.path.dirname(path)
+        if path.startswith(("/tmp/", "/var/tmp/")):
+            found.add(path)
+    return sorted(p for p in found if not any(p.startswith(q + "/") for q in found))
+
+
+def set_up_mounts(settings, uid, gid, keep):
     mounts = [line.split()[4] for line in open("/proc/self/mountinfo", encoding="utf-8")]
     if truthy(settings, "PrivateTmp"):
+        # The real /tmp and /var/tmp stay reachable at a scratch path while the empty ones go on,
+        # so the installation's paths below them can be bound back.
+        saved = tempfile.mkdtemp(prefix="sandbox-tmp-", dir="/run")
         for path in ("/tmp", "/var/tmp"):
+            os.makedirs(saved + path, exist_ok=True)
+            mount("--rbind", path, saved + path)
             mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", path)
+        for path in keep:
+            os.makedirs(path, exist_ok=True)
+            mount("--rbind", saved + path, path)
+        for path in ("/tmp", "/var/tmp"):
+            subprocess.run(["umount", "-l", saved + path], check=True)
+        # rmdir, never a recursive delete: these were mount points of the real /tmp.
+        for path in (saved + "/var/tmp", saved + "/var", saved + "/tmp", saved):
+            os.rmdir(path)
     if truthy(settings, "ProtectHome"):
         for path in ("/home", "/root", "/run/user"):
             if os.path.isdir(path):
@@ -254,7 +284,7 @@ def main():
 
     import pwd
     user = pwd.getpwnam("nobody")
-    set_up_mounts(settings, user.pw_uid, user.pw_gid)
+    set_up_mounts(settings, user.pw_uid, user.pw_gid, installation_paths(command))
     os.setgroups([])
     os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
     # Leaving uid 0 drops every capability (CapabilityBoundingSet= empty); the filter below sets no_new_privs.

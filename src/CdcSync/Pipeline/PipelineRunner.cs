@@ -234,14 +234,24 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         }
     }
 
-    /// <summary>Hands a background task's failure (not its cancellation) to <paramref name="fail"/>.</summary>
-    private static Task Watch(Task task, Action<Exception> fail) =>
+    /// <summary>
+    /// Hands what a background task raised on purpose (an <see cref="OperatorException"/>: a
+    /// permanent problem, or a reader the server never accepted) to <paramref name="fail"/>. Anything
+    /// else it met is logged and left to the stream: the acknowledger, for one, can lose a race with
+    /// the reader's connection closing on a clean stop, which is no reason to fail the stop.
+    /// </summary>
+    private Task Watch(Task task, Action<Exception> fail) =>
         task.ContinueWith(
             t =>
             {
-                if (t.Exception?.InnerException is { } error && error is not OperationCanceledException)
+                switch (t.Exception?.InnerException)
                 {
-                    fail(error);
+                    case OperatorException error:
+                        fail(error);
+                        break;
+                    case { } other when other is not OperationCanceledException:
+                        _logger.LogWarning("A background task of the pipeline ended: {Error}", FailureClassifier.Describe(other));
+                        break;
                 }
             },
             TaskScheduler.Default);

@@ -48,6 +48,7 @@ public sealed class ReplicationReader : IAsyncDisposable
     // Read by the acknowledgement loop on another thread: whether the last message decoded left
     // no transaction open, and how many messages have been decoded so far.
     private volatile bool _betweenTransactions = true;
+    private volatile bool _streamEnded;
     private long _decodedMessages;
 
     public ReplicationReader(ReaderOptions options, ILogger logger)
@@ -129,11 +130,18 @@ public sealed class ReplicationReader : IAsyncDisposable
             _options.Slot, _options.Publication, from, serverVersion, v2 ? 2 : 1, UsesBinary, UsesStreaming);
 
         var slot = new PgOutputReplicationSlot(_options.Slot);
-        await foreach (var message in _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions))
+        try
         {
-            var length = await ReadPayloadAsync(message.Data, cancellationToken);
-            await DecodeAsync(sink, length, cancellationToken);
-            Interlocked.Increment(ref _decodedMessages);
+            await foreach (var message in _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions))
+            {
+                var length = await ReadPayloadAsync(message.Data, cancellationToken);
+                await DecodeAsync(sink, length, cancellationToken);
+                Interlocked.Increment(ref _decodedMessages);
+            }
+        }
+        finally
+        {
+            _streamEnded = true;
         }
     }
 
@@ -162,13 +170,22 @@ public sealed class ReplicationReader : IAsyncDisposable
     public async Task AcknowledgeAsync(NpgsqlLogSequenceNumber lsn, CancellationToken cancellationToken)
     {
         var connection = _connection;
-        if (connection is null || lsn == default)
+        if (connection is null || lsn == default || _streamEnded)
         {
             return;
         }
 
-        connection.SetReplicationStatus(lsn);
-        await connection.SendStatusUpdate(cancellationToken);
+        try
+        {
+            connection.SetReplicationStatus(lsn);
+            await connection.SendStatusUpdate(cancellationToken);
+        }
+        catch (Exception) when (_streamEnded)
+        {
+            // The stream ended while the update was sent (a clean stop closes it under the
+            // acknowledger; Npgsql then throws from inside its feedback code). The final position
+            // is recorded through SQL after the stop.
+        }
     }
 
     public async ValueTask DisposeAsync()
