@@ -89,7 +89,9 @@ internal static class DemoCommand
             {
                 var started = _time.GetTimestamp();
                 worker.Start();
-                await WaitAsync("the worker to start", () => Task.FromResult(worker.Running), worker, ct);
+                // Creating the slot waits for every open transaction on the server (a shared CDCSYNC_DB
+                // may be busy): that step gets longer than the others, and says what it waits for.
+                await WaitAsync("the worker to start streaming", () => Task.FromResult(worker.Running), worker, ct, TimeSpan.FromMinutes(3));
                 Step($"worker running examples/salesforce-netsuite.json (slot {options.Hub.Slot}, policy last_write_wins)", started);
 
                 // Create Accounts in Salesforce; each must appear in NetSuite and be linked back.
@@ -245,14 +247,15 @@ internal static class DemoCommand
                 .Build());
         }
 
-        private async Task WaitAsync(string what, Func<Task<bool>> condition, Worker worker, CancellationToken ct)
+        private async Task WaitAsync(string what, Func<Task<bool>> condition, Worker worker, CancellationToken ct, TimeSpan? atLeast = null)
         {
             var start = _time.GetTimestamp();
+            var limit = atLeast is { } floor && floor > stepTimeout ? floor : stepTimeout;
             while (!await condition())
             {
-                if (_time.GetElapsedTime(start) > stepTimeout)
+                if (_time.GetElapsedTime(start) > limit)
                 {
-                    throw new OperatorException($"demo: timed out after {stepTimeout.TotalSeconds:0} s waiting for {what} (worker: {worker.Describe()}); the worker's warnings are above.");
+                    throw new OperatorException($"demo: timed out after {limit.TotalSeconds:0} s waiting for {what} (worker: {worker.Describe()}); the worker's warnings are above.");
                 }
 
                 await Task.Delay(TimeSpan.FromMilliseconds(50), _time, ct);

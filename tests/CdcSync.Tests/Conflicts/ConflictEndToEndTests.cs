@@ -1,3 +1,4 @@
+using CdcSync.Tests.Pipeline;
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Conflicts;
@@ -54,7 +55,7 @@ public sealed class ConflictEndToEndTests
         var worker = new Worker(options, source, _logs.Factory);
         try
         {
-            worker.Start();
+            await worker.StartAsync();
             var account = salesforce.Insert("Account", new JsonObject { ["Name"] = "Conflict Co", ["Phone"] = "(415) 555-0100", ["BillingCity"] = "Oakland" });
             long customer = 0;
             await WaitAsync("the customer in NetSuite, linked back", async () =>
@@ -72,7 +73,7 @@ public sealed class ConflictEndToEndTests
             netsuite.EditRecord("customer", customer, new JsonObject { ["phone"] = "4155550188" });
 
             await CatchUpAsync(options, source);
-            worker.Start();
+            await worker.StartAsync();
             await WaitAsync("both systems to hold the decision", () => Task.FromResult(
                 Digits(salesforce.Get(account)?["Phone"]) == winner && Digits(netsuite.GetCustomer(customer)?["phone"]) == winner), worker);
             await Task.Delay(TimeSpan.FromSeconds(3));        // nothing flips afterwards
@@ -108,7 +109,7 @@ public sealed class ConflictEndToEndTests
         var worker = new Worker(options, source, _logs.Factory);
         try
         {
-            worker.Start();
+            await worker.StartAsync();
             var account = salesforce.Insert("Account", new JsonObject { ["Name"] = "Manual Co", ["Phone"] = "(415) 555-0100" });
             long customer = 0;
             await WaitAsync("the customer in NetSuite, linked back", async () =>
@@ -124,7 +125,7 @@ public sealed class ConflictEndToEndTests
             await Task.Delay(TimeSpan.FromSeconds(1.2));
             netsuite.EditRecord("customer", customer, new JsonObject { ["phone"] = "4155550188", ["companyName"] = "Manual Company" });
             await CatchUpAsync(options, source);
-            worker.Start();
+            await worker.StartAsync();
 
             var service = new ConflictService(source);
             await WaitAsync("an open conflict", async () => (await service.ListAsync(false, null, 10, CancellationToken.None)).Count == 1, worker);
@@ -225,9 +226,20 @@ public sealed class ConflictEndToEndTests
         private Task? _run;
         private PipelineRunner? _runner;
 
-        public string Describe() => $"{_runner?.Health} {_runner?.LastError}";
+        public string Describe() => $"{_runner?.Health} {_runner?.Stage} {_runner?.LastError}";
 
-        public void Start()
+        /// <summary>Starts the pipeline and waits until it streams (creating the slot may wait for other suites' transactions).</summary>
+        public async Task StartAsync()
+        {
+            Start();
+            await TestPipeline.WaitUntilAsync(() => Task.FromResult(_runner!.Health == PipelineHealth.Running || _run!.IsCompleted), TestPipeline.StreamingTimeout);
+            if (_run!.IsFaulted)
+            {
+                await _run;
+            }
+        }
+
+        private void Start()
         {
             _stop = new CancellationTokenSource();
             _runner = new PipelineRunner(

@@ -17,7 +17,8 @@ namespace CdcSync.Tests.Deploy;
 /// </summary>
 public sealed partial class DeploymentTests
 {
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(50);
+    // Ready means streaming, and creating the slot waits for every open transaction on the shared test server.
+    private static readonly TimeSpan ReadyTimeout = CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout;
 
     /// <summary>What /app holds in the image (Dockerfile: the publish output, and examples/).</summary>
     private static string Bin => AppContext.BaseDirectory.TrimEnd('/');

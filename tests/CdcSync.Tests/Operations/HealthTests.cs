@@ -49,7 +49,7 @@ public sealed class HealthTests
         try
         {
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
-            await TestPipeline.WaitUntilAsync(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK || run.IsCompleted, TimeSpan.FromSeconds(30));
+            await TestPipeline.WaitUntilAsync(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK || run.IsCompleted, TestPipeline.StreamingTimeout);
             Assert.False(run.IsCompleted, run.Exception?.ToString());
             await TestPipeline.ExecuteAsync(hub, "INSERT INTO sf_accounts (name) VALUES ('Before outage')");
             await TestPipeline.WaitUntilAsync(() => Task.FromResult(sandbox.Records("Account").Count == 1), TimeSpan.FromSeconds(30));
