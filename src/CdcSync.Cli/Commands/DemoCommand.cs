@@ -367,7 +367,7 @@ internal static class DemoCommand
                 {
                     try
                     {
-                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubWriter.Quote(database)}", conn);
+                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubWriter.Quote(database)}", conn) { CommandTimeout = 180 };
                         await create.ExecuteNonQueryAsync(ct);
                     }
                     catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
@@ -416,7 +416,8 @@ internal static class DemoCommand
                 await slots.ExecuteNonQueryAsync();
             }
 
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubWriter.Quote(_database)} WITH (FORCE)", conn);
+            // DROP DATABASE waits for a checkpoint: over 30 s (the default command timeout) on a busy server.
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubWriter.Quote(_database)} WITH (FORCE)", conn) { CommandTimeout = 180 };
             await drop.ExecuteNonQueryAsync();
         }
 

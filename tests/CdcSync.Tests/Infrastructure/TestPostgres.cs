@@ -74,7 +74,8 @@ public static class TestPostgres
         await using (var conn = new NpgsqlConnection(admin))
         {
             await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{dbName}\"", conn);
+            // CREATE and DROP DATABASE wait for checkpoints: longer than the default 30 s on a busy server.
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{dbName}\"", conn) { CommandTimeout = 180 };
             await cmd.ExecuteNonQueryAsync();
         }
 
@@ -103,7 +104,7 @@ public static class TestPostgres
             await drop.ExecuteNonQueryAsync();
         }
 
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
+        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn) { CommandTimeout = 180 };
         await cmd.ExecuteNonQueryAsync();
     }
 
