@@ -77,8 +77,11 @@ public sealed class TransformTests
         var db = await TestPostgres.CreateDatabaseAsync();
         var dir = Repo.CopyScripts();
         await File.WriteAllTextAsync(Path.Combine(dir, "transforms", "tests", "zz_slow.sql"), "-- test: slow\nSELECT pg_sleep(60);\n");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"), "transforms", "test", "--scripts", dir, "--filter", "slow" })
+        // Started as from a terminal: a test run launched in the background of a non-interactive
+        // shell (nohup, CI runners) inherits SIGINT ignored, and an ignored signal stays ignored
+        // across exec, so Ctrl-C would never reach the command. env resets it to the default.
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"), "transforms", "test", "--scripts", dir, "--filter", "slow" })
         {
             start.ArgumentList.Add(a);
         }
