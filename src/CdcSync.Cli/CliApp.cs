@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using CdcSync.Cli.Commands;
+using CdcSync.Configuration;
 
 namespace CdcSync.Cli;
 
@@ -89,12 +90,7 @@ internal static class CliApp
         var names = token.StartsWith('-')
             ? command.Options.SelectMany(o => o.Aliases.Prepend(o.Name))
             : command.Subcommands.Select(c => c.Name);
-        var best = names
-            .Select(n => (Name: n, Distance: Distance(n, token)))
-            .Where(c => c.Distance <= Math.Max(2, token.Length / 3))
-            .OrderBy(c => c.Distance)
-            .FirstOrDefault();
-        return best.Name is null ? string.Empty : $"; did you mean {best.Name}?";
+        return DidYouMean.Closest(token, names) is { } best ? $"; did you mean {best}?" : string.Empty;
     }
 
     private static string CommandPath(CommandResult result)
@@ -110,26 +106,6 @@ internal static class CliApp
 
         names.Reverse();
         return string.Join(' ', names);
-    }
-
-    /// <summary>Levenshtein distance: one-letter edits between a typed name and a known one.</summary>
-    private static int Distance(string a, string b)
-    {
-        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var current = new int[b.Length + 1];
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1;
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-            }
-
-            previous = current;
-        }
-
-        return previous[b.Length];
     }
 }
 

@@ -353,10 +353,8 @@ public static class ConfigSchema
     private static string Unknown(IConfigurationSection section, IEnumerable<string> known)
     {
         var names = known.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var closest = names.Select(n => (Name: n, Distance: Distance(n.ToLowerInvariant(), section.Key.ToLowerInvariant())))
-            .OrderBy(c => c.Distance).FirstOrDefault();
-        var hint = closest.Name is not null && closest.Distance <= Math.Max(2, section.Key.Length / 3)
-            ? $"did you mean {Parent(section.Path)}{closest.Name}?"
+        var hint = DidYouMean.Closest(section.Key, names) is { } closest
+            ? $"did you mean {Parent(section.Path)}{closest}?"
             : $"known keys here: {string.Join(", ", names.Order(StringComparer.Ordinal))}.";
         return $"Config key {section.Path} is not a setting CdcSync knows; {hint}";
     }
@@ -365,24 +363,5 @@ public static class ConfigSchema
     {
         var at = path.LastIndexOf(':');
         return at < 0 ? string.Empty : path[..(at + 1)];
-    }
-
-    /// <summary>Levenshtein distance: how many one-letter edits turn one key into another.</summary>
-    private static int Distance(string a, string b)
-    {
-        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var current = new int[b.Length + 1];
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-
-            previous = current;
-        }
-
-        return previous[b.Length];
     }
 }
