@@ -70,8 +70,16 @@ internal static class CliApp
     {
         var command = parse.CommandResult.Command;
         var unmatched = parse.UnmatchedTokens.ToHashSet(StringComparer.Ordinal);
+        // A mistyped verb ("cdcsync stauts") also leaves its parent without a verb; that second
+        // error ("Required command was not provided") says the same thing less helpfully.
+        var mistypedVerb = unmatched.Count > 0 && command.Subcommands.Count > 0;
         foreach (var e in parse.Errors)
         {
+            if (mistypedVerb && e.SymbolResult == parse.CommandResult && !unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)))
+            {
+                continue;
+            }
+
             var hint = unmatched.FirstOrDefault(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)) is { } token ? Suggest(command, token) : string.Empty;
             await error.WriteLineAsync($"error: {(hint.Length > 0 ? e.Message.TrimEnd('.') : e.Message)}{hint}");
         }
