@@ -89,6 +89,10 @@ public sealed class ResyncTests
         var status = await TestPipeline.TextAsync(h.Hub, "SELECT status FROM cdc.resync_jobs");
         Assert.True(status == "running", $"resync job is {status} after the kill.\n{log.Tail()}");
         using var second = CrashWorker.Start(h.ConfigPath, dir, log, 2);
+        // The command says "no worker is running" (exit 1) while the new worker has not taken the
+        // lease yet, which it does a moment after it starts.
+        await TestPipeline.WaitUntilAsync(() => Task.FromResult(log.Contains(2, "Holding the lease") || second.HasExited), TimeSpan.FromSeconds(60));
+        Assert.False(second.HasExited, log.Tail());
         // Running the same command again follows the same job instead of starting over.
         var (again, output, errors) = await OpsHarness.CliAsync("resync", "--config", h.ConfigPath, "--connector", "a", "--table", "public.items", "--batch-size", "5");
         Assert.True(again == 0, $"resync exited {again}: {output}{errors}\n{log.Tail()}");
