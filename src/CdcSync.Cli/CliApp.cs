@@ -75,12 +75,13 @@ internal static class CliApp
         var mistypedVerb = unmatched.Count > 0 && command.Subcommands.Count > 0;
         foreach (var e in parse.Errors)
         {
-            if (mistypedVerb && e.SymbolResult == parse.CommandResult && !unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)))
+            var token = unmatched.FirstOrDefault(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal));
+            if (token is null && mistypedVerb && e.SymbolResult == parse.CommandResult)
             {
                 continue;
             }
 
-            var hint = unmatched.FirstOrDefault(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)) is { } token ? Suggest(command, token) : string.Empty;
+            var hint = token is null ? string.Empty : Suggest(command, token);
             await error.WriteLineAsync($"error: {(hint.Length > 0 ? e.Message.TrimEnd('.') : e.Message)}{hint}");
         }
 
