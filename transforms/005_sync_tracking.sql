@@ -107,6 +107,14 @@ BEGIN
         IF NOT FOUND THEN
             CONTINUE;                                   -- nothing known to compare with: the system's value applies
         END IF;
+        IF inc_stamp < base.source_modified_at THEN
+            -- The system held the base at a later stamp (one of our writes, its stamp read back,
+            -- or a later read): this row was read before that, its value of the field is older
+            -- than what the system holds. Not an edit; the next read brings the current version.
+            r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+            kept := kept || k;
+            CONTINUE;
+        END IF;
         IF inc IS NOT DISTINCT FROM base.value THEN
             -- The system did not change the field; the hub's value is newer (pending outbound)
             -- and a stale re-read must not revert it.
@@ -448,6 +456,47 @@ BEGIN
         -- A value the column type cannot take (the system answered in a form the mapping does not
         -- expect) must not stop the pipeline: that record is written as before, without a precondition.
         RAISE WARNING 'cdc.outbound_held_fields: % row % not compared (%); written without a precondition', p_object, r.key, SQLERRM;
+      END;
+    END LOOP;
+END $$;
+
+-- The outbound check, one query per collection or record: which of the fields about to be written
+-- must not be written, and why.
+--   superseded  the hub no longer holds the value being written (it moved on since the change was
+--               committed: a later change, or the system's own newer edit already read in, which
+--               the system holds). Writing it would put an older value over a newer one; whatever
+--               the hub holds now reaches the system with its own change, or is there already.
+--   edited      the system changed the field since it was last read from or written to (its current
+--               value differs from the base and from the hub's): decided now (cdc.decide_held_fields).
+-- p_written: {"<hub id>": {"<column>": <value being written>}}; p_current: {"<hub id>": {"<column>":
+-- <value the system holds now, as it returned it>}} (may leave out records or columns it did not
+-- read). Both are cast through the staging table's row type, so they compare as the triggers store.
+CREATE OR REPLACE FUNCTION cdc.outbound_skipped_fields(p_object text, p_written jsonb, p_current jsonb)
+RETURNS TABLE (record_key text, field text, reason text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT e.key, e.value AS written, coalesce(p_current -> e.key, '{}') AS current
+               FROM jsonb_each(coalesce(p_written, '{}')) e LOOP
+      BEGIN
+        RETURN QUERY EXECUTE format(
+            'SELECT $1, k.f,
+                    CASE WHEN (to_jsonb(w) -> k.f) IS DISTINCT FROM (to_jsonb(h) -> k.f) THEN ''superseded'' ELSE ''edited'' END
+               FROM jsonb_object_keys($2) AS k(f)
+               CROSS JOIN jsonb_populate_record(NULL::public.%I, $2) AS w
+               CROSS JOIN jsonb_populate_record(NULL::public.%I, $3) AS c
+               JOIN public.%I h ON h.hub_id::text = $1
+               LEFT JOIN cdc.sync_base b ON b.object = $4 AND b.record_key = $1 AND b.field = k.f
+              WHERE (to_jsonb(w) -> k.f) IS DISTINCT FROM (to_jsonb(h) -> k.f)
+                 OR ($3 ? k.f AND b.record_key IS NOT NULL
+                     AND (to_jsonb(c) -> k.f) IS DISTINCT FROM b.value
+                     AND (to_jsonb(c) -> k.f) IS DISTINCT FROM (to_jsonb(h) -> k.f))', p_object, p_object, p_object)
+        USING r.key, r.written, r.current, p_object;
+      EXCEPTION WHEN data_exception THEN
+        -- A value the column type cannot take (the system answered in a form the mapping does not
+        -- expect) must not stop the pipeline: that record is written as before, without a check.
+        RAISE WARNING 'cdc.outbound_skipped_fields: % row % not compared (%); written without a check', p_object, r.key, SQLERRM;
       END;
     END LOOP;
 END $$;

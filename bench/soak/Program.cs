@@ -29,7 +29,10 @@ internal static class Program
         ("Phone", "phone", "phone", "phone"),
         ("Name", "companyName", "name", "companyname"),
         ("Website", "url", "website", "url"),
+        ("BillingCity", "addressBook", "billingcity", "addressbook"), // NetSuite: the default billing line's city
     ];
+
+    private const int City = 3;
 
     public static async Task<int> Main(string[] args)
     {
@@ -87,11 +90,12 @@ internal static class Program
             {
                 sfIds.Add(salesforce.Insert("Account", new JsonObject
                 {
-                    ["Name"] = $"SF Soak {i}", ["Phone"] = $"41555{i:00000}", ["Website"] = $"https://sf{i}.example",
+                    ["Name"] = $"SF Soak {i}", ["Phone"] = $"41555{i:00000}", ["Website"] = $"https://sf{i}.example", ["BillingCity"] = $"Oakland {i}",
                 }));
                 nsIds.Add(netsuite.SeedCustomer(new JsonObject
                 {
                     ["companyName"] = $"NS Soak {i}", ["phone"] = $"51255{i:00000}", ["url"] = $"https://ns{i}.example",
+                    ["addressBook"] = new JsonObject { ["items"] = new JsonArray(BillingLine($"Austin {i}")) },
                 }));
             }
 
@@ -124,6 +128,22 @@ internal static class Program
                     if (onSalesforce)
                     {
                         salesforce.Update(pairs[pair].Sf, new JsonObject { [Fields[field].Sf] = value });
+                    }
+                    else if (field == City)
+                    {
+                        // As a user edits an address in NetSuite: the default billing line, other lines kept.
+                        var lines = (netsuite.GetCustomer(pairs[pair].Ns)!["addressBook"]?["items"] as JsonArray ?? []).Select(l => l!.DeepClone()).ToList();
+                        var billing = lines.FirstOrDefault(l => l!["defaultBilling"]?.GetValue<bool>() == true);
+                        if (billing is null)
+                        {
+                            lines.Add(BillingLine(value));
+                        }
+                        else
+                        {
+                            billing["addressBookAddress"]!["city"] = value;
+                        }
+
+                        netsuite.EditRecord("customer", pairs[pair].Ns, new JsonObject { ["addressBook"] = new JsonObject { ["items"] = new JsonArray([.. lines]) } }, "addressBook");
                     }
                     else
                     {
@@ -177,7 +197,7 @@ internal static class Program
                 .ToDictionary(x => x.Id);
             var lastEdit = edits.GroupBy(e => (e.Pair, e.Field)).ToDictionary(g => g.Key, g => g.OrderBy(e => e.At).Last());
             int agreeing = 0, pairsAtLastEdit = 0, pairsAtDecision = 0, disagreeing = 0, atOlderEdit = 0;
-            var examples = new List<string>();
+            var wrong = new List<(int Pair, int Field, string What)>();
             for (var p = 0; p < pairs.Count; p++)
             {
                 var sf = salesforce.Get(pairs[p].Sf)!;
@@ -187,15 +207,11 @@ internal static class Program
                 for (var f = 0; f < Fields.Length; f++)
                 {
                     var sfValue = Normalize(f, sf[Fields[f].Sf]?.ToString());
-                    var nsValue = Normalize(f, ns[Fields[f].Ns]?.ToString());
+                    var nsValue = Normalize(f, f == City ? BillingCity(ns) : ns[Fields[f].Ns]?.ToString());
                     if (sfValue != nsValue)
                     {
                         pairOk = false;
-                        if (examples.Count < 8)
-                        {
-                            examples.Add($"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: Salesforce '{sfValue}', NetSuite '{nsValue}'");
-                        }
-
+                        wrong.Add((p, f, $"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: Salesforce '{sfValue}', NetSuite '{nsValue}'"));
                         continue;
                     }
 
@@ -213,11 +229,8 @@ internal static class Program
 
                     pairOk = false;
                     atOlderEdit++;
-                    if (examples.Count < 8)
-                    {
-                        var kept = edits.Where(e => e.Pair == p && e.Field == f && Normalize(f, e.Value) == sfValue).Select(e => e.At).DefaultIfEmpty().Max();
-                        examples.Add($"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: both '{sfValue}' (edited {kept:HH:mm:ss.fff}), last edit '{last.Value}' in {(last.OnSalesforce ? "Salesforce" : "NetSuite")} at {last.At:HH:mm:ss.fff}, no conflict recorded");
-                    }
+                    var kept = edits.Where(e => e.Pair == p && e.Field == f && Normalize(f, e.Value) == sfValue).Select(e => e.At).DefaultIfEmpty().Max();
+                    wrong.Add((p, f, $"{pairs[p].Sf}/{pairs[p].Ns} {Fields[f].Sf}: both '{sfValue}' (edited {kept:HH:mm:ss.fff}), last edit '{last.Value}' in {(last.OnSalesforce ? "Salesforce" : "NetSuite")} at {last.At:HH:mm:ss.fff}, no conflict recorded"));
                 }
 
                 if (pairOk)
@@ -248,10 +261,7 @@ internal static class Program
             Console.WriteLine($"conflicts recorded: {decided.Count} decided, {openConflicts} open; dead letters: {deadLetters}");
             Console.WriteLine($"records: {sfCount} Accounts, {nsCount} customers (one side only: {Math.Abs(sfCount - nsCount) + (2 * a.Records - pairs.Count)})");
             Console.WriteLine($"writes: {totalWrites} (Salesforce {salesforce.Stats.Writes}, NetSuite {netsuite.Stats.Writes}; {createWrites} during creation); bound 2 x {edits.Count} edits + 3 x {2 * a.Records} creates = {bound}");
-            foreach (var e in examples)
-            {
-                Console.WriteLine("  e.g. " + e);
-            }
+            await PrintWrongAsync(db, wrong, pairs, edits, hubIds);
 
             var pass = disagreeing == 0 && sfCount == nsCount && pairs.Count == 2 * a.Records && totalWrites <= bound;
             Console.WriteLine(pass ? "PASS" : "FAIL");
@@ -270,6 +280,50 @@ internal static class Program
         }
     }
 
+    /// <summary>For every field that ended wrong: the edits of that record in order, then what the hub recorded for it.</summary>
+    private static async Task PrintWrongAsync(NpgsqlConnection db, List<(int Pair, int Field, string What)> wrong, List<(string Sf, long Ns)> pairs, List<Edit> edits, Dictionary<string, (string Id, Guid Account, Guid? Customer)> hubIds)
+    {
+        foreach (var (pair, field, what) in wrong)
+        {
+            Console.WriteLine($"  wrong: {what}");
+            foreach (var e in edits.Where(e => e.Pair == pair).OrderBy(e => e.At))
+            {
+                Console.WriteLine($"    {e.At:HH:mm:ss.fff} edit in {(e.OnSalesforce ? "Salesforce" : "NetSuite  ")} {Fields[e.Field].Sf} = '{e.Value}'{(e.Field == field ? "  <--" : "")}");
+            }
+
+            if (!hubIds.TryGetValue(pairs[pair].Sf, out var ids))
+            {
+                continue;
+            }
+
+            var keys = new[] { ids.Account.ToString(), ids.Customer?.ToString() ?? "" };
+            var columns = new[] { Fields[field].SfColumn, Fields[field].NsColumn };
+            foreach (var row in await db.QueryAsync<(DateTime At, string Line)>(
+                """
+                SELECT applied_at, format('%s %s %s %s', connector, direction, object, changes::text) FROM cdc.audit_log
+                 WHERE record_key = ANY(@keys) AND changes ?| @columns
+                UNION ALL
+                SELECT created_at, format('CONFLICT %s.%s base %s hub %s (%s %s) incoming %s (%s %s): %s', object, field, base_value, hub_value, hub_system,
+                       to_char(hub_modified_at, 'HH24:MI:SS.MS'), incoming_value, incoming_system, to_char(incoming_modified_at, 'HH24:MI:SS.MS'), decision)
+                  FROM cdc.conflicts WHERE record_key = ANY(@keys) AND field = ANY(@columns)
+                ORDER BY 1
+                """, new { keys, columns }))
+            {
+                Console.WriteLine($"    {row.At:HH:mm:ss.fff} hub: {row.Line}");
+            }
+        }
+    }
+
+    private static JsonObject BillingLine(string city) => new()
+    {
+        ["label"] = "Billing", ["defaultBilling"] = true, ["defaultShipping"] = false,
+        ["addressBookAddress"] = new JsonObject { ["addr1"] = "1 Main St", ["city"] = city, ["country"] = "US" },
+    };
+
+    private static string? BillingCity(JsonObject customer) =>
+        (customer["addressBook"]?["items"] as JsonArray ?? [])
+            .FirstOrDefault(l => l?["defaultBilling"]?.GetValue<bool>() == true)?["addressBookAddress"]?["city"]?.ToString();
+
     private static List<(string Sf, long Ns)> Linked(SalesforceSandbox salesforce, NetSuiteSandbox netsuite) =>
         salesforce.Records("Account")
             .Select(r => (Sf: r["Id"]!.ToString(), Ns: long.TryParse(r["NetSuite_Id__c"]?.ToString(), out var ns) ? ns : 0))
@@ -281,6 +335,7 @@ internal static class Program
     {
         0 => $"6{(side == "s" ? 1 : 2)}0{n % 10_000_000:0000000}",
         1 => $"Soak {side}{n} p{pair}",
+        City => $"City {side}{n} p{pair}",
         _ => $"https://{side}{n}.p{pair}.example",
     };
 

@@ -96,10 +96,13 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     /// <summary>Adds a record of any type directly, as a user in the NetSuite UI would.</summary>
     public long SeedRecord(string recordType, JsonObject fields) => _store.Create(Type(recordType), fields, viaApi: false);
 
-    /// <summary>Edits a record directly, as a user in the NetSuite UI would (stamps lastModifiedDate).</summary>
-    public void EditRecord(string recordType, long internalId, JsonObject fields)
+    /// <summary>
+    /// Edits a record directly, as a user in the NetSuite UI would (stamps lastModifiedDate). Sublist
+    /// lines are added to the record's, unless the sublist is named in <paramref name="replaceSublists"/>.
+    /// </summary>
+    public void EditRecord(string recordType, long internalId, JsonObject fields, params string[] replaceSublists)
     {
-        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>(), viaApi: false))
+        if (!_store.Update(Type(recordType), internalId, fields, new HashSet<string>(replaceSublists, StringComparer.Ordinal), viaApi: false))
         {
             throw new KeyNotFoundException($"No {recordType} with internal id {internalId}.");
         }

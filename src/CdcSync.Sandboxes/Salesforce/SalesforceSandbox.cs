@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -57,6 +58,12 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
     /// <summary>What the sandbox does to values it receives over the API (also the <c>normalize</c> fault knob).</summary>
     public ValueNormalizer Normalizer { get; } = new();
+
+    /// <summary>
+    /// For tests that fix an order of events: run before an API request (method, path and query) is
+    /// handled, e.g. a user's edit that lands right before a given write.
+    /// </summary>
+    public Func<string, string, Task>? BeforeRequest { get; set; }
 
     /// <summary>Starts the sandbox and returns once it accepts connections.</summary>
     public static async Task<SalesforceSandbox> StartAsync(SalesforceSandboxOptions options, CancellationToken cancellationToken) =>
@@ -204,6 +211,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         {
             await next();
             return;
+        }
+
+        if (BeforeRequest is { } before)
+        {
+            await before(context.Request.Method, path + context.Request.QueryString);
         }
 
         var isToken = path.StartsWithSegments("/services/oauth2", StringComparison.Ordinal);
@@ -513,9 +525,39 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return Error(404, "NOT_FOUND", "The requested resource does not exist");
         }
 
+        // Conditional update (REST API "Conditional Request Headers"): If-Unmodified-Since is compared
+        // with the record's LastModifiedDate to the second, as HTTP dates go; a later one answers 412.
+        DateTimeOffset? unmodifiedSince = null;
+        if (request.Headers.IfUnmodifiedSince.Count > 0)
+        {
+            if (!DateTimeOffset.TryParseExact(request.Headers.IfUnmodifiedSince.ToString(), "R", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var since))
+            {
+                return Error(400, "INVALID_HEADER_TYPE", $"If-Unmodified-Since must be an HTTP date, e.g. {DateTimeOffset.UnixEpoch.ToString("R", CultureInfo.InvariantCulture)}");
+            }
+
+            unmodifiedSince = since;
+        }
+
         return await WithBodyAsync(request, body =>
         {
-            var result = Locked(() => _store.Update(schema, id, Normalize(schema, body)));
+            var result = Locked(() =>
+            {
+                if (unmodifiedSince is { } since
+                    && SalesforceIds.Normalize(id) is { } key
+                    && _store.Get(key) is { } current
+                    && DateTimeOffset.TryParse(current.Fields["LastModifiedDate"]?.ToString()?.Replace("+0000", "Z", StringComparison.Ordinal), CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var modified)
+                    && modified.UtcTicks - (modified.UtcTicks % TimeSpan.TicksPerSecond) > since.UtcTicks)
+                {
+                    return null;
+                }
+
+                return _store.Update(schema, id, Normalize(schema, body));
+            });
+            if (result is null)
+            {
+                return Error(412, "PRECONDITION_FAILED", "The requested resource has been modified since the If-Unmodified-Since date.");
+            }
+
             CountWrites(schema, [result]);
             return result.Success ? Results.NoContent()
                 : result.Errors[0].StatusCode is "INVALID_CROSS_REFERENCE_KEY" or "MALFORMED_ID" ? Error(404, "NOT_FOUND", "The requested resource does not exist")

@@ -128,6 +128,7 @@ public sealed class HubWriter(NpgsqlDataSource hub)
                 ["operation"] = write.Operation,
                 ["changes"] = write.Changes.DeepClone(),
                 ["commit_lsn"] = write.CommitLsn.ToString(),
+                ["stamp"] = write.SystemStamp?.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture),
             });
         }
 
@@ -258,4 +259,11 @@ public sealed class HubWriter(NpgsqlDataSource hub)
 public sealed record WriteBack(object Key, IReadOnlyDictionary<string, object?> Values);
 
 /// <summary>A write a system acknowledged: the staging row, the system's id, and the fields written (before/after).</summary>
-public sealed record OutboundWrite(string Object, string RecordKey, string? RecordId, string Operation, JsonObject Changes, NpgsqlLogSequenceNumber CommitLsn);
+public sealed record OutboundWrite(string Object, string RecordKey, string? RecordId, string Operation, JsonObject Changes, NpgsqlLogSequenceNumber CommitLsn)
+{
+    /// <summary>
+    /// The system's modified stamp of the record after this write, read back from the system; null
+    /// when unknown. An inbound row with an older stamp was read before the write landed.
+    /// </summary>
+    public DateTimeOffset? SystemStamp { get; init; }
+}

@@ -108,45 +108,4 @@ public sealed class OutboundPreconditionTests
     }
 
     private static string Digits(JsonNode? phone) => new((phone?.ToString() ?? string.Empty).Where(char.IsAsciiDigit).ToArray());
-
-    /// <summary>Runs an action once, inside the connector's WriteAsync, before the first batch carrying an update of the table.</summary>
-    private sealed class EditBeforeWrite(string table)
-    {
-        private Func<Task>? _action;
-
-        public bool Fired { get; private set; }
-
-        public void Arm(Func<Task> action) => _action = action;
-
-        public IOutboundConnector Wrap(IOutboundConnector inner) => new Wrapped(inner, this);
-
-        private async Task BeforeAsync(IReadOnlyList<ChangeEvent> changes)
-        {
-            if (_action is { } action && changes.Any(c => c.Relation.Name == table && c.Kind == ChangeKind.Update))
-            {
-                _action = null;
-                await action();
-                Fired = true;
-            }
-        }
-
-        private sealed class Wrapped(IOutboundConnector inner, EditBeforeWrite gate) : IOutboundConnector
-        {
-            public string Name => inner.Name;
-
-            public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) => inner.ReadCheckpointAsync(cancellationToken);
-
-            public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
-            {
-                await gate.BeforeAsync(changes);
-                await inner.WriteAsync(changes, cancellationToken);
-            }
-
-            public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) => inner.CommitAsync(checkpoint, cancellationToken);
-
-            public Task AbortAsync(CancellationToken cancellationToken) => inner.AbortAsync(cancellationToken);
-
-            public ValueTask DisposeAsync() => inner.DisposeAsync();
-        }
-    }
 }

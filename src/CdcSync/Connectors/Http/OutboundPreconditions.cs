@@ -22,32 +22,37 @@ internal static class OutboundPreconditions
         "Fields an outbound update did not write because the system changed them since the last sync (the inbound poll brings the edit in and the conflict policy decides).",
         "connector", "table");
 
+    private static readonly Counter Superseded = Metrics.CreateCounter(
+        "cdcsync_outbound_fields_superseded_total",
+        "Fields an outbound update did not write because the hub no longer held the value (a newer change of the field, or the system's own newer edit, had arrived since).",
+        "connector", "table");
+
     /// <summary>
-    /// The fields not to write, as (hub key, column). <paramref name="current"/>: per hub key, the
-    /// columns about to be written with the values the system holds now, as the system returned them.
+    /// The fields not to write (<c>cdc.outbound_skipped_fields</c>), as (hub key, column):
+    /// <c>Superseded</c>, the hub no longer holds the value being written (never write an older value
+    /// over a newer one); <c>Held</c>, the system changed the field since the last sync (to decide
+    /// with <see cref="DecideAsync"/>). <paramref name="written"/>: per hub key, the columns about to be
+    /// written with their values (the "after" of the write's changes); <paramref name="current"/>: per
+    /// hub key, the values the system holds now for those columns, as the system returned them.
     /// </summary>
-    public static async Task<HashSet<(string Key, string Column)>> HeldAsync(
-        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
+    public static async Task<(HashSet<(string Key, string Column)> Held, HashSet<(string Key, string Column)> Superseded)> CheckAsync(
+        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> written, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
     {
         var held = new HashSet<(string, string)>();
-        if (current.Count == 0)
+        var superseded = new HashSet<(string, string)>();
+        if (written.Count == 0)
         {
-            return held;
+            return (held, superseded);
         }
 
-        var document = new JsonObject();
-        foreach (var (key, values) in current)
-        {
-            document[key] = values.DeepClone();
-        }
-
-        await using var cmd = hub.CreateCommand("SELECT record_key, field FROM cdc.outbound_held_fields($1, $2)");
+        await using var cmd = hub.CreateCommand("SELECT record_key, field, reason FROM cdc.outbound_skipped_fields($1, $2, $3)");
         cmd.Parameters.Add(new NpgsqlParameter { Value = table });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = document.ToJsonString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Document(written), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Document(current), NpgsqlDbType = NpgsqlDbType.Jsonb });
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            held.Add((reader.GetString(0), reader.GetString(1)));
+            (reader.GetString(2) == "superseded" ? superseded : held).Add((reader.GetString(0), reader.GetString(1)));
         }
 
         if (held.Count > 0)
@@ -55,7 +60,35 @@ internal static class OutboundPreconditions
             Held.WithLabels(connector, table).Inc(held.Count);
         }
 
-        return held;
+        if (superseded.Count > 0)
+        {
+            Superseded.WithLabels(connector, table).Inc(superseded.Count);
+        }
+
+        return (held, superseded);
+    }
+
+    /// <summary>The "after" values of a write's changes document, per column.</summary>
+    public static JsonObject Written(JsonObject changes)
+    {
+        var values = new JsonObject();
+        foreach (var (column, change) in changes)
+        {
+            values[column] = change?["after"]?.DeepClone();
+        }
+
+        return values;
+    }
+
+    private static string Document(IReadOnlyDictionary<string, JsonObject> perKey)
+    {
+        var document = new JsonObject();
+        foreach (var (key, values) in perKey)
+        {
+            document[key] = values.DeepClone();
+        }
+
+        return document.ToJsonString();
     }
 
     /// <summary>

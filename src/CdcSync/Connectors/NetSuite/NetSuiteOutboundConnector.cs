@@ -103,7 +103,45 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         var waves = perRow.Values.ToLookup(NeedsParent);
         await ApplyWaveAsync(waves[false], acknowledged, cancellationToken);
         await ApplyWaveAsync(waves[true], acknowledged, cancellationToken);
-        await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
+        await _hub.RecordOutboundAsync(Name, await WithStampsAsync(acknowledged, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// NetSuite's lastModifiedDate of each updated record, one SuiteQL query per record type and batch
+    /// (a PATCH answers 204 without it), so an inbound page read before the write is not taken for an edit.
+    /// </summary>
+    private async Task<List<OutboundWrite>> WithStampsAsync(IEnumerable<OutboundWrite> writes, CancellationToken cancellationToken)
+    {
+        var list = writes.ToList();
+        foreach (var group in list.Where(w => w.Operation == "update" && long.TryParse(w.RecordId, NumberStyles.None, CultureInfo.InvariantCulture, out _)).GroupBy(w => w.Object, StringComparer.Ordinal))
+        {
+            var map = _byTable[group.Key];
+            var stamps = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+            foreach (var ids in group.Select(w => w.RecordId!).Distinct(StringComparer.Ordinal).Chunk(500))
+            {
+                var query = $"SELECT id, TO_CHAR({map.ModifiedField}, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS cdc_modified_iso FROM {map.RecordType} WHERE id IN ({string.Join(", ", ids)})";
+                var response = await _client.SendAsync(HttpMethod.Post, $"services/rest/query/v1/suiteql?limit=1000&offset=0", new JsonObject { ["q"] = query }, true, cancellationToken);
+                NetSuiteClient.EnsureSuccess(response, $"SuiteQL read-back of {map.RecordType} stamps");
+                foreach (var row in (JsonNode.Parse(response.Body)?["items"] as JsonArray ?? []).OfType<JsonObject>())
+                {
+                    if (row["id"]?.ToString() is { } id
+                        && DateTimeOffset.TryParseExact(row["cdc_modified_iso"]?.ToString(), "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var stamp))
+                    {
+                        stamps[id] = stamp;
+                    }
+                }
+            }
+
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (list[i].Object == group.Key && list[i].Operation == "update" && stamps.TryGetValue(list[i].RecordId!, out var stamp))
+                {
+                    list[i] = list[i] with { SystemStamp = stamp };
+                }
+            }
+        }
+
+        return list;
     }
 
     private async Task ApplyWaveAsync(IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, ConcurrentQueue<OutboundWrite> acknowledged, CancellationToken cancellationToken)
@@ -244,7 +282,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             if (internalId is not null && hubId is not null)
             {
                 current = await CurrentRecordAsync(map, internalId, cancellationToken);
-                var held = await HeldAsync(map, hubId, internalId, sent, current, cancellationToken);
+                var held = await HeldAsync(change, map, hubId, internalId, sent, current, cancellationToken);
                 sent.RemoveAll(f => held.Contains(f.Column));
                 if (sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
                 {
@@ -420,10 +458,12 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
     }
 
     /// <summary>
-    /// Columns of <paramref name="sent"/> NetSuite changed since the last sync (sublists excluded:
-    /// their merge keeps NetSuite's lines already). Logged at Debug and counted.
+    /// Columns of <paramref name="sent"/> not to write: those whose value the hub no longer holds (a
+    /// newer change arrived since this one), and those NetSuite changed since the last sync (sublists
+    /// excluded: their merge keeps NetSuite's lines already) unless the policy kept the hub's value.
+    /// Logged at Debug and counted.
     /// </summary>
-    private async Task<HashSet<string>> HeldAsync(NetSuiteRecordOptions map, string hubId, string internalId, List<NetSuiteField> sent, JsonObject? current, CancellationToken cancellationToken)
+    private async Task<HashSet<string>> HeldAsync(ChangeEvent change, NetSuiteRecordOptions map, string hubId, string internalId, List<NetSuiteField> sent, JsonObject? current, CancellationToken cancellationToken)
     {
         var columns = new HashSet<string>(StringComparer.Ordinal);
         if (current is null)
@@ -439,7 +479,14 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
             values[field.Column] = field.Kind == NetSuiteFieldKind.Reference ? node?["id"]?.DeepClone() : node?.DeepClone();
         }
 
-        var held = await OutboundPreconditions.HeldAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
+        var written = OutboundPreconditions.Written(RowChanges.Changes(change, sent.Select(f => f.Column)));
+        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = written }, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
+        foreach (var (_, column) in superseded)
+        {
+            columns.Add(column);
+            _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field}: the hub no longer holds the value of this change (a newer one arrived); not written", Name, map.Table, internalId, column);
+        }
+
         if (held.Count == 0)
         {
             return columns;

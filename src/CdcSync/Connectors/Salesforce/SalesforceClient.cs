@@ -87,6 +87,20 @@ public sealed class SalesforceClient
         }
     }
 
+    /// <summary>A Salesforce dateTime as the API returns it (<c>2026-03-01T10:00:00.000+0000</c>), in UTC; null when it is not one.</summary>
+    public static DateTimeOffset? ParseDateTime(string? text)
+    {
+        if (text is null || text.Length != 28 || text[10] != 'T')
+        {
+            return null;
+        }
+
+        var normalized = text[..26] + ":" + text[26..];
+        return DateTimeOffset.TryParseExact(normalized, "yyyy-MM-dd'T'HH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var value)
+            ? value.ToUniversalTime()
+            : null;
+    }
+
     /// <summary>The org's daily API usage as the last response reported it (<c>Sforce-Limit-Info: api-usage=used/max</c>), or null before any.</summary>
     public (long Used, long Max)? Usage
     {

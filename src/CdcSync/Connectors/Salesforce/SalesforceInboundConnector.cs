@@ -20,7 +20,6 @@ namespace CdcSync.Connectors.Salesforce;
 /// </summary>
 public sealed class SalesforceInboundConnector : IInboundConnector
 {
-    private const string DateTimePattern = "yyyy-MM-dd'T'HH:mm:ss.fffzzz";
 
     private readonly SalesforceClient _client;
     private readonly SalesforceSchemas _schemas;
@@ -119,7 +118,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector
             }
 
             var id = fields.GetValueOrDefault("Id")?.ToString();
-            var stamp = ParseDateTime(fields.GetValueOrDefault("SystemModstamp")?.ToString());
+            var stamp = SalesforceClient.ParseDateTime(fields.GetValueOrDefault("SystemModstamp")?.ToString());
             if (id is null || stamp is null)
             {
                 throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp.", null, null, isTransient: false);
@@ -154,7 +153,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector
             }
         }
 
-        var modified = ParseDateTime(record.GetValueOrDefault("LastModifiedDate")?.ToString());
+        var modified = SalesforceClient.ParseDateTime(record.GetValueOrDefault("LastModifiedDate")?.ToString());
         if (map.SourceModifiedColumn.Length > 0)
         {
             values[map.SourceModifiedColumn] = modified;
@@ -229,7 +228,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector
         {
             case JsonValueKind.String:
                 var text = value.GetValue<string>();
-                return ParseDateTime(text) is { } dt ? dt : text;
+                return SalesforceClient.ParseDateTime(text) is { } dt ? dt : text;
             case JsonValueKind.Number:
                 var raw = value.ToJsonString();
                 return decimal.TryParse(raw, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : double.Parse(raw, CultureInfo.InvariantCulture);
@@ -243,19 +242,6 @@ public sealed class SalesforceInboundConnector : IInboundConnector
     }
 
     /// <summary>Salesforce datetimes look like <c>2024-05-01T10:00:00.000+0000</c>.</summary>
-    private static DateTimeOffset? ParseDateTime(string? text)
-    {
-        if (text is null || text.Length != 28 || text[10] != 'T')
-        {
-            return null;
-        }
-
-        var normalized = text[..26] + ":" + text[26..];
-        return DateTimeOffset.TryParseExact(normalized, DateTimePattern, CultureInfo.InvariantCulture, DateTimeStyles.None, out var value)
-            ? value.ToUniversalTime()
-            : null;
-    }
-
     private Dictionary<string, OverlapCursor> ParseCursor(string? cursor)
     {
         var result = new Dictionary<string, OverlapCursor>(StringComparer.Ordinal);

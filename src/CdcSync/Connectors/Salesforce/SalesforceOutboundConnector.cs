@@ -252,28 +252,39 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         }
 
         var map = chunk[0].Map;
-        var path = byId
-            ? $"{_client.ApiPath}/composite/sobjects"
-            : $"{_client.ApiPath}/composite/sobjects/{Uri.EscapeDataString(map.SObject)}/{Uri.EscapeDataString(map.ExternalIdField)}";
-        var records = chunk.Select(w =>
+        JsonArray? results;
+        if (byId && chunk.Length == 1 && chunk[0].ReadStamp is not null)
         {
-            var record = (JsonObject)w.Record!.DeepClone();
-            if (byId)
+            // One record: the same one request as a collection, and Salesforce checks the precondition itself.
+            (chunk, results) = await SendConditionallyAsync(chunk[0], cancellationToken);
+        }
+        else
+        {
+            var path = byId
+                ? $"{_client.ApiPath}/composite/sobjects"
+                : $"{_client.ApiPath}/composite/sobjects/{Uri.EscapeDataString(map.SObject)}/{Uri.EscapeDataString(map.ExternalIdField)}";
+            var records = chunk.Select(w =>
             {
-                record["id"] = w.Id;
-            }
+                var record = (JsonObject)w.Record!.DeepClone();
+                if (byId)
+                {
+                    record["id"] = w.Id;
+                }
 
-            return (JsonNode)record;
-        }).ToArray();
-        var body = new JsonObject { ["allOrNone"] = false, ["records"] = new JsonArray(records) };
-        var results = await SendCollectionAsync(HttpMethod.Patch, path, body, chunk, cancellationToken);
+                return (JsonNode)record;
+            }).ToArray();
+            var body = new JsonObject { ["allOrNone"] = false, ["records"] = new JsonArray(records) };
+            results = await SendCollectionAsync(HttpMethod.Patch, path, body, chunk, cancellationToken);
+        }
+
         if (results is null)
         {
             return previousWriteBack;
         }
 
         var created = new List<WriteBack>();
-        var acknowledged = new List<OutboundWrite>();
+        IReadOnlyCollection<OutboundWrite> acknowledged = [];
+        var succeeded = new List<OutboundWrite>();
         for (var i = 0; i < chunk.Length; i++)
         {
             var result = results[i];
@@ -286,7 +297,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                     created.Add(new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }));
                 }
 
-                acknowledged.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
+                succeeded.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
             }
             else
             {
@@ -296,14 +307,88 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
         _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, created.Count);
         await previousWriteBack;
+        acknowledged = succeeded;
         return RecordAsync();
 
         async Task RecordAsync()
         {
             await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, created, cancellationToken);
+            if (byId)
+            {
+                // Salesforce's stamp of each update: an inbound page read before it is then not taken for an edit.
+                var stamps = await StampsAsync(map, acknowledged.Select(a => a.RecordId!), cancellationToken);
+                acknowledged = acknowledged.Select(a => stamps.TryGetValue(a.RecordId!, out var stamp) ? a with { SystemStamp = stamp } : a).ToList();
+            }
+
             await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
         }
     }
+
+    /// <summary>
+    /// A one-record update as <c>PATCH sobjects/{type}/{id}</c> with <c>If-Unmodified-Since</c> set to the
+    /// stamp the precondition read: when Salesforce answers 412 (the record changed after that read),
+    /// the precondition runs again, so that edit is decided by the policy, and what is left is sent.
+    /// Returns the write as sent (none when nothing is left) and its result in the collection's form.
+    /// </summary>
+    private async Task<(PendingWrite[] Sent, JsonArray? Results)> SendConditionallyAsync(PendingWrite write, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var record = (JsonObject)write.Record!.DeepClone();
+            record.Remove("attributes");
+            var headers = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["If-Unmodified-Since"] = write.ReadStamp!.Value.ToUniversalTime().ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            };
+            try
+            {
+                await _client.SendAsync(HttpMethod.Patch, $"{_client.ApiPath}/sobjects/{Uri.EscapeDataString(write.Map.SObject)}/{Uri.EscapeDataString(write.Id!)}", record, headers, cancellationToken);
+                return ([write], new JsonArray(new JsonObject { ["id"] = write.Id, ["success"] = true }));
+            }
+            catch (SalesforceApiException e) when (e.StatusCode == HttpStatusCode.PreconditionFailed && attempt < 10)
+            {
+                _logger.LogDebug("{Connector}: {SObject} {Id} changed in Salesforce after the precondition read; reading it again", Name, write.Map.SObject, write.Id);
+                var again = await WithoutHeldFieldsAsync([write], cancellationToken);
+                if (again.Length == 0)
+                {
+                    return ([], null);
+                }
+
+                write = again[0];
+            }
+            catch (SalesforceApiException e) when (!e.IsTransient && !e.IsAuthentication && e.StatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
+            {
+                await DeadLetterAsync(write, $"{e.ErrorCode}: {e.Message}", cancellationToken);
+                return ([], null);
+            }
+        }
+    }
+
+    /// <summary>Salesforce's LastModifiedDate of records just written, one query for up to a collection of them.</summary>
+    private async Task<Dictionary<string, DateTimeOffset>> StampsAsync(SalesforceObjectOptions map, IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        var stamps = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        var list = ids.Where(id => id is not null).Distinct(StringComparer.Ordinal).ToList();
+        if (list.Count == 0)
+        {
+            return stamps;
+        }
+
+        var soql = $"SELECT Id, LastModifiedDate FROM {map.SObject} WHERE Id IN ({SoqlIds(list)})";
+        var page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/query?q={Uri.EscapeDataString(soql)}", null, null, cancellationToken);
+        foreach (var record in (page?["records"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (record["Id"]?.GetValue<string>() is { } id && SalesforceClient.ParseDateTime(record["LastModifiedDate"]?.ToString()) is { } stamp)
+            {
+                stamps[id] = stamp;
+            }
+        }
+
+        return stamps;
+    }
+
+    private static string SoqlIds(IEnumerable<string> ids) =>
+        string.Join(", ", ids.Select(id => "'" + id.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'"));
 
     /// <summary>
     /// The precondition (OutboundPreconditions): one SOQL read of the chunk's records, then the
@@ -325,8 +410,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             return chunk;
         }
 
-        var ids = string.Join(", ", chunk.Select(w => "'" + w.Id!.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'"));
-        var soql = $"SELECT Id, LastModifiedDate, {string.Join(", ", fields.Where(f => !f.Equals("LastModifiedDate", StringComparison.OrdinalIgnoreCase)))} FROM {map.SObject} WHERE Id IN ({ids})";
+        var soql = $"SELECT Id, LastModifiedDate, {string.Join(", ", fields.Where(f => !f.Equals("LastModifiedDate", StringComparison.OrdinalIgnoreCase)))} FROM {map.SObject} WHERE Id IN ({SoqlIds(chunk.Select(w => w.Id!))})";
         var page = await _client.SendAsync(HttpMethod.Get, $"{_client.ApiPath}/query?q={Uri.EscapeDataString(soql)}", null, null, cancellationToken);
         var byId = (page?["records"] as JsonArray ?? [])
             .OfType<JsonObject>()
@@ -341,6 +425,8 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
                 continue; // gone: the update reports it
             }
 
+            write.ReadStamp = SalesforceClient.ParseDateTime(record["LastModifiedDate"]?.ToString());
+
             var values = new JsonObject();
             foreach (var field in schema.Fields.Where(f => write.Record!.ContainsKey(f.Field) && write.Changes.ContainsKey(f.Column)))
             {
@@ -350,8 +436,9 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
             current[write.HubKey] = values;
         }
 
-        var held = await OutboundPreconditions.HeldAsync(_hub.DataSource, Name, map.Table, current, cancellationToken);
-        if (held.Count == 0)
+        var written = chunk.ToDictionary(w => w.HubKey, w => OutboundPreconditions.Written(w.Changes), StringComparer.Ordinal);
+        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub.DataSource, Name, map.Table, written, current, cancellationToken);
+        if (held.Count == 0 && superseded.Count == 0)
         {
             return chunk;
         }
@@ -379,11 +466,18 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         var kept = new List<PendingWrite>(chunk.Length);
         foreach (var write in chunk)
         {
-            foreach (var field in schema.Fields.Where(f => held.Contains((write.HubKey, f.Column)) && write.Record!.ContainsKey(f.Field)))
+            foreach (var field in schema.Fields.Where(f => (held.Contains((write.HubKey, f.Column)) || superseded.Contains((write.HubKey, f.Column))) && write.Record!.ContainsKey(f.Field)))
             {
                 write.Record!.Remove(field.Field);
                 write.Changes.Remove(field.Column);
-                _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in Salesforce since the last sync; not written (the conflict policy took Salesforce's edit or holds it for review)", Name, map.Table, write.Id, field.Column);
+                if (superseded.Contains((write.HubKey, field.Column)))
+                {
+                    _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field}: the hub no longer holds the value of this change (a newer one arrived); not written", Name, map.Table, write.Id, field.Column);
+                }
+                else
+                {
+                    _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field} was changed in Salesforce since the last sync; not written (the conflict policy took Salesforce's edit or holds it for review)", Name, map.Table, write.Id, field.Column);
+                }
             }
 
             if (write.Record!.Any(p => p.Key != "attributes"))
@@ -568,6 +662,9 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
         public JsonObject? Record { get; } = record;
 
         public NpgsqlLogSequenceNumber CommitLsn { get; } = commitLsn;
+
+        /// <summary>The record's LastModifiedDate as the precondition read it; null before that read.</summary>
+        public DateTimeOffset? ReadStamp { get; set; }
 
         /// <summary>Hub keys of parents, for lookups the hub may resolve later.</summary>
         public Dictionary<string, string?> ParentKeys { get; } = new(StringComparer.Ordinal);
