@@ -28,6 +28,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 {
     private const string JsonType = "application/json;charset=UTF-8";
     private const int MaxCollectionSize = 200;
+    private const int MaxCompositeSubrequests = 25;
     private const string OrgId = "00D5g00000CdcSyncEAA";
 
     // Salesforce writes "+0000" and non-ASCII text as is, not as \u escapes.
@@ -194,6 +195,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapPatch("/sobjects/{type}/{id}", UpdateOneAsync);
         api.MapPatch("/sobjects/{type}/{field}/{value}", UpsertOneAsync);
         api.MapDelete("/sobjects/{type}/{id}", (string type, string id) => DeleteOne(type, id));
+        api.MapPost("/composite", (HttpRequest request) => CompositeAsync(request, request.HttpContext.RequestAborted));
         api.MapPost("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, null, request.HttpContext.RequestAborted));
         api.MapPatch("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, "Id", request.HttpContext.RequestAborted));
         api.MapPatch("/composite/sobjects/{type}/{field}", (HttpRequest request, string type, string field) => CollectionAsync(request, type, field, request.HttpContext.RequestAborted));
@@ -525,44 +527,131 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return Error(404, "NOT_FOUND", "The requested resource does not exist");
         }
 
-        // Conditional update (REST API "Conditional Request Headers"): If-Unmodified-Since is compared
-        // with the record's LastModifiedDate to the second, as HTTP dates go; a later one answers 412.
-        DateTimeOffset? unmodifiedSince = null;
-        if (request.Headers.IfUnmodifiedSince.Count > 0)
+        var condition = request.Headers.IfUnmodifiedSince.Count > 0 ? request.Headers.IfUnmodifiedSince.ToString() : null;
+        return await WithBodyAsync(request, body =>
         {
-            if (!DateTimeOffset.TryParseExact(request.Headers.IfUnmodifiedSince.ToString(), "R", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var since))
+            var (status, response) = UpdateOne(schema, id, body, condition);
+            return response is null ? Results.StatusCode(status) : Json(response, status);
+        });
+    }
+
+    /// <summary>
+    /// One record's update as <c>PATCH sobjects/{type}/{id}</c> makes it, also for a <c>/composite</c>
+    /// subrequest: 204, or 404, 412 or 400 with Salesforce's error body. A conditional update
+    /// (REST API "Conditional Request Headers"): <c>If-Unmodified-Since</c> is compared with the
+    /// record's LastModifiedDate to the second, as HTTP dates go; a later one answers 412 and changes nothing.
+    /// </summary>
+    private (int Status, JsonNode? Body) UpdateOne(SObjectSchema schema, string id, JsonObject body, string? ifUnmodifiedSince)
+    {
+        DateTimeOffset? unmodifiedSince = null;
+        if (ifUnmodifiedSince is not null)
+        {
+            if (!DateTimeOffset.TryParseExact(ifUnmodifiedSince, "R", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var since))
             {
-                return Error(400, "INVALID_HEADER_TYPE", $"If-Unmodified-Since must be an HTTP date, e.g. {DateTimeOffset.UnixEpoch.ToString("R", CultureInfo.InvariantCulture)}");
+                return (400, ErrorBody("INVALID_HEADER_TYPE", $"If-Unmodified-Since must be an HTTP date, e.g. {DateTimeOffset.UnixEpoch.ToString("R", CultureInfo.InvariantCulture)}"));
             }
 
             unmodifiedSince = since;
         }
 
-        return await WithBodyAsync(request, body =>
+        var result = Locked(() =>
         {
-            var result = Locked(() =>
+            if (unmodifiedSince is { } since
+                && SalesforceIds.Normalize(id) is { } key
+                && _store.Get(key) is { } current
+                && DateTimeOffset.TryParse(current.Fields["LastModifiedDate"]?.ToString()?.Replace("+0000", "Z", StringComparison.Ordinal), CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var modified)
+                && modified.UtcTicks - (modified.UtcTicks % TimeSpan.TicksPerSecond) > since.UtcTicks)
             {
-                if (unmodifiedSince is { } since
-                    && SalesforceIds.Normalize(id) is { } key
-                    && _store.Get(key) is { } current
-                    && DateTimeOffset.TryParse(current.Fields["LastModifiedDate"]?.ToString()?.Replace("+0000", "Z", StringComparison.Ordinal), CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var modified)
-                    && modified.UtcTicks - (modified.UtcTicks % TimeSpan.TicksPerSecond) > since.UtcTicks)
-                {
-                    return null;
-                }
-
-                return _store.Update(schema, id, Normalize(schema, body));
-            });
-            if (result is null)
-            {
-                return Error(412, "PRECONDITION_FAILED", "The requested resource has been modified since the If-Unmodified-Since date.");
+                return null;
             }
 
-            CountWrites(schema, [result]);
-            return result.Success ? Results.NoContent()
-                : result.Errors[0].StatusCode is "INVALID_CROSS_REFERENCE_KEY" or "MALFORMED_ID" ? Error(404, "NOT_FOUND", "The requested resource does not exist")
-                : RecordError(result);
+            return _store.Update(schema, id, Normalize(schema, body));
         });
+        if (result is null)
+        {
+            return (412, ErrorBody("PRECONDITION_FAILED", "The requested resource has been modified since the If-Unmodified-Since date."));
+        }
+
+        CountWrites(schema, [result]);
+        return result.Success ? (204, null)
+            : result.Errors[0].StatusCode is "INVALID_CROSS_REFERENCE_KEY" or "MALFORMED_ID" ? (404, ErrorBody("NOT_FOUND", "The requested resource does not exist"))
+            : (400, RecordErrorBody(result));
+    }
+
+    /// <summary>
+    /// <c>POST /composite</c>: up to 25 subrequests in one call, each answered in <c>compositeResponse</c>
+    /// with its own status, headers and body. The sandbox runs <c>PATCH sobjects/{type}/{id}</c>
+    /// subrequests (with their <c>httpHeaders</c>, e.g. If-Unmodified-Since) and <c>allOrNone: false</c>;
+    /// anything else is refused with a message naming what it supports.
+    /// </summary>
+    private async Task<IResult> CompositeAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        JsonObject? body;
+        try
+        {
+            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return Error(400, "JSON_PARSER_ERROR", $"Unexpected character: {e.Message}");
+        }
+
+        if (body?["compositeRequest"] is not JsonArray subrequests)
+        {
+            return Error(400, "INVALID_FIELD", "Required field compositeRequest is missing");
+        }
+
+        if (subrequests.Count > MaxCompositeSubrequests)
+        {
+            return Error(400, "LIMIT_EXCEEDED", $"Limit exceeded: you can send at most {MaxCompositeSubrequests} subrequests in one composite request");
+        }
+
+        if (body["allOrNone"] is JsonValue flag && flag.GetValueKind() == System.Text.Json.JsonValueKind.True)
+        {
+            return Error(400, "INVALID_FIELD", "The sandbox runs composite requests with allOrNone false only");
+        }
+
+        var responses = new JsonArray();
+        foreach (var node in subrequests)
+        {
+            var sub = node as JsonObject;
+            var referenceId = sub?["referenceId"]?.ToString();
+            var method = sub?["method"]?.ToString();
+            var url = sub?["url"]?.ToString() ?? string.Empty;
+            var match = System.Text.RegularExpressions.Regex.Match(url, "^/services/data/v[0-9.]+/sobjects/([A-Za-z0-9_]+)/([A-Za-z0-9]{15,18})$");
+            (int Status, JsonNode? Body) answer;
+            if (sub is null || referenceId is null || method is null)
+            {
+                answer = (400, ErrorBody("INVALID_FIELD", "Each subrequest needs method, url and referenceId"));
+            }
+            else if (method != "PATCH" || !match.Success)
+            {
+                answer = (400, ErrorBody("INVALID_INPUT", $"The sandbox runs PATCH /services/data/vXX.X/sobjects/{{type}}/{{id}} subrequests, not {method} {url}"));
+            }
+            else if (SObjectSchema.All.GetValueOrDefault(match.Groups[1].Value) is not { } schema)
+            {
+                answer = (404, ErrorBody("NOT_FOUND", "The requested resource does not exist"));
+            }
+            else if (sub["body"] is not JsonObject fields)
+            {
+                answer = (400, ErrorBody("JSON_PARSER_ERROR", "The subrequest body must be a JSON object"));
+            }
+            else
+            {
+                var condition = sub["httpHeaders"]?["If-Unmodified-Since"]?.ToString();
+                answer = UpdateOne(schema, match.Groups[2].Value, (JsonObject)fields.DeepClone(), condition);
+            }
+
+            responses.Add(new JsonObject
+            {
+                ["body"] = answer.Body,
+                ["httpHeaders"] = new JsonObject(),
+                ["httpStatusCode"] = answer.Status,
+                ["referenceId"] = referenceId,
+            });
+        }
+
+        return Json(new JsonObject { ["compositeResponse"] = responses });
     }
 
     private async Task<IResult> UpsertOneAsync(HttpRequest request, string type, string field, string value)
@@ -1187,13 +1276,18 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         }
     }
 
-    private static IResult RecordError(SaveResult result) =>
-        Json(new JsonArray([.. result.Errors.Select(e => (JsonNode)new JsonObject
+    private static IResult RecordError(SaveResult result) => Json(RecordErrorBody(result), 400);
+
+    private static JsonArray RecordErrorBody(SaveResult result) =>
+        new([.. result.Errors.Select(e => (JsonNode)new JsonObject
         {
             ["message"] = e.Message,
             ["errorCode"] = e.StatusCode,
             ["fields"] = new JsonArray([.. e.Fields.Select(f => (JsonNode?)JsonValue.Create(f))]),
-        })]), 400);
+        })]);
+
+    private static JsonArray ErrorBody(string errorCode, string message) =>
+        new(new JsonObject { ["message"] = message, ["errorCode"] = errorCode });
 
     /// <summary>Salesforce's error body for a whole request: an array of {message, errorCode[, fields]}.</summary>
     private static IResult Error(int status, string errorCode, string message, IReadOnlyList<string>? fields = null)

@@ -53,6 +53,37 @@ public sealed class OrderOfEventsTests
     }
 
     /// <summary>
+    /// The same for a sublist line: a Salesforce billing city edit is on its way to NetSuite while a
+    /// NetSuite user's later edit of the billing address line is not read yet. The line-by-line merge
+    /// must not put the older city over it; other lines NetSuite holds are merged as before.
+    /// </summary>
+    [Fact]
+    public async Task ABillingCityWrittenTowardNetSuite_DoesNotOverwriteNetSuitesUnreadNewerEditOfTheSameLine()
+    {
+        var gate = new EditBeforeWrite("ns_customers");
+        await using var rig = await TwoWayRig.StartAsync(wrapOutbound: c => c.Name == "netsuite" ? gate.Wrap(c) : c);
+        var (accountId, customer) = await LinkedAsync(rig, "Line Co");
+
+        gate.Arm(async () =>
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(1100));
+            var lines = (rig.NetSuite.GetCustomer(customer)!["addressBook"]!["items"] as JsonArray)!.Select(l => l!.DeepClone()).ToList();
+            lines.First(l => l!["defaultBilling"]?.GetValue<bool>() == true)!["addressBookAddress"]!["city"] = "Berkeley";
+            rig.NetSuite.EditRecord("customer", customer, new JsonObject { ["addressBook"] = new JsonObject { ["items"] = new JsonArray([.. lines]) } }, "addressBook");
+        });
+        rig.Salesforce.Update(accountId, new JsonObject { ["BillingCity"] = "San Jose" });
+
+        await rig.WaitUntilAsync("NetSuite's city in Salesforce", () => Task.FromResult(gate.Fired && rig.Salesforce.Get(accountId)?["BillingCity"]?.ToString() == "Berkeley"));
+        await rig.QuietAsync();
+
+        Assert.Equal("Berkeley", rig.Salesforce.Get(accountId)?["BillingCity"]?.ToString());
+        var billing = (rig.NetSuite.GetCustomer(customer)!["addressBook"]!["items"] as JsonArray)!.Where(l => l!["defaultBilling"]?.GetValue<bool>() == true).ToList();
+        Assert.Equal("Berkeley", Assert.Single(billing)!["addressBookAddress"]!["city"]!.ToString());
+        var conflict = Assert.Single(await new ConflictService(rig.Hub).ListAsync(true, null, 10, CancellationToken.None), c => c.Field == "addressbook");
+        Assert.Equal(("last_write_wins", "took netsuite"), (conflict.Policy, conflict.Decision));
+    }
+
+    /// <summary>
     /// A NetSuite phone edit is written to Salesforce; a Salesforce user edits the same phone after the
     /// outbound precondition read it and before the write lands. Salesforce refuses the conditional
     /// write (If-Unmodified-Since), the connector reads again, and the user's later edit wins by the
@@ -67,7 +98,10 @@ public sealed class OrderOfEventsTests
         var fired = 0;
         rig.Salesforce.BeforeRequest = async (method, path) =>
         {
-            if (method == "PATCH" && path.Contains("/sobjects", StringComparison.Ordinal) && Interlocked.Exchange(ref fired, 1) == 0)
+            // The first write request of an update: a composite request, a collection or a single PATCH.
+            var write = (method == "POST" && path.EndsWith("/composite", StringComparison.Ordinal))
+                || (method == "PATCH" && path.Contains("/sobjects", StringComparison.Ordinal));
+            if (write && Interlocked.Exchange(ref fired, 1) == 0)
             {
                 // Past the second of the precondition read (If-Unmodified-Since is an HTTP date).
                 await Task.Delay(TimeSpan.FromMilliseconds(1100));

@@ -64,6 +64,31 @@ await call('update', async () => {
   const r = await conn.sobject('Account').update({ Id: ids.acme, BillingCity: 'Oakland' });
   assert.ok(r.success);
 });
+await call('conditional update (If-Unmodified-Since)', async () => {
+  // A date before the record's last change: refused with 412, nothing written; a later one: applied.
+  const stale = new Date(Date.now() - 3600_000).toUTCString();
+  await assert.rejects(
+    conn.request({ method: 'PATCH', url: `/sobjects/Account/${ids.acme}`, body: JSON.stringify({ Description: 'stale' }),
+                   headers: { 'Content-Type': 'application/json', 'If-Unmodified-Since': stale } }),
+    (e) => e.errorCode === 'PRECONDITION_FAILED');
+  await conn.request({ method: 'PATCH', url: `/sobjects/Account/${ids.acme}`, body: JSON.stringify({ Description: 'Key account' }),
+                       headers: { 'Content-Type': 'application/json', 'If-Unmodified-Since': new Date(Date.now() + 60_000).toUTCString() } });
+  assert.equal((await conn.sobject('Account').retrieve(ids.acme)).Description, 'Key account');
+});
+await call('composite request of conditional updates', async () => {
+  const r = await conn.requestPost('/composite', {
+    allOrNone: false,
+    compositeRequest: [
+      { method: 'PATCH', url: `/services/data/v61.0/sobjects/Account/${ids.acme}`, referenceId: 'fresh',
+        body: { Phone: '(415) 555-0101' }, httpHeaders: { 'If-Unmodified-Since': new Date(Date.now() + 60_000).toUTCString() } },
+      { method: 'PATCH', url: `/services/data/v61.0/sobjects/Account/${ids.acme}`, referenceId: 'stale',
+        body: { Phone: '(415) 555-0199' }, httpHeaders: { 'If-Unmodified-Since': new Date(Date.now() - 3600_000).toUTCString() } },
+    ],
+  });
+  assert.deepEqual(r.compositeResponse.map((x) => [x.referenceId, x.httpStatusCode]), [['fresh', 204], ['stale', 412]]);
+  assert.equal(r.compositeResponse[1].body[0].errorCode, 'PRECONDITION_FAILED');
+  assert.equal((await conn.sobject('Account').retrieve(ids.acme)).Phone, '(415) 555-0101');
+});
 await call('upsert (create) by external id', async () => {
   const r = await conn.sobject('Account').upsert({ CdcSync_Id__c: `${tag}-beta`, Name: `${tag} Beta` }, 'CdcSync_Id__c');
   assert.ok(r.success);

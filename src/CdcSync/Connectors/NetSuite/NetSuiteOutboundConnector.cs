@@ -459,8 +459,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
 
     /// <summary>
     /// Columns of <paramref name="sent"/> not to write: those whose value the hub no longer holds (a
-    /// newer change arrived since this one), and those NetSuite changed since the last sync (sublists
-    /// excluded: their merge keeps NetSuite's lines already) unless the policy kept the hub's value.
+    /// newer change arrived since this one), and those NetSuite changed since the last sync (for sublists,
+    /// lines NetSuite changed that this change does not rewrite survive the merge) unless the policy kept the hub's value.
     /// Logged at Debug and counted.
     /// </summary>
     private async Task<HashSet<string>> HeldAsync(ChangeEvent change, NetSuiteRecordOptions map, string hubId, string internalId, List<NetSuiteField> sent, JsonObject? current, CancellationToken cancellationToken)
@@ -472,11 +472,17 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         }
 
         var values = new JsonObject();
-        foreach (var field in sent.Where(f => f.Kind != NetSuiteFieldKind.Sublist))
+        foreach (var field in sent)
         {
-            // The REST record returns references as {"id", "refName"}; the hub keeps the id (as SuiteQL reads it).
+            // The REST record returns references as {"id", "refName"}; the hub keeps the id (as SuiteQL
+            // reads it), and sublists as their lines (as the inbound side reads them).
             var node = current[field.Field];
-            values[field.Column] = field.Kind == NetSuiteFieldKind.Reference ? node?["id"]?.DeepClone() : node?.DeepClone();
+            values[field.Column] = field.Kind switch
+            {
+                NetSuiteFieldKind.Reference => node?["id"]?.DeepClone(),
+                NetSuiteFieldKind.Sublist => NetSuiteSublists.Clean(node?["items"] as JsonArray ?? []),
+                _ => node?.DeepClone(),
+            };
         }
 
         var written = OutboundPreconditions.Written(RowChanges.Changes(change, sent.Select(f => f.Column)));
@@ -485,6 +491,18 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
         {
             columns.Add(column);
             _logger.LogDebug("{Connector}: {Table} {RecordId} field {Field}: the hub no longer holds the value of this change (a newer one arrived); not written", Name, map.Table, internalId, column);
+        }
+
+        // A sublist NetSuite changed is merged line by line (its other lines survive the write); it is
+        // held only when a line this change rewrites was changed in NetSuite too.
+        foreach (var field in sent.Where(f => f.Kind == NetSuiteFieldKind.Sublist && held.Contains((hubId, f.Column))))
+        {
+            var before = RowChanges.OldValue(change, field.Column) is string old ? JsonNode.Parse(old) as JsonArray : null;
+            var after = RowChanges.Value(change, field.Column) is string json ? JsonNode.Parse(json) as JsonArray ?? [] : [];
+            if (!NetSuiteSublists.ChangedOnBothSides(before, after, (JsonArray)values[field.Column]!, map.SublistKeys.GetValueOrDefault(field.Column)))
+            {
+                held.Remove((hubId, field.Column));
+            }
         }
 
         if (held.Count == 0)

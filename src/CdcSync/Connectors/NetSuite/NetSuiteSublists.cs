@@ -70,6 +70,50 @@ internal static class NetSuiteSublists
         return new JsonArray([.. result]);
     }
 
+    /// <summary>
+    /// Whether a line the hub's change rewrites (adds, changes or removes, from <paramref name="before"/>
+    /// to <paramref name="after"/>) was also changed in NetSuite: NetSuite's current line with that key
+    /// differs from the hub's line before the change (line ids aside, which only NetSuite assigns).
+    /// Such a line cannot be merged; the field is decided by the conflict policy.
+    /// </summary>
+    public static bool ChangedOnBothSides(JsonArray? before, JsonArray after, JsonArray current, string? keyField)
+    {
+        var beforeByKey = Index(before ?? [], keyField);
+        var afterByKey = Index(after, keyField);
+        var currentByKey = Index(current, keyField);
+        foreach (var key in beforeByKey.Keys.Union(afterByKey.Keys))
+        {
+            var old = beforeByKey.GetValueOrDefault(key);
+            var @new = afterByKey.GetValueOrDefault(key);
+            if (SameLine(old, @new))
+            {
+                continue; // the hub does not rewrite this line
+            }
+
+            var theirs = currentByKey.GetValueOrDefault(key);
+            if (!SameLine(theirs, old) && !SameLine(theirs, @new))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool SameLine(JsonNode? a, JsonNode? b)
+    {
+        if (a is null || b is null)
+        {
+            return a is null && b is null;
+        }
+
+        var x = a.DeepClone() as JsonObject;
+        var y = b.DeepClone() as JsonObject;
+        x?.Remove("id");
+        y?.Remove("id");
+        return JsonNode.DeepEquals(x ?? a, y ?? b);
+    }
+
     private static Dictionary<string, JsonNode> Index(JsonArray lines, string? keyField)
     {
         var result = new Dictionary<string, JsonNode>(StringComparer.Ordinal);

@@ -43,6 +43,9 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     // needs several collections per flush.
     private const int CollectionsPerFlush = 5;
 
+    // Subrequests of one /composite request: updates up to this many go with a precondition each.
+    private const int CompositeLimit = 25;
+
     public SalesforceOutboundConnector(
         SalesforceClient client,
         HubWriter hub,
@@ -253,10 +256,15 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
 
         var map = chunk[0].Map;
         JsonArray? results;
-        if (byId && chunk.Length == 1 && chunk[0].ReadStamp is not null)
+        if (byId && chunk.Length <= CompositeLimit && chunk.All(w => w.ReadStamp is not null))
         {
-            // One record: the same one request as a collection, and Salesforce checks the precondition itself.
-            (chunk, results) = await SendConditionallyAsync(chunk[0], cancellationToken);
+            // Up to 25 records: one request as for a collection, and Salesforce checks each record's
+            // precondition itself.
+            (chunk, results) = await SendConditionallyAsync(chunk, cancellationToken);
+            if (chunk.Length == 0)
+            {
+                return previousWriteBack;
+            }
         }
         else
         {
@@ -325,44 +333,74 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector
     }
 
     /// <summary>
-    /// A one-record update as <c>PATCH sobjects/{type}/{id}</c> with <c>If-Unmodified-Since</c> set to the
-    /// stamp the precondition read: when Salesforce answers 412 (the record changed after that read),
-    /// the precondition runs again, so that edit is decided by the policy, and what is left is sent.
-    /// Returns the write as sent (none when nothing is left) and its result in the collection's form.
+    /// Updates as one <c>/composite</c> request of <c>PATCH sobjects/{type}/{id}</c> subrequests, each
+    /// with <c>If-Unmodified-Since</c> set to the stamp the precondition read. A record Salesforce
+    /// answers 412 for changed after that read: the precondition runs again for it, so that edit is
+    /// decided by the policy, and what is left is sent again. Returns the writes as sent and their
+    /// results in a collection's form, aligned.
     /// </summary>
-    private async Task<(PendingWrite[] Sent, JsonArray? Results)> SendConditionallyAsync(PendingWrite write, CancellationToken cancellationToken)
+    private async Task<(PendingWrite[] Sent, JsonArray Results)> SendConditionallyAsync(PendingWrite[] writes, CancellationToken cancellationToken)
     {
-        for (var attempt = 1; ; attempt++)
+        var sent = new List<PendingWrite>();
+        var results = new JsonArray();
+        var pending = writes;
+        for (var attempt = 1; pending.Length > 0; attempt++)
         {
-            var record = (JsonObject)write.Record!.DeepClone();
-            record.Remove("attributes");
-            var headers = new Dictionary<string, string>(StringComparer.Ordinal)
+            var subrequests = pending.Select((w, i) =>
             {
-                ["If-Unmodified-Since"] = write.ReadStamp!.Value.ToUniversalTime().ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-            };
-            try
-            {
-                await _client.SendAsync(HttpMethod.Patch, $"{_client.ApiPath}/sobjects/{Uri.EscapeDataString(write.Map.SObject)}/{Uri.EscapeDataString(write.Id!)}", record, headers, cancellationToken);
-                return ([write], new JsonArray(new JsonObject { ["id"] = write.Id, ["success"] = true }));
-            }
-            catch (SalesforceApiException e) when (e.StatusCode == HttpStatusCode.PreconditionFailed && attempt < 10)
-            {
-                _logger.LogDebug("{Connector}: {SObject} {Id} changed in Salesforce after the precondition read; reading it again", Name, write.Map.SObject, write.Id);
-                var again = await WithoutHeldFieldsAsync([write], cancellationToken);
-                if (again.Length == 0)
+                var record = (JsonObject)w.Record!.DeepClone();
+                record.Remove("attributes");
+                return (JsonNode)new JsonObject
                 {
-                    return ([], null);
+                    ["method"] = "PATCH",
+                    ["url"] = $"{_client.ApiPath}/sobjects/{Uri.EscapeDataString(w.Map.SObject)}/{Uri.EscapeDataString(w.Id!)}",
+                    ["referenceId"] = "w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["body"] = record,
+                    ["httpHeaders"] = new JsonObject { ["If-Unmodified-Since"] = w.ReadStamp!.Value.ToUniversalTime().ToString("R", System.Globalization.CultureInfo.InvariantCulture) },
+                };
+            }).ToArray();
+            var response = await _client.SendAsync(HttpMethod.Post, $"{_client.ApiPath}/composite", new JsonObject { ["allOrNone"] = false, ["compositeRequest"] = new JsonArray(subrequests) }, null, cancellationToken);
+            if (response?["compositeResponse"] is not JsonArray answers || answers.Count != pending.Length)
+            {
+                throw new SalesforceApiException($"Salesforce answered a composite request of {pending.Length} updates without one response each.", null, null, isTransient: true);
+            }
+
+            var again = new List<PendingWrite>();
+            for (var i = 0; i < pending.Length; i++)
+            {
+                var status = answers[i]?["httpStatusCode"]?.GetValue<int>() ?? 0;
+                if (status == (int)HttpStatusCode.PreconditionFailed && attempt < 10)
+                {
+                    _logger.LogDebug("{Connector}: {SObject} {Id} changed in Salesforce after the precondition read; reading it again", Name, pending[i].Map.SObject, pending[i].Id);
+                    again.Add(pending[i]);
+                    continue;
                 }
 
-                write = again[0];
+                if (status is 429 or >= 500)
+                {
+                    throw new SalesforceApiException($"Salesforce answered an update in a composite request with HTTP {status}.", (HttpStatusCode)status, null, isTransient: true);
+                }
+
+                sent.Add(pending[i]);
+                results.Add(status is >= 200 and < 300
+                    ? new JsonObject { ["id"] = pending[i].Id, ["success"] = true, ["errors"] = new JsonArray() }
+                    : new JsonObject { ["id"] = pending[i].Id, ["success"] = false, ["errors"] = CollectionErrors(answers[i]?["body"]) });
             }
-            catch (SalesforceApiException e) when (!e.IsTransient && !e.IsAuthentication && e.StatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
-            {
-                await DeadLetterAsync(write, $"{e.ErrorCode}: {e.Message}", cancellationToken);
-                return ([], null);
-            }
+
+            pending = again.Count == 0 ? [] : await WithoutHeldFieldsAsync([.. again], cancellationToken);
         }
+
+        return ([.. sent], results);
     }
+
+    /// <summary>A subrequest's error body ({errorCode, message, fields}) in a collection result's form ({statusCode, message, fields}).</summary>
+    private static JsonArray CollectionErrors(JsonNode? body) =>
+        new([.. (body as JsonArray ?? []).OfType<JsonObject>().Select(e => (JsonNode)new JsonObject
+        {
+            ["statusCode"] = e["errorCode"]?.DeepClone(),
+            ["message"] = e["message"]?.DeepClone(),
+            ["fields"] = e["fields"]?.DeepClone() ?? new JsonArray(),
+        })]);
 
     /// <summary>Salesforce's LastModifiedDate of records just written, one query for up to a collection of them.</summary>
     private async Task<Dictionary<string, DateTimeOffset>> StampsAsync(SalesforceObjectOptions map, IEnumerable<string> ids, CancellationToken cancellationToken)

@@ -13,7 +13,7 @@ namespace CdcSync.Tests.Sandboxes.Salesforce;
 /// </summary>
 public sealed class SalesforceClientLibraryTests
 {
-    private const int EverydayCalls = 30;
+    private const int EverydayCalls = 32;
 
     [Fact]
     public async Task Jsforce_EverydayCalls_AllSucceed()
