@@ -16,10 +16,12 @@ namespace CdcSync.Soak;
 
 /// <summary>
 /// Two-way soak over the sandboxes with the real worker (examples/salesforce-netsuite.json):
-/// records created on both sides, random edits of several fields on both sides at a fixed rate,
-/// then quiet; every linked pair must end equal, at the last edit of each field or at the value a
-/// recorded conflict decided; no record on one side only; total API writes bounded by
-/// 2 x edits + 3 x creates (counted by the sandboxes).
+/// records created on both sides, random edits of several fields (the NetSuite billing city inside
+/// the address book sublist) on both sides at a fixed rate, from a seed, then quiet; every linked
+/// pair must end equal, at the last edit of each field or at the value a recorded conflict decided;
+/// no record on one side only; total API writes bounded by 2 x edits + 3 x creates (counted by the
+/// sandboxes). For every field that ends wrong: that record's edits in order, then the hub's audit
+/// trail and conflicts for the field.
 /// </summary>
 internal static class Program
 {
