@@ -195,7 +195,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapPatch("/sobjects/{type}/{id}", UpdateOneAsync);
         api.MapPatch("/sobjects/{type}/{field}/{value}", UpsertOneAsync);
         api.MapDelete("/sobjects/{type}/{id}", (string type, string id) => DeleteOne(type, id));
-        api.MapPost("/composite", (HttpRequest request) => CompositeAsync(request, request.HttpContext.RequestAborted));
+        api.MapPost("/composite", (HttpRequest request) => CompositeAsync(request));
         api.MapPost("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, null, request.HttpContext.RequestAborted));
         api.MapPatch("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, "Id", request.HttpContext.RequestAborted));
         api.MapPatch("/composite/sobjects/{type}/{field}", (HttpRequest request, string type, string field) => CollectionAsync(request, type, field, request.HttpContext.RequestAborted));
@@ -584,19 +584,9 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     /// subrequests (with their <c>httpHeaders</c>, e.g. If-Unmodified-Since) and <c>allOrNone: false</c>;
     /// anything else is refused with a message naming what it supports.
     /// </summary>
-    private async Task<IResult> CompositeAsync(HttpRequest request, CancellationToken cancellationToken)
+    private Task<IResult> CompositeAsync(HttpRequest request) => WithBodyAsync(request, body =>
     {
-        JsonObject? body;
-        try
-        {
-            body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken) as JsonObject;
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            return Error(400, "JSON_PARSER_ERROR", $"Unexpected character: {e.Message}");
-        }
-
-        if (body?["compositeRequest"] is not JsonArray subrequests)
+        if (body["compositeRequest"] is not JsonArray subrequests)
         {
             return Error(400, "INVALID_FIELD", "Required field compositeRequest is missing");
         }
@@ -652,7 +642,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         }
 
         return Json(new JsonObject { ["compositeResponse"] = responses });
-    }
+    });
 
     private async Task<IResult> UpsertOneAsync(HttpRequest request, string type, string field, string value)
     {
