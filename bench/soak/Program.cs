@@ -166,6 +166,7 @@ internal static class Program
                 }
             }
 
+            var requestsBefore = (Salesforce: Requests(salesforce.Stats), NetSuite: Requests(netsuite.Stats));
             var editStart = time.GetTimestamp();
             await Task.WhenAll(Task.Run(() => EditLoopAsync(true, random.Next())), Task.Run(() => EditLoopAsync(false, random.Next())));
             var editSeconds = time.GetElapsedTime(editStart).TotalSeconds;
@@ -263,6 +264,8 @@ internal static class Program
             Console.WriteLine($"conflicts recorded: {decided.Count} decided, {openConflicts} open; dead letters: {deadLetters}");
             Console.WriteLine($"records: {sfCount} Accounts, {nsCount} customers (one side only: {Math.Abs(sfCount - nsCount) + (2 * a.Records - pairs.Count)})");
             Console.WriteLine($"writes: {totalWrites} (Salesforce {salesforce.Stats.Writes}, NetSuite {netsuite.Stats.Writes}; {createWrites} during creation); bound 2 x {edits.Count} edits + 3 x {2 * a.Records} creates = {bound}");
+            Console.WriteLine($"API requests from the first edit on: Salesforce {RequestsSince(requestsBefore.Salesforce, salesforce.Stats)}");
+            Console.WriteLine($"                                      NetSuite {RequestsSince(requestsBefore.NetSuite, netsuite.Stats)}");
             await PrintWrongAsync(db, wrong, pairs, edits, hubIds);
 
             var pass = disagreeing == 0 && sfCount == nsCount && pairs.Count == 2 * a.Records && totalWrites <= bound;
@@ -314,6 +317,20 @@ internal static class Program
                 Console.WriteLine($"    {row.At:HH:mm:ss.fff} hub: {row.Line}");
             }
         }
+    }
+
+    private static Dictionary<string, long> Requests(CdcSync.Sandboxes.Steering.SandboxStats stats) =>
+        (stats.ToJson()["requestsPerEndpoint"] as JsonObject ?? []).ToDictionary(p => p.Key, p => p.Value!.GetValue<long>());
+
+    /// <summary>Requests per endpoint since a snapshot, the busiest first: "1234 (PATCH /x 600, GET /y 400, ...)".</summary>
+    private static string RequestsSince(Dictionary<string, long> before, CdcSync.Sandboxes.Steering.SandboxStats stats)
+    {
+        var since = Requests(stats)
+            .Select(p => (Endpoint: p.Key, Count: p.Value - before.GetValueOrDefault(p.Key)))
+            .Where(p => p.Count > 0 && !p.Endpoint.Contains("/_sandbox", StringComparison.Ordinal))
+            .OrderByDescending(p => p.Count)
+            .ToList();
+        return $"{since.Sum(p => p.Count)} ({string.Join(", ", since.Select(p => $"{p.Endpoint} {p.Count}"))})";
     }
 
     private static JsonObject BillingLine(string city) => new()
