@@ -1,4 +1,3 @@
-using System.Reflection;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
@@ -6,6 +5,7 @@ using CdcSync.Pipeline;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Polly.CircuitBreaker;
 
 namespace CdcSync.Operations;
 
@@ -207,10 +207,7 @@ public sealed class Worker(
         return connector;
     }
 
-    /// <summary>
-    /// Connectors whose circuit breaker is open. Connectors with a breaker (the HTTP ones) expose a
-    /// Polly CircuitState property; the connector interface has none, so it is read by name here.
-    /// </summary>
+    /// <summary>Connectors whose circuit breaker is open (those with the <see cref="IHasCircuit"/> capability).</summary>
     public IReadOnlyList<string> OpenCircuits()
     {
         lock (_connectors)
@@ -231,13 +228,15 @@ public sealed class Worker(
         }
     }
 
-    private static string CircuitOf(object connector) =>
-        connector.GetType().GetProperty("CircuitState", BindingFlags.Public | BindingFlags.Instance)?.GetValue(connector)?.ToString()?.ToLowerInvariant() switch
+    private static string CircuitOf(object connector) => connector is IHasCircuit breaker
+        ? breaker.CircuitState switch
         {
-            null => "closed",
-            "halfopen" => "half-open",
-            var state => state,
-        };
+            CircuitState.Open => "open",
+            CircuitState.Isolated => "isolated",
+            CircuitState.HalfOpen => "half-open",
+            _ => "closed",
+        }
+        : "closed";
 
     private async Task RecordStatusAsync(NpgsqlConnection conn, PipelineRunner runner, CancellationToken cancellationToken)
     {

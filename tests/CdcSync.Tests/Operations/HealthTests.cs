@@ -2,10 +2,18 @@ using System.Net;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Operations;
+using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Infrastructure;
 using CdcSync.Tests.Pipeline;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
@@ -13,35 +21,45 @@ namespace CdcSync.Tests.Operations;
 
 public sealed class HealthTests
 {
-    [Fact]
-    public async Task Readyz_SalesforceCircuitOpens_TurnsUnreadyWhileHealthzAndMetricsStayUp()
+    /// <summary>
+    /// Every HTTP connector reports its circuit breaker (the <c>IHasCircuit</c> capability): while its
+    /// system answers 503 and a change waits, <c>/readyz</c> is 503 naming it, the gauge is 1, and the
+    /// status row (<c>cdcsync status --json</c>) says open; <c>/healthz</c> and metrics stay up.
+    /// </summary>
+    [Theory]
+    [InlineData("salesforce")]
+    [InlineData("netsuite")]
+    [InlineData("webhook")]
+    public async Task Readyz_ConnectorCircuitOpens_TurnsUnreadyNamingIt_WhileHealthzAndMetricsStayUp(string type)
     {
-        var hub = await TestPostgres.CreateMigratedHubAsync(nameof(Readyz_SalesforceCircuitOpens_TurnsUnreadyWhileHealthzAndMetricsStayUp));
-        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
-        var slot = TestPostgres.DatabaseName(nameof(Readyz_SalesforceCircuitOpens_TurnsUnreadyWhileHealthzAndMetricsStayUp));
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        var name = "Readyz_CircuitOpens_" + type;
+        var hub = await TestPostgres.CreateMigratedHubAsync(name);
+        await using var system = await OutageSystem.StartAsync(type);
+        var slot = TestPostgres.DatabaseName(name);
+        var settings = new Dictionary<string, string?>
         {
             ["Hub:ConnectionString"] = hub,
             ["Hub:Slot"] = slot,
             ["Hub:Publication"] = slot,
             ["Hub:StatusInterval"] = "00:00:00.2",
             ["Hub:MaxRestartDelay"] = "00:00:01",
-            ["Connectors:sf:Type"] = "salesforce",
-            ["Connectors:sf:LoginUrl"] = sandbox.BaseUrl.ToString(),
-            ["Connectors:sf:ClientId"] = SalesforceSandboxOptions.DefaultClientId,
-            ["Connectors:sf:ClientSecret"] = SalesforceSandboxOptions.DefaultClientSecret,
-            ["Connectors:sf:Objects:0:SObject"] = "Account",
-            ["Connectors:sf:Objects:0:Table"] = "sf_accounts",
-            ["Connectors:sf:Resilience:MaxRetryAttempts"] = "1",
-            ["Connectors:sf:Resilience:RetryBaseDelay"] = "00:00:00.020",
-            ["Connectors:sf:Resilience:RetryMaxDelay"] = "00:00:00.100",
-            ["Connectors:sf:Resilience:CircuitBreakerMinimumThroughput"] = "2",
-            ["Connectors:sf:Resilience:CircuitBreakerSamplingDuration"] = "00:00:10",
-            ["Connectors:sf:Resilience:CircuitBreakerBreakDuration"] = "00:01:00",
-            ["Routes:public.sf_accounts:0"] = "sf",
-        }).Build());
+            ["Connectors:c:Type"] = type,
+            ["Connectors:c:Resilience:MaxRetryAttempts"] = "1",
+            ["Connectors:c:Resilience:RetryBaseDelay"] = "00:00:00.020",
+            ["Connectors:c:Resilience:RetryMaxDelay"] = "00:00:00.100",
+            ["Connectors:c:Resilience:CircuitBreakerMinimumThroughput"] = "2",
+            ["Connectors:c:Resilience:CircuitBreakerSamplingDuration"] = "00:00:10",
+            ["Connectors:c:Resilience:CircuitBreakerBreakDuration"] = "00:01:00",
+            [$"Routes:public.{system.Table}:0"] = "c",
+        };
+        foreach (var (key, value) in system.Settings)
+        {
+            settings["Connectors:c:" + key] = value;
+        }
+
+        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         await using var hubSource = NpgsqlDataSource.Create(hub);
-        var worker = new Worker(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance), _ => null, NullLoggerFactory.Instance);
+        var worker = new Worker(options, n => ConnectorFactory.CreateOutbound(n, options.Connectors[n], hubSource, NullLoggerFactory.Instance), _ => null, NullLoggerFactory.Instance);
         await using var health = await HealthServer.StartAsync("http://127.0.0.1:0", worker, NullLoggerFactory.Instance, CancellationToken.None);
         using var http = new HttpClient { BaseAddress = new Uri(health.Address) };
         using var stop = new CancellationTokenSource();
@@ -51,32 +69,148 @@ public sealed class HealthTests
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
             await TestPipeline.WaitUntilAsync(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK || run.IsCompleted, TestPipeline.StreamingTimeout);
             Assert.False(run.IsCompleted, run.Exception?.ToString());
-            await TestPipeline.ExecuteAsync(hub, "INSERT INTO sf_accounts (name) VALUES ('Before outage')");
-            await TestPipeline.WaitUntilAsync(() => Task.FromResult(sandbox.Records("Account").Count == 1), TimeSpan.FromSeconds(30));
+            await TestPipeline.ExecuteAsync(hub, system.Insert("Before outage"));
+            await TestPipeline.WaitUntilAsync(() => Task.FromResult(system.Received >= 1), TimeSpan.FromSeconds(30));
 
-            sandbox.Options.StartOutage(TimeSpan.FromMinutes(2));
-            await TestPipeline.ExecuteAsync(hub, "INSERT INTO sf_accounts (name) VALUES ('During outage 1')");
-            await TestPipeline.ExecuteAsync(hub, "INSERT INTO sf_accounts (name) VALUES ('During outage 2')");
+            system.StartOutage();
+            await TestPipeline.ExecuteAsync(hub, system.Insert("During outage 1"));
+            await TestPipeline.ExecuteAsync(hub, system.Insert("During outage 2"));
             string body = "";
             await TestPipeline.WaitUntilAsync(async () =>
             {
                 var response = await http.GetAsync("/readyz");
                 body = await response.Content.ReadAsStringAsync();
-                return response.StatusCode == HttpStatusCode.ServiceUnavailable && body.Contains("open circuits: sf", StringComparison.Ordinal);
+                return response.StatusCode == HttpStatusCode.ServiceUnavailable && body.Contains("open circuits: c", StringComparison.Ordinal);
             }, TimeSpan.FromSeconds(60));
 
             Assert.Contains("not ready", body);
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
             var metrics = await http.GetStringAsync("/metrics");
-            Assert.Contains("cdcsync_circuit_open{connector=\"sf\"} 1", metrics);
-            Assert.Contains("cdcsync_changes_applied_total{connector=\"sf\"}", metrics);
-            Assert.Contains("cdcsync_batch_duration_seconds_bucket{connector=\"sf\"", metrics);
+            Assert.Contains("cdcsync_circuit_open{connector=\"c\"} 1", metrics);
+            Assert.Contains("cdcsync_changes_applied_total{connector=\"c\"}", metrics);
+            Assert.Contains("cdcsync_batch_duration_seconds_bucket{connector=\"c\"", metrics);
             Assert.Contains("cdcsync_replay_window_bytes", metrics);
+            await TestPipeline.WaitUntilAsync(async () =>
+            {
+                var status = await new StatusService(hub, options).GetAsync(new StatusThresholds(TimeSpan.FromMinutes(5), long.MaxValue), CancellationToken.None);
+                return status.Connectors.Any(c => c.Connector == "c" && c.Circuit == "open");
+            }, TimeSpan.FromSeconds(30));
         }
         finally
         {
             await stop.CancelAsync();
             await run.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>A system to write to that can be made to answer 503 to everything: a sandbox, or a webhook receiver.</summary>
+    private sealed class OutageSystem : IAsyncDisposable
+    {
+        private readonly Func<int> _received;
+        private readonly Action _startOutage;
+        private readonly Func<ValueTask> _dispose;
+
+        private OutageSystem(string table, Func<string, string> insert, Dictionary<string, string?> settings, Func<int> received, Action startOutage, Func<ValueTask> dispose)
+        {
+            Table = table;
+            Insert = insert;
+            Settings = settings;
+            _received = received;
+            _startOutage = startOutage;
+            _dispose = dispose;
+        }
+
+        public string Table { get; }
+
+        /// <summary>SQL that adds one row named so to the routed table.</summary>
+        public Func<string, string> Insert { get; }
+
+        public Dictionary<string, string?> Settings { get; }
+
+        public int Received => _received();
+
+        public void StartOutage() => _startOutage();
+
+        public ValueTask DisposeAsync() => _dispose();
+
+        public static async Task<OutageSystem> StartAsync(string type)
+        {
+            switch (type)
+            {
+                case "salesforce":
+                {
+                    var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
+                    return new OutageSystem(
+                        "sf_accounts",
+                        n => $"INSERT INTO sf_accounts (name) VALUES ('{n}')",
+                        new()
+                        {
+                            ["LoginUrl"] = sandbox.BaseUrl.ToString(),
+                            ["ClientId"] = SalesforceSandboxOptions.DefaultClientId,
+                            ["ClientSecret"] = SalesforceSandboxOptions.DefaultClientSecret,
+                            ["Objects:0:SObject"] = "Account",
+                            ["Objects:0:Table"] = "sf_accounts",
+                        },
+                        () => sandbox.Records("Account").Count,
+                        () => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)),
+                        sandbox.DisposeAsync);
+                }
+
+                case "netsuite":
+                {
+                    var sandbox = await NetSuiteSandbox.StartAsync(new NetSuiteSandboxOptions(), CancellationToken.None);
+                    return new OutageSystem(
+                        "ns_customers",
+                        n => $"INSERT INTO ns_customers (externalid, companyname) VALUES ('health-{n.Replace(' ', '-')}', '{n}')",
+                        new()
+                        {
+                            ["AccountId"] = NetSuiteSandboxOptions.DefaultAccountId,
+                            ["BaseUrl"] = sandbox.BaseUrl.ToString(),
+                            ["ConsumerKey"] = NetSuiteSandboxOptions.DefaultConsumerKey,
+                            ["ConsumerSecret"] = NetSuiteSandboxOptions.DefaultConsumerSecret,
+                            ["TokenId"] = NetSuiteSandboxOptions.DefaultTokenId,
+                            ["TokenSecret"] = NetSuiteSandboxOptions.DefaultTokenSecret,
+                            ["Records:0:RecordType"] = "customer",
+                            ["Records:0:Table"] = "ns_customers",
+                        },
+                        () => sandbox.CustomerCount,
+                        () => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)),
+                        sandbox.DisposeAsync);
+                }
+
+                default:
+                {
+                    var outage = false;
+                    var received = 0;
+                    var builder = WebApplication.CreateSlimBuilder();
+                    builder.Logging.ClearProviders();
+                    builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+                    var app = builder.Build();
+                    app.MapPost("/hook", () =>
+                    {
+                        if (Volatile.Read(ref outage))
+                        {
+                            return Results.StatusCode(503);
+                        }
+
+                        Interlocked.Increment(ref received);
+                        return Results.Ok();
+                    });
+                    await app.StartAsync();
+                    var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+                    return new OutageSystem(
+                        "sf_accounts",
+                        n => $"INSERT INTO sf_accounts (name) VALUES ('{n}')",
+                        new() { ["Url"] = address.TrimEnd('/') + "/hook", ["Secret"] = "health-test-secret" },
+                        () => Volatile.Read(ref received),
+                        () => Volatile.Write(ref outage, true),
+                        async () =>
+                        {
+                            await app.StopAsync();
+                            await app.DisposeAsync();
+                        });
+                }
+            }
         }
     }
 }

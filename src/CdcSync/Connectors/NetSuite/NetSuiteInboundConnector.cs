@@ -18,7 +18,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// in one second, still arrives. Records deleted in NetSuite are read from SuiteQL's
 /// <c>deletedrecord</c> table the same way.
 /// </summary>
-public sealed class NetSuiteInboundConnector : IInboundConnector, IDisposable
+public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, IDisposable
 {
     private const string SuiteQlPath = "services/rest/query/v1/suiteql";
     private const string RecordPath = "services/rest/record/v1/";
@@ -51,6 +51,8 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IDisposable
     public InboundOptions Options => _options.Inbound;
 
     public HttpResilience Resilience => _client.Resilience;
+
+    public Polly.CircuitBreaker.CircuitState CircuitState => _client.Resilience.CircuitBreaker.CircuitState;
 
     public async Task<InboundPage> ReadChangesAsync(string? cursor, CancellationToken cancellationToken)
     {

@@ -28,7 +28,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// returns, and recorded in the hub (<c>cdc.record_outbound</c>) in one round trip per batch, so the
 /// checkpoint is written in <see cref="CommitAsync"/> alone.
 /// </summary>
-public sealed class NetSuiteOutboundConnector : IOutboundConnector
+public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 {
     private const string RecordPath = "services/rest/record/v1/";
 
@@ -66,6 +66,8 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector
 
     /// <summary>Circuit breaker state and adaptive rate limiter, for health reporting.</summary>
     public HttpResilience Resilience => _client.Resilience;
+
+    public Polly.CircuitBreaker.CircuitState CircuitState => _client.Resilience.CircuitBreaker.CircuitState;
 
     public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
         _checkpoints.ReadAsync(Name, cancellationToken);

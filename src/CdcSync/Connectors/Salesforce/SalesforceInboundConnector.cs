@@ -18,7 +18,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// stamp read (a transaction that committed late still shows up) and drops versions it already
 /// read; the cursor is JSON, one <see cref="OverlapCursor"/> per sObject.
 /// </summary>
-public sealed class SalesforceInboundConnector : IInboundConnector
+public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit
 {
 
     private readonly SalesforceClient _client;

@@ -19,7 +19,7 @@ namespace CdcSync.Connectors.Webhook;
 /// the receiver answered 2xx for everything up to it. A batch the receiver permanently refuses
 /// (4xx other than 408/429) is dead-lettered event by event and the stream moves on.
 /// </summary>
-public sealed class WebhookOutboundConnector : IOutboundConnector
+public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
 {
     public const string SignatureHeader = "X-CdcSync-Signature";
     public const string IdempotencyHeader = "Idempotency-Key";
@@ -59,6 +59,8 @@ public sealed class WebhookOutboundConnector : IOutboundConnector
     public string Name { get; }
 
     public HttpResilience Resilience { get; }
+
+    public Polly.CircuitBreaker.CircuitState CircuitState => Resilience.CircuitBreaker.CircuitState;
 
     /// <summary>The signature header value for a body: <c>sha256=</c> and the lower-case hex HMAC-SHA256.</summary>
     public static string Sign(ReadOnlySpan<byte> body, ReadOnlySpan<byte> secret) =>
