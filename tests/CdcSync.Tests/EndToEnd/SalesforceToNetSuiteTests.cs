@@ -124,10 +124,12 @@ public sealed class SalesforceToNetSuiteTests
             Assert.Equal(customerModified, netsuite.GetCustomer(internalId)!["lastModifiedDate"]?.ToString());
             Assert.Equal(writesBefore, SalesforceWrites(sandboxLogs));
 
-            // Salesforce got exactly one write (the NetSuite-id link on the account); NetSuite holds one customer.
+            // Salesforce got exactly one write request (the NetSuite-id link on the account, a composite
+            // request of one conditional update); NetSuite holds one customer.
             var writes = SalesforceWrites(sandboxLogs);
             Assert.True(writes.Count == 1, "Salesforce write requests:\n" + string.Join('\n', writes));
-            Assert.True(writes[0].Contains("/sobjects", StringComparison.Ordinal), writes[0]);
+            Assert.True(writes[0].Contains("/composite", StringComparison.Ordinal), writes[0]);
+            Assert.Equal(1, salesforce.Stats.WritesOf("Account", accountId));
             Assert.Equal(1, netsuite.CustomerCount);
             Assert.Equal(1, await ScalarAsync<long>(hubSource, "SELECT count(*) FROM ns_customers"));
             Assert.Equal(1, await ScalarAsync<long>(hubSource, "SELECT count(*) FROM sf_accounts"));
