@@ -224,7 +224,7 @@ internal static class Program
                     }
 
                     var keys = hubIds.TryGetValue(pairs[p].Sf, out var ids) ? new[] { ids.Account.ToString(), ids.Customer?.ToString() } : [];
-                    if (decided.Any(d => keys.Contains(d.RecordKey) && (d.Field == Fields[f].SfColumn || d.Field == Fields[f].NsColumn) && Normalize(f, d.Decided) == sfValue))
+                    if (decided.Any(d => keys.Contains(d.RecordKey) && (d.Field == Fields[f].SfColumn || d.Field == Fields[f].NsColumn) && Normalize(f, DecidedValue(f, d.Field, d.Decided)) == sfValue))
                     {
                         pairByDecision = true;
                         continue;
@@ -332,6 +332,12 @@ internal static class Program
             .ToList();
         return $"{since.Sum(p => p.Count)} ({string.Join(", ", since.Select(p => $"{p.Endpoint} {p.Count}"))})";
     }
+
+    /// <summary>A conflict's decided value as the field's value: on NetSuite's side the billing city is decided as the whole address book.</summary>
+    private static string? DecidedValue(int field, string column, string? decided) =>
+        field == City && column == Fields[City].NsColumn && decided is not null && JsonNode.Parse(decided) is JsonArray lines
+            ? BillingCity(new JsonObject { ["addressBook"] = new JsonObject { ["items"] = lines.DeepClone() } })
+            : decided;
 
     private static JsonObject BillingLine(string city) => new()
     {

@@ -14,7 +14,31 @@ public static class ReplicationOrigins
     public const string GrantAdvice =
         "grant them with GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser";
 
-    public static string For(string connector) => Prefix + connector;
+    /// <summary>
+    /// The origin of <paramref name="connector"/>'s writes into the hub database <paramref name="database"/>:
+    /// <c>cdcsync:&lt;database&gt;:&lt;connector&gt;</c>. Origins are server-wide, so the name carries the
+    /// database: two hubs on one server with the same connector names do not contend for one origin.
+    /// </summary>
+    public static string For(string database, string connector) => Prefix + database + ":" + connector;
+
+    /// <summary>The name versions before per-hub names used (<c>cdcsync:&lt;connector&gt;</c>).</summary>
+    public static string Legacy(string connector) => Prefix + connector;
+
+    /// <summary>
+    /// Whether a transaction with this origin was written by <paramref name="connector"/> into the hub
+    /// <paramref name="database"/>: its current name, or the name of versions before per-hub names, which
+    /// a slot may still hold WAL under after an upgrade (a slot decodes its own database only, so that
+    /// name cannot come from another hub).
+    /// </summary>
+    public static bool IsOwn(string? origin, string database, string connector) =>
+        origin is not null && (origin == For(database, connector) || origin == Legacy(connector));
+
+    /// <summary>The hub database a connection string names (Npgsql's default is the user's name).</summary>
+    public static string DatabaseOf(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        return builder.Database ?? builder.Username ?? Environment.UserName;
+    }
 
     /// <summary>
     /// Marks this session's writes as coming from <paramref name="connector"/> until
@@ -22,15 +46,15 @@ public static class ReplicationOrigins
     /// </summary>
     public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
     {
-        var origin = For(connector);
+        var origin = For(connection.Database, connector);
         // cdc.connector names the connector to the hub's triggers (conflicts, audit trail:
         // transforms/005_sync_tracking.sql); PostgreSQL offers no way to read the session's origin.
         try
         {
-            foreach (var sql in new[] { "SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", "SELECT pg_replication_origin_session_setup($1)", "SELECT set_config('cdc.connector', substr($1, 9), false)" })
+            foreach (var (sql, value) in new[] { ("SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", origin), ("SELECT pg_replication_origin_session_setup($1)", origin), ("SELECT set_config('cdc.connector', $1, false)", connector) })
             {
                 await using var cmd = new NpgsqlCommand(sql, connection);
-                cmd.Parameters.Add(new NpgsqlParameter { Value = origin });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = value });
                 await cmd.ExecuteNonQueryAsync(cancellationToken);
             }
         }
@@ -48,13 +72,13 @@ public static class ReplicationOrigins
     }
 
     // PostgreSQL lets one session at a time use an origin (55006 otherwise): inbound pages and
-    // id write-backs of the same connector take turns inside this process.
+    // id write-backs of the same connector into the same hub take turns inside this process.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
 
     /// <summary>Opens a connection whose writes carry <paramref name="connector"/>'s origin.</summary>
     public static async Task<OriginSession> OpenAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
     {
-        var gate = Gates.GetOrAdd(connector, _ => new SemaphoreSlim(1, 1));
+        var gate = Gates.GetOrAdd(For(DatabaseOf(hub.ConnectionString), connector), _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
         NpgsqlConnection? connection = null;
         try

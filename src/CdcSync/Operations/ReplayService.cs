@@ -108,7 +108,7 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
     {
         var result = new List<ReplayTransaction>();
         var relations = new Dictionary<uint, TableName>();
-        var own = ReplicationOrigins.For(connector);
+        var database = conn.Database;
         NpgsqlLogSequenceNumber commitLsn = default;
         DateTimeOffset commitTime = default;
         string? origin = null;
@@ -151,7 +151,7 @@ public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
                     break;
                 case 'C':
                     // The router never sends a connector its own (origin-tagged) changes; a replay does not either.
-                    if (commitLsn > from && counts.Count > 0 && origin != own)
+                    if (commitLsn > from && counts.Count > 0 && !ReplicationOrigins.IsOwn(origin, database, connector))
                     {
                         result.Add(new ReplayTransaction(commitLsn, commitTime, new Dictionary<string, int>(counts, StringComparer.Ordinal)));
                     }

@@ -64,7 +64,6 @@ internal sealed class ConnectorWriter
 
     public string Name => Connector.Name;
 
-    public string Origin => Hub.ReplicationOrigins.For(Connector.Name);
 
     /// <summary>Commit LSN of the last transaction handed to this connector.</summary>
     public NpgsqlLogSequenceNumber Delivered => new((ulong)Interlocked.Read(ref _delivered));

@@ -15,8 +15,12 @@ internal sealed class Router : IChangeSink
     private readonly HashSet<ConnectorWriter> _touched = [];
     private TransactionInfo? _current;
 
-    public Router(IReadOnlyDictionary<TableName, ConnectorWriter[]> routes)
+    private readonly string _database;
+
+    /// <param name="database">The hub database whose WAL this router sees: its connectors' origins carry its name.</param>
+    public Router(IReadOnlyDictionary<TableName, ConnectorWriter[]> routes, string database)
     {
+        _database = database;
         _routes = new Dictionary<TableName, ConnectorWriter[]>(routes);
     }
 
@@ -34,7 +38,7 @@ internal sealed class Router : IChangeSink
 
         foreach (var writer in TargetsOf(change.Relation))
         {
-            if (change.Transaction.Origin == writer.Origin)
+            if (Hub.ReplicationOrigins.IsOwn(change.Transaction.Origin, _database, writer.Name))
             {
                 ChangesSuppressedByOrigin++;
                 continue;

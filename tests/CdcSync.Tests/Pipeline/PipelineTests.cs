@@ -171,6 +171,67 @@ public sealed class PipelineTests
         Assert.True(pipeline.Runner.ChangesSuppressedByOrigin >= 2);
     }
 
+    /// <summary>
+    /// Origins are server-wide. Two hubs on one server with the same connector names: while the other
+    /// hub's worker (another process) holds its connector a's origin, this hub's connector a tags its own
+    /// writes all the same, and they stay out of a. WAL written under the name of versions before
+    /// per-hub names (<c>cdcsync:a</c>) is still a's own.
+    /// </summary>
+    [Fact]
+    public async Task Run_TwoHubsOnOneServerWithTheSameConnectorNames_EachTagsItsOwnWrites_AndTheOldNameStillCounts()
+    {
+        var otherHub = await TestPipeline.MigratedHubAsync(nameof(Run_TwoHubsOnOneServerWithTheSameConnectorNames_EachTagsItsOwnWrites_AndTheOldNameStillCounts) + "_other");
+        var hub = await TestPipeline.MigratedHubAsync(nameof(Run_TwoHubsOnOneServerWithTheSameConnectorNames_EachTagsItsOwnWrites_AndTheOldNameStillCounts));
+        var targetA = await TestPostgres.CreateDatabaseAsync(suffix: "_a");
+        var targetB = await TestPostgres.CreateDatabaseAsync(suffix: "_b");
+        const string ddl = "CREATE TABLE items (id int PRIMARY KEY, v text);";
+        await TestPipeline.ExecuteAsync(hub, ddl);
+        await TestPipeline.ExecuteAsync(targetA, ddl);
+        await TestPipeline.ExecuteAsync(targetB, ddl);
+
+        // The other hub's worker, in another process, writes as its connector a and keeps the origin.
+        await using var other = new NpgsqlConnection(otherHub);
+        await other.OpenAsync();
+        await ReplicationOrigins.SetupSessionAsync(other, "a", CancellationToken.None);
+
+        await using var pipeline = await TestPipeline.StartAsync(hub, "two_hubs_slot",
+            new Dictionary<string, string> { ["a"] = targetA, ["b"] = targetB },
+            new Dictionary<string, string[]> { ["public.items"] = ["a", "b"] });
+        await using (var dataSource = NpgsqlDataSource.Create(hub))
+        await using (var session = await ReplicationOrigins.OpenAsync(dataSource, "a", CancellationToken.None))
+        {
+            await using var cmd = new NpgsqlCommand("INSERT INTO items VALUES (1, 'from a')", session.Connection);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        // A transaction tagged with the old, server-wide name (WAL from before an upgrade).
+        await using (var legacy = new NpgsqlConnection(hub))
+        {
+            await legacy.OpenAsync();
+            // One statement each: a transaction takes the session's origin when it commits.
+            foreach (var sql in new[]
+            {
+                "SELECT pg_replication_origin_create('cdcsync:a') WHERE pg_replication_origin_oid('cdcsync:a') IS NULL",
+                "SELECT pg_replication_origin_session_setup('cdcsync:a')",
+                "INSERT INTO items VALUES (2, 'from a, old name')",
+                "SELECT pg_replication_origin_session_reset()",
+            })
+            {
+                await using var cmd = new NpgsqlCommand(sql, legacy);
+                await cmd.ExecuteNonQueryAsync();
+            }
+        }
+
+        await TestPipeline.ExecuteAsync(hub, "INSERT INTO items VALUES (3, 'untagged')");
+
+        await pipeline.WaitForSameAsync(hub, targetB, Snapshot("items"));
+        await pipeline.WaitForSameAsync(hub, targetA, "SELECT count(*) FROM items WHERE id = 3");
+        Assert.Equal("(3,untagged)", await TestPipeline.TextAsync(targetA, Snapshot("items")));
+        // One origin per hub and connector, both on the server at once.
+        Assert.Equal("1", await TestPipeline.TextAsync(otherHub, "SELECT count(*) FROM pg_replication_origin WHERE roname = 'cdcsync:' || current_database() || ':a'"));
+        Assert.Equal("1", await TestPipeline.TextAsync(hub, "SELECT count(*) FROM pg_replication_origin WHERE roname = 'cdcsync:' || current_database() || ':a'"));
+    }
+
     [Fact]
     public async Task Run_MillionRowTransaction_StreamsThroughAndLandsWhole()
     {
