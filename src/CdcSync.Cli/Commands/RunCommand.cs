@@ -84,13 +84,21 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
             }
 
             await worker.RunAsync(stoppingToken);
+            LogShutdown();
         }
         catch (OperatorException e)
         {
             Fatal = e;
+            loggers.CreateLogger<PipelineService>().LogError("Worker stopping: {Reason}", e.Message);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+            LogShutdown();
+        }
+        catch (Exception e)
+        {
+            loggers.CreateLogger<PipelineService>().LogCritical(e, "Worker stopping on an unexpected error: {Reason}", e.Message);
+            throw;
         }
         finally
         {
@@ -101,5 +109,8 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
 
             lifetime.StopApplication();
         }
+
+        void LogShutdown() => loggers.CreateLogger<PipelineService>().LogInformation(
+            "Worker stopping: shutdown requested (SIGTERM, Ctrl-C or the service manager); what was not committed is read again from the slot at the next start");
     }
 }

@@ -25,8 +25,29 @@ public static class PipelineMetrics
     public static readonly Gauge LagSeconds = Metrics.CreateGauge(
         "cdcsync_lag_seconds", "Age of the oldest change not yet applied by the connector (0 when caught up).", "connector");
 
-    public static readonly Gauge Restarts = Metrics.CreateGauge(
-        "cdcsync_pipeline_restarts", "Times the pipeline restarted from the slot after a failure (retries) since the worker started.");
+    public static readonly Counter Restarts = Metrics.CreateCounter(
+        "cdcsync_pipeline_restarts_total", "Times the pipeline restarted from the slot after a failure (retries).");
+
+    public static readonly Gauge BuildInfo = Metrics.CreateGauge(
+        "cdcsync_build_info", "Always 1; the labels say which CdcSync build this worker runs.", "version");
+
+    public static readonly Counter InboundPolls = Metrics.CreateCounter(
+        "cdcsync_inbound_polls_total", "Polls of a system for changes, successful or not.", "connector");
+
+    public static readonly Counter InboundPollFailures = Metrics.CreateCounter(
+        "cdcsync_inbound_poll_failures_total", "Polls that failed (the system, the network or the hub); retried with backoff.", "connector");
+
+    public static readonly Counter InboundRecords = Metrics.CreateCounter(
+        "cdcsync_inbound_records_total", "Records read from a system and written to the hub's staging tables.", "connector");
+
+    public static readonly Gauge InboundLagSeconds = Metrics.CreateGauge(
+        "cdcsync_inbound_lag_seconds", "Seconds since a poll last read a system up to its newest change (0 right after one; grows while polls fail or a backlog is read).", "connector");
+
+    public static readonly Gauge ApiCallsUsed = Metrics.CreateGauge(
+        "cdcsync_api_calls_used", "API calls counted against the system's daily allowance, as the system last reported (Salesforce: Sforce-Limit-Info).", "connector");
+
+    public static readonly Gauge ApiCallsAllowed = Metrics.CreateGauge(
+        "cdcsync_api_calls_allowed", "The system's daily API allowance, as it last reported.", "connector");
 
     public static readonly Gauge DeadLetters = Metrics.CreateGauge(
         "cdcsync_dead_letters_open", "Open dead letters per connector.", "connector");

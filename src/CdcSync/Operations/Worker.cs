@@ -40,6 +40,11 @@ public sealed class Worker(
     private readonly Dictionary<string, (long Changes, long At)> _rates = new(StringComparer.Ordinal);
     private readonly string _workerId = $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    /// <summary>This build's version (the assembly's informational version, without the source revision).</summary>
+    public static string Version { get; } =
+        (typeof(Worker).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false).FirstOrDefault() as System.Reflection.AssemblyInformationalVersionAttribute)?.InformationalVersion.Split('+')[0]
+        ?? typeof(Worker).Assembly.GetName().Version?.ToString() ?? "unknown";
+
     public WorkerState State { get; private set; } = WorkerState.Starting;
 
     public PipelineRunner? Runner { get; private set; }
@@ -58,6 +63,7 @@ public sealed class Worker(
 
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        PipelineMetrics.BuildInfo.WithLabels(Version).Set(1);
         var replay = new ReplayService(options, _logger);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -301,7 +307,6 @@ public sealed class Worker(
                 cancellationToken: cancellationToken));
         }
 
-        PipelineMetrics.Restarts.Set(runner.Restarts);
         var counts = await conn.QueryAsync<(string Connector, long DeadLetters, long Conflicts)>(new CommandDefinition(
             """
             SELECT c.connector,

@@ -23,13 +23,32 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
         var writer = new HubWriter(dataSource);
         var delay = hub.InboundPollInterval;
         var idle = hub.InboundPollInterval;
+        var polls = Operations.PipelineMetrics.InboundPolls.WithLabels(connector.Name);
+        var failures = Operations.PipelineMetrics.InboundPollFailures.WithLabels(connector.Name);
+        var records = Operations.PipelineMetrics.InboundRecords.WithLabels(connector.Name);
+        var lag = Operations.PipelineMetrics.InboundLagSeconds.WithLabels(connector.Name);
+        var caughtUpAt = time.GetTimestamp();
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
+                polls.Inc();
                 var cursor = await writer.ReadCursorAsync(connector.Name, cancellationToken);
                 var page = await connector.ReadChangesAsync(cursor, cancellationToken);
                 var changed = await writer.ApplyInboundAsync(connector.Name, page.Records, page.NextCursor, cancellationToken);
+                records.Inc(page.Records.Count);
+                if (!page.HasMore)
+                {
+                    caughtUpAt = time.GetTimestamp();
+                }
+
+                lag.Set(time.GetElapsedTime(caughtUpAt).TotalSeconds);
+                if (connector.Budget is { } budget)
+                {
+                    Operations.PipelineMetrics.ApiCallsUsed.WithLabels(connector.Name).Set(budget.Used);
+                    Operations.PipelineMetrics.ApiCallsAllowed.WithLabels(connector.Name).Set(budget.Max);
+                }
+
                 if (page.Records.Count > 0)
                 {
                     logger.LogInformation("Inbound {Connector}: {Count} records read, {Changed} rows changed", connector.Name, page.Records.Count, changed);
@@ -54,6 +73,8 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
             }
             catch (Exception e)
             {
+                failures.Inc();
+                lag.Set(time.GetElapsedTime(caughtUpAt).TotalSeconds);
                 logger.LogWarning("Inbound {Connector} failed ({Kind}): {Error}; retrying in {Delay}", connector.Name, Resilience.FailureClassifier.Classify(e), Resilience.FailureClassifier.Describe(e), delay);
                 try
                 {

@@ -90,6 +90,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 }
 
                 Restarts++;
+                Operations.PipelineMetrics.Restarts.Inc();
                 Health = PipelineHealth.Restarting;
                 Stage = "restarting after: " + description;
                 // A server that went away leaves dead connections in the pools; without this the

@@ -90,6 +90,8 @@ public sealed class HealthTests
             Assert.Contains("cdcsync_changes_applied_total{connector=\"c\"}", metrics);
             Assert.Contains("cdcsync_batch_duration_seconds_bucket{connector=\"c\"", metrics);
             Assert.Contains("cdcsync_replay_window_bytes", metrics);
+            Assert.Contains("cdcsync_build_info{version=\"", metrics);
+            Assert.Contains("# TYPE cdcsync_pipeline_restarts_total counter", metrics);
             await TestPipeline.WaitUntilAsync(async () =>
             {
                 var status = await new StatusService(hub, options).GetAsync(new StatusThresholds(TimeSpan.FromMinutes(5), long.MaxValue), CancellationToken.None);
