@@ -70,7 +70,9 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 wal_level = logical
-max_replication_slots = 64
+# Replication origins count against max_replication_slots too, and every hub database has its own
+# (cdcsync:<database>:<connector>): a test run creates a few hundred hub databases.
+max_replication_slots = 512
 max_wal_senders = 64
 max_connections = 200
 shared_buffers = 256MB

@@ -58,6 +58,8 @@ internal static class Program
             NpgsqlConnection.ClearAllPools();
             await using var conn = new NpgsqlConnection(admin);
             await conn.ExecuteAsync("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = @database AND NOT active", new { database });
+            // Origins are server-wide and outlive the database; each one holds a replication state slot.
+            await conn.ExecuteAsync("SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE starts_with(roname, 'cdcsync:' || @database || ':')", new { database });
             await conn.ExecuteAsync($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
         }
     }

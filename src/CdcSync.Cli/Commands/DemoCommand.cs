@@ -6,6 +6,7 @@ using CdcSync.Configuration;
 using CdcSync.Conflicts;
 using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;

@@ -5,6 +5,7 @@ using CdcSync.Connectors.Postgres;
 using CdcSync.Connectors.Salesforce;
 using CdcSync.Connectors.Webhook;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;

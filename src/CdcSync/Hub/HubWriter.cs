@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors;
+using CdcSync.Inbound;
 using Dapper;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,6 +1,7 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using Dapper;
 using Microsoft.Extensions.Logging;

@@ -1,6 +1,7 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Resilience;
 using CdcSync.Replication;
 using CdcSync.Routing;
@@ -26,6 +27,9 @@ public enum PipelineHealth
 /// forever with capped, jittered backoff that resets after a healthy period; permanent ones stop it
 /// with one line (exit code 2 in the CLI). On stop, the reader stops, writers finish the complete transactions
 /// they hold, checkpoints are recorded, and the slot is acknowledged one last time.
+/// Beside it, from the moment the slot exists, the inbound side runs (<see cref="InboundRunner"/>): it is
+/// not torn down by an outbound restart, and a permanent inbound failure stops the outbound side
+/// cleanly, then the pipeline.
 /// </summary>
 public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboundConnector> connectorFactory, ILoggerFactory loggers, Func<string, IInboundConnector?>? inboundFactory = null, TimeProvider? timeProvider = null)
 {
@@ -34,6 +38,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     private List<ConnectorWriter> _writers = [];
     private RestartBackoff? _backoff;
     private Router? _router;
+    private readonly TaskCompletionSource _slotReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public PipelineHealth Health { get; private set; } = PipelineHealth.Starting;
 
@@ -70,6 +75,62 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
     {
         var backoff = new RestartBackoff(options.Hub.InitialRestartDelay, options.Hub.MaxRestartDelay, options.Hub.HealthyPeriod, _time);
         _backoff = backoff;
+
+        // The inbound direction runs beside the outbound one, started once the slot exists (hub writes
+        // made before it would never reach the other systems) and kept across outbound restarts. A
+        // permanent inbound failure stops the outbound side cleanly, then stops the pipeline with it.
+        var inbound = new InboundRunner(
+            options.Connectors.Keys.Select(name => inboundFactory?.Invoke(name)).OfType<IInboundConnector>().ToList(),
+            options.Hub, _time, loggers);
+        using var inboundStop = new CancellationTokenSource();
+        using var inboundFailed = new CancellationTokenSource();
+        Exception? inboundFailure = null;
+        var inboundTask = inbound.Connectors.Count == 0
+            ? Task.CompletedTask
+            : _slotReady.Task.ContinueWith(_ => inbound.RunAsync(inboundStop.Token), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default)
+                .Unwrap()
+                .ContinueWith(
+                    t =>
+                    {
+                        if (t.Exception?.InnerException is { } error and not OperationCanceledException)
+                        {
+                            inboundFailure = error is OperatorException ? error : new OperatorException(FailureClassifier.Describe(error), error);
+                            inboundFailed.Cancel();
+                        }
+                    },
+                    TaskScheduler.Default);
+        using var runStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, inboundFailed.Token);
+        try
+        {
+            await RunOutboundWithRestartsAsync(backoff, runStop.Token);
+        }
+        catch (OperationCanceledException) when (inboundFailure is not null && !stoppingToken.IsCancellationRequested)
+        {
+            // The outbound side stopped because the inbound side failed: raised below.
+        }
+        finally
+        {
+            await inboundStop.CancelAsync();
+            _slotReady.TrySetCanceled(CancellationToken.None);
+            await inboundTask;
+            foreach (var connector in inbound.Connectors)
+            {
+                (connector as IDisposable)?.Dispose();
+            }
+        }
+
+        if (inboundFailure is not null && !stoppingToken.IsCancellationRequested)
+        {
+            var description = FailureClassifier.Describe(inboundFailure);
+            LastError = description;
+            Health = PipelineHealth.Stopped;
+            _logger.LogError("Pipeline stopped: {Error}", description);
+            throw inboundFailure as OperatorException ?? new OperatorException(description, inboundFailure);
+        }
+    }
+
+    private async Task RunOutboundWithRestartsAsync(RestartBackoff backoff, CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -141,6 +202,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             Stage = $"preparing publication {hub.Publication} and slot {hub.Slot}";
             await new SlotManager(hub.ConnectionString, loggers.CreateLogger<SlotManager>(), _time) { Progress = stage => Stage = stage }
                 .EnsureAsync(hub.Slot, hub.Publication, routes.Keys, stoppingToken);
+            _slotReady.TrySetResult();
             Stage = "opening connectors";
             foreach (var writer in _writers)
             {
@@ -159,7 +221,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
 
             // Writers only stop on failure; on a clean stop they drain what the reader handed them.
             using var failure = new CancellationTokenSource();
-            // A failure beside the stream (a permanent inbound failure, the acknowledger or heartbeat
+            // A failure beside the stream (the acknowledger or heartbeat
             // meeting a missing grant, a reader the server never accepted) stops the stream like a
             // clean stop: writers drain and commit what they hold, then it is raised.
             using var sideFailed = new CancellationTokenSource();
@@ -190,12 +252,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
             var ackTask = Watch(acknowledger.RunAsync(reader, background.Token), FailBeside);
             var heartbeatTask = Watch(new Heartbeat(hub.ConnectionString, hub.HeartbeatInterval, _time, _logger).RunAsync(background.Token), FailBeside);
             var streamingTask = Watch(ConfirmStreamingAsync(hub, reader, readerTask, background.Token), FailBeside);
-            var inboundTasks = options.Connectors.Keys
-                .Select(name => (Name: name, Connector: inboundFactory?.Invoke(name)))
-                .Where(c => c.Connector is not null)
-                .Select(c => Watch(new InboundPoller(c.Connector!, hub, _time, loggers.CreateLogger<InboundPoller>()).RunAsync(background.Token), FailBeside))
-                .ToList();
-            heartbeatTask = Task.WhenAll(inboundTasks.Append(heartbeatTask).Append(streamingTask));
+            heartbeatTask = Task.WhenAll(heartbeatTask, streamingTask);
 
             var all = writerTasks.Append(readerTask).ToList();
             while (all.Count > 0)

@@ -1,3 +1,4 @@
+using CdcSync.Inbound;
 using CdcSync.Tests.Pipeline;
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;

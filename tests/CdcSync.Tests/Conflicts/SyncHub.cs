@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using CdcSync.Connectors;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;
 

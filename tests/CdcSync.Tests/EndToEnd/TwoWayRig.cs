@@ -23,6 +23,7 @@ public sealed class TwoWayRig : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _run = Task.CompletedTask;
     private PipelineRunner? _runner;
+    private int _inboundCreated;
 
     private TwoWayRig(NpgsqlDataSource hub, SalesforceSandbox salesforce, NetSuiteSandbox netsuite)
     {
@@ -38,6 +39,12 @@ public sealed class TwoWayRig : IAsyncDisposable
     public NetSuiteSandbox NetSuite { get; }
 
     public Logs Logs { get; } = new();
+
+    /// <summary>The running pipeline (restarts, health).</summary>
+    public PipelineRunner Runner => _runner!;
+
+    /// <summary>Inbound connectors the pipeline has made: one per system unless the inbound side restarted.</summary>
+    public int InboundConnectorsCreated => Volatile.Read(ref _inboundCreated);
 
     /// <param name="extraSql">Run on the hub after migrations and transforms, before the pipeline starts (a test's own migration and transform).</param>
     /// <param name="settings">Config keys to add or override, e.g. routes of a table the extra SQL adds.</param>
@@ -68,7 +75,16 @@ public sealed class TwoWayRig : IAsyncDisposable
             options,
             n => (wrapOutbound ?? (c => c))(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
             rig.Logs.Factory,
-            n => ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory));
+            n =>
+            {
+                var inbound = ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory);
+                if (inbound is not null)
+                {
+                    Interlocked.Increment(ref rig._inboundCreated);
+                }
+
+                return inbound;
+            });
         var runner = rig._runner;
         rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
         await rig.WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running), CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);

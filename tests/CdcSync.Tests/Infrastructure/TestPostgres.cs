@@ -42,7 +42,7 @@ public static class TestPostgres
             else
             {
                 _container = new PostgreSqlBuilder("postgres:15")
-                    .WithCommand("-c", "wal_level=logical", "-c", "max_replication_slots=64", "-c", "max_wal_senders=64")
+                    .WithCommand("-c", "wal_level=logical", "-c", "max_replication_slots=512", "-c", "max_wal_senders=64")
                     .Build();
                 await _container.StartAsync();
                 _adminConnectionString = _container.GetConnectionString();

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using CdcSync.Connectors;
 using CdcSync.Connectors.Http;
 using CdcSync.Connectors.NetSuite;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using CdcSync.Sandboxes.NetSuite;
 using Microsoft.Extensions.Logging;

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Connectors.Http;
 using CdcSync.Connectors.Salesforce;
+using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Infrastructure;

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using CdcSync.Connectors;
 using CdcSync.Connectors.Salesforce;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using CdcSync.Sandboxes.Salesforce;
 using Polly.CircuitBreaker;

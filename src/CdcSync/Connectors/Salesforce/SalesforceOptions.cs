@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using CdcSync.Connectors.Http;
+using CdcSync.Inbound;
 
 namespace CdcSync.Connectors.Salesforce;
 

@@ -1,6 +1,6 @@
 using CdcSync.Connectors.Http;
 
-namespace CdcSync.Connectors;
+namespace CdcSync.Inbound;
 
 /// <summary>One record read from a system: the staging table it belongs in and its field values.</summary>
 /// <param name="Table">Staging table, e.g. <c>sf_accounts</c>.</param>

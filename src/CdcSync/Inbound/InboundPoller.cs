@@ -5,7 +5,7 @@ using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
-namespace CdcSync.Pipeline;
+namespace CdcSync.Inbound;
 
 /// <summary>
 /// Polls one system for changes and writes them into the hub under the connector's origin,

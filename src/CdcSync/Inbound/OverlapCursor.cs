@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace CdcSync.Connectors.Http;
+namespace CdcSync.Inbound;
 
 /// <summary>
 /// An inbound cursor that never misses: every scan starts <see cref="InboundOptions.OverlapWindow"/>

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace CdcSync.Connectors.Http;
+namespace CdcSync.Inbound;
 
 /// <summary>
 /// The inbound side of a connector (config section <c>Connectors:{name}:Inbound</c>): whether it
