@@ -204,7 +204,7 @@ internal static class DemoCommand
         /// <summary>One poll of every inbound connector, the way <c>InboundPoller</c> applies it (page, then cursor, in one hub transaction).</summary>
         private static async Task CatchUpAsync(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers, CancellationToken ct)
         {
-            var writer = new HubWriter(hub);
+            var writer = new StagingWriter(hub);
             foreach (var name in options.Connectors.Keys)
             {
                 if (ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers) is not { } inbound)

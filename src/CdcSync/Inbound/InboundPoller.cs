@@ -20,7 +20,7 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         await using var dataSource = NpgsqlDataSource.Create(hub.ConnectionString);
-        var writer = new HubWriter(dataSource);
+        var writer = new StagingWriter(dataSource);
         var delay = hub.InboundPollInterval;
         var idle = hub.InboundPollInterval;
         var polls = Operations.PipelineMetrics.InboundPolls.WithLabels(connector.Name);

@@ -167,7 +167,7 @@ public sealed class ConflictEndToEndTests
     /// <summary>One poll of each inbound connector, applied as the worker's pollers apply it.</summary>
     private async Task CatchUpAsync(CdcSyncOptions options, NpgsqlDataSource source)
     {
-        var writer = new HubWriter(source);
+        var writer = new StagingWriter(source);
         foreach (var name in options.Connectors.Keys)
         {
             var inbound = ConnectorFactory.CreateInbound(name, options.Connectors[name], source, _logs.Factory)!;

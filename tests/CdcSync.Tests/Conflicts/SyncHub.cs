@@ -22,6 +22,7 @@ internal sealed class SyncHub : IAsyncDisposable
         ConnectionString = connectionString;
         Source = source;
         Writer = new HubWriter(source);
+        Staging = new StagingWriter(source);
     }
 
     public string ConnectionString { get; }
@@ -29,6 +30,9 @@ internal sealed class SyncHub : IAsyncDisposable
     public NpgsqlDataSource Source { get; }
 
     public HubWriter Writer { get; }
+
+    /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
+    public StagingWriter Staging { get; }
 
     public static async Task<SyncHub> CreateAsync([CallerMemberName] string name = "")
     {
@@ -76,7 +80,7 @@ internal sealed class SyncHub : IAsyncDisposable
             values[field] = value;
         }
 
-        return Writer.ApplyInboundAsync(connector, [new InboundRecord(table, keyColumn, values, Deleted: false)], cursor: null, CancellationToken.None);
+        return Staging.ApplyInboundAsync(connector, [new InboundRecord(table, keyColumn, values, Deleted: false)], cursor: null, CancellationToken.None);
     }
 
     public async Task<T> ScalarAsync<T>(string sql, params object[] parameters)

@@ -488,8 +488,8 @@ public sealed class NetSuiteConnectorTests
         InboundPage page;
         do
         {
-            page = await inbound.ReadChangesAsync(await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
-            await hub.Writer.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
+            page = await inbound.ReadChangesAsync(await hub.Staging.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
+            await hub.Staging.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
             all.AddRange(page.Records);
         }
         while (page.HasMore);
@@ -506,8 +506,8 @@ public sealed class NetSuiteConnectorTests
         var created = sandbox.SeedCustomer(new JsonObject { ["companyName"] = "Made In NetSuite", ["email"] = "ap@example.com" });
         using var inbound = new NetSuiteInboundConnector(Connector, OptionsFor(sandbox), hub.DataSource);
 
-        var page = await inbound.ReadChangesAsync(await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
-        await hub.Writer.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
+        var page = await inbound.ReadChangesAsync(await hub.Staging.ReadCursorAsync(Connector, CancellationToken.None), CancellationToken.None);
+        await hub.Staging.ApplyInboundAsync(Connector, page.Records, page.NextCursor, CancellationToken.None);
 
         await using var cmd = hub.DataSource.CreateCommand("SELECT companyname, email, isinactive, lastmodifieddate IS NOT NULL FROM ns_customers WHERE internalid = $1");
         cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = created.ToString(System.Globalization.CultureInfo.InvariantCulture) });
@@ -520,7 +520,7 @@ public sealed class NetSuiteConnectorTests
             Assert.True(reader.GetBoolean(3));
         }
 
-        var cursor = await hub.Writer.ReadCursorAsync(Connector, CancellationToken.None);
+        var cursor = await hub.Staging.ReadCursorAsync(Connector, CancellationToken.None);
         Assert.Equal(page.NextCursor, cursor);
         Assert.Empty((await inbound.ReadChangesAsync(cursor, CancellationToken.None)).Records);
     }

@@ -1,6 +1,7 @@
 using System.Text;
 using CdcSync.Checkpoints;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
@@ -43,6 +44,7 @@ public sealed class NetSuiteTestHub : IAsyncDisposable
     {
         DataSource = dataSource;
         Writer = new HubWriter(dataSource);
+        Staging = new StagingWriter(dataSource);
         Checkpoints = new HubCheckpointStore(dataSource);
         DeadLetters = new DeadLetterStore(dataSource);
     }
@@ -50,6 +52,9 @@ public sealed class NetSuiteTestHub : IAsyncDisposable
     public NpgsqlDataSource DataSource { get; }
 
     public HubWriter Writer { get; }
+
+    /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
+    public StagingWriter Staging { get; }
 
     public HubCheckpointStore Checkpoints { get; }
 

@@ -304,9 +304,9 @@ public sealed class SalesforceConnectorTests
         InboundPage page;
         do
         {
-            var cursor = await hub.Writer.ReadCursorAsync(inbound.Name, CancellationToken.None);
+            var cursor = await hub.Staging.ReadCursorAsync(inbound.Name, CancellationToken.None);
             page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
-            await hub.Writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
+            await hub.Staging.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
         }
         while (page.HasMore);
     }
@@ -320,25 +320,25 @@ public sealed class SalesforceConnectorTests
         var accountId = hub.Sandbox.Insert("Account", new JsonObject { ["Name"] = "Parent", ["BillingCity"] = "Paris" });
         var contactId = hub.Sandbox.Insert("Contact", new JsonObject { ["LastName"] = "Child", ["AccountId"] = accountId });
 
-        var cursor = await hub.Writer.ReadCursorAsync(inbound.Name, CancellationToken.None);
+        var cursor = await hub.Staging.ReadCursorAsync(inbound.Name, CancellationToken.None);
         var page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
-        await hub.Writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
+        await hub.Staging.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
         Assert.Equal("Paris", await hub.ScalarAsync<string>("SELECT billingcity FROM sf_accounts WHERE id = $1", accountId));
         Assert.NotEqual(Guid.Empty, await hub.ScalarAsync<Guid>("SELECT account_hub_id FROM sf_contacts WHERE id = $1", contactId));
 
         // Deleting the account in Salesforce deletes its contact too; both come back as tombstones.
         hub.Sandbox.Delete(accountId);
-        cursor = await hub.Writer.ReadCursorAsync(inbound.Name, CancellationToken.None);
+        cursor = await hub.Staging.ReadCursorAsync(inbound.Name, CancellationToken.None);
         page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
-        await hub.Writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
+        await hub.Staging.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
 
         Assert.True(await hub.ScalarAsync<bool>("SELECT isdeleted FROM sf_accounts WHERE id = $1", accountId));
         Assert.True(await hub.ScalarAsync<bool>("SELECT isdeleted FROM sf_contacts WHERE id = $1", contactId));
 
         // Reading again changes nothing.
-        cursor = await hub.Writer.ReadCursorAsync(inbound.Name, CancellationToken.None);
+        cursor = await hub.Staging.ReadCursorAsync(inbound.Name, CancellationToken.None);
         page = await inbound.ReadChangesAsync(cursor, CancellationToken.None);
-        Assert.Equal(0, await hub.Writer.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None));
+        Assert.Equal(0, await hub.Staging.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None));
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using CdcSync.Checkpoints;
 using CdcSync.Connectors.Http;
 using CdcSync.Connectors.Salesforce;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Schema;
@@ -25,6 +26,7 @@ public sealed class SalesforceTestHub : IAsyncDisposable
         DataSource = dataSource;
         Sandbox = sandbox;
         Writer = new HubWriter(dataSource);
+        Staging = new StagingWriter(dataSource);
         Checkpoints = new HubCheckpointStore(dataSource);
         DeadLetters = new DeadLetterStore(dataSource);
     }
@@ -34,6 +36,9 @@ public sealed class SalesforceTestHub : IAsyncDisposable
     public SalesforceSandbox Sandbox { get; }
 
     public HubWriter Writer { get; }
+
+    /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
+    public StagingWriter Staging { get; }
 
     public HubCheckpointStore Checkpoints { get; }
 

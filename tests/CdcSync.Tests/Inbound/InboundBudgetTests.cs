@@ -6,10 +6,11 @@ using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Infrastructure;
+using CdcSync.Tests.Salesforce;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
-namespace CdcSync.Tests.Salesforce;
+namespace CdcSync.Tests.Inbound;
 
 /// <summary>
 /// Idle polling respects the org's API budget: the interval backs off while nothing changes and

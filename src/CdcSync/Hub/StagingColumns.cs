@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+using Npgsql;
+
+namespace CdcSync.Hub;
+
+/// <summary>
+/// Column name to SQL type of the hub's staging tables, read once per table: writes send values as
+/// text and cast them to the column's type. A table or column that does not exist is an error naming the fix.
+/// </summary>
+public sealed class StagingColumns
+{
+    private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _types = new();
+
+    public async Task<IReadOnlyDictionary<string, string>> TypesAsync(NpgsqlDataSource hub, string table, CancellationToken cancellationToken)
+    {
+        if (_types.TryGetValue(table, out var cached))
+        {
+            return cached;
+        }
+
+        await using var connection = await hub.OpenConnectionAsync(cancellationToken);
+        return await TypesAsync(connection, table, cancellationToken);
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>> TypesAsync(NpgsqlConnection connection, string table, CancellationToken cancellationToken)
+    {
+        if (_types.TryGetValue(table, out var cached))
+        {
+            return cached;
+        }
+
+        await using var cmd = new NpgsqlCommand(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+            FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
+            """, connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = table });
+        var types = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                types[reader.GetString(0)] = reader.GetString(1);
+            }
+        }
+
+        if (types.Count == 0)
+        {
+            throw new InvalidOperationException($"Staging table '{table}' does not exist in the hub; run 'cdcsync migrate' or fix the table name in the connector's configuration.");
+        }
+
+        _types[table] = types;
+        return types;
+    }
+
+    public static string TypeOf(IReadOnlyDictionary<string, string> types, string table, string column) =>
+        types.TryGetValue(column, out var type)
+            ? type
+            : throw new InvalidOperationException($"Staging table '{table}' has no column '{column}'; add it in a migration or drop the field from the connector's mapping.");
+}

@@ -1,0 +1,103 @@
+using CdcSync.Hub;
+using Npgsql;
+
+namespace CdcSync.Inbound;
+
+/// <summary>
+/// Writes records from a system into the hub's staging tables under the connector's replication
+/// origin, with the connector's cursor in the same transaction. Upserts write nothing when no value
+/// changed, which is what stops echoes: a system that reports our own write back as a change
+/// produces no WAL and so no outbound change. The staging triggers run the SQL transforms and the
+/// conflict rules in that transaction.
+/// </summary>
+public sealed class StagingWriter(NpgsqlDataSource hub)
+{
+    private readonly StagingColumns _columns = new();
+
+    /// <summary>
+    /// Applies a page of inbound records and stores the connector's cursor, in one hub transaction.
+    /// Returns how many rows actually changed.
+    /// </summary>
+    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    {
+        await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
+        await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
+        var changed = 0;
+        foreach (var record in records)
+        {
+            changed += record.Deleted
+                ? await DeleteAsync(session.Connection, record, cancellationToken)
+                : await UpsertAsync(session.Connection, record, cancellationToken);
+        }
+
+        if (cursor is not null)
+        {
+            await using var cmd = new NpgsqlCommand(
+                """
+                INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, '*', $2, now())
+                ON CONFLICT (connector, object) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()
+                """, session.Connection, tx);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = cursor });
+            await cmd.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        return changed;
+    }
+
+    public async Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken)
+    {
+        await using var cmd = hub.CreateCommand("SELECT cursor FROM cdc.inbound_cursors WHERE connector = $1 AND object = '*'");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        return await cmd.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    private async Task<int> UpsertAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
+    {
+        var types = await _columns.TypesAsync(connection, record.Table, cancellationToken);
+        if (!record.Values.ContainsKey(record.KeyColumn))
+        {
+            throw new ArgumentException($"Inbound record for {record.Table} has no value for its key column '{record.KeyColumn}'.");
+        }
+
+        await using var cmd = new NpgsqlCommand { Connection = connection };
+        var columns = new List<string>();
+        var placeholders = new List<string>();
+        foreach (var (column, value) in record.Values)
+        {
+            var type = StagingColumns.TypeOf(types, record.Table, column);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubWriter.ToText(value) ?? DBNull.Value });
+            columns.Add(HubWriter.Quote(column));
+            placeholders.Add($"CAST(${cmd.Parameters.Count} AS {type})");
+        }
+
+        var updatable = columns.Where(c => c != HubWriter.Quote(record.KeyColumn)).ToList();
+        var table = HubWriter.Quote(record.Table);
+        var newer = string.Empty;
+        if (record.StampColumn is { } stampColumn && record.Values.ContainsKey(stampColumn))
+        {
+            // A re-read of an older version (overlap window, a retried page) must not undo what the
+            // hub learned since, e.g. a link the other system's write-back put there meanwhile.
+            var stamp = HubWriter.Quote(stampColumn);
+            newer = $" AND (t.{stamp} IS NULL OR EXCLUDED.{stamp} IS NULL OR EXCLUDED.{stamp} {(record.SameStampMayBeNewer ? ">=" : ">")} t.{stamp})";
+        }
+
+        var conflict = updatable.Count == 0
+            ? "DO NOTHING"
+            : $"DO UPDATE SET ({string.Join(", ", updatable)}) = ROW({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}) " +
+              $"WHERE ({string.Join(", ", updatable.Select(c => "t." + c))}) IS DISTINCT FROM ({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}){newer}";
+        cmd.CommandText =
+            $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({HubWriter.Quote(record.KeyColumn)}) {conflict}";
+        return await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private async Task<int> DeleteAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
+    {
+        var types = await _columns.TypesAsync(connection, record.Table, cancellationToken);
+        await using var cmd = new NpgsqlCommand(
+            $"DELETE FROM {HubWriter.Quote(record.Table)} WHERE {HubWriter.Quote(record.KeyColumn)} = CAST($1 AS {StagingColumns.TypeOf(types, record.Table, record.KeyColumn)})", connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubWriter.ToText(record.Values.GetValueOrDefault(record.KeyColumn)) ?? DBNull.Value });
+        return await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
