@@ -29,7 +29,11 @@ public static class ConnectorFactory
             case "salesforce":
                 return new SalesforceOutboundConnector(SalesforceClientFor(name, section, loggers), new HubWriter(hub), new DeadLetterStore(hub), new HubCheckpointStore(hub), loggers.CreateLogger<SalesforceOutboundConnector>());
             case "netsuite":
-                return new NetSuiteOutboundConnector(name, NetSuiteOptionsFor(name, section), new HubWriter(hub), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<NetSuiteOutboundConnector>());
+            {
+                var (options, client) = NetSuiteClientFor(name, section, loggers);
+                return new NetSuiteOutboundConnector(name, options, client, new HubWriter(hub), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<NetSuiteOutboundConnector>());
+            }
+
             case "webhook":
                 return new WebhookOutboundConnector(name, BindValidated<WebhookOptions>(section, $"Connectors:{name}"), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<WebhookOutboundConnector>());
             default:
@@ -49,18 +53,18 @@ public static class ConnectorFactory
         return section["Type"]?.ToLowerInvariant() switch
         {
             "salesforce" => new SalesforceInboundConnector(SalesforceClientFor(name, section, loggers), hub, loggers.CreateLogger<SalesforceInboundConnector>()),
-            "netsuite" => new NetSuiteInboundConnector(name, NetSuiteOptionsFor(name, section), hub, loggers.CreateLogger<NetSuiteInboundConnector>()),
+            "netsuite" => NetSuiteInbound(name, section, hub, loggers),
             _ => throw new OperatorException($"Config key Connectors:{name}:Inbound:Enabled is true, but a {section["Type"]} connector has no inbound side; remove it."),
         };
     }
 
     // One client per org and process: inbound and outbound share its token, rate limiter and breaker.
-    // Keyed by the org as well as the name, so a second pipeline in the process (tests, a config
-    // reload) pointing the same connector name at another org gets its own client.
+    // Keyed by the whole config section, so a second pipeline in the process (tests, a config
+    // reload) with any other setting for the same connector name gets its own client.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SalesforceClient> SalesforceClients = new();
 
     private static SalesforceClient SalesforceClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
-        SalesforceClients.GetOrAdd(string.Join('|', name, section.Path, section["LoginUrl"], section["ClientId"]), _ =>
+        SalesforceClients.GetOrAdd(SectionKey(name, section), _ =>
         {
             var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
             options.Name = name;
@@ -76,6 +80,23 @@ public static class ConnectorFactory
             }
 
             return new SalesforceClient(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, loggers.CreateLogger<SalesforceClient>());
+        });
+
+    private static NetSuiteInboundConnector NetSuiteInbound(string name, IConfigurationSection section, NpgsqlDataSource hub, ILoggerFactory loggers)
+    {
+        var (options, client) = NetSuiteClientFor(name, section, loggers);
+        return new NetSuiteInboundConnector(name, options, client, hub, loggers.CreateLogger<NetSuiteInboundConnector>());
+    }
+
+    // One client per account and process, as for Salesforce: NetSuite's concurrency limit is the
+    // account's, so inbound and outbound share one limiter, one breaker and one connection pool.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (NetSuiteOptions Options, NetSuiteClient Client)> NetSuiteClients = new();
+
+    private static (NetSuiteOptions Options, NetSuiteClient Client) NetSuiteClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
+        NetSuiteClients.GetOrAdd(SectionKey(name, section), _ =>
+        {
+            var options = NetSuiteOptionsFor(name, section);
+            return (options, new NetSuiteClient(name, options, null, TimeProvider.System, loggers.CreateLogger<NetSuiteClient>()));
         });
 
     private static NetSuiteOptions NetSuiteOptionsFor(string name, IConfigurationSection section)
@@ -94,6 +115,10 @@ public static class ConnectorFactory
 
         return options;
     }
+
+    /// <summary>A connector's name and every setting of its section: equal keys mean one system account configured alike.</summary>
+    private static string SectionKey(string name, IConfigurationSection section) =>
+        name + "|" + section.Path + "|" + string.Join('|', section.AsEnumerable().OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value));
 
     public static T BindValidated<T>(IConfigurationSection section, string path)
         where T : new()

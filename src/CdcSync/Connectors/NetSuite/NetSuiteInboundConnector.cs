@@ -28,6 +28,7 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
 
     private readonly NetSuiteOptions _options;
     private readonly NetSuiteClient _client;
+    private readonly bool _ownsClient;
     private readonly NetSuiteSchemas _schemas;
     private readonly ILogger _logger;
     private bool _deletesUnavailable;
@@ -44,6 +45,17 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, _logger);
+        _ownsClient = true;
+        _schemas = new NetSuiteSchemas(_client, new HubWriter(hub), name, _logger);
+    }
+
+    /// <summary>With the account's client shared with the outbound side (one limiter and breaker per account); the caller owns it.</summary>
+    internal NetSuiteInboundConnector(string name, NetSuiteOptions options, NetSuiteClient client, NpgsqlDataSource hub, ILogger<NetSuiteInboundConnector>? logger = null)
+    {
+        Name = name;
+        _options = options;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _client = client;
         _schemas = new NetSuiteSchemas(_client, new HubWriter(hub), name, _logger);
     }
 
@@ -83,7 +95,13 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
         return new InboundPage(records, System.Text.Json.JsonSerializer.Serialize(states.ToDictionary(kv => kv.Key, kv => kv.Value.ToString())), hasMore);
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        if (_ownsClient)
+        {
+            _client.Dispose();
+        }
+    }
 
     private async Task<List<InboundRecord>> ReadPageAsync(NetSuiteRecordOptions map, OverlapCursor state, CancellationToken cancellationToken)
     {

@@ -34,6 +34,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 
     private readonly NetSuiteOptions _options;
     private readonly NetSuiteClient _client;
+    private readonly bool _ownsClient;
     private readonly HubWriter _hub;
     private readonly HubCheckpointStore _checkpoints;
     private readonly DeadLetterStore _deadLetters;
@@ -58,6 +59,21 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         _deadLetters = deadLetters;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, _logger);
+        _ownsClient = true;
+        _schemas = new NetSuiteSchemas(_client, hub, name, _logger);
+        _byTable = options.Records.ToDictionary(r => r.Table, StringComparer.Ordinal);
+    }
+
+    /// <summary>With the account's client shared with the inbound side (one limiter and breaker per account); the caller owns it.</summary>
+    internal NetSuiteOutboundConnector(string name, NetSuiteOptions options, NetSuiteClient client, HubWriter hub, HubCheckpointStore checkpoints, DeadLetterStore deadLetters, ILogger<NetSuiteOutboundConnector>? logger = null)
+    {
+        Name = name;
+        _options = options;
+        _hub = hub;
+        _checkpoints = checkpoints;
+        _deadLetters = deadLetters;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _client = client;
         _schemas = new NetSuiteSchemas(_client, hub, name, _logger);
         _byTable = options.Records.ToDictionary(r => r.Table, StringComparer.Ordinal);
     }
@@ -180,7 +196,11 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 
     public ValueTask DisposeAsync()
     {
-        _client.Dispose();
+        if (_ownsClient)
+        {
+            _client.Dispose();
+        }
+
         return ValueTask.CompletedTask;
     }
 
