@@ -40,13 +40,9 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
         ILogger<NetSuiteInboundConnector>? logger = null,
         TimeProvider? timeProvider = null,
         HttpMessageHandler? handler = null)
+        : this(name, options, new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, (ILogger?)logger ?? NullLogger.Instance), hub, logger)
     {
-        Name = name;
-        _options = options;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _client = new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, _logger);
         _ownsClient = true;
-        _schemas = new NetSuiteSchemas(_client, new HubWriter(hub), name, _logger);
     }
 
     /// <summary>With the account's client shared with the outbound side (one limiter and breaker per account); the caller owns it.</summary>

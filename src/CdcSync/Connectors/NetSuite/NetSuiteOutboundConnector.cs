@@ -51,17 +51,9 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         ILogger<NetSuiteOutboundConnector>? logger = null,
         TimeProvider? timeProvider = null,
         HttpMessageHandler? handler = null)
+        : this(name, options, new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, (ILogger?)logger ?? NullLogger.Instance), hub, checkpoints, deadLetters, logger)
     {
-        Name = name;
-        _options = options;
-        _hub = hub;
-        _checkpoints = checkpoints;
-        _deadLetters = deadLetters;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _client = new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, _logger);
         _ownsClient = true;
-        _schemas = new NetSuiteSchemas(_client, hub, name, _logger);
-        _byTable = options.Records.ToDictionary(r => r.Table, StringComparer.Ordinal);
     }
 
     /// <summary>With the account's client shared with the inbound side (one limiter and breaker per account); the caller owns it.</summary>
