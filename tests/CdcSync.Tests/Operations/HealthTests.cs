@@ -49,7 +49,9 @@ public sealed class HealthTests
             ["Connectors:c:Resilience:RetryMaxDelay"] = "00:00:00.100",
             ["Connectors:c:Resilience:CircuitBreakerMinimumThroughput"] = "2",
             ["Connectors:c:Resilience:CircuitBreakerSamplingDuration"] = "00:00:10",
-            ["Connectors:c:Resilience:CircuitBreakerBreakDuration"] = "00:01:00",
+            // Long enough to see it open; short enough that the clean stop at the end, which drains
+            // what the writer holds once the system is back, does not wait a minute for the breaker.
+            ["Connectors:c:Resilience:CircuitBreakerBreakDuration"] = "00:00:15",
             [$"Routes:public.{system.Table}:0"] = "c",
         };
         foreach (var (key, value) in system.Settings)
@@ -100,6 +102,7 @@ public sealed class HealthTests
         }
         finally
         {
+            system.EndOutage();
             await stop.CancelAsync();
             await run.ContinueWith(_ => { }, TaskScheduler.Default);
         }
@@ -110,15 +113,16 @@ public sealed class HealthTests
     {
         private readonly Func<int> _received;
         private readonly Action _startOutage;
+        private readonly Action _endOutage;
         private readonly Func<ValueTask> _dispose;
 
-        private OutageSystem(string table, Func<string, string> insert, Dictionary<string, string?> settings, Func<int> received, Action startOutage, Func<ValueTask> dispose)
+        private OutageSystem(string table, Func<string, string> insert, Dictionary<string, string?> settings, Func<int> received, (Action Start, Action End) outage, Func<ValueTask> dispose)
         {
             Table = table;
             Insert = insert;
             Settings = settings;
             _received = received;
-            _startOutage = startOutage;
+            (_startOutage, _endOutage) = outage;
             _dispose = dispose;
         }
 
@@ -132,6 +136,8 @@ public sealed class HealthTests
         public int Received => _received();
 
         public void StartOutage() => _startOutage();
+
+        public void EndOutage() => _endOutage();
 
         public ValueTask DisposeAsync() => _dispose();
 
@@ -154,7 +160,7 @@ public sealed class HealthTests
                             ["Objects:0:Table"] = "sf_accounts",
                         },
                         () => sandbox.Records("Account").Count,
-                        () => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)),
+                        (() => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)), () => sandbox.Options.StartOutage(TimeSpan.Zero)),
                         sandbox.DisposeAsync);
                 }
 
@@ -176,7 +182,7 @@ public sealed class HealthTests
                             ["Records:0:Table"] = "ns_customers",
                         },
                         () => sandbox.CustomerCount,
-                        () => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)),
+                        (() => sandbox.Options.StartOutage(TimeSpan.FromMinutes(2)), sandbox.Options.EndOutage),
                         sandbox.DisposeAsync);
                 }
 
@@ -205,7 +211,7 @@ public sealed class HealthTests
                         n => $"INSERT INTO sf_accounts (name) VALUES ('{n}')",
                         new() { ["Url"] = address.TrimEnd('/') + "/hook", ["Secret"] = "health-test-secret" },
                         () => Volatile.Read(ref received),
-                        () => Volatile.Write(ref outage, true),
+                        (() => Volatile.Write(ref outage, true), () => Volatile.Write(ref outage, false)),
                         async () =>
                         {
                             await app.StopAsync();
