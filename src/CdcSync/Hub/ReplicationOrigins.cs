@@ -33,12 +33,15 @@ public static class ReplicationOrigins
     public static bool IsOwn(string? origin, string database, string connector) =>
         origin is not null && (origin == For(database, connector) || origin == Legacy(connector));
 
-    /// <summary>The hub database a connection string names (Npgsql's default is the user's name).</summary>
-    public static string DatabaseOf(string connectionString)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        return builder.Database ?? builder.Username ?? Environment.UserName;
-    }
+    /// <summary>The hub database a connection string names (Npgsql's default is the user's name); parsed once per string.</summary>
+    public static string DatabaseOf(string connectionString) =>
+        Databases.GetOrAdd(connectionString, static c =>
+        {
+            var builder = new NpgsqlConnectionStringBuilder(c);
+            return builder.Database ?? builder.Username ?? Environment.UserName;
+        });
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Databases = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Marks this session's writes as coming from <paramref name="connector"/> until

@@ -21,9 +21,9 @@ namespace CdcSync.Connectors.NetSuite;
 /// </summary>
 public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, IDisposable
 {
-    private const string SuiteQlPath = "services/rest/query/v1/suiteql";
+    internal const string SuiteQlPath = "services/rest/query/v1/suiteql";
     private const string RecordPath = "services/rest/record/v1/";
-    private const string IsoFormat = "YYYY-MM-DD\"T\"HH24:MI:SS";
+    internal const string IsoFormat = "YYYY-MM-DD\"T\"HH24:MI:SS";
     private const string DeletedKey = "deletedrecord";
 
     private readonly NetSuiteOptions _options;
@@ -304,6 +304,6 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
 
     // The account's time zone is UTC in the sandbox; a real account reports its own, set the
     // integration user's time zone preference to GMT so these timestamps are UTC.
-    private static DateTimeOffset? ParseIso(string? text) =>
+    internal static DateTimeOffset? ParseIso(string? text) =>
         text is null ? null : DateTimeOffset.ParseExact(text, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 }

@@ -129,13 +129,12 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             var stamps = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
             foreach (var ids in group.Select(w => w.RecordId!).Distinct(StringComparer.Ordinal).Chunk(500))
             {
-                var query = $"SELECT id, TO_CHAR({map.ModifiedField}, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS cdc_modified_iso FROM {map.RecordType} WHERE id IN ({string.Join(", ", ids)})";
-                var response = await _client.SendAsync(HttpMethod.Post, $"services/rest/query/v1/suiteql?limit=1000&offset=0", new JsonObject { ["q"] = query }, true, cancellationToken);
+                var query = $"SELECT id, TO_CHAR({map.ModifiedField}, '{NetSuiteInboundConnector.IsoFormat}') AS cdc_modified_iso FROM {map.RecordType} WHERE id IN ({string.Join(", ", ids)})";
+                var response = await _client.SendAsync(HttpMethod.Post, $"{NetSuiteInboundConnector.SuiteQlPath}?limit=1000&offset=0", new JsonObject { ["q"] = query }, true, cancellationToken);
                 NetSuiteClient.EnsureSuccess(response, $"SuiteQL read-back of {map.RecordType} stamps");
                 foreach (var row in (JsonNode.Parse(response.Body)?["items"] as JsonArray ?? []).OfType<JsonObject>())
                 {
-                    if (row["id"]?.ToString() is { } id
-                        && DateTimeOffset.TryParseExact(row["cdc_modified_iso"]?.ToString(), "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var stamp))
+                    if (row["id"]?.ToString() is { } id && NetSuiteInboundConnector.ParseIso(row["cdc_modified_iso"]?.ToString()) is { } stamp)
                     {
                         stamps[id] = stamp;
                     }
