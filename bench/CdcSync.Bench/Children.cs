@@ -56,7 +56,7 @@ internal static class Children
         await using var hubSource = NpgsqlDataSource.Create(options.Hub.ConnectionString);
         using var stop = new CancellationTokenSource();
         // The product's PipelineRunner, exactly as `cdcsync run` hosts it.
-        var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
+        var runner = new PipelineRunner(options, name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
         Func<long> applied = () => runner.Progress.Sum(p => p.Changes);
         Func<int> restarts = () => runner.Restarts;
         var run = runner.RunAsync(stop.Token);

@@ -109,7 +109,7 @@ internal sealed class HttpBench(Settings settings)
         using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole(o => o.SingleLine = true));
         await using var hubSource = NpgsqlDataSource.Create(hubCs);
         using var stop = new CancellationTokenSource();
-        var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
+        var runner = new PipelineRunner(options, name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, loggers), loggers);
         var run = Task.Run(() => runner.RunAsync(stop.Token));
         try
         {

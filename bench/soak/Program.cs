@@ -80,9 +80,9 @@ internal static class Program
         using var stop = new CancellationTokenSource();
         var runner = new PipelineRunner(
             options,
-            name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
+            name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hub, loggers),
             loggers,
-            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers));
+            name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hub, loggers));
         var run = Task.Run(() => runner.RunAsync(stop.Token));
         try
         {

@@ -207,7 +207,7 @@ internal static class DemoCommand
             var writer = new StagingWriter(hub);
             foreach (var name in options.Connectors.Keys)
             {
-                if (ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers) is not { } inbound)
+                if (ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hub, loggers) is not { } inbound)
                 {
                     continue;
                 }
@@ -303,9 +303,9 @@ internal static class DemoCommand
             _stop = new CancellationTokenSource();
             _runner = new PipelineRunner(
                 options,
-                name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
+                name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hub, loggers),
                 loggers,
-                name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers));
+                name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hub, loggers));
             var token = _stop.Token;
             _run = Task.Run(() => _runner.RunAsync(token), CancellationToken.None);
         }
@@ -368,7 +368,7 @@ internal static class DemoCommand
                 {
                     try
                     {
-                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubWriter.Quote(database)}", conn) { CommandTimeout = 180 };
+                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubSql.Quote(database)}", conn) { CommandTimeout = 180 };
                         await create.ExecuteNonQueryAsync(ct);
                     }
                     catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
@@ -418,7 +418,7 @@ internal static class DemoCommand
             }
 
             // DROP DATABASE waits for a checkpoint: over 30 s (the default command timeout) on a busy server.
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubWriter.Quote(_database)} WITH (FORCE)", conn) { CommandTimeout = 180 };
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubSql.Quote(_database)} WITH (FORCE)", conn) { CommandTimeout = 180 };
             await drop.ExecuteNonQueryAsync();
         }
 

@@ -71,8 +71,8 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
     {
         var worker = new Worker(
             options,
-            name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hub, loggers),
-            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hub, loggers),
+            name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hub, loggers),
+            name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers);
         HealthServer? health = null;
         try

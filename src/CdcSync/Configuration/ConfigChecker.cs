@@ -66,7 +66,7 @@ public static class ConfigChecker
 
             if (!await ScalarAsync<bool>(connection, "SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user", cancellationToken))
             {
-                problems.Add(new($"The hub user of {where} may not read the WAL; run ALTER ROLE {HubWriter.Quote(connection.UserName ?? "<hub user>")} REPLICATION; (or use a superuser)."));
+                problems.Add(new($"The hub user of {where} may not read the WAL; run ALTER ROLE {HubSql.Quote(connection.UserName ?? "<hub user>")} REPLICATION; (or use a superuser)."));
             }
 
             if (!await ScalarAsync<bool>(connection, "SELECT to_regclass('cdc.slots') IS NOT NULL", cancellationToken))
@@ -83,7 +83,7 @@ public static class ConfigChecker
                 }
                 else if (!publicationExists && !await ScalarAsync<bool>(connection, "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass($1)", cancellationToken, table.Quoted))
                 {
-                    problems.Add(new($"The hub user cannot add {table} to publication {options.Hub.Publication} (only its owner can); create the publication as the owner (CREATE PUBLICATION {HubWriter.Quote(options.Hub.Publication)} FOR TABLE ...) or connect as the owner."));
+                    problems.Add(new($"The hub user cannot add {table} to publication {options.Hub.Publication} (only its owner can); create the publication as the owner (CREATE PUBLICATION {HubSql.Quote(options.Hub.Publication)} FOR TABLE ...) or connect as the owner."));
                 }
             }
 
@@ -164,11 +164,11 @@ public static class ConfigChecker
 
                 if (lacking.Count > 0)
                 {
-                    problems.Add(new($"Connector {name}: the target user may not {string.Join(", ", lacking)} on {target}; GRANT {string.Join(", ", lacking)} ON {target.Quoted} TO {HubWriter.Quote(connection.UserName ?? "<user>")};"));
+                    problems.Add(new($"Connector {name}: the target user may not {string.Join(", ", lacking)} on {target}; GRANT {string.Join(", ", lacking)} ON {target.Quoted} TO {HubSql.Quote(connection.UserName ?? "<user>")};"));
                 }
             }
 
-            var checkpoints = $"{HubWriter.Quote(options.CheckpointSchema)}.checkpoints";
+            var checkpoints = $"{HubSql.Quote(options.CheckpointSchema)}.checkpoints";
             if (await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL", cancellationToken, checkpoints))
             {
                 if (!await ScalarAsync<bool>(connection, "SELECT has_table_privilege($1, 'SELECT, INSERT, UPDATE')", cancellationToken, checkpoints))
@@ -176,7 +176,7 @@ public static class ConfigChecker
                     problems.Add(new($"Connector {name}: the target user may not write its checkpoints in {checkpoints}; GRANT SELECT, INSERT, UPDATE ON {checkpoints} TO it."));
                 }
             }
-            else if (!await ScalarAsync<bool>(connection, "SELECT CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE') ELSE has_schema_privilege($1, 'CREATE') END", cancellationToken, HubWriter.Quote(options.CheckpointSchema)))
+            else if (!await ScalarAsync<bool>(connection, "SELECT CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE') ELSE has_schema_privilege($1, 'CREATE') END", cancellationToken, HubSql.Quote(options.CheckpointSchema)))
             {
                 problems.Add(new($"Connector {name}: the target user may not create its checkpoint table {checkpoints}; create it (see README) or GRANT CREATE on the database/schema to it."));
             }

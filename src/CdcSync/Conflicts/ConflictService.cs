@@ -81,7 +81,7 @@ public sealed class ConflictService(NpgsqlDataSource hub)
             // The column's own input function parses the text, so a bad number or date is the
             // server's one-line message rather than a value that fails later in a system.
             value = await conn.ExecuteScalarAsync<string?>(new CommandDefinition(
-                $"SELECT (to_jsonb(jsonb_populate_record(NULL::public.{HubWriter.Quote(conflict.Object)}, jsonb_build_object(@field, @text::text))) -> @field)::text",
+                $"SELECT (to_jsonb(jsonb_populate_record(NULL::public.{HubSql.Quote(conflict.Object)}, jsonb_build_object(@field, @text::text))) -> @field)::text",
                 new { field, text }, cancellationToken: cancellationToken));
         }
         catch (PostgresException e) when (e.SqlState.StartsWith("22", StringComparison.Ordinal))

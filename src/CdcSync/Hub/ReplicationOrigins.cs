@@ -49,12 +49,9 @@ public static class ReplicationOrigins
     /// </summary>
     public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
     {
-        var origin = For(connection.Database, connector);
-        // cdc.connector names the connector to the hub's triggers (conflicts, audit trail:
-        // transforms/005_sync_tracking.sql); PostgreSQL offers no way to read the session's origin.
         try
         {
-            foreach (var (sql, value) in new[] { ("SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", origin), ("SELECT pg_replication_origin_session_setup($1)", origin), ("SELECT set_config('cdc.connector', $1, false)", connector) })
+            foreach (var (sql, value) in SetupStatements(For(connection.Database, connector), connector))
             {
                 await using var cmd = new NpgsqlCommand(sql, connection);
                 cmd.Parameters.Add(new NpgsqlParameter { Value = value });
@@ -68,15 +65,38 @@ public static class ReplicationOrigins
         }
     }
 
+    /// <summary>
+    /// The statements that tag a session with <paramref name="origin"/> (created when missing), each
+    /// with its one parameter. cdc.connector names the connector to the hub's triggers (conflicts,
+    /// audit trail: transforms/005_sync_tracking.sql); PostgreSQL offers no way to read the session's origin.
+    /// </summary>
+    internal static IEnumerable<(string Sql, string Value)> SetupStatements(string origin, string connector) =>
+    [
+        ("SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL", origin),
+        ("SELECT pg_replication_origin_session_setup($1)", origin),
+        ("SELECT set_config('cdc.connector', $1, false)", connector),
+    ];
+
+    /// <summary>Untags a session (after its commit: the commit record takes the origin the session has then).</summary>
+    internal const string ResetStatement = "SELECT pg_replication_origin_session_reset(), set_config('cdc.connector', '', false)";
+
     public static async Task ResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand("SELECT pg_replication_origin_session_reset(), set_config('cdc.connector', '', false)", connection);
+        await using var cmd = new NpgsqlCommand(ResetStatement, connection);
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     // PostgreSQL lets one session at a time use an origin (55006 otherwise): inbound pages and
     // id write-backs of the same connector into the same hub take turns inside this process.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
+
+    /// <summary>Takes this process's turn at <paramref name="connector"/>'s origin in this hub; dispose to give it back.</summary>
+    internal static async Task<OriginTurn> EnterAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
+    {
+        var gate = Gates.GetOrAdd(For(DatabaseOf(hub.ConnectionString), connector), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        return new OriginTurn(gate);
+    }
 
     /// <summary>Opens a connection whose writes carry <paramref name="connector"/>'s origin.</summary>
     public static async Task<OriginSession> OpenAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
@@ -100,6 +120,16 @@ public static class ReplicationOrigins
             gate.Release();
             throw;
         }
+    }
+}
+
+/// <summary>This process's turn at one origin (<see cref="ReplicationOrigins.EnterAsync"/>).</summary>
+internal sealed class OriginTurn(SemaphoreSlim gate) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync()
+    {
+        gate.Release();
+        return ValueTask.CompletedTask;
     }
 }
 

@@ -11,6 +11,9 @@ public sealed class StagingColumns
 {
     private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _types = new();
 
+    /// <summary>The types of a table read before, else null.</summary>
+    public IReadOnlyDictionary<string, string>? Cached(string table) => _types.GetValueOrDefault(table);
+
     public async Task<IReadOnlyDictionary<string, string>> TypesAsync(NpgsqlDataSource hub, string table, CancellationToken cancellationToken)
     {
         if (_types.TryGetValue(table, out var cached))

@@ -67,19 +67,19 @@ public sealed class StagingWriter(NpgsqlDataSource hub)
         foreach (var (column, value) in record.Values)
         {
             var type = StagingColumns.TypeOf(types, record.Table, column);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubWriter.ToText(value) ?? DBNull.Value });
-            columns.Add(HubWriter.Quote(column));
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(value) ?? DBNull.Value });
+            columns.Add(HubSql.Quote(column));
             placeholders.Add($"CAST(${cmd.Parameters.Count} AS {type})");
         }
 
-        var updatable = columns.Where(c => c != HubWriter.Quote(record.KeyColumn)).ToList();
-        var table = HubWriter.Quote(record.Table);
+        var updatable = columns.Where(c => c != HubSql.Quote(record.KeyColumn)).ToList();
+        var table = HubSql.Quote(record.Table);
         var newer = string.Empty;
         if (record.StampColumn is { } stampColumn && record.Values.ContainsKey(stampColumn))
         {
             // A re-read of an older version (overlap window, a retried page) must not undo what the
             // hub learned since, e.g. a link the other system's write-back put there meanwhile.
-            var stamp = HubWriter.Quote(stampColumn);
+            var stamp = HubSql.Quote(stampColumn);
             newer = $" AND (t.{stamp} IS NULL OR EXCLUDED.{stamp} IS NULL OR EXCLUDED.{stamp} {(record.SameStampMayBeNewer ? ">=" : ">")} t.{stamp})";
         }
 
@@ -88,7 +88,7 @@ public sealed class StagingWriter(NpgsqlDataSource hub)
             : $"DO UPDATE SET ({string.Join(", ", updatable)}) = ROW({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}) " +
               $"WHERE ({string.Join(", ", updatable.Select(c => "t." + c))}) IS DISTINCT FROM ({string.Join(", ", updatable.Select(c => "EXCLUDED." + c))}){newer}";
         cmd.CommandText =
-            $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({HubWriter.Quote(record.KeyColumn)}) {conflict}";
+            $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({HubSql.Quote(record.KeyColumn)}) {conflict}";
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -96,8 +96,8 @@ public sealed class StagingWriter(NpgsqlDataSource hub)
     {
         var types = await _columns.TypesAsync(connection, record.Table, cancellationToken);
         await using var cmd = new NpgsqlCommand(
-            $"DELETE FROM {HubWriter.Quote(record.Table)} WHERE {HubWriter.Quote(record.KeyColumn)} = CAST($1 AS {StagingColumns.TypeOf(types, record.Table, record.KeyColumn)})", connection);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubWriter.ToText(record.Values.GetValueOrDefault(record.KeyColumn)) ?? DBNull.Value });
+            $"DELETE FROM {HubSql.Quote(record.Table)} WHERE {HubSql.Quote(record.KeyColumn)} = CAST($1 AS {StagingColumns.TypeOf(types, record.Table, record.KeyColumn)})", connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(record.Values.GetValueOrDefault(record.KeyColumn)) ?? DBNull.Value });
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 }

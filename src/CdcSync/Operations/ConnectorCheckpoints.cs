@@ -26,11 +26,11 @@ public static class ConnectorCheckpoints
         }
 
         NpgsqlLogSequenceNumber previous;
-        if (section["Type"]?.ToLowerInvariant() is "postgres" or "postgresql")
+        if (Connectors.ConnectorRegistry.Default.Find(section["Type"]) is { CheckpointInTarget: true })
         {
             var target = ConnectorFactory.BindValidated<PostgresConnectorOptions>(section, $"Connectors:{connector}");
             await using var conn = await HubConnection.OpenAsync(target.ConnectionString, $"Connectors:{connector}:ConnectionString", cancellationToken);
-            var table = $"{HubWriter.Quote(target.CheckpointSchema)}.checkpoints";
+            var table = $"{HubSql.Quote(target.CheckpointSchema)}.checkpoints";
             var exists = await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass(@table) IS NOT NULL", new { table }, cancellationToken: cancellationToken));
             previous = exists ? await LowerAsync(conn, table, connector, lsn, cancellationToken) : default;
         }

@@ -105,14 +105,14 @@ public sealed class DeadLetterService(string hubConnectionString, string source)
 
             var hasHubId = await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
                 "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(@table) AND attname = 'hub_id' AND NOT attisdropped)",
-                new { table = HubWriter.Quote(letter.Object) }, tx, cancellationToken: cancellationToken));
+                new { table = HubSql.Quote(letter.Object) }, tx, cancellationToken: cancellationToken));
             if (!hasHubId)
             {
                 throw new OperatorException($"dead letter {id}: object '{letter.Object}' is not a hub table with a hub_id column; it cannot be retried from the hub.");
             }
 
             var exists = await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
-                $"SELECT EXISTS (SELECT 1 FROM {HubWriter.Quote(letter.Object)} WHERE hub_id = @hubId)", new { hubId }, tx, cancellationToken: cancellationToken));
+                $"SELECT EXISTS (SELECT 1 FROM {HubSql.Quote(letter.Object)} WHERE hub_id = @hubId)", new { hubId }, tx, cancellationToken: cancellationToken));
             if (!exists)
             {
                 throw new OperatorException($"dead letter {id}: {letter.Object} has no row with hub_id {hubId} any more; discard the dead letter instead.");

@@ -371,9 +371,9 @@ internal sealed class TableShape
     public string ChunkSql(bool binary, string filter, bool afterKey, int batchSize)
     {
         // Qualified with the alias: an unqualified ORDER BY name would pick the text copy of the key below.
-        var values = Relation.Columns.Select((c, i) => $"{(binary ? Functions[i].Send : Functions[i].Output)}(s.{HubWriter.Quote(c.Name)}){(binary ? string.Empty : "::text")} AS v{i}");
-        var keyText = KeyColumns.Select((k, i) => $"s.{HubWriter.Quote(k.Name)}::text AS k{i}");
-        var keyList = string.Join(", ", KeyColumns.Select(k => "s." + HubWriter.Quote(k.Name)));
+        var values = Relation.Columns.Select((c, i) => $"{(binary ? Functions[i].Send : Functions[i].Output)}(s.{HubSql.Quote(c.Name)}){(binary ? string.Empty : "::text")} AS v{i}");
+        var keyText = KeyColumns.Select((k, i) => $"s.{HubSql.Quote(k.Name)}::text AS k{i}");
+        var keyList = string.Join(", ", KeyColumns.Select(k => "s." + HubSql.Quote(k.Name)));
         var after = afterKey
             ? $" AND ({keyList}) > ({string.Join(", ", KeyColumns.Select((k, i) => $"${i + 1}::{k.Type}"))})"
             : string.Empty;

@@ -172,7 +172,7 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
     /// <summary>The PostgreSQL connector's checkpoint lives in its target; the hub's copy may be a tick behind.</summary>
     private async Task<NpgsqlLogSequenceNumber?> TargetCheckpointAsync(string connector, CancellationToken cancellationToken)
     {
-        if (options is null || !options.Connectors.TryGetValue(connector, out var section) || section["Type"]?.ToLowerInvariant() is not ("postgres" or "postgresql"))
+        if (options is null || !options.Connectors.TryGetValue(connector, out var section) || Connectors.ConnectorRegistry.Default.Find(section["Type"]) is not { CheckpointInTarget: true })
         {
             return null;
         }
@@ -181,7 +181,7 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
         try
         {
             await using var conn = await HubConnection.OpenAsync(target.ConnectionString, $"Connectors:{connector}:ConnectionString", cancellationToken);
-            var table = $"{HubWriter.Quote(target.CheckpointSchema)}.checkpoints";
+            var table = $"{HubSql.Quote(target.CheckpointSchema)}.checkpoints";
             if (!await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass(@table) IS NOT NULL", new { table }, cancellationToken: cancellationToken)))
             {
                 return null;

@@ -1,5 +1,6 @@
-using CdcSync.Checkpoints;
+
 using CdcSync.Configuration;
+using CdcSync.Hub;
 using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
@@ -18,6 +19,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
 {
     private readonly ReplayWindow _window = new(hub.ReplayRetentionBytes, hub.ReplayRetentionAge, timeProvider ?? TimeProvider.System);
     private NpgsqlDataSource? _hubDataSource;
+    private HubGateway? _hubGateway;
 
     /// <summary>Raised after each acknowledgement.</summary>
     public event Action<NpgsqlLogSequenceNumber>? Acknowledged;
@@ -97,13 +99,13 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
     /// </summary>
     private async Task MirrorCheckpointsAsync(Dictionary<string, NpgsqlLogSequenceNumber> mirrored, CancellationToken cancellationToken)
     {
-        var store = new HubCheckpointStore(_hubDataSource ??= NpgsqlDataSource.Create(hub.ConnectionString));
+        var store = _hubGateway ??= new HubGateway(_hubDataSource ??= NpgsqlDataSource.Create(hub.ConnectionString));
         foreach (var writer in writers)
         {
             var committed = writer.Committed;
             if (committed != default && (!mirrored.TryGetValue(writer.Name, out var done) || done < committed))
             {
-                await store.WriteAsync(writer.Name, committed, cancellationToken);
+                await store.WriteCheckpointAsync(writer.Name, committed, cancellationToken);
                 mirrored[writer.Name] = committed;
             }
         }
@@ -161,6 +163,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
         {
             await _hubDataSource.DisposeAsync();
             _hubDataSource = null;
+            _hubGateway = null;
         }
     }
 }

@@ -67,7 +67,7 @@ public sealed class SlotManager(string connectionString, ILogger logger, TimePro
         var list = string.Join(", ", wanted.Order(StringComparer.Ordinal));
         if (allTables is null)
         {
-            await ExecuteAsync(conn, $"CREATE PUBLICATION {HubWriter.Quote(publication)} FOR TABLE {list}", cancellationToken);
+            await ExecuteAsync(conn, $"CREATE PUBLICATION {HubSql.Quote(publication)} FOR TABLE {list}", cancellationToken);
             logger.LogInformation("Created publication {Publication} for {Tables}", publication, list);
             return;
         }
@@ -83,11 +83,11 @@ public sealed class SlotManager(string connectionString, ILogger logger, TimePro
         if ((long)(await owned.ExecuteScalarAsync(cancellationToken))! == 0)
         {
             throw new OperatorException(
-                $"Publication {publication} exists but publishes ({string.Join(", ", published.Order(StringComparer.Ordinal))}) while the routes need ({list}); it was not created by CdcSync, so it is left alone: run ALTER PUBLICATION {HubWriter.Quote(publication)} SET TABLE {list}; or choose another Hub:Publication.");
+                $"Publication {publication} exists but publishes ({string.Join(", ", published.Order(StringComparer.Ordinal))}) while the routes need ({list}); it was not created by CdcSync, so it is left alone: run ALTER PUBLICATION {HubSql.Quote(publication)} SET TABLE {list}; or choose another Hub:Publication.");
         }
 
         // Ours: follow the routes (a new route starts streaming from now; resync it for the past).
-        await ExecuteAsync(conn, $"ALTER PUBLICATION {HubWriter.Quote(publication)} SET TABLE {list}", cancellationToken);
+        await ExecuteAsync(conn, $"ALTER PUBLICATION {HubSql.Quote(publication)} SET TABLE {list}", cancellationToken);
         logger.LogWarning("Publication {Publication} now publishes {Tables}; run 'cdcsync resync' for tables newly routed to backfill their existing rows", publication, list);
     }
 

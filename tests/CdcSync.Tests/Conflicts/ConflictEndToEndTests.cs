@@ -170,7 +170,7 @@ public sealed class ConflictEndToEndTests
         var writer = new StagingWriter(source);
         foreach (var name in options.Connectors.Keys)
         {
-            var inbound = ConnectorFactory.CreateInbound(name, options.Connectors[name], source, _logs.Factory)!;
+            var inbound = ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], source, _logs.Factory)!;
             InboundPage page;
             do
             {
@@ -245,9 +245,9 @@ public sealed class ConflictEndToEndTests
             _stop = new CancellationTokenSource();
             _runner = new PipelineRunner(
                 options,
-                name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], source, loggers),
+                name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], source, loggers),
                 loggers,
-                name => ConnectorFactory.CreateInbound(name, options.Connectors[name], source, loggers));
+                name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], source, loggers));
             var token = _stop.Token;
             _run = Task.Run(() => _runner.RunAsync(token));
         }

@@ -8,7 +8,7 @@ namespace CdcSync.Tests.Conflicts;
 
 /// <summary>
 /// Conflict detection and policies in the hub's SQL (transforms/005_sync_tracking.sql), driven by
-/// inbound pages written the way the pipeline writes them (HubWriter under the connector's
+/// inbound pages written the way the pipeline writes them (StagingWriter under the connector's
 /// replication origin) against a real PostgreSQL.
 /// </summary>
 [Collection(ConsoleCapture.Name)]

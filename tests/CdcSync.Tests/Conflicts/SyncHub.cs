@@ -10,7 +10,7 @@ namespace CdcSync.Tests.Conflicts;
 /// <summary>
 /// A migrated hub holding one Salesforce Account linked to one NetSuite customer, both systems in
 /// agreement (bases set as the connectors set them), and the writes the connectors make:
-/// inbound pages through the real <see cref="HubWriter"/> under the connector's replication
+/// inbound pages through the real <see cref="StagingWriter"/> under the connector's replication
 /// origin, outbound acknowledgements through <c>cdc.record_outbound</c>.
 /// </summary>
 internal sealed class SyncHub : IAsyncDisposable
@@ -21,7 +21,7 @@ internal sealed class SyncHub : IAsyncDisposable
     {
         ConnectionString = connectionString;
         Source = source;
-        Writer = new HubWriter(source);
+        Gateway = new HubGateway(source);
         Staging = new StagingWriter(source);
     }
 
@@ -29,7 +29,7 @@ internal sealed class SyncHub : IAsyncDisposable
 
     public NpgsqlDataSource Source { get; }
 
-    public HubWriter Writer { get; }
+    public HubGateway Gateway { get; }
 
     /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
     public StagingWriter Staging { get; }
@@ -60,7 +60,9 @@ internal sealed class SyncHub : IAsyncDisposable
                 NULL)
               FROM ns_customers n WHERE n.hub_id = $1
             """, customer, nsId);
-        await Writer.WriteBackAsync("netsuite", "ns_customers", "hub_id", customer, new Dictionary<string, object?> { ["internalid"] = nsId }, CancellationToken.None);
+        var writeBack = new HubBatchResult();
+        writeBack.WriteBacks.Add(("ns_customers", "hub_id", new WriteBack(customer, new Dictionary<string, object?> { ["internalid"] = nsId })));
+        await Gateway.ApplyAsync("netsuite", writeBack, CancellationToken.None);
         return (account, customer);
     }
 
@@ -106,10 +108,10 @@ internal sealed class SyncHub : IAsyncDisposable
     }
 
     public Task<string?> SfAsync(string sfId, string field) =>
-        ScalarOrNullAsync($"SELECT {HubWriter.Quote(field)}::text FROM sf_accounts WHERE id = $1", sfId);
+        ScalarOrNullAsync($"SELECT {HubSql.Quote(field)}::text FROM sf_accounts WHERE id = $1", sfId);
 
     public Task<string?> NsAsync(string nsId, string field) =>
-        ScalarOrNullAsync($"SELECT {HubWriter.Quote(field)}::text FROM ns_customers WHERE internalid = $1", nsId);
+        ScalarOrNullAsync($"SELECT {HubSql.Quote(field)}::text FROM ns_customers WHERE internalid = $1", nsId);
 
     private async Task<string?> ScalarOrNullAsync(string sql, params object[] parameters)
     {

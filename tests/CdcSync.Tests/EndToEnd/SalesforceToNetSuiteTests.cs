@@ -70,9 +70,9 @@ public sealed class SalesforceToNetSuiteTests
         var pipelineLogs = new Logs();
         var runner = new PipelineRunner(
             options,
-            name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, pipelineLogs.Factory),
+            name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, pipelineLogs.Factory),
             pipelineLogs.Factory,
-            name => ConnectorFactory.CreateInbound(name, options.Connectors[name], hubSource, pipelineLogs.Factory));
+            name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hubSource, pipelineLogs.Factory));
 
         using var stop = new CancellationTokenSource();
         var run = Task.Run(() => runner.RunAsync(stop.Token));

@@ -73,11 +73,11 @@ public sealed class TwoWayRig : IAsyncDisposable
         var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
         rig._runner = new PipelineRunner(
             options,
-            n => (wrapOutbound ?? (c => c))(ConnectorFactory.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
+            n => (wrapOutbound ?? (c => c))(ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
             rig.Logs.Factory,
             n =>
             {
-                var inbound = ConnectorFactory.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory);
+                var inbound = ConnectorRegistry.Default.CreateInbound(n, options.Connectors[n], hub, rig.Logs.Factory);
                 if (inbound is not null)
                 {
                     Interlocked.Increment(ref rig._inboundCreated);

@@ -23,9 +23,9 @@ public sealed class NetSuiteAccountClientTests
         var section = Section(type, "https://account-a.example/");
         using var hub = NpgsqlDataSource.Create("Host=127.0.0.1;Database=unused;Username=unused");
 
-        var outbound = ConnectorFactory.CreateOutbound("c", section, hub, NullLoggerFactory.Instance);
-        var inbound = ConnectorFactory.CreateInbound("c", section, hub, NullLoggerFactory.Instance);
-        var other = ConnectorFactory.CreateOutbound("c", Section(type, "https://account-b.example/"), hub, NullLoggerFactory.Instance);
+        var outbound = ConnectorRegistry.Default.CreateOutbound("c", section, hub, NullLoggerFactory.Instance);
+        var inbound = ConnectorRegistry.Default.CreateInbound("c", section, hub, NullLoggerFactory.Instance);
+        var other = ConnectorRegistry.Default.CreateOutbound("c", Section(type, "https://account-b.example/"), hub, NullLoggerFactory.Instance);
 
         Assert.Same(ResilienceOf(outbound), ResilienceOf(inbound!));
         Assert.NotSame(ResilienceOf(outbound), ResilienceOf(other));

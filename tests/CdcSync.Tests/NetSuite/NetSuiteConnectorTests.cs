@@ -323,7 +323,7 @@ public sealed class NetSuiteConnectorTests
 
         var options = OptionsFor(sandbox);
         options.InactivateInsteadOfDelete = false;
-        await using var deleting = new NetSuiteOutboundConnector(Connector, options, hub.Writer, hub.Checkpoints, hub.DeadLetters);
+        await using var deleting = new NetSuiteOutboundConnector(Connector, options, hub.Gateway);
         var otherId = long.Parse((await hub.InternalIdAsync(other))!);
         await deleting.WriteAsync([new ChangeEvent(NetSuiteTestHub.Customers, ChangeKind.Delete, null, await hub.ReadRowAsync(other), hub.NextTransaction(), 0)], CancellationToken.None);
         Assert.Null(sandbox.GetCustomer(otherId));
@@ -546,7 +546,7 @@ public sealed class NetSuiteConnectorTests
         var options = OptionsFor(sandbox);
         options.Resilience.MaxRetryAttempts = 3;
         var change = await hub.InsertEventAsync(hubId, hub.NextTransaction());
-        await using (var connector = new NetSuiteOutboundConnector(Connector, options, hub.Writer, hub.Checkpoints, hub.DeadLetters, logs.CreateLogger<NetSuiteOutboundConnector>()))
+        await using (var connector = new NetSuiteOutboundConnector(Connector, options, hub.Gateway, logs.CreateLogger<NetSuiteOutboundConnector>()))
         {
             exceptions.Add(await Assert.ThrowsAnyAsync<Exception>(() => connector.WriteAsync([change], CancellationToken.None)));
         }
@@ -572,9 +572,9 @@ public sealed class NetSuiteConnectorTests
     }
 
     private static NetSuiteOutboundConnector Outbound(NetSuiteSandbox sandbox, NetSuiteTestHub hub, int concurrency = 5) =>
-        new(Connector, OptionsFor(sandbox, concurrency), hub.Writer, hub.Checkpoints, hub.DeadLetters);
+        new(Connector, OptionsFor(sandbox, concurrency), hub.Gateway);
 
-    private static NetSuiteOptions OptionsFor(NetSuiteSandbox sandbox, int concurrency = 5) => new()
+    internal static NetSuiteOptions OptionsFor(NetSuiteSandbox sandbox, int concurrency = 5) => new()
     {
         AccountId = sandbox.Options.AccountId,
         BaseUrl = sandbox.BaseUrl,

@@ -1,5 +1,4 @@
 using System.Text;
-using CdcSync.Checkpoints;
 using CdcSync.Hub;
 using CdcSync.Inbound;
 using CdcSync.Replication;
@@ -43,22 +42,17 @@ public sealed class NetSuiteTestHub : IAsyncDisposable
     private NetSuiteTestHub(NpgsqlDataSource dataSource)
     {
         DataSource = dataSource;
-        Writer = new HubWriter(dataSource);
+        Gateway = new HubGateway(dataSource);
         Staging = new StagingWriter(dataSource);
-        Checkpoints = new HubCheckpointStore(dataSource);
-        DeadLetters = new DeadLetterStore(dataSource);
     }
 
     public NpgsqlDataSource DataSource { get; }
 
-    public HubWriter Writer { get; }
+    /// <summary>What outbound connectors use to reach the hub.</summary>
+    public HubGateway Gateway { get; }
 
     /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
     public StagingWriter Staging { get; }
-
-    public HubCheckpointStore Checkpoints { get; }
-
-    public DeadLetterStore DeadLetters { get; }
 
     public static async Task<NetSuiteTestHub> CreateAsync(string name)
     {

@@ -61,7 +61,7 @@ public sealed class HealthTests
 
         var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         await using var hubSource = NpgsqlDataSource.Create(hub);
-        var worker = new Worker(options, n => ConnectorFactory.CreateOutbound(n, options.Connectors[n], hubSource, NullLoggerFactory.Instance), _ => null, NullLoggerFactory.Instance);
+        var worker = new Worker(options, n => ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hubSource, NullLoggerFactory.Instance), _ => null, NullLoggerFactory.Instance);
         await using var health = await HealthServer.StartAsync("http://127.0.0.1:0", worker, NullLoggerFactory.Instance, CancellationToken.None);
         using var http = new HttpClient { BaseAddress = new Uri(health.Address) };
         using var stop = new CancellationTokenSource();

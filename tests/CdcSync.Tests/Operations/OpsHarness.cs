@@ -130,7 +130,7 @@ internal sealed class OpsHarness
         var hubSource = NpgsqlDataSource.Create(options.Hub.ConnectionString);
         var worker = new Worker(
             options,
-            name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance),
+            name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance),
             _ => null,
             NullLoggerFactory.Instance);
         return new InProcessWorker(worker, hubSource);

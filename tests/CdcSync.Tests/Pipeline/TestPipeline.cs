@@ -67,7 +67,7 @@ internal sealed class TestPipeline : IAsyncDisposable
 
         var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         var hubSource = NpgsqlDataSource.Create(hub);
-        var runner = new PipelineRunner(options, name => ConnectorFactory.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance), NullLoggerFactory.Instance);
+        var runner = new PipelineRunner(options, name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance), NullLoggerFactory.Instance);
         var pipeline = new TestPipeline(runner);
         pipeline._run = Task.Run(() => runner.RunAsync(pipeline._stop.Token));
         // Running means the server streams the slot to this runner, so changes made from now on

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text;
-using CdcSync.Checkpoints;
 using CdcSync.Connectors.Http;
 using CdcSync.Connectors.Salesforce;
 using CdcSync.Hub;
@@ -25,24 +24,19 @@ public sealed class SalesforceTestHub : IAsyncDisposable
     {
         DataSource = dataSource;
         Sandbox = sandbox;
-        Writer = new HubWriter(dataSource);
+        Gateway = new HubGateway(dataSource);
         Staging = new StagingWriter(dataSource);
-        Checkpoints = new HubCheckpointStore(dataSource);
-        DeadLetters = new DeadLetterStore(dataSource);
     }
 
     public NpgsqlDataSource DataSource { get; }
 
     public SalesforceSandbox Sandbox { get; }
 
-    public HubWriter Writer { get; }
+    /// <summary>What outbound connectors use to reach the hub.</summary>
+    public HubGateway Gateway { get; }
 
     /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
     public StagingWriter Staging { get; }
-
-    public HubCheckpointStore Checkpoints { get; }
-
-    public DeadLetterStore DeadLetters { get; }
 
     public Logs Logs { get; } = new();
 
@@ -80,7 +74,7 @@ public sealed class SalesforceTestHub : IAsyncDisposable
         new(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, Logs.Factory.CreateLogger<SalesforceClient>());
 
     public SalesforceOutboundConnector Outbound(SalesforceClient client) =>
-        new(client, Writer, DeadLetters, Checkpoints, Logs.Factory.CreateLogger<SalesforceOutboundConnector>());
+        new(client, Gateway, Logs.Factory.CreateLogger<SalesforceOutboundConnector>());
 
     public SalesforceInboundConnector Inbound(SalesforceClient client) =>
         new(client, DataSource, Logs.Factory.CreateLogger<SalesforceInboundConnector>());

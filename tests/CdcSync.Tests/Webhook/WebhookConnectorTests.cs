@@ -119,7 +119,7 @@ public sealed class WebhookConnectorTests
         var tx = new TransactionInfo(10, new NpgsqlLogSequenceNumber(0x4000000), DateTime.UnixEpoch, null);
         var options = Options(receiver, 10);
         options.Resilience.MaxRetryAttempts = 2;
-        await using var connector = new WebhookOutboundConnector(Connector, options, hub.Checkpoints, hub.DeadLetters, logs.CreateLogger<WebhookOutboundConnector>());
+        await using var connector = new WebhookOutboundConnector(Connector, options, hub.Gateway, logs.CreateLogger<WebhookOutboundConnector>());
 
         await connector.WriteAsync([Insert(1, tx)], CancellationToken.None);
         var e = await Assert.ThrowsAnyAsync<Exception>(() => connector.CommitAsync(tx.CommitLsn, CancellationToken.None));
@@ -140,7 +140,7 @@ public sealed class WebhookConnectorTests
     }
 
     private static WebhookOutboundConnector Create(Receiver receiver, NetSuiteTestHub hub, int maxBatch) =>
-        new(Connector, Options(receiver, maxBatch), hub.Checkpoints, hub.DeadLetters);
+        new(Connector, Options(receiver, maxBatch), hub.Gateway);
 
     private static WebhookOptions Options(Receiver receiver, int maxBatch) => new()
     {

@@ -1,7 +1,5 @@
 using System.Text.Json.Nodes;
 using CdcSync.Hub;
-using Npgsql;
-using NpgsqlTypes;
 using Prometheus;
 
 namespace CdcSync.Connectors.Http;
@@ -36,23 +34,13 @@ internal static class OutboundPreconditions
     /// hub key, the values the system holds now for those columns, as the system returned them.
     /// </summary>
     public static async Task<(HashSet<(string Key, string Column)> Held, HashSet<(string Key, string Column)> Superseded)> CheckAsync(
-        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> written, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
+        HubGateway hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> written, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
     {
         var held = new HashSet<(string, string)>();
         var superseded = new HashSet<(string, string)>();
-        if (written.Count == 0)
+        foreach (var (key, column, reason) in await hub.SkippedFieldsAsync(connector, table, written, current, cancellationToken))
         {
-            return (held, superseded);
-        }
-
-        await using var cmd = hub.CreateCommand("SELECT record_key, field, reason FROM cdc.outbound_skipped_fields($1, $2, $3)");
-        cmd.Parameters.Add(new NpgsqlParameter { Value = table });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = Document(written), NpgsqlDbType = NpgsqlDbType.Jsonb });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = Document(current), NpgsqlDbType = NpgsqlDbType.Jsonb });
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            (reader.GetString(2) == "superseded" ? superseded : held).Add((reader.GetString(0), reader.GetString(1)));
+            (reason == "superseded" ? superseded : held).Add((key, column));
         }
 
         if (held.Count > 0)
@@ -80,17 +68,6 @@ internal static class OutboundPreconditions
         return values;
     }
 
-    private static string Document(IReadOnlyDictionary<string, JsonObject> perKey)
-    {
-        var document = new JsonObject();
-        foreach (var (key, values) in perKey)
-        {
-            document[key] = values.DeepClone();
-        }
-
-        return document.ToJsonString();
-    }
-
     /// <summary>
     /// Has the hub decide the held fields now rather than at the next inbound poll: what the system
     /// holds for them (plus its modified stamp) is written to the staging row as this connector's
@@ -99,42 +76,7 @@ internal static class OutboundPreconditions
     /// value: the caller writes those now, against the base the decision set. Fields that took the
     /// system's value need no write; they flow to the other systems from the hub.
     /// </summary>
-    public static async Task<HashSet<(string Key, string Column)>> DecideAsync(
-        NpgsqlDataSource hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken)
-    {
-        var writeNow = new HashSet<(string, string)>();
-        if (current.Count == 0)
-        {
-            return writeNow;
-        }
-
-        var document = new JsonObject();
-        foreach (var (key, values) in current)
-        {
-            document[key] = values.DeepClone();
-        }
-
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
-                await using var cmd = new NpgsqlCommand("SELECT record_key, field FROM cdc.decide_held_fields($1, $2)", session.Connection);
-                cmd.Parameters.Add(new NpgsqlParameter { Value = table });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = document.ToJsonString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
-                await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    writeNow.Add((reader.GetString(0), reader.GetString(1)));
-                }
-
-                return writeNow;
-            }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
-            {
-                // The inbound side of this connector holds the origin for a moment.
-                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
-            }
-        }
-    }
+    public static Task<HashSet<(string Key, string Column)>> DecideAsync(
+        HubGateway hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken) =>
+        hub.DecideHeldFieldsAsync(connector, table, current, cancellationToken);
 }

@@ -77,7 +77,7 @@ internal static class RowChanges
             ? old.GetValue(change.Relation, i)
             : null;
 
-    public static string? Text(ChangeEvent change, string column) => HubWriter.ToText(Value(change, column));
+    public static string? Text(ChangeEvent change, string column) => HubSql.ToText(Value(change, column));
 
     /// <summary>
     /// A hub value as JSON the way <c>to_jsonb</c> renders it (what <c>cdc.sync_base</c> stores): json
@@ -105,7 +105,7 @@ internal static class RowChanges
             DateTime dt => JsonValue.Create(dt.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFF", CultureInfo.InvariantCulture) + (dt.Kind == DateTimeKind.Utc ? "+00:00" : string.Empty)),
             DateTimeOffset dto => JsonValue.Create(dto.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFzzz", CultureInfo.InvariantCulture)),
             DateOnly d => JsonValue.Create(d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
-            _ => JsonValue.Create(HubWriter.ToText(value)),
+            _ => JsonValue.Create(HubSql.ToText(value)),
         };
     }
 

@@ -23,11 +23,19 @@ internal sealed class NetSuiteClient : IDisposable
     private readonly Uri _baseUrl;
 
     public NetSuiteClient(string connector, NetSuiteOptions options, HttpMessageHandler? handler, TimeProvider timeProvider, ILogger logger)
+        : this(
+            connector,
+            options,
+            new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: handler is null) { Timeout = Timeout.InfiniteTimeSpan },
+            timeProvider,
+            logger)
     {
-        _http = new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: handler is null)
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
+    }
+
+    /// <summary>With a client from <see cref="IHttpClientFactory"/> (<see cref="ConnectorHttpClients.NetSuite"/>).</summary>
+    public NetSuiteClient(string connector, NetSuiteOptions options, HttpClient http, TimeProvider timeProvider, ILogger logger)
+    {
+        _http = http;
         _signer = new TbaSigner(options, timeProvider);
         _baseUrl = options.EffectiveBaseUrl;
         var resilience = options.Resilience.Clone();

@@ -52,7 +52,7 @@ public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, I
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = client;
-        _schemas = new NetSuiteSchemas(_client, new HubWriter(hub), name, _logger);
+        _schemas = new NetSuiteSchemas(_client, new HubGateway(hub), name, _logger);
     }
 
     public string Name { get; }

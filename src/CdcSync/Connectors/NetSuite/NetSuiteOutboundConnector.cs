@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using CdcSync.Checkpoints;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Replication;
@@ -35,9 +34,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     private readonly NetSuiteOptions _options;
     private readonly NetSuiteClient _client;
     private readonly bool _ownsClient;
-    private readonly HubWriter _hub;
-    private readonly HubCheckpointStore _checkpoints;
-    private readonly DeadLetterStore _deadLetters;
+    private readonly HubGateway _hub;
     private readonly NetSuiteSchemas _schemas;
     private readonly Dictionary<string, NetSuiteRecordOptions> _byTable;
     private readonly ILogger _logger;
@@ -45,25 +42,21 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     public NetSuiteOutboundConnector(
         string name,
         NetSuiteOptions options,
-        HubWriter hub,
-        HubCheckpointStore checkpoints,
-        DeadLetterStore deadLetters,
+        HubGateway hub,
         ILogger<NetSuiteOutboundConnector>? logger = null,
         TimeProvider? timeProvider = null,
         HttpMessageHandler? handler = null)
-        : this(name, options, new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, (ILogger?)logger ?? NullLogger.Instance), hub, checkpoints, deadLetters, logger)
+        : this(name, options, new NetSuiteClient(name, options, handler, timeProvider ?? TimeProvider.System, (ILogger?)logger ?? NullLogger.Instance), hub, logger)
     {
         _ownsClient = true;
     }
 
     /// <summary>With the account's client shared with the inbound side (one limiter and breaker per account); the caller owns it.</summary>
-    internal NetSuiteOutboundConnector(string name, NetSuiteOptions options, NetSuiteClient client, HubWriter hub, HubCheckpointStore checkpoints, DeadLetterStore deadLetters, ILogger<NetSuiteOutboundConnector>? logger = null)
+    internal NetSuiteOutboundConnector(string name, NetSuiteOptions options, NetSuiteClient client, HubGateway hub, ILogger<NetSuiteOutboundConnector>? logger = null)
     {
         Name = name;
         _options = options;
         _hub = hub;
-        _checkpoints = checkpoints;
-        _deadLetters = deadLetters;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = client;
         _schemas = new NetSuiteSchemas(_client, hub, name, _logger);
@@ -78,7 +71,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     public Polly.CircuitBreaker.CircuitState CircuitState => _client.Resilience.CircuitBreaker.CircuitState;
 
     public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
-        _checkpoints.ReadAsync(Name, cancellationToken);
+        _hub.ReadCheckpointAsync(Name, cancellationToken);
 
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
@@ -108,12 +101,56 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         }
 
         // Rows waiting for a parent's internal id (a lookup) go after the others and their internal
-        // id write-backs, so a parent created in the same batch is known to the hub by then.
-        var acknowledged = new ConcurrentQueue<OutboundWrite>();
+        // id write-backs, so a parent created in the same batch is known to the hub by then. The
+        // hub hears of the batch in one round trip at its end (plus one for those write-backs and
+        // one for the parents' ids when a row waits for a parent).
+        var done = new WaveResults();
         var waves = perRow.Values.ToLookup(NeedsParent);
-        await ApplyWaveAsync(waves[false], acknowledged, cancellationToken);
-        await ApplyWaveAsync(waves[true], acknowledged, cancellationToken);
-        await _hub.RecordOutboundAsync(Name, await WithStampsAsync(acknowledged, cancellationToken), cancellationToken);
+        await ApplyWaveAsync(waves[false], done, null, cancellationToken);
+        if (waves[true].Any())
+        {
+            var writeBacks = new HubBatchResult();
+            writeBacks.WriteBacks.AddRange(done.WriteBacks);
+            done.WriteBacks.Clear();
+            await _hub.ApplyAsync(Name, writeBacks, cancellationToken);
+            await ApplyWaveAsync(waves[true], done, await ParentIdsAsync(waves[true], cancellationToken), cancellationToken);
+        }
+
+        var result = new HubBatchResult();
+        result.WriteBacks.AddRange(done.WriteBacks);
+        result.Acknowledged.AddRange(await WithStampsAsync(done.Acknowledged, cancellationToken));
+        result.DeadLetters.AddRange(done.DeadLetters);
+        await _hub.ApplyAsync(Name, result, cancellationToken);
+    }
+
+    /// <summary>The internal ids of the parents the rows of a wave name by hub key, every lookup in one hub round trip.</summary>
+    private async Task<IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>> ParentIdsAsync(IEnumerable<List<(ChangeEvent Change, NetSuiteRecordOptions Map)>> rows, CancellationToken cancellationToken)
+    {
+        var keys = new Dictionary<LookupOptions, HashSet<string>>();
+        foreach (var (change, map) in rows.SelectMany(r => r))
+        {
+            foreach (var lookup in map.Lookups)
+            {
+                if (RowChanges.Text(change, lookup.HubKeyColumn) is { } key)
+                {
+                    (keys.TryGetValue(lookup, out var set) ? set : keys[lookup] = new HashSet<string>(StringComparer.Ordinal)).Add(key);
+                }
+            }
+        }
+
+        return await _hub.ParentIdsAsync(Name, keys.Select(k => (k.Key, (IReadOnlyCollection<string>)k.Value)).ToList(), cancellationToken);
+    }
+
+    /// <summary>What the rows of a batch left for the hub, gathered from the concurrent writes.</summary>
+    private sealed class WaveResults
+    {
+        public ConcurrentQueue<OutboundWrite> Acknowledged { get; } = new();
+
+        public ConcurrentQueue<DeadLetter> DeadLetters { get; } = new();
+
+        public List<(string Table, string KeyColumn, WriteBack Row)> WriteBacks { get; } = [];
+
+        public ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, Dictionary<string, object?> Values)> Assigned { get; } = new();
     }
 
     /// <summary>
@@ -153,9 +190,9 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         return list;
     }
 
-    private async Task ApplyWaveAsync(IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, ConcurrentQueue<OutboundWrite> acknowledged, CancellationToken cancellationToken)
+    private async Task ApplyWaveAsync(
+        IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, WaveResults done, IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents, CancellationToken cancellationToken)
     {
-        var writeBacks = new ConcurrentQueue<(NetSuiteRecordOptions Map, string HubId, Dictionary<string, object?> Values)>();
         await Parallel.ForEachAsync(
             rows,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ConcurrencyLimit, CancellationToken = cancellationToken },
@@ -163,14 +200,13 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             {
                 foreach (var (change, map) in Collapse(rowChanges))
                 {
-                    await ApplyAsync(change, map, writeBacks, acknowledged, ct);
+                    await ApplyAsync(change, map, done, parents, ct);
                 }
             });
 
-        // One session at a time: PostgreSQL 15 lets only one backend hold a replication origin.
-        foreach (var (map, hubId, values) in writeBacks)
+        while (done.Assigned.TryDequeue(out var assigned))
         {
-            await WriteBackAsync(map, hubId, values, cancellationToken);
+            done.WriteBacks.Add((assigned.Map.Table, assigned.Map.KeyColumn, new WriteBack(assigned.HubId, assigned.Values)));
         }
     }
 
@@ -180,7 +216,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             && c.Map.Lookups.Any(l => RowChanges.Value(c.Change, l.Column) is null && RowChanges.Value(c.Change, l.HubKeyColumn) is not null));
 
     public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
-        _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
+        _hub.WriteCheckpointAsync(Name, checkpoint, cancellationToken);
 
     /// <summary>Nothing to drop: writes are upserts keyed by external id or patches by internal id, so replaying them is harmless.</summary>
     public Task AbortAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -230,28 +266,11 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         }
     }
 
-    private async Task WriteBackAsync(NetSuiteRecordOptions map, string hubId, Dictionary<string, object?> values, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, hubId, values, cancellationToken);
-                return;
-            }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
-            {
-                // The inbound side of this connector holds the origin for a moment.
-                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
-            }
-        }
-    }
-
     private async Task ApplyAsync(
         ChangeEvent change,
         NetSuiteRecordOptions map,
-        ConcurrentQueue<(NetSuiteRecordOptions, string, Dictionary<string, object?>)> writeBacks,
-        ConcurrentQueue<OutboundWrite> acknowledged,
+        WaveResults done,
+        IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents,
         CancellationToken cancellationToken)
     {
         var relation = change.Relation;
@@ -272,7 +291,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             {
                 if (await DeleteAsync(map, schema, internalId, externalId, cancellationToken))
                 {
-                    acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? change.IdempotencyKey, internalId, "delete", new JsonObject(), change.Transaction.CommitLsn));
+                    done.Acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? change.IdempotencyKey, internalId, "delete", new JsonObject(), change.Transaction.CommitLsn));
                 }
 
                 return;
@@ -316,9 +335,9 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 
             var changes = RowChanges.Changes(change, sent.Select(f => f.Column));
             var resolved = new Dictionary<string, object?>(StringComparer.Ordinal);
-            if (await ResolveLookupsAsync(change, map, schema, internalId, changed, body, changes, resolved, cancellationToken) is { } missingParent)
+            if (ResolveLookups(change, map, schema, internalId, changed, body, changes, resolved, parents) is { } missingParent)
             {
-                await DeadLetterAsync(change, hubId ?? externalId, body, missingParent, cancellationToken);
+                done.DeadLetters.Enqueue(Rejected(change, hubId ?? externalId, body, missingParent));
                 return;
             }
 
@@ -333,10 +352,10 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             {
                 var response = await _client.SendAsync(HttpMethod.Patch, $"{RecordPath}{map.RecordType}/{Uri.EscapeDataString(internalId)}{replace}", body, false, cancellationToken);
                 NetSuiteClient.EnsureSuccess(response, $"update {map.RecordType} {internalId}");
-                acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? internalId, internalId, "update", changes, change.Transaction.CommitLsn));
+                done.Acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? internalId, internalId, "update", changes, change.Transaction.CommitLsn));
                 if (resolved.Count > 0 && hubId is not null)
                 {
-                    writeBacks.Enqueue((map, hubId, resolved));
+                    done.Assigned.Enqueue((map, hubId, resolved));
                 }
 
                 return;
@@ -344,14 +363,14 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 
             if (externalId is null)
             {
-                await DeadLetterAsync(change, hubId, body, $"The row has neither {map.IdColumn} nor {map.ExternalIdColumn}; NetSuite upserts need an external id (set it in the transform).", cancellationToken);
+                done.DeadLetters.Enqueue(Rejected(change, hubId, body, $"The row has neither {map.IdColumn} nor {map.ExternalIdColumn}; NetSuite upserts need an external id (set it in the transform)."));
                 return;
             }
 
             var upsert = await _client.SendAsync(HttpMethod.Put, $"{RecordPath}{map.RecordType}/eid:{Uri.EscapeDataString(externalId)}{replace}", body, false, cancellationToken);
             NetSuiteClient.EnsureSuccess(upsert, $"upsert {map.RecordType} eid:{externalId}");
             var newId = upsert.Location?.Segments[^1];
-            acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? externalId, newId, "upsert", changes, change.Transaction.CommitLsn));
+            done.Acknowledged.Enqueue(new OutboundWrite(map.Table, hubId ?? externalId, newId, "upsert", changes, change.Transaction.CommitLsn));
             if (newId is null || hubId is null)
             {
                 _logger.LogWarning("{Connector}: upsert of {RecordType} {ExternalId} returned no Location header; internal id not written back", Name, map.RecordType, externalId);
@@ -361,11 +380,11 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             // The resolved parent ids too, under this connector's origin (not routed back): the hub
             // then holds what NetSuite holds, and no transform re-sends them as a change.
             resolved[map.IdColumn] = newId;
-            writeBacks.Enqueue((map, hubId, resolved));
+            done.Assigned.Enqueue((map, hubId, resolved));
         }
         catch (NetSuiteApiException e) when (e.IsPermanentRecordError)
         {
-            await DeadLetterAsync(change, hubId ?? externalId ?? internalId, body, e.Message, cancellationToken);
+            done.DeadLetters.Enqueue(Rejected(change, hubId ?? externalId ?? internalId, body, e.Message));
         }
     }
 
@@ -374,7 +393,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     /// hub row, for a row NetSuite does not know yet or whose parent changed. Returns why the row
     /// cannot be sent when a new row's parent has no internal id, else null.
     /// </summary>
-    private async Task<string?> ResolveLookupsAsync(
+    private static string? ResolveLookups(
         ChangeEvent change,
         NetSuiteRecordOptions map,
         NetSuiteRecordSchema schema,
@@ -383,7 +402,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         JsonObject body,
         JsonObject changes,
         Dictionary<string, object?> resolved,
-        CancellationToken cancellationToken)
+        IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents)
     {
         foreach (var lookup in map.Lookups)
         {
@@ -396,14 +415,11 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
                 continue;
             }
 
-            await using var cmd = _hub.DataSource.CreateCommand(
-                $"SELECT {HubWriter.Quote(lookup.ParentIdColumn)}::text FROM {HubWriter.Quote(lookup.ParentTable)} WHERE {HubWriter.Quote(lookup.ParentKeyColumn)}::text = $1");
-            cmd.Parameters.Add(new NpgsqlParameter { Value = parentKey });
-            if (await cmd.ExecuteScalarAsync(cancellationToken) is string parentId)
+            if (parents is not null && parents.TryGetValue(lookup, out var ids) && ids.TryGetValue(parentKey, out var parentId))
             {
                 body[field.Field] = new JsonObject { ["id"] = parentId };
                 resolved[lookup.Column] = parentId;
-                changes[lookup.Column] = new JsonObject { ["before"] = RowChanges.OldValue(change, lookup.Column) is { } old ? JsonValue.Create(HubWriter.ToText(old)) : null, ["after"] = parentId };
+                changes[lookup.Column] = new JsonObject { ["before"] = RowChanges.OldValue(change, lookup.Column) is { } old ? JsonValue.Create(HubSql.ToText(old)) : null, ["after"] = parentId };
             }
             else if (internalId is null)
             {
@@ -426,7 +442,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         switch (field.Kind)
         {
             case NetSuiteFieldKind.Reference:
-                return value is null ? null : new JsonObject { ["id"] = HubWriter.ToText(value) };
+                return value is null ? null : new JsonObject { ["id"] = HubSql.ToText(value) };
             case NetSuiteFieldKind.Sublist:
                 var after = value is string json ? JsonNode.Parse(json) as JsonArray ?? [] : [];
                 if (internalId is null)
@@ -452,7 +468,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
                     decimal number => JsonValue.Create(number),
                     short or int or long => JsonValue.Create(Convert.ToInt64(value, CultureInfo.InvariantCulture)),
                     float or double => JsonValue.Create(Convert.ToDouble(value, CultureInfo.InvariantCulture)),
-                    _ => JsonValue.Create(HubWriter.ToText(value)),
+                    _ => JsonValue.Create(HubSql.ToText(value)),
                 };
         }
     }
@@ -499,7 +515,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         }
 
         var written = OutboundPreconditions.Written(RowChanges.Changes(change, sent.Select(f => f.Column)));
-        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = written }, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
+        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = written }, new Dictionary<string, JsonObject> { [hubId] = values }, cancellationToken);
         foreach (var (_, column) in superseded)
         {
             columns.Add(column);
@@ -535,7 +551,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             edited[map.SourceModifiedColumn] = stamp.DeepClone();
         }
 
-        var writeNow = await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
+        var writeNow = await OutboundPreconditions.DecideAsync(_hub, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
         foreach (var (_, column) in held)
         {
             if (writeNow.Contains((hubId, column)))
@@ -586,7 +602,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         return true;
     }
 
-    private async Task DeadLetterAsync(ChangeEvent change, string? recordKey, JsonObject? body, string error, CancellationToken cancellationToken)
+    private DeadLetter Rejected(ChangeEvent change, string? recordKey, JsonObject? body, string error)
     {
         _logger.LogWarning("{Connector}: NetSuite rejected {Table} row {RecordKey}; dead-lettered: {Error}", Name, change.Relation.Name, recordKey, error);
         var payload = new JsonObject
@@ -595,6 +611,6 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
             ["changeId"] = change.IdempotencyKey,
             ["record"] = body,
         };
-        await _deadLetters.AddAsync(Name, change.Relation.Name, recordKey ?? change.IdempotencyKey, payload.ToJsonString(), error, change.Transaction.CommitLsn, cancellationToken);
+        return new DeadLetter(change.Relation.Name, recordKey ?? change.IdempotencyKey, payload.ToJsonString(), error, change.Transaction.CommitLsn);
     }
 }

@@ -36,9 +36,9 @@ internal sealed class NetSuiteRecordSchema
 
     public NetSuiteField? Find(string column) => Fields.FirstOrDefault(f => f.Column == column);
 
-    public static async Task<NetSuiteRecordSchema> LoadAsync(NetSuiteClient client, HubWriter hub, NetSuiteRecordOptions map, string connector, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<NetSuiteRecordSchema> LoadAsync(NetSuiteClient client, HubGateway hub, NetSuiteRecordOptions map, string connector, ILogger logger, CancellationToken cancellationToken)
     {
-        var columns = await hub.ColumnTypesAsync(map.Table, cancellationToken);
+        var columns = await hub.ColumnTypesAsync(connector, map.Table, cancellationToken);
         foreach (var column in map.Lookups.SelectMany(l => new[] { l.Column, l.HubKeyColumn }).Where(c => !columns.ContainsKey(c)))
         {
             throw new InvalidOperationException(
@@ -113,7 +113,7 @@ internal sealed class NetSuiteRecordSchema
 }
 
 /// <summary>Schemas per record type, loaded once per connector on first use.</summary>
-internal sealed class NetSuiteSchemas(NetSuiteClient client, HubWriter hub, string connector, ILogger logger)
+internal sealed class NetSuiteSchemas(NetSuiteClient client, HubGateway hub, string connector, ILogger logger)
 {
     private readonly ConcurrentDictionary<string, NetSuiteRecordSchema> _loaded = new(StringComparer.Ordinal);
 

@@ -24,13 +24,13 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     private readonly Dictionary<TableName, PostgresTableMapping> _mappings = [];
     private readonly Dictionary<RelationInfo, TargetTable> _tables = new(ReferenceEqualityComparer.Instance);
     private readonly string _checkpointTable;
-    private readonly NpgsqlDataSource? _hub;
+    private readonly HubGateway? _hub;
     private NpgsqlConnection? _connection;
     private NpgsqlTransaction? _transaction;
     private int _serial;
 
     /// <param name="hub">Where rows are read back when an update arrives without its TOASTed values for a row the target does not hold.</param>
-    public PostgresOutboundConnector(string name, PostgresConnectorOptions options, ILogger logger, NpgsqlDataSource? hub = null)
+    public PostgresOutboundConnector(string name, PostgresConnectorOptions options, ILogger logger, HubGateway? hub = null)
     {
         Name = name;
         _hub = hub;
@@ -41,7 +41,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             _mappings[TableName.Parse(hubTable)] = mapping;
         }
 
-        _checkpointTable = $"{HubWriter.Quote(options.CheckpointSchema)}.checkpoints";
+        _checkpointTable = $"{HubSql.Quote(options.CheckpointSchema)}.checkpoints";
     }
 
     public string Name { get; }
@@ -64,7 +64,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             {
                 await using var create = new NpgsqlCommand(
                     $"""
-                    CREATE SCHEMA IF NOT EXISTS {HubWriter.Quote(_options.CheckpointSchema)};
+                    CREATE SCHEMA IF NOT EXISTS {HubSql.Quote(_options.CheckpointSchema)};
                     CREATE TABLE IF NOT EXISTS {_checkpointTable} (
                         connector text PRIMARY KEY,
                         lsn pg_lsn NOT NULL,
@@ -235,13 +235,13 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     {
         if (!table.TempCreated)
         {
-            var columns = string.Join(", ", table.TargetColumns.Select((c, i) => $"{HubWriter.Quote(c)} {table.TargetTypes[i]}"));
+            var columns = string.Join(", ", table.TargetColumns.Select((c, i) => $"{HubSql.Quote(c)} {table.TargetTypes[i]}"));
             await using var create = new NpgsqlCommand($"CREATE TEMP TABLE IF NOT EXISTS {table.TempTable} ({columns})", connection, _transaction);
             await create.ExecuteNonQueryAsync(cancellationToken);
             table.TempCreated = true;
         }
 
-        var keyColumns = table.KeyIndexes.Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var keyColumns = table.KeyIndexes.Select(i => HubSql.Quote(table.TargetColumns[i])).ToList();
         var keyMatch = string.Join(" AND ", keyColumns.Select(k => $"t.{k} = s.{k}"));
 
         var (deletes, inserts, upserts, partials) = rows.Split();
@@ -261,8 +261,8 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
         if (upserts.Count > 0)
         {
             await CopyAsync(connection, table, table.TempTable, all, upserts, cancellationToken);
-            var cols = string.Join(", ", table.TargetColumns.Select(HubWriter.Quote));
-            var nonKey = all.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+            var cols = string.Join(", ", table.TargetColumns.Select(HubSql.Quote));
+            var nonKey = all.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubSql.Quote(table.TargetColumns[i])).ToList();
             var onConflict = nonKey.Count == 0
                 ? "DO NOTHING"
                 : $"DO UPDATE SET {string.Join(", ", nonKey.Select(c => $"{c} = EXCLUDED.{c}"))}";
@@ -275,7 +275,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
             var mask = group.First().Mask;
             var sent = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !mask[i]).ToList();
             await CopyAsync(connection, table, table.TempTable, sent, group.ToList(), cancellationToken);
-            var sets = sent.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).Select(c => $"{c} = s.{c}").ToList();
+            var sets = sent.Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubSql.Quote(table.TargetColumns[i])).Select(c => $"{c} = s.{c}").ToList();
             if (sets.Count > 0)
             {
                 await ExecuteAsync(connection, $"UPDATE {table.QualifiedTarget} t SET {string.Join(", ", sets)} FROM {table.TempTable} s WHERE {keyMatch}", cancellationToken);
@@ -297,7 +297,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     /// </summary>
     private async Task FetchMissingFromHubAsync(NpgsqlConnection connection, TargetTable table, string keyMatch, CancellationToken cancellationToken)
     {
-        var keyColumns = table.KeyIndexes.Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var keyColumns = table.KeyIndexes.Select(i => HubSql.Quote(table.TargetColumns[i])).ToList();
         var missingKeys = $"SELECT {string.Join(", ", keyColumns.Select(k => "s." + k))} FROM {table.TempTable} s WHERE NOT EXISTS (SELECT 1 FROM {table.QualifiedTarget} t WHERE {keyMatch})";
         await using (var count = new NpgsqlCommand($"SELECT count(*) FROM ({missingKeys}) m", connection, _transaction))
         {
@@ -320,42 +320,23 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
         }
 
         var relation = table.Relation;
-        var hubTable = $"{HubWriter.Quote(relation.Schema)}.{HubWriter.Quote(relation.Name)}";
-        var hubKeys = table.KeyIndexes.Select(i => HubWriter.Quote(relation.Columns[table.SourceOrdinals[i]].Name)).ToList();
-        var hubColumns = string.Join(", ", table.SourceOrdinals.Select(o => "h." + HubWriter.Quote(relation.Columns[o].Name)));
-        string rowsText;
-        await using (var hub = await _hub.OpenConnectionAsync(cancellationToken))
-        await using (var read = await hub.BeginTransactionAsync(cancellationToken))
-        {
-            await using (var setup = new NpgsqlCommand(
-                $"SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = hex; " +
-                $"CREATE TEMP TABLE cdc_fetch_keys ON COMMIT DROP AS SELECT {string.Join(", ", hubKeys)} FROM {hubTable} LIMIT 0", hub, read))
-            {
-                await setup.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await using (var writer = await hub.BeginTextImportAsync("COPY cdc_fetch_keys FROM STDIN", cancellationToken))
-            {
-                await writer.WriteAsync(keysText);
-            }
-
-            var join = string.Join(" AND ", hubKeys.Select(k => $"h.{k} = k.{k}"));
-            await using (var reader = await hub.BeginTextExportAsync($"COPY (SELECT {hubColumns} FROM {hubTable} h JOIN cdc_fetch_keys k ON {join}) TO STDOUT", cancellationToken))
-            {
-                rowsText = await reader.ReadToEndAsync(cancellationToken);
-            }
-
-            await read.CommitAsync(cancellationToken);
-        }
+        var rowsText = await _hub.RowsByKeyAsync(
+            Name,
+            relation.Schema,
+            relation.Name,
+            table.KeyIndexes.Select(k => relation.Columns[table.SourceOrdinals[k]].Name).ToList(),
+            table.SourceOrdinals.Select(o => relation.Columns[o].Name).ToList(),
+            keysText,
+            cancellationToken);
 
         await ExecuteAsync(connection, $"TRUNCATE {table.TempTable}", cancellationToken);
-        await using (var writer = await connection.BeginTextImportAsync($"COPY {table.TempTable} ({string.Join(", ", table.TargetColumns.Select(HubWriter.Quote))}) FROM STDIN", cancellationToken))
+        await using (var writer = await connection.BeginTextImportAsync($"COPY {table.TempTable} ({string.Join(", ", table.TargetColumns.Select(HubSql.Quote))}) FROM STDIN", cancellationToken))
         {
             await writer.WriteAsync(rowsText);
         }
 
-        var cols = string.Join(", ", table.TargetColumns.Select(HubWriter.Quote));
-        var nonKey = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubWriter.Quote(table.TargetColumns[i])).ToList();
+        var cols = string.Join(", ", table.TargetColumns.Select(HubSql.Quote));
+        var nonKey = Enumerable.Range(0, table.TargetColumns.Count).Where(i => !table.KeyIndexes.Contains(i)).Select(i => HubSql.Quote(table.TargetColumns[i])).ToList();
         var onConflict = nonKey.Count == 0 ? "DO NOTHING" : $"DO UPDATE SET {string.Join(", ", nonKey.Select(c => $"{c} = EXCLUDED.{c}"))}";
         await using var upsert = new NpgsqlCommand($"INSERT INTO {table.QualifiedTarget} ({cols}) SELECT {cols} FROM {table.TempTable} ON CONFLICT ({string.Join(", ", keyColumns)}) {onConflict}", connection, _transaction);
         var fetched = await upsert.ExecuteNonQueryAsync(cancellationToken);
@@ -400,7 +381,7 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
     /// <summary>Streams rows into the temp table with COPY; binary values go through as received.</summary>
     private static async Task CopyAsync(NpgsqlConnection connection, TargetTable table, string destination, IReadOnlyList<int> columns, IReadOnlyList<PendingRow> rows, CancellationToken cancellationToken)
     {
-        var names = string.Join(", ", columns.Select(i => HubWriter.Quote(table.TargetColumns[i])));
+        var names = string.Join(", ", columns.Select(i => HubSql.Quote(table.TargetColumns[i])));
         var textMode = rows.Any(r => r.HasText);
         if (textMode)
         {

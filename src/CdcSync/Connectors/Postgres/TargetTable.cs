@@ -147,6 +147,6 @@ internal sealed class TargetTable
             throw new OperatorException($"Not every primary-key column of {schema}.{table} is mapped from the hub ({route}); map them all.");
         }
 
-        return new TargetTable(relation, $"{HubWriter.Quote(schema)}.{HubWriter.Quote(table)}", ordinals, targetColumns, types, keys, serial);
+        return new TargetTable(relation, $"{HubSql.Quote(schema)}.{HubSql.Quote(table)}", ordinals, targetColumns, types, keys, serial);
     }
 }

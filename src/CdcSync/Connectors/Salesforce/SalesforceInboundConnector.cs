@@ -31,7 +31,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit
     {
         _client = client;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _schemas = new SalesforceSchemas(client, new HubWriter(hub), _logger);
+        _schemas = new SalesforceSchemas(client, new HubGateway(hub), _logger);
     }
 
     public string Name => _client.Name;

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using CdcSync.Checkpoints;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Replication;
@@ -28,15 +27,17 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
     private static readonly HashSet<string> GoneCodes = ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"];
 
     private readonly SalesforceClient _client;
-    private readonly HubWriter _hub;
-    private readonly DeadLetterStore _deadLetters;
-    private readonly HubCheckpointStore _checkpoints;
+    private readonly HubGateway _hub;
     private readonly ILogger _logger;
     private readonly Dictionary<string, SalesforceObjectOptions> _byTable;
     private readonly List<PendingWrite> _pending = [];
     private readonly HashSet<string> _warnedTables = [];
     private readonly SalesforceSchemas _schemas;
     private readonly List<OutboundWrite> _acknowledged = [];
+
+    // Rejections outside a collection's results (deletes, a refused request split into records),
+    // recorded with the flush's last round trip.
+    private readonly List<DeadLetter> _rejected = [];
 
     // Buffered before a flush, in collections: the hub's share of a collection (its Ids and sync
     // base, ~1 ms a record in the transforms' triggers) runs while the next one is sent, which
@@ -48,15 +49,11 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
 
     public SalesforceOutboundConnector(
         SalesforceClient client,
-        HubWriter hub,
-        DeadLetterStore deadLetters,
-        HubCheckpointStore checkpoints,
+        HubGateway hub,
         ILogger<SalesforceOutboundConnector>? logger = null)
     {
         _client = client;
         _hub = hub;
-        _deadLetters = deadLetters;
-        _checkpoints = checkpoints;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _byTable = client.Options.Objects.Where(o => o.Outbound).ToDictionary(o => o.Table, StringComparer.Ordinal);
         _schemas = new SalesforceSchemas(client, hub, _logger);
@@ -69,7 +66,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
     public CircuitState CircuitState => _client.CircuitState;
 
     public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
-        _checkpoints.ReadAsync(Name, cancellationToken);
+        _hub.ReadCheckpointAsync(Name, cancellationToken);
 
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
@@ -84,17 +81,14 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
             _pending.Add(write);
             if (_pending.Count >= _client.Options.BatchSize * CollectionsPerFlush)
             {
-                await FlushAsync(cancellationToken);
+                await FlushAsync(null, cancellationToken);
             }
         }
     }
 
-    /// <summary>Sends what is buffered, then stores the checkpoint: Salesforce has acknowledged every record by then.</summary>
-    public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
-    {
-        await FlushAsync(cancellationToken);
-        await _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
-    }
+    /// <summary>Sends what is buffered, then stores the checkpoint with the flush's last round trip: Salesforce has acknowledged every record by then.</summary>
+    public Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken) =>
+        FlushAsync(checkpoint, cancellationToken);
 
     /// <summary>
     /// Drops the buffer. What was already sent stays in Salesforce; the retry re-sends it, which
@@ -104,6 +98,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
     {
         _pending.Clear();
         _acknowledged.Clear();
+        _rejected.Clear();
         return Task.CompletedTask;
     }
 
@@ -185,12 +180,12 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         return write;
     }
 
-    private async Task FlushAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends the buffer in runs; the hub gets each collection's results while the next one is sent,
+    /// then the deletes' acknowledgements, the rejections and the checkpoint (when committing) in one round trip.
+    /// </summary>
+    private async Task FlushAsync(NpgsqlLogSequenceNumber? checkpoint, CancellationToken cancellationToken)
     {
-        if (_pending.Count == 0)
-        {
-            return;
-        }
 
         // Runs of one object and one kind keep commit order between them; inside a run a row
         // appears once, in its last state.
@@ -222,8 +217,12 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         }
 
         _pending.Clear();
-        await _hub.RecordOutboundAsync(Name, _acknowledged, cancellationToken);
+        var rest = new HubBatchResult { Checkpoint = checkpoint };
+        rest.Acknowledged.AddRange(_acknowledged);
+        rest.DeadLetters.AddRange(_rejected);
+        await _hub.ApplyAsync(Name, rest, cancellationToken);
         _acknowledged.Clear();
+        _rejected.Clear();
     }
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
@@ -290,8 +289,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
             return previousWriteBack;
         }
 
-        var created = new List<WriteBack>();
-        IReadOnlyCollection<OutboundWrite> acknowledged = [];
+        var batch = new HubBatchResult();
         var succeeded = new List<OutboundWrite>();
         for (var i = 0; i < chunk.Length; i++)
         {
@@ -302,33 +300,36 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
                 var newId = result["id"]?.GetValue<string>();
                 if (write.Id is null && newId is not null)
                 {
-                    created.Add(new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId }));
+                    batch.WriteBacks.Add((map.Table, map.KeyColumn, new WriteBack(write.HubKey, new Dictionary<string, object?> { [map.IdColumn] = newId })));
                 }
 
                 succeeded.Add(new OutboundWrite(map.Table, write.HubKey, write.Id ?? newId, write.Id is null ? "upsert" : "update", write.Changes, write.CommitLsn));
             }
             else
             {
-                await DeadLetterAsync(write, Errors(result), cancellationToken);
+                batch.DeadLetters.Add(Rejected(write, Errors(result)));
             }
         }
 
-        _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, created.Count);
+        _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, batch.WriteBacks.Count);
         await previousWriteBack;
-        acknowledged = succeeded;
         return RecordAsync();
 
+        // The collection's Ids, acknowledgements and rejections: one hub round trip.
         async Task RecordAsync()
         {
-            await _hub.WriteBackAsync(Name, map.Table, map.KeyColumn, created, cancellationToken);
             if (byId)
             {
                 // Salesforce's stamp of each update: an inbound page read before it is then not taken for an edit.
-                var stamps = await StampsAsync(map, acknowledged.Select(a => a.RecordId!), cancellationToken);
-                acknowledged = acknowledged.Select(a => stamps.TryGetValue(a.RecordId!, out var stamp) ? a with { SystemStamp = stamp } : a).ToList();
+                var stamps = await StampsAsync(map, succeeded.Select(a => a.RecordId!), cancellationToken);
+                batch.Acknowledged.AddRange(succeeded.Select(a => stamps.TryGetValue(a.RecordId!, out var stamp) ? a with { SystemStamp = stamp } : a));
+            }
+            else
+            {
+                batch.Acknowledged.AddRange(succeeded);
             }
 
-            await _hub.RecordOutboundAsync(Name, acknowledged, cancellationToken);
+            await _hub.ApplyAsync(Name, batch, cancellationToken);
         }
     }
 
@@ -475,7 +476,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         }
 
         var written = chunk.ToDictionary(w => w.HubKey, w => OutboundPreconditions.Written(w.Changes), StringComparer.Ordinal);
-        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub.DataSource, Name, map.Table, written, current, cancellationToken);
+        var (held, superseded) = await OutboundPreconditions.CheckAsync(_hub, Name, map.Table, written, current, cancellationToken);
         if (held.Count == 0 && superseded.Count == 0)
         {
             return chunk;
@@ -499,7 +500,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
             values[column] = current[key][column]?.DeepClone();
         }
 
-        held.ExceptWith(await OutboundPreconditions.DecideAsync(_hub.DataSource, Name, map.Table, edited, cancellationToken));
+        held.ExceptWith(await OutboundPreconditions.DecideAsync(_hub, Name, map.Table, edited, cancellationToken));
 
         var kept = new List<PendingWrite>(chunk.Length);
         foreach (var write in chunk)
@@ -554,7 +555,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
                     continue;
                 }
 
-                await DeadLetterAsync(chunk[i], Errors(result), cancellationToken);
+                _rejected.Add(Rejected(chunk[i], Errors(result)));
             }
         }
     }
@@ -580,7 +581,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         {
             if (chunk.Length == 1)
             {
-                await DeadLetterAsync(chunk[0], $"{e.ErrorCode}: {e.Message}", cancellationToken);
+                _rejected.Add(Rejected(chunk[0], $"{e.ErrorCode}: {e.Message}"));
                 return null;
             }
 
@@ -601,11 +602,12 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         }
     }
 
-    /// <summary>Fills a missing parent Id (e.g. Contact.AccountId) from the parent's hub row.</summary>
+    /// <summary>Fills missing parent Ids (e.g. Contact.AccountId) from the parents' hub rows, every lookup of the run in one hub round trip.</summary>
     private async Task ResolveLookupsAsync(List<PendingWrite> writes, CancellationToken cancellationToken)
     {
         var map = writes[0].Map;
         var schema = await _schemas.ForAsync(map, cancellationToken);
+        var wanted = new List<(LookupOptions Lookup, string Field, List<PendingWrite> Missing)>();
         foreach (var lookup in map.Lookups)
         {
             if (schema.Find(lookup.Column)?.Field is not { } field)
@@ -614,28 +616,26 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
             }
 
             var missing = writes.Where(w => w.Record![field] is null && w.ParentKeys.TryGetValue(lookup.HubKeyColumn, out var k) && k is not null).ToList();
-            if (missing.Count == 0)
+            if (missing.Count > 0)
             {
-                continue;
+                wanted.Add((lookup, field, missing));
             }
+        }
 
-            var keys = missing.Select(w => w.ParentKeys[lookup.HubKeyColumn]!).Distinct().ToArray();
-            await using var cmd = _hub.DataSource.CreateCommand(
-                $"SELECT {HubWriter.Quote(lookup.ParentKeyColumn)}::text, {HubWriter.Quote(lookup.ParentIdColumn)}::text FROM {HubWriter.Quote(lookup.ParentTable)} " +
-                $"WHERE {HubWriter.Quote(lookup.ParentKeyColumn)}::text = ANY($1) AND {HubWriter.Quote(lookup.ParentIdColumn)} IS NOT NULL");
-            cmd.Parameters.Add(new NpgsqlParameter { Value = keys });
-            var ids = new Dictionary<string, string>(StringComparer.Ordinal);
-            await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    ids[reader.GetString(0)] = reader.GetString(1);
-                }
-            }
+        if (wanted.Count == 0)
+        {
+            return;
+        }
 
+        var ids = await _hub.ParentIdsAsync(
+            Name,
+            wanted.Select(w => (w.Lookup, (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
+            cancellationToken);
+        foreach (var (lookup, field, missing) in wanted)
+        {
             foreach (var write in missing)
             {
-                if (ids.TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
+                if (ids[lookup].TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
                 {
                     write.Record![field] = parentId;
                 }
@@ -643,11 +643,11 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         }
     }
 
-    private async Task DeadLetterAsync(PendingWrite write, string error, CancellationToken cancellationToken)
+    private DeadLetter Rejected(PendingWrite write, string error)
     {
         _logger.LogWarning("{Connector}: Salesforce rejected {SObject} {RecordKey}: {Error}", Name, write.Map.SObject, write.HubKey, error);
         var payload = write.Record?.ToJsonString() ?? new JsonObject { ["id"] = write.Id, ["operation"] = "delete" }.ToJsonString();
-        await _deadLetters.AddAsync(Name, write.Map.Table, write.HubKey, payload, error, write.CommitLsn, cancellationToken);
+        return new DeadLetter(write.Map.Table, write.HubKey, payload, error, write.CommitLsn);
     }
 
     private static string Errors(JsonNode? result)
@@ -675,7 +675,7 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
         float or double => JsonValue.Create(Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture)),
         DateTime dt => JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture)),
         DateOnly d => JsonValue.Create(d.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)),
-        _ => JsonValue.Create(HubWriter.ToText(value)),
+        _ => JsonValue.Create(HubSql.ToText(value)),
     };
 
     private enum WriteKind

@@ -33,9 +33,9 @@ internal sealed class SalesforceObjectSchema
     public SalesforceField? Find(string column) => _byColumn.GetValueOrDefault(column);
 
     /// <summary>Builds the schema from the staging table's columns and the org's describe (when it answers).</summary>
-    public static async Task<SalesforceObjectSchema> LoadAsync(SalesforceClient client, HubWriter hub, SalesforceObjectOptions map, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<SalesforceObjectSchema> LoadAsync(SalesforceClient client, HubGateway hub, SalesforceObjectOptions map, ILogger logger, CancellationToken cancellationToken)
     {
-        var columns = await hub.ColumnTypesAsync(map.Table, cancellationToken);
+        var columns = await hub.ColumnTypesAsync(client.Name, map.Table, cancellationToken);
         var describe = await DescribeAsync(client, map.SObject, logger, cancellationToken);
         var hubOnly = new HashSet<string>(map.HubOnlyColumns, StringComparer.Ordinal) { map.KeyColumn };
         foreach (var lookup in map.Lookups)
@@ -102,7 +102,7 @@ internal sealed class SalesforceObjectSchema
 }
 
 /// <summary>Schemas per sObject, loaded once per connector on first use.</summary>
-internal sealed class SalesforceSchemas(SalesforceClient client, HubWriter hub, ILogger logger)
+internal sealed class SalesforceSchemas(SalesforceClient client, HubGateway hub, ILogger logger)
 {
     private readonly ConcurrentDictionary<string, SalesforceObjectSchema> _loaded = new(StringComparer.Ordinal);
 

@@ -1,7 +1,6 @@
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
-using CdcSync.Checkpoints;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Replication;
@@ -28,8 +27,7 @@ public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
     private static readonly byte[] Suffix = Encoding.UTF8.GetBytes("]}");
 
     private readonly WebhookOptions _options;
-    private readonly HubCheckpointStore _checkpoints;
-    private readonly DeadLetterStore _deadLetters;
+    private readonly HubGateway _hub;
     private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly byte[] _secret;
@@ -38,21 +36,25 @@ public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
     public WebhookOutboundConnector(
         string name,
         WebhookOptions options,
-        HubCheckpointStore checkpoints,
-        DeadLetterStore deadLetters,
+        HubGateway hub,
         ILogger<WebhookOutboundConnector>? logger = null,
         TimeProvider? timeProvider = null,
         HttpMessageHandler? handler = null)
+        : this(name, options, hub, new HttpClient(handler ?? new SocketsHttpHandler(), disposeHandler: handler is null) { Timeout = Timeout.InfiniteTimeSpan }, logger, timeProvider)
+    {
+    }
+
+    /// <summary>With a client from <see cref="IHttpClientFactory"/> (<see cref="ConnectorHttpClients.Webhook"/>).</summary>
+    internal WebhookOutboundConnector(string name, WebhookOptions options, HubGateway hub, HttpClient http, ILogger<WebhookOutboundConnector>? logger, TimeProvider? timeProvider)
     {
         Name = name;
         _options = options.Url is null
             ? throw new ArgumentException($"Webhook connector '{name}' has no Url; set it in the connector's configuration.", nameof(options))
             : options;
-        _checkpoints = checkpoints;
-        _deadLetters = deadLetters;
+        _hub = hub;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _secret = Encoding.UTF8.GetBytes(options.Secret);
-        _http = new HttpClient(handler ?? new SocketsHttpHandler(), disposeHandler: handler is null) { Timeout = Timeout.InfiniteTimeSpan };
+        _http = http;
         Resilience = HttpResilience.Create(name, options.Resilience, null, timeProvider, _logger);
     }
 
@@ -67,7 +69,7 @@ public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
         "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(secret, body));
 
     public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
-        _checkpoints.ReadAsync(Name, cancellationToken);
+        _hub.ReadCheckpointAsync(Name, cancellationToken);
 
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
@@ -84,7 +86,7 @@ public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
     public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
     {
         await FlushAsync(cancellationToken);
-        await _checkpoints.WriteAsync(Name, checkpoint, cancellationToken);
+        await _hub.WriteCheckpointAsync(Name, checkpoint, cancellationToken);
     }
 
     public Task AbortAsync(CancellationToken cancellationToken)
@@ -138,7 +140,7 @@ public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
             _logger.LogWarning("{Connector}: receiver refused batch {IdempotencyKey} with {Status}; {Count} events dead-lettered", Name, idempotencyKey, status, _pending.Count);
             foreach (var (change, json) in _pending)
             {
-                await _deadLetters.AddAsync(Name, change.Relation.Name, change.IdempotencyKey, Encoding.UTF8.GetString(json), error, change.Transaction.CommitLsn, cancellationToken);
+                await _hub.DeadLetterAsync(Name, new DeadLetter(change.Relation.Name, change.IdempotencyKey, Encoding.UTF8.GetString(json), error, change.Transaction.CommitLsn), cancellationToken);
             }
 
             _pending.Clear();

@@ -1,0 +1,48 @@
+using System.Collections.Concurrent;
+using CdcSync.Connectors.Http;
+using CdcSync.Hub;
+using Microsoft.Extensions.Logging;
+
+namespace CdcSync.Connectors.NetSuite;
+
+/// <summary>
+/// The NetSuite connector in the registry. One client per account and process, as for Salesforce:
+/// NetSuite's concurrency limit is the account's, so inbound and outbound share one limiter, one
+/// breaker and one connection pool.
+/// </summary>
+internal static class NetSuiteConnectorType
+{
+    private static readonly ConcurrentDictionary<string, (NetSuiteOptions Options, NetSuiteClient Client)> Clients = new();
+
+    public static ConnectorType Type { get; } = new(
+        "netsuite",
+        typeof(NetSuiteOptions),
+        context =>
+        {
+            var (options, client) = ClientFor(context);
+            return new NetSuiteOutboundConnector(context.Name, options, client, context.Gateway, context.Loggers.CreateLogger<NetSuiteOutboundConnector>());
+        },
+        context =>
+        {
+            var (options, client) = ClientFor(context);
+            return new NetSuiteInboundConnector(context.Name, options, client, context.Hub, context.Loggers.CreateLogger<NetSuiteInboundConnector>());
+        });
+
+    private static (NetSuiteOptions Options, NetSuiteClient Client) ClientFor(ConnectorContext context) =>
+        Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
+        {
+            var options = ConnectorFactory.BindValidated<NetSuiteOptions>(context.Section, context.Path);
+            Configuration.ConfigLoader.Validate(options.Inbound, $"{context.Path}:Inbound");
+            if (options.Records.Count == 0)
+            {
+                throw new OperatorException($"Config key {context.Path}:Records is empty; list the record types to sync, e.g. [{{\"RecordType\": \"customer\", \"Table\": \"ns_customers\"}}] (see examples/salesforce-netsuite.json).");
+            }
+
+            for (var i = 0; i < options.Records.Count; i++)
+            {
+                Configuration.ConfigLoader.Validate(options.Records[i], $"{context.Path}:Records:{i}");
+            }
+
+            return (options, new NetSuiteClient(context.Name, options, context.Http.CreateClient(ConnectorHttpClients.NetSuite), TimeProvider.System, context.Loggers.CreateLogger<NetSuiteClient>()));
+        });
+}

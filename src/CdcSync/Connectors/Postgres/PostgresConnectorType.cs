@@ -1,0 +1,20 @@
+using Microsoft.Extensions.Logging;
+
+namespace CdcSync.Connectors.Postgres;
+
+/// <summary>The PostgreSQL connector in the registry: outbound only, its checkpoint kept in the target with the rows.</summary>
+internal static class PostgresConnectorType
+{
+    public static ConnectorType Type { get; } = new(
+        "postgres",
+        typeof(PostgresConnectorOptions),
+        context => new PostgresOutboundConnector(
+            context.Name,
+            ConnectorFactory.BindValidated<PostgresConnectorOptions>(context.Section, context.Path),
+            context.Loggers.CreateLogger($"CdcSync.Connectors.{context.Name}"),
+            context.Gateway))
+    {
+        Aliases = ["postgresql"],
+        CheckpointInTarget = true,
+    };
+}

@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+using CdcSync.Connectors.Http;
+using CdcSync.Hub;
+using Microsoft.Extensions.Logging;
+
+namespace CdcSync.Connectors.Salesforce;
+
+/// <summary>
+/// The Salesforce connector in the registry. One client per org and process: inbound and outbound
+/// share its token, rate limiter and breaker. Keyed by the whole config section, so a second
+/// pipeline in the process (tests, a config reload) with any other setting gets its own client.
+/// </summary>
+internal static class SalesforceConnectorType
+{
+    private static readonly ConcurrentDictionary<string, SalesforceClient> Clients = new();
+
+    public static ConnectorType Type { get; } = new(
+        "salesforce",
+        typeof(SalesforceOptions),
+        context => new SalesforceOutboundConnector(ClientFor(context), context.Gateway, context.Loggers.CreateLogger<SalesforceOutboundConnector>()),
+        context => new SalesforceInboundConnector(ClientFor(context), context.Hub, context.Loggers.CreateLogger<SalesforceInboundConnector>()));
+
+    private static SalesforceClient ClientFor(ConnectorContext context) =>
+        Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
+        {
+            var options = ConnectorFactory.BindValidated<SalesforceOptions>(context.Section, context.Path);
+            options.Name = context.Name;
+            Configuration.ConfigLoader.Validate(options.Inbound, $"{context.Path}:Inbound");
+            if (options.Objects.Count == 0)
+            {
+                throw new OperatorException($"Config key {context.Path}:Objects is empty; list the sObjects to sync, e.g. [{{\"SObject\": \"Account\", \"Table\": \"sf_accounts\"}}] (see examples/salesforce-netsuite.json).");
+            }
+
+            for (var i = 0; i < options.Objects.Count; i++)
+            {
+                Configuration.ConfigLoader.Validate(options.Objects[i], $"{context.Path}:Objects:{i}");
+            }
+
+            return new SalesforceClient(options, context.Http.CreateClient(ConnectorHttpClients.Salesforce), context.Loggers.CreateLogger<SalesforceClient>());
+        });
+}

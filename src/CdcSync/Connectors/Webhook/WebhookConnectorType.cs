@@ -1,0 +1,19 @@
+using CdcSync.Connectors.Http;
+using Microsoft.Extensions.Logging;
+
+namespace CdcSync.Connectors.Webhook;
+
+/// <summary>The webhook connector in the registry: outbound only.</summary>
+internal static class WebhookConnectorType
+{
+    public static ConnectorType Type { get; } = new(
+        "webhook",
+        typeof(WebhookOptions),
+        context => new WebhookOutboundConnector(
+            context.Name,
+            ConnectorFactory.BindValidated<WebhookOptions>(context.Section, context.Path),
+            context.Gateway,
+            context.Http.CreateClient(ConnectorHttpClients.Webhook),
+            context.Loggers.CreateLogger<WebhookOutboundConnector>(),
+            null));
+}
