@@ -310,6 +310,37 @@ public sealed class PgOutputDecoderTests
         Assert.Empty(decoder.Relations);
     }
 
+    [Fact]
+    public void Decode_TransactionAndStreamMarkers_AllocateNothing()
+    {
+        var decoder = new PgOutputDecoder();
+        decoder.Decode(AccountsRelation());
+        byte[] begin = Begin(0x100, CommitTime, 1);
+        byte[] insert = Msg('I').UInt32(Accounts).Byte('N').Tuple(Bin(Int32Bytes(7)), Null(), Null());
+        byte[] commit = Commit(0x100, 0x140, CommitTime);
+        byte[] start = Msg('S').UInt32(900).Byte(1);
+        byte[] stop = Msg('E');
+        for (var warm = 0; warm < 3; warm++)
+        {
+            decoder.Decode(begin);
+            decoder.Decode(insert);
+            decoder.Decode(commit);
+            decoder.Decode(start);
+            decoder.Decode(stop);
+        }
+
+        // The reader decodes every WAL message; markers must cost no garbage (the transaction's
+        // TransactionInfo is made once, by its first change).
+        decoder.Decode(begin);
+        decoder.Decode(insert);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var kinds = (decoder.Decode(commit).Kind, decoder.Decode(begin).Kind, decoder.Decode(start).Kind, decoder.Decode(stop).Kind);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal((PgOutputMessageKind.Commit, PgOutputMessageKind.Begin, PgOutputMessageKind.StreamStart, PgOutputMessageKind.StreamStop), kinds);
+        Assert.Equal(0, allocated);
+    }
+
     private static ChangeEvent Single(PgOutputMessage message)
     {
         Assert.Equal(PgOutputMessageKind.Change, message.Kind);
