@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Npgsql.Replication;
@@ -18,32 +16,21 @@ public sealed record ReaderOptions(string ConnectionString, string Slot, string 
 /// commit, so memory stays flat whatever the transaction size.
 /// </summary>
 /// <remarks>
-/// Npgsql carries the replication protocol (connection, keepalives, status updates); the pgoutput
-/// messages themselves are decoded here from each XLogData payload, synchronously over one buffer.
-/// Measured on the pgbench backlog in docs/BENCHMARKS.md, Npgsql's own message objects cost a full
-/// core; the format is small and documented ("Logical Replication Message Formats").
+/// Npgsql carries the replication protocol (connection, keepalives, status updates); each XLogData
+/// payload is copied into one reused buffer and decoded synchronously by <see cref="PgOutputDecoder"/>.
+/// This class keeps the session: what a decoded message means for the sink, the spools and the slot.
 /// </remarks>
 public sealed class ReplicationReader : IAsyncDisposable
 {
-    private static readonly DateTime PgEpoch = new(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-
     private readonly ReaderOptions _options;
     private readonly ILogger _logger;
-    private readonly Dictionary<uint, RelationInfo> _relations = [];
+    private readonly PgOutputDecoder _decoder = new();
     private readonly Dictionary<uint, StreamSpool> _spools = [];
-    private readonly List<ChangeEvent> _decoded = [];
     private LogicalReplicationConnection? _connection;
     private byte[] _buffer = new byte[1 << 16];
 
-    // State of the transaction being decoded.
-    private TransactionInfo? _current;
-    private uint _xid;
-    private DateTime _commitTime;
-    private NpgsqlLogSequenceNumber _finalLsn;
-    private string? _origin;
-    private int _position;
+    // The spool of the streamed transaction whose Stream Start/Stop block is being read.
     private StreamSpool? _activeSpool;
-    private bool _inStream;
 
     // Read by the acknowledgement loop on another thread: whether the last message decoded left
     // no transaction open, and how many messages have been decoded so far.
@@ -242,92 +229,57 @@ public sealed class ReplicationReader : IAsyncDisposable
 
     private async Task DecodeAsync(IChangeSink sink, int length, CancellationToken cancellationToken)
     {
-        var tag = (char)_buffer[0];
-        switch (tag)
+        var message = _decoder.Decode(_buffer.AsSpan(0, length));
+        switch (message.Kind)
         {
-            case 'B':
-                var begin = new Reader(_buffer, 1, length);
-                _finalLsn = new NpgsqlLogSequenceNumber(begin.UInt64());
-                _commitTime = Timestamp(begin.Int64());
-                _xid = begin.UInt32();
-                _origin = null;
-                _current = null;
-                _position = 0;
+            case PgOutputMessageKind.Begin:
                 _betweenTransactions = false;
                 return;
-            case 'C':
-                var commit = new Reader(_buffer, 1, length);
-                commit.Byte();
-                var commitLsn = new NpgsqlLogSequenceNumber(commit.UInt64());
-                var endLsn = new NpgsqlLogSequenceNumber(commit.UInt64());
-                var commitTime = Timestamp(commit.Int64());
-                _current ??= new TransactionInfo(_xid, commitLsn, commitTime, _origin);
-                await sink.OnCommitAsync(_current, cancellationToken);
-                LastCommitEnd = endLsn;
-                _current = null;
+            case PgOutputMessageKind.Commit:
+                await sink.OnCommitAsync(message.Transaction!, cancellationToken);
+                LastCommitEnd = message.EndLsn;
                 _betweenTransactions = true;
                 return;
-            case 'O':
-                var originMessage = new Reader(_buffer, 1, length);
-                originMessage.UInt64();
-                var origin = originMessage.String();
+            case PgOutputMessageKind.Origin:
                 if (_activeSpool is not null)
                 {
-                    _activeSpool.Origin = origin;
-                }
-                else
-                {
-                    _origin = origin;
-                    _current = null;
+                    _activeSpool.Origin = message.Origin;
                 }
 
                 return;
-            case 'S':
-                var start = new Reader(_buffer, 1, length);
-                var streamXid = start.UInt32();
-                if (!_spools.TryGetValue(streamXid, out _activeSpool))
+            case PgOutputMessageKind.StreamStart:
+                if (!_spools.TryGetValue(message.Xid, out _activeSpool))
                 {
-                    _activeSpool = new StreamSpool(streamXid);
-                    _spools[streamXid] = _activeSpool;
+                    _activeSpool = new StreamSpool(message.Xid);
+                    _spools[message.Xid] = _activeSpool;
                 }
 
-                _inStream = true;
                 return;
-            case 'E':
+            case PgOutputMessageKind.StreamStop:
                 _activeSpool = null;
-                _inStream = false;
                 return;
-            case 'A':
-                var abort = new Reader(_buffer, 1, length);
-                var abortXid = abort.UInt32();
-                var subXid = abort.UInt32();
-                if (_spools.TryGetValue(abortXid, out var aborted))
+            case PgOutputMessageKind.StreamAbort:
+                if (_spools.TryGetValue(message.Xid, out var aborted))
                 {
-                    if (subXid == abortXid)
+                    if (message.SubXid == message.Xid)
                     {
                         aborted.Dispose();
-                        _spools.Remove(abortXid);
+                        _spools.Remove(message.Xid);
                     }
                     else
                     {
-                        aborted.AbortSubtransaction(subXid);
+                        aborted.AbortSubtransaction(message.SubXid);
                     }
                 }
 
                 return;
-            case 'c':
-                var streamCommit = new Reader(_buffer, 1, length);
-                var committedXid = streamCommit.UInt32();
-                streamCommit.Byte();
-                var streamCommitLsn = new NpgsqlLogSequenceNumber(streamCommit.UInt64());
-                var streamEndLsn = new NpgsqlLogSequenceNumber(streamCommit.UInt64());
-                var streamCommitTime = Timestamp(streamCommit.Int64());
-                if (_spools.Remove(committedXid, out var committed))
+            case PgOutputMessageKind.StreamCommit:
+                if (_spools.Remove(message.Xid, out var committed))
                 {
                     using (committed)
                     {
-                        var info = new TransactionInfo(committed.Xid, streamCommitLsn, streamCommitTime, committed.Origin);
-                        foreach (var change in committed.Replay(info, _relations))
+                        var info = new TransactionInfo(committed.Xid, message.CommitLsn, message.CommitTime, committed.Origin);
+                        foreach (var change in committed.Replay(info, _decoder.Relations))
                         {
                             await sink.OnChangeAsync(change, cancellationToken);
                         }
@@ -336,249 +288,37 @@ public sealed class ReplicationReader : IAsyncDisposable
                     }
                 }
 
-                LastCommitEnd = streamEndLsn;
+                LastCommitEnd = message.EndLsn;
                 return;
-            case 'R':
-                OnRelation(length);
+            case PgOutputMessageKind.Relation:
+                if (message.ShapeChanged)
+                {
+                    var relation = message.Relation!;
+                    _logger.LogInformation("Table {Table} changed shape: {Columns}", relation.QualifiedName, string.Join(", ", relation.Columns.Select(c => c.Name)));
+                }
+
                 return;
-            case 'I' or 'U' or 'D' or 'T':
-                _decoded.Clear();
-                var subtransaction = DecodeChange(tag, length);
+            case PgOutputMessageKind.Change:
+                // Indexed, not foreach: an enumerator over the interface would be one more object per message.
+                var changes = message.Changes!;
                 if (_activeSpool is not null)
                 {
-                    foreach (var change in _decoded)
+                    for (var i = 0; i < changes.Count; i++)
                     {
-                        _activeSpool.Append(change, subtransaction);
+                        _activeSpool.Append(changes[i], message.Xid);
                     }
 
                     return;
                 }
 
-                foreach (var change in _decoded)
+                for (var i = 0; i < changes.Count; i++)
                 {
-                    await sink.OnChangeAsync(change, cancellationToken);
+                    await sink.OnChangeAsync(changes[i], cancellationToken);
                 }
 
                 return;
             default:
-                // 'Y' (type), 'M' (logical message: heartbeats; their commit moves the position).
                 return;
-        }
-    }
-
-    /// <summary>Decodes an insert, update, delete or truncate into <see cref="_decoded"/>; returns its (sub)transaction id.</summary>
-    private uint DecodeChange(char tag, int length)
-    {
-        var r = new Reader(_buffer, 1, length);
-        var xid = _inStream ? r.UInt32() : _xid;
-        var txn = _activeSpool is null ? (_current ??= new TransactionInfo(_xid, _finalLsn, _commitTime, _origin)) : SpoolPlaceholder;
-        switch (tag)
-        {
-            case 'I':
-            {
-                var relation = RelationOf(r.UInt32());
-                r.Byte(); // 'N'
-                Emit(new ChangeEvent(relation, ChangeKind.Insert, Tuple(ref r), null, txn, _position));
-                break;
-            }
-
-            case 'U':
-            {
-                var relation = RelationOf(r.UInt32());
-                RowValues? old = null;
-                var marker = (char)r.Byte();
-                if (marker is 'K' or 'O')
-                {
-                    old = Tuple(ref r);
-                    r.Byte(); // 'N'
-                }
-
-                Emit(new ChangeEvent(relation, ChangeKind.Update, Tuple(ref r), old, txn, _position));
-                break;
-            }
-
-            case 'D':
-            {
-                var relation = RelationOf(r.UInt32());
-                r.Byte(); // 'K' or 'O'
-                Emit(new ChangeEvent(relation, ChangeKind.Delete, null, Tuple(ref r), txn, _position));
-                break;
-            }
-
-            case 'T':
-            {
-                var count = r.Int32();
-                r.Byte(); // options: CASCADE / RESTART IDENTITY
-                for (var i = 0; i < count; i++)
-                {
-                    Emit(new ChangeEvent(RelationOf(r.UInt32()), ChangeKind.Truncate, null, null, txn, _position));
-                }
-
-                break;
-            }
-        }
-
-        return xid;
-    }
-
-    private void Emit(ChangeEvent change)
-    {
-        _decoded.Add(change);
-        if (_activeSpool is null)
-        {
-            _position++;
-        }
-    }
-
-    private static readonly TransactionInfo SpoolPlaceholder = new(0, default, default, null);
-
-    private void OnRelation(int length)
-    {
-        var r = new Reader(_buffer, 1, length);
-        if (_inStream)
-        {
-            r.UInt32();
-        }
-
-        var id = r.UInt32();
-        var schema = r.String();
-        var name = r.String();
-        var replicaIdentity = (char)r.Byte();
-        var count = r.Int16();
-        var columns = new List<ColumnInfo>(count);
-        for (var i = 0; i < count; i++)
-        {
-            var flags = r.Byte();
-            var column = r.String();
-            var type = r.UInt32();
-            var modifier = r.Int32();
-            columns.Add(new ColumnInfo(column, type, modifier, (flags & 1) != 0));
-        }
-
-        var relation = new RelationInfo(id, schema, name, replicaIdentity, columns);
-        if (_relations.TryGetValue(id, out var previous) && !previous.SameShape(relation))
-        {
-            _logger.LogInformation("Table {Table} changed shape: {Columns}", relation.QualifiedName, string.Join(", ", columns.Select(c => c.Name)));
-        }
-        else if (previous is not null)
-        {
-            // Same shape: keep the instance so per-relation caches downstream stay valid.
-            return;
-        }
-
-        _relations[id] = relation;
-    }
-
-    private RelationInfo RelationOf(uint id) =>
-        _relations.TryGetValue(id, out var r) ? r : throw new InvalidOperationException($"The replication stream referenced relation {id} before describing it.");
-
-    /// <summary>TupleData: Int16 count, then per column 'n' | 'u' | 't' Int32 len bytes | 'b' Int32 len bytes.</summary>
-    private static RowValues Tuple(ref Reader r)
-    {
-        var count = r.Int16();
-        var kinds = new ValueKind[count];
-        var offsets = new int[count + 1];
-        // First pass: sizes, so the row's values land in one exact-size array.
-        var scan = r;
-        var total = 0;
-        for (var i = 0; i < count; i++)
-        {
-            var kind = (char)scan.Byte();
-            if (kind is 't' or 'b')
-            {
-                var len = scan.Int32();
-                total += len;
-                scan.Skip(len);
-            }
-        }
-
-        var data = new byte[total];
-        var at = 0;
-        for (var i = 0; i < count; i++)
-        {
-            var kind = (char)r.Byte();
-            offsets[i] = at;
-            switch (kind)
-            {
-                case 'n':
-                    kinds[i] = ValueKind.Null;
-                    break;
-                case 'u':
-                    kinds[i] = ValueKind.Unchanged;
-                    break;
-                default:
-                    kinds[i] = kind == 'b' ? ValueKind.Binary : ValueKind.Text;
-                    var len = r.Int32();
-                    r.Bytes(len).CopyTo(data.AsSpan(at));
-                    at += len;
-                    break;
-            }
-        }
-
-        offsets[count] = at;
-        return new RowValues(kinds, offsets, data);
-    }
-
-    private static DateTime Timestamp(long microseconds) => PgEpoch.AddTicks(microseconds * 10);
-
-    /// <summary>Big-endian reads over one message payload.</summary>
-    private ref struct Reader(byte[] buffer, int position, int length)
-    {
-        private readonly ReadOnlySpan<byte> _span = buffer.AsSpan(0, length);
-        private int _pos = position;
-
-        public byte Byte() => _span[_pos++];
-
-        public short Int16()
-        {
-            var v = BinaryPrimitives.ReadInt16BigEndian(_span[_pos..]);
-            _pos += 2;
-            return v;
-        }
-
-        public int Int32()
-        {
-            var v = BinaryPrimitives.ReadInt32BigEndian(_span[_pos..]);
-            _pos += 4;
-            return v;
-        }
-
-        public uint UInt32()
-        {
-            var v = BinaryPrimitives.ReadUInt32BigEndian(_span[_pos..]);
-            _pos += 4;
-            return v;
-        }
-
-        public long Int64()
-        {
-            var v = BinaryPrimitives.ReadInt64BigEndian(_span[_pos..]);
-            _pos += 8;
-            return v;
-        }
-
-        public ulong UInt64()
-        {
-            var v = BinaryPrimitives.ReadUInt64BigEndian(_span[_pos..]);
-            _pos += 8;
-            return v;
-        }
-
-        public ReadOnlySpan<byte> Bytes(int count)
-        {
-            var s = _span.Slice(_pos, count);
-            _pos += count;
-            return s;
-        }
-
-        public void Skip(int count) => _pos += count;
-
-        public string String()
-        {
-            var end = _span[_pos..].IndexOf((byte)0);
-            var s = Encoding.UTF8.GetString(_span.Slice(_pos, end));
-            _pos += end + 1;
-            return s;
         }
     }
 }
