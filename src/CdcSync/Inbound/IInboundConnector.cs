@@ -37,8 +37,5 @@ public interface IInboundConnector
     /// <summary>Polling settings: overlap window, idle backoff, API share.</summary>
     InboundOptions Options { get; }
 
-    /// <summary>The system's daily API allowance as it last reported it; null when it reports none.</summary>
-    ApiBudget? Budget => null;
-
     Task<InboundPage> ReadChangesAsync(string? cursor, CancellationToken cancellationToken);
 }

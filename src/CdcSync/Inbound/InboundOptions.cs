@@ -40,6 +40,3 @@ public sealed class InboundOptions
     [Range(100, 1_000_000)]
     public int MaxSeenRecords { get; set; } = 10_000;
 }
-
-/// <summary>A system's daily API allowance as it last reported it, and what one poll costs.</summary>
-public sealed record ApiBudget(long Used, long Max, int CallsPerPoll);

@@ -43,19 +43,13 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
                 }
 
                 lag.Set(time.GetElapsedTime(caughtUpAt).TotalSeconds);
-                if (connector.Budget is { } budget)
-                {
-                    Operations.PipelineMetrics.ApiCallsUsed.WithLabels(connector.Name).Set(budget.Used);
-                    Operations.PipelineMetrics.ApiCallsAllowed.WithLabels(connector.Name).Set(budget.Max);
-                }
-
                 if (page.Records.Count > 0)
                 {
                     logger.LogInformation("Inbound {Connector}: {Count} records read, {Changed} rows changed", connector.Name, page.Records.Count, changed);
                 }
 
                 delay = hub.InboundPollInterval;
-                idle = NextIdleInterval(idle, page.Records.Count > 0, hub.InboundPollInterval, connector.Options, connector.Budget);
+                idle = NextIdleInterval(idle, page.Records.Count > 0, hub.InboundPollInterval, connector.Options, (connector as IHasApiBudget)?.Budget);
                 if (!page.HasMore)
                 {
                     await Task.Delay(idle, time, cancellationToken);

@@ -223,7 +223,7 @@ public sealed class Worker(
         }
     }
 
-    /// <summary>Sets cdcsync_circuit_open for every connector this worker made (called on each scrape, so it is never stale).</summary>
+    /// <summary>Sets cdcsync_circuit_open and the API allowance gauges for every connector this worker made (called on each scrape, so it is never stale).</summary>
     public void UpdateCircuitGauges()
     {
         lock (_connectors)
@@ -231,6 +231,11 @@ public sealed class Worker(
             foreach (var (name, connector) in _connectors)
             {
                 PipelineMetrics.CircuitOpen.WithLabels(name).Set(CircuitOf(connector) is "open" or "isolated" ? 1 : 0);
+                if (connector is IHasApiBudget { Budget: { } budget })
+                {
+                    PipelineMetrics.ApiCallsUsed.WithLabels(name).Set(budget.Used);
+                    PipelineMetrics.ApiCallsAllowed.WithLabels(name).Set(budget.Max);
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
+using CdcSync.Connectors;
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Connectors.Http;

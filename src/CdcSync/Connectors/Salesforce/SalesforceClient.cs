@@ -111,6 +111,11 @@ public sealed class SalesforceClient
         }
     }
 
+    /// <summary>The allowance as a capability reports it: usage, and the calls one poll of the inbound objects makes.</summary>
+    public ApiBudget? Budget => Usage is { } usage
+        ? new ApiBudget(usage.Used, usage.Max, Math.Max(1, Options.Objects.Count(o => o.Inbound)))
+        : null;
+
     /// <summary>
     /// Reads the org's daily allowance from <c>/limits</c> (DailyApiRequests), for orgs or proxies
     /// whose responses carry no <c>Sforce-Limit-Info</c> header.

@@ -19,7 +19,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// stamp read (a transaction that committed late still shows up) and drops versions it already
 /// read; the cursor is JSON, one <see cref="OverlapCursor"/> per sObject.
 /// </summary>
-public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit
+public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget
 {
 
     private readonly SalesforceClient _client;
@@ -39,9 +39,7 @@ public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit
     public InboundOptions Options => _client.Options.Inbound;
 
     /// <summary>The org's daily API allowance as its last response reported it (<c>Sforce-Limit-Info</c>).</summary>
-    public ApiBudget? Budget => _client.Usage is { } usage
-        ? new ApiBudget(usage.Used, usage.Max, Math.Max(1, _client.Options.Objects.Count(o => o.Inbound)))
-        : null;
+    public ApiBudget? Budget => _client.Budget;
 
     public HttpResilience Resilience => _client.Resilience;
 

@@ -21,7 +21,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// the batch lands. Changes are buffered up to a batch and sent in commit order; consecutive
 /// changes of one row in a batch collapse into its last state.
 /// </summary>
-public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit
+public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit, IHasApiBudget
 {
     // Codes that mean "already gone": a delete that finds them has nothing left to do.
     private static readonly HashSet<string> GoneCodes = ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"];
@@ -64,6 +64,9 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
     public HttpResilience Resilience => _client.Resilience;
 
     public CircuitState CircuitState => _client.CircuitState;
+
+    /// <summary>The org's daily API allowance, shared with the inbound side (one client per org).</summary>
+    public ApiBudget? Budget => _client.Budget;
 
     public Task<NpgsqlLogSequenceNumber> ReadCheckpointAsync(CancellationToken cancellationToken) =>
         _hub.ReadCheckpointAsync(Name, cancellationToken);
