@@ -202,7 +202,8 @@ public sealed class ResyncService(CdcSyncOptions options, ILogger logger)
             var (chunk, keys) = await ReadChunkAsync(conn, select, shape, binary, lastKey, job.Id, writer, time, cancellationToken);
             var rows = chunk?.Changes ?? [];
             if (chunk is not null)
-            {                while (!chunk.Applied.Task.IsCompleted)
+            {
+                while (!chunk.Applied.Task.IsCompleted)
                 {
                     if (!ReferenceEquals(runner.Reader, reader) || !runner.Writers.Contains(writer))
                     {
@@ -210,7 +211,7 @@ public sealed class ResyncService(CdcSyncOptions options, ILogger logger)
                         return;
                     }
 
-                    await writer.InjectBackfillIfPassedAsync(reader.LastCommitEnd, cancellationToken);
+                    await writer.HandOverResyncIfPassedAsync(reader.LastCommitEnd, cancellationToken);
                     await Task.Delay(TimeSpan.FromMilliseconds(20), time, cancellationToken);
                 }
 
@@ -294,7 +295,7 @@ public sealed class ResyncService(CdcSyncOptions options, ILogger logger)
             {
                 var transaction = new TransactionInfo(0, new NpgsqlLogSequenceNumber((ulong)position - 1), time.GetUtcNow().UtcDateTime, null);
                 chunk = new BackfillChunk(rows.Select((row, i) => new ChangeEvent(shape.Relation, ChangeKind.Update, row, null, transaction, i)).ToList(), transaction, position);
-                writer.ScheduleBackfill(chunk);
+                writer.Resync.Schedule(chunk);
             }
 
             await tx.CommitAsync(cancellationToken);

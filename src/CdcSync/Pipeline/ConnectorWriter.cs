@@ -15,7 +15,8 @@ namespace CdcSync.Pipeline;
 /// a huge transaction never sits in memory; the connector commits only at a transaction boundary,
 /// when the channel has run dry or the batch is big enough, with that transaction's commit LSN as
 /// its checkpoint. A full channel blocks the router, which blocks the reader: a slow connector
-/// slows the stream instead of growing memory.
+/// slows the stream instead of growing memory. Resync chunks go through here too, handed over at
+/// the position <see cref="Resync"/> says they are due.
 /// </summary>
 internal sealed class ConnectorWriter
 {
@@ -64,6 +65,8 @@ internal sealed class ConnectorWriter
 
     public string Name => Connector.Name;
 
+    /// <summary>Where a resync schedules its chunks for this connector (see <see cref="ResyncHandOver"/>).</summary>
+    public ResyncHandOver Resync { get; } = new();
 
     /// <summary>Commit LSN of the last transaction handed to this connector.</summary>
     public NpgsqlLogSequenceNumber Delivered => new((ulong)Interlocked.Read(ref _delivered));
@@ -107,17 +110,12 @@ internal sealed class ConnectorWriter
     /// </summary>
     public ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken)
     {
-        if (_backfill is { } backfill && change.Transaction.CommitLsn >= backfill.Position)
+        if (Resync.DueAt(change.Transaction.CommitLsn) is { } chunk)
         {
-            return InjectThenEnqueueAsync(backfill, change, cancellationToken);
+            return HandOverResyncThenEnqueueAsync(chunk, change, cancellationToken);
         }
 
-        if (!ReferenceEquals(change.Relation, _lastRelation))
-        {
-            _lastRelation = change.Relation;
-            _relations[(change.Relation.Schema, change.Relation.Name)] = change.Relation;
-        }
-
+        Resync.NoteStreamRelation(change.Relation);
         _outgoing.Add(change);
         _outgoingBytes += SizeOf(change);
         return _outgoing.Count >= HandOverBatch ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
@@ -125,93 +123,43 @@ internal sealed class ConnectorWriter
 
     private const int HandOverBatch = 256;
 
-    private volatile BackfillChunk? _backfill;
-
-    // Resync chunks handed over and not yet committed, by their (unique) transaction object.
-    private readonly ConcurrentDictionary<TransactionInfo, BackfillChunk> _backfills = new(ReferenceEqualityComparer.Instance);
-    private readonly List<BackfillChunk> _batchBackfills = [];
-    private int _backfillsPending;
-
-    // The stream's own description of each table, so a resync chunk uses the same one: connectors
-    // group a write by relation, and two descriptions of one table would be applied out of order.
-    private readonly ConcurrentDictionary<(string Schema, string Name), RelationInfo> _relations = new();
-    private RelationInfo? _lastRelation;
-    private readonly SemaphoreSlim _backfillGate = new(1, 1);
-
     /// <summary>
-    /// Schedules rows read from the hub (a resync chunk) to go to the connector exactly at
-    /// <see cref="BackfillChunk.Position"/> in the stream: after every transaction that committed
-    /// before it, before any that committed at or after it. The chunk was read under FOR SHARE
-    /// locks, so any later change to its rows commits after the position and is applied after the
-    /// chunk: a backfilled row never overwrites a newer streamed change.
+    /// When the stream has no transaction for this connector after a resync chunk's position, the
+    /// router never hands the chunk over; once the reader has passed the position, hand it over from here.
     /// </summary>
-    public void ScheduleBackfill(BackfillChunk chunk) => _backfill = chunk;
-
-    /// <summary>
-    /// When the stream has no transaction for this connector after the chunk's position, the
-    /// router never triggers it; once the reader has passed the position, hand it over from here.
-    /// </summary>
-    public async Task InjectBackfillIfPassedAsync(NpgsqlLogSequenceNumber readerPosition, CancellationToken cancellationToken)
+    public async Task HandOverResyncIfPassedAsync(NpgsqlLogSequenceNumber readerPosition, CancellationToken cancellationToken)
     {
-        if (_backfill is { } backfill && readerPosition >= backfill.Position)
+        if (Resync.DueAt(readerPosition) is { } chunk)
         {
-            await InjectAsync(backfill, fromRouter: false, cancellationToken);
+            // The router holds nothing here: the reader finished every transaction before the position.
+            await Resync.HandOverAsync(chunk, flushHeld: null, SendResyncChunkAsync, cancellationToken);
         }
     }
 
-    private async ValueTask InjectThenEnqueueAsync(BackfillChunk backfill, ChangeEvent change, CancellationToken cancellationToken)
+    private async ValueTask HandOverResyncThenEnqueueAsync(BackfillChunk chunk, ChangeEvent change, CancellationToken cancellationToken)
     {
-        await InjectAsync(backfill, fromRouter: true, cancellationToken);
+        // What the router holds belongs to transactions before the position: it goes first.
+        await Resync.HandOverAsync(chunk, HandOverAsync, SendResyncChunkAsync, cancellationToken);
         await EnqueueAsync(change, cancellationToken);
     }
 
-    private async Task InjectAsync(BackfillChunk backfill, bool fromRouter, CancellationToken cancellationToken)
+    /// <summary>Puts a resync chunk into the channel as one transaction of its own.</summary>
+    private async Task SendResyncChunkAsync(IReadOnlyList<ChangeEvent> changes, TransactionInfo transaction, CancellationToken cancellationToken)
     {
-        await _backfillGate.WaitAsync(cancellationToken);
-        try
+        if (transaction.CommitLsn > Delivered)
         {
-            if (!ReferenceEquals(_backfill, backfill))
-            {
-                return;
-            }
-
-            // From the router, what it holds belongs to transactions before the position: send it first.
-            // From elsewhere the router holds nothing (the reader finished every transaction before the position).
-            if (fromRouter)
-            {
-                await HandOverAsync(cancellationToken);
-            }
-
-            var changes = backfill.Changes;
-            if (changes.Count > 0 && _relations.TryGetValue((changes[0].Relation.Schema, changes[0].Relation.Name), out var streamed) && streamed.SameShape(changes[0].Relation))
-            {
-                changes = changes.Select(c => c with { Relation = streamed }).ToList();
-            }
-
-            var transaction = backfill.Transaction;
-            if (transaction.CommitLsn > Delivered)
-            {
-                Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
-            }
-
-            _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
-            _backfills[transaction] = backfill;
-            Interlocked.Increment(ref _backfillsPending);
-            foreach (var part in changes.Chunk(HandOverBatch))
-            {
-                Interlocked.Add(ref _bytesInFlight, part.Sum(SizeOf));
-                _received.Inc(part.Length);
-                await _channel.Writer.WriteAsync(part, cancellationToken);
-            }
-
-            await _channel.Writer.WriteAsync(transaction, cancellationToken);
-            _backfill = null;
-            backfill.HandedOver.TrySetResult();
+            Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
         }
-        finally
+
+        _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
+        foreach (var part in changes.Chunk(HandOverBatch))
         {
-            _backfillGate.Release();
+            Interlocked.Add(ref _bytesInFlight, part.Sum(SizeOf));
+            _received.Inc(part.Length);
+            await _channel.Writer.WriteAsync(part, cancellationToken);
         }
+
+        await _channel.Writer.WriteAsync(transaction, cancellationToken);
     }
 
     private readonly List<ChangeEvent> _outgoing = new(HandOverBatch);
@@ -317,7 +265,7 @@ internal sealed class ConnectorWriter
                     foreach (var change in batch)
                     {
                         // A resync chunk is not WAL: its LSN only says where in the stream it belongs.
-                        if (change.Transaction.CommitLsn <= checkpoint && !_backfills.ContainsKey(change.Transaction))
+                        if (change.Transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(change.Transaction))
                         {
                             Release(SizeOf(change));
                             continue;
@@ -347,7 +295,7 @@ internal sealed class ConnectorWriter
                 }
 
                 var transaction = (TransactionInfo)item;
-                if (transaction.CommitLsn <= checkpoint && !_backfills.ContainsKey(transaction))
+                if (transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(transaction))
                 {
                     TransactionsSkipped++;
                     continue;
@@ -355,10 +303,7 @@ internal sealed class ConnectorWriter
 
                 inTransaction = false;
                 lastComplete = transaction;
-                if (Volatile.Read(ref _backfillsPending) > 0 && _backfills.TryGetValue(transaction, out var backfill))
-                {
-                    _batchBackfills.Add(backfill);
-                }
+                Resync.NoteInBatch(transaction);
 
                 if (batchChanges >= _maxBatchChanges || Stopwatch.GetElapsedTime(batchStarted) >= _maxCommitDelay)
                 {
@@ -414,17 +359,7 @@ internal sealed class ConnectorWriter
         var checkpoint = transaction.CommitLsn > Committed ? transaction.CommitLsn : Committed;
         await Connector.CommitAsync(checkpoint, cancellationToken);
         Interlocked.Exchange(ref _committed, (long)(ulong)checkpoint);
-        foreach (var backfill in _batchBackfills)
-        {
-            if (_backfills.TryRemove(backfill.Transaction, out _))
-            {
-                Interlocked.Decrement(ref _backfillsPending);
-            }
-
-            backfill.Applied.TrySetResult();
-        }
-
-        _batchBackfills.Clear();
+        Resync.BatchCommitted();
         while (_pending.TryPeek(out var head) && head.Lsn <= checkpoint)
         {
             _pending.TryDequeue(out _);
@@ -438,23 +373,4 @@ internal sealed class ConnectorWriter
         _logger.LogDebug("Connector {Connector} committed {Count} changes up to {Lsn}", Name, batchChanges, checkpoint);
         return checkpoint;
     }
-}
-
-/// <summary>
-/// Rows read from the hub for a resync, as full-row updates, to be applied at <see cref="Position"/>
-/// in the stream; their transaction's commit LSN is just below it, so the connector's checkpoint
-/// after the chunk says "everything before the position is applied".
-/// </summary>
-internal sealed class BackfillChunk(IReadOnlyList<ChangeEvent> changes, TransactionInfo transaction, NpgsqlLogSequenceNumber position)
-{
-    public IReadOnlyList<ChangeEvent> Changes => changes;
-
-    public TransactionInfo Transaction => transaction;
-
-    public NpgsqlLogSequenceNumber Position => position;
-
-    public TaskCompletionSource HandedOver { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>Completes when the connector committed the chunk (made it durable at the target).</summary>
-    public TaskCompletionSource Applied { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

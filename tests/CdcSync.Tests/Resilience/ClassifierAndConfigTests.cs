@@ -40,8 +40,8 @@ public sealed class ClassifierAndConfigTests
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new AggregateException(new TimeoutException())));
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new OperatorException("Cannot reach PostgreSQL", null, transient: true)));
         Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(new OperatorException("Config key X is wrong")));
-        Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(Connectors.Http.HttpFailureKind.Throttled));
-        Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(Connectors.Http.HttpFailureKind.None));
+        Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.Throttled));
+        Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.None));
     }
 
     [Fact]
