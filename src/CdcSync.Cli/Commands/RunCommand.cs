@@ -33,7 +33,10 @@ internal static class RunCommand
             builder.Services.AddSystemd();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
             builder.Services.AddSingleton(options);
-            builder.Services.AddSingleton(sp => NpgsqlDataSource.Create(options.Hub.ConnectionString));
+            // The hub's one pool: the worker's status and staging writes, and every connector's gateway.
+            builder.Services.AddSingleton(sp => NpgsqlDataSource.Create(HubConnection.WithShortIdleLifetime(options.Hub.ConnectionString)));
+            builder.Services.AddConnectorHttpClients();
+            builder.Services.AddSingleton(sp => new ConnectorRegistry(ConnectorRegistry.Default.Types, sp.GetRequiredService<IHttpClientFactory>()));
             builder.Services.AddSingleton<PipelineService>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PipelineService>());
             using var host = builder.Build();
@@ -63,7 +66,7 @@ internal static class RunCommand
 }
 
 /// <summary>Hosts the worker and its health endpoint; a configuration problem stops the process with its message.</summary>
-internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : BackgroundService
+internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource hub, ConnectorRegistry connectors, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : BackgroundService
 {
     public Exception? Fatal { get; private set; }
 
@@ -71,9 +74,10 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
     {
         var worker = new Worker(
             options,
-            name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hub, loggers),
-            name => ConnectorRegistry.Default.CreateInbound(name, options.Connectors[name], hub, loggers),
-            loggers);
+            name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
+            name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
+            loggers,
+            hubSource: hub);
         HealthServer? health = null;
         try
         {

@@ -15,18 +15,19 @@ namespace CdcSync.Inbound;
 /// within <see cref="InboundOptions.IdleApiShare"/> of the system's daily API allowance); the first
 /// change read brings it back to <see cref="HubOptions.InboundPollInterval"/>.
 /// </summary>
-internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub, TimeProvider time, ILogger logger)
+internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub, TimeProvider time, ILogger logger, NpgsqlDataSource? hubSource = null)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        await using var dataSource = NpgsqlDataSource.Create(hub.ConnectionString);
-        var writer = new StagingWriter(dataSource);
+        // The worker's pool when it gave one; else (a pipeline run on its own) a pool of this poller's.
+        await using var owned = hubSource is null ? NpgsqlDataSource.Create(hub.ConnectionString) : null;
+        var writer = new StagingWriter(hubSource ?? owned!);
         var delay = hub.InboundPollInterval;
         var idle = hub.InboundPollInterval;
-        var polls = Operations.PipelineMetrics.InboundPolls.WithLabels(connector.Name);
-        var failures = Operations.PipelineMetrics.InboundPollFailures.WithLabels(connector.Name);
-        var records = Operations.PipelineMetrics.InboundRecords.WithLabels(connector.Name);
-        var lag = Operations.PipelineMetrics.InboundLagSeconds.WithLabels(connector.Name);
+        var polls = InboundMetrics.InboundPolls.WithLabels(connector.Name);
+        var failures = InboundMetrics.InboundPollFailures.WithLabels(connector.Name);
+        var records = InboundMetrics.InboundRecords.WithLabels(connector.Name);
+        var lag = InboundMetrics.InboundLagSeconds.WithLabels(connector.Name);
         var caughtUpAt = time.GetTimestamp();
         while (!cancellationToken.IsCancellationRequested)
         {

@@ -11,7 +11,7 @@ namespace CdcSync.Inbound;
 /// backoff; a permanent one (credentials, a grant) ends the runner with that error, after stopping
 /// the other pollers.
 /// </summary>
-internal sealed class InboundRunner(IReadOnlyList<IInboundConnector> connectors, HubOptions hub, TimeProvider time, ILoggerFactory loggers)
+internal sealed class InboundRunner(IReadOnlyList<IInboundConnector> connectors, HubOptions hub, TimeProvider time, ILoggerFactory loggers, NpgsqlDataSource? hubSource = null)
 {
     public IReadOnlyList<IInboundConnector> Connectors => connectors;
 
@@ -19,7 +19,7 @@ internal sealed class InboundRunner(IReadOnlyList<IInboundConnector> connectors,
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var logger = loggers.CreateLogger<InboundPoller>();
-        var polls = connectors.Select(c => Task.Run(() => new InboundPoller(c, hub, time, logger).RunAsync(stop.Token), CancellationToken.None)).ToList();
+        var polls = connectors.Select(c => Task.Run(() => new InboundPoller(c, hub, time, logger, hubSource).RunAsync(stop.Token), CancellationToken.None)).ToList();
         while (polls.Count > 0)
         {
             var done = await Task.WhenAny(polls);

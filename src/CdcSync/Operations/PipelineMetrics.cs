@@ -31,17 +31,7 @@ public static class PipelineMetrics
     public static readonly Gauge BuildInfo = Metrics.CreateGauge(
         "cdcsync_build_info", "Always 1; the labels say which CdcSync build this worker runs.", "version");
 
-    public static readonly Counter InboundPolls = Metrics.CreateCounter(
-        "cdcsync_inbound_polls_total", "Polls of a system for changes, successful or not.", "connector");
-
-    public static readonly Counter InboundPollFailures = Metrics.CreateCounter(
-        "cdcsync_inbound_poll_failures_total", "Polls that failed (the system, the network or the hub); retried with backoff.", "connector");
-
-    public static readonly Counter InboundRecords = Metrics.CreateCounter(
-        "cdcsync_inbound_records_total", "Records read from a system and written to the hub's staging tables.", "connector");
-
-    public static readonly Gauge InboundLagSeconds = Metrics.CreateGauge(
-        "cdcsync_inbound_lag_seconds", "Seconds since a poll last read a system up to its newest change (0 right after one; grows while polls fail or a backlog is read).", "connector");
+ grows while polls fail or a backlog is read).", "connector");
 
     public static readonly Gauge ApiCallsUsed = Metrics.CreateGauge(
         "cdcsync_api_calls_used", "API calls counted against the system's daily allowance, as the system last reported (Salesforce: Sforce-Limit-Info).", "connector");

@@ -30,7 +30,8 @@ public sealed class Worker(
     Func<string, IOutboundConnector> outbound,
     Func<string, IInboundConnector?> inbound,
     ILoggerFactory loggers,
-    TimeProvider? timeProvider = null)
+    TimeProvider? timeProvider = null,
+    NpgsqlDataSource? hubSource = null)
 {
     /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
@@ -96,7 +97,7 @@ public sealed class Worker(
                     _logger.LogWarning("Could not apply pending replay requests ({Message}); retrying after the next restart", e.Message);
                     await Task.Delay(StatusRefresh, _time, stoppingToken);
                 }
-                var runner = new PipelineRunner(options, Track, loggers, inbound, _time);
+                var runner = new PipelineRunner(options, Track, loggers, inbound, _time, hubSource);
                 Runner = runner;
                 State = WorkerState.Streaming;
                 // cdcsync_streaming turns 1 when the pipeline really streams (refreshed with the status below).
@@ -106,8 +107,10 @@ public sealed class Worker(
                 var resyncTask = RunResyncsAsync(runner, run.Token);
                 var restartForReplay = false;
                 OperatorException? fatal = null;
-                await using (var hub = NpgsqlDataSource.Create(options.Hub.ConnectionString))
+                // The host's pool of the hub when it gave one (shared with the connectors), else one of this run's.
+                await using (var owned = hubSource is null ? NpgsqlDataSource.Create(options.Hub.ConnectionString) : null)
                 {
+                    var hub = hubSource ?? owned!;
                     var lastProgress = _time.GetTimestamp();
                     while (!runTask.IsCompleted)
                     {

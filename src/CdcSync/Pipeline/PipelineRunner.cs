@@ -31,8 +31,18 @@ public enum PipelineHealth
 /// not torn down by an outbound restart, and a permanent inbound failure stops the outbound side
 /// cleanly, then the pipeline.
 /// </summary>
-public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboundConnector> connectorFactory, ILoggerFactory loggers, Func<string, IInboundConnector?>? inboundFactory = null, TimeProvider? timeProvider = null)
+public sealed class PipelineRunner(
+    CdcSyncOptions options,
+    Func<string, IOutboundConnector> connectorFactory,
+    ILoggerFactory loggers,
+    Func<string, IInboundConnector?>? inboundFactory = null,
+    TimeProvider? timeProvider = null,
+    NpgsqlDataSource? hubSource = null)
 {
+    // The hub's one pool for state and staging writes (the worker's, when it passes it); the
+    // replication session, the lease and the streaming probe keep their own connections.
+    private readonly NpgsqlDataSource? _givenHub = hubSource;
+
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
     private readonly ILogger _logger = loggers.CreateLogger<PipelineRunner>();
     private List<ConnectorWriter> _writers = [];
@@ -81,7 +91,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
         // permanent inbound failure stops the outbound side cleanly, then stops the pipeline with it.
         var inbound = new InboundRunner(
             options.Connectors.Keys.Select(name => inboundFactory?.Invoke(name)).OfType<IInboundConnector>().ToList(),
-            options.Hub, _time, loggers);
+            options.Hub, _time, loggers, _givenHub);
         using var inboundStop = new CancellationTokenSource();
         using var inboundFailed = new CancellationTokenSource();
         Exception? inboundFailure = null;
@@ -210,7 +220,7 @@ public sealed class PipelineRunner(CdcSyncOptions options, Func<string, IOutboun
                 _logger.LogInformation("Connector {Connector} resumes after {Lsn}", writer.Name, checkpoint);
             }
 
-            await using var acknowledger = new SlotAcknowledger(hub, _writers, _logger);
+            await using var acknowledger = new SlotAcknowledger(hub, _writers, _logger, hubSource: _givenHub);
             acknowledger.Acknowledged += lsn => Acknowledged?.Invoke(lsn);
             _router = new Router(routes.ToDictionary(r => r.Key, r => r.Value.Select(n => connectors[n]).ToArray()), ReplicationOrigins.DatabaseOf(options.Hub.ConnectionString));
             await using var reader = new ReplicationReader(

@@ -15,7 +15,7 @@ namespace CdcSync.Pipeline;
 /// position on a clean stop. The slot is never confirmed past the lowest checkpoint among
 /// connectors with work in flight.
 /// </summary>
-internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWriter> writers, ILogger logger, TimeProvider? timeProvider = null) : IAsyncDisposable
+internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWriter> writers, ILogger logger, TimeProvider? timeProvider = null, NpgsqlDataSource? hubSource = null) : IAsyncDisposable
 {
     private readonly ReplayWindow _window = new(hub.ReplayRetentionBytes, hub.ReplayRetentionAge, timeProvider ?? TimeProvider.System);
     private NpgsqlDataSource? _hubDataSource;
@@ -99,7 +99,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
     /// </summary>
     private async Task MirrorCheckpointsAsync(Dictionary<string, NpgsqlLogSequenceNumber> mirrored, CancellationToken cancellationToken)
     {
-        var store = _hubGateway ??= new HubGateway(_hubDataSource ??= NpgsqlDataSource.Create(hub.ConnectionString));
+        var store = _hubGateway ??= new HubGateway(hubSource ?? (_hubDataSource ??= NpgsqlDataSource.Create(hub.ConnectionString)));
         foreach (var writer in writers)
         {
             var committed = writer.Committed;

@@ -48,8 +48,8 @@ public sealed class OrderOfEventsTests
 
         Assert.Equal("Swap Co (NetSuite)", rig.NetSuite.GetCustomer(customer)?["companyName"]?.ToString());
         // The inbound side's metrics counted the polls that read both edits.
-        Assert.True(CdcSync.Operations.PipelineMetrics.InboundRecords.WithLabels("netsuite").Value > 0);
-        Assert.True(CdcSync.Operations.PipelineMetrics.InboundPolls.WithLabels("salesforce").Value > 0);
+        Assert.True(CdcSync.Inbound.InboundMetrics.InboundRecords.WithLabels("netsuite").Value > 0);
+        Assert.True(CdcSync.Inbound.InboundMetrics.InboundPolls.WithLabels("salesforce").Value > 0);
         Assert.Equal("Swap Co (NetSuite)", rig.Salesforce.Get(accountId)?["Name"]?.ToString());
         var conflict = Assert.Single(await new ConflictService(rig.Hub).ListAsync(true, null, 10, CancellationToken.None), c => c.Field == "companyname");
         Assert.Equal(("last_write_wins", "took netsuite"), (conflict.Policy, conflict.Decision));

@@ -186,6 +186,13 @@ public sealed class PostgresOutboundConnector : IOutboundConnector
 
             await _transaction.DisposeAsync();
             _transaction = null;
+
+            // A temp table created in the rolled-back transaction is gone with it; the next batch
+            // creates it again (IF NOT EXISTS keeps those from earlier, committed transactions).
+            foreach (var table in _tables.Values)
+            {
+                table.TempCreated = false;
+            }
         }
     }
 

@@ -138,6 +138,27 @@ public sealed class PostgresOutboundConnectorTests(PostgresTargetFixture fixture
     }
 
     [Fact]
+    public async Task Abort_OfTheFirstTransaction_ThenTheSameInstanceRetries_AndApplies()
+    {
+        var table = await OrdersTableAsync("abortfirst");
+        var hub = Relation(table);
+        var name = Unique("pg");
+        await using var connector = Connector(name);
+        await connector.ReadCheckpointAsync(None);
+        var first = Transaction(0x7000);
+        IReadOnlyList<ChangeEvent> changes = [Insert(hub, first, 0, 3, "three", "b", 3)];
+
+        // The batch's temp table is created in the transaction the abort rolls back.
+        await connector.WriteAsync(changes, None);
+        await connector.AbortAsync(None);
+        await connector.WriteAsync(changes, None);
+        await connector.CommitAsync(first.CommitLsn, None);
+
+        Assert.Equal("3:three:b:3|1000:big:big body:5|1001:already there:body:1", await RowsAsync(table));
+        Assert.Equal("0/7000", await CheckpointAsync(name));
+    }
+
+    [Fact]
     public async Task ColumnMapping_WritesMappedColumnsUnderTheirTargetNames_AndLeavesTheRestAlone()
     {
         var schema = Unique("mapped");
