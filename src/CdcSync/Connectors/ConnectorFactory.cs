@@ -8,6 +8,7 @@ using CdcSync.Hub;
 using CdcSync.Inbound;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace CdcSync.Connectors;
@@ -22,7 +23,7 @@ public static class ConnectorFactory
         {
             case "postgres" or "postgresql":
             {
-                var options = BindValidated<PostgresConnectorOptions>(section, $"Connectors:{name}");
+                var options = BindValidated(section, $"Connectors:{name}", new PostgresConnectorOptionsValidator());
                 return new PostgresOutboundConnector(name, options, loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub);
             }
 
@@ -35,7 +36,7 @@ public static class ConnectorFactory
             }
 
             case "webhook":
-                return new WebhookOutboundConnector(name, BindValidated<WebhookOptions>(section, $"Connectors:{name}"), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<WebhookOutboundConnector>());
+                return new WebhookOutboundConnector(name, BindValidated(section, $"Connectors:{name}", new WebhookOptionsValidator()), new HubCheckpointStore(hub), new DeadLetterStore(hub), loggers.CreateLogger<WebhookOutboundConnector>());
             default:
                 throw new OperatorException(
                     $"Config key Connectors:{name}:Type is '{section["Type"]}'; use one of: postgres, salesforce, netsuite, webhook.");
@@ -66,17 +67,12 @@ public static class ConnectorFactory
     private static SalesforceClient SalesforceClientFor(string name, IConfigurationSection section, ILoggerFactory loggers) =>
         SalesforceClients.GetOrAdd(SectionKey(name, section), _ =>
         {
-            var options = BindValidated<SalesforceOptions>(section, $"Connectors:{name}");
+            // Its objects, their lookups, Inbound and Resilience are validated with it.
+            var options = BindValidated(section, $"Connectors:{name}", new SalesforceOptionsValidator());
             options.Name = name;
-            ConfigLoader.Validate(options.Inbound, $"Connectors:{name}:Inbound");
             if (options.Objects.Count == 0)
             {
                 throw new OperatorException($"Config key Connectors:{name}:Objects is empty; list the sObjects to sync, e.g. [{{\"SObject\": \"Account\", \"Table\": \"sf_accounts\"}}] (see examples/salesforce-netsuite.json).");
-            }
-
-            for (var i = 0; i < options.Objects.Count; i++)
-            {
-                ConfigLoader.Validate(options.Objects[i], $"Connectors:{name}:Objects:{i}");
             }
 
             return new SalesforceClient(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, loggers.CreateLogger<SalesforceClient>());
@@ -101,16 +97,11 @@ public static class ConnectorFactory
 
     private static NetSuiteOptions NetSuiteOptionsFor(string name, IConfigurationSection section)
     {
-        var options = BindValidated<NetSuiteOptions>(section, $"Connectors:{name}");
-        ConfigLoader.Validate(options.Inbound, $"Connectors:{name}:Inbound");
+        // Its records, their lookups, Inbound and Resilience are validated with it.
+        var options = BindValidated(section, $"Connectors:{name}", new NetSuiteOptionsValidator());
         if (options.Records.Count == 0)
         {
             throw new OperatorException($"Config key Connectors:{name}:Records is empty; list the record types to sync, e.g. [{{\"RecordType\": \"customer\", \"Table\": \"ns_customers\"}}] (see examples/salesforce-netsuite.json).");
-        }
-
-        for (var i = 0; i < options.Records.Count; i++)
-        {
-            ConfigLoader.Validate(options.Records[i], $"Connectors:{name}:Records:{i}");
         }
 
         return options;
@@ -120,17 +111,15 @@ public static class ConnectorFactory
     private static string SectionKey(string name, IConfigurationSection section) =>
         name + "|" + section.Path + "|" + string.Join('|', section.AsEnumerable().OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value));
 
-    public static T BindValidated<T>(IConfigurationSection section, string path)
-        where T : new()
+    /// <summary>
+    /// A connector's options bound from its section and checked by the class's generated validator
+    /// (<see cref="ConfigOptions"/>); the first problem is the error, named as `check` names it.
+    /// </summary>
+    internal static T BindValidated<T>(IConfigurationSection section, string path, IValidateOptions<T> validator)
+        where T : class, new()
     {
-        var options = new T();
         var problems = new List<string>();
-        if (!ConfigSchema.TryBind(section, options, problems))
-        {
-            throw new OperatorException(problems[0]);
-        }
-
-        ConfigLoader.Validate(options, path);
-        return options;
+        var options = ConfigOptions.Bind(section, path, validator, problems);
+        return problems.Count == 0 ? options : throw new OperatorException(problems[0]);
     }
 }

@@ -28,7 +28,7 @@ public static class ConnectorCheckpoints
         NpgsqlLogSequenceNumber previous;
         if (section["Type"]?.ToLowerInvariant() is "postgres" or "postgresql")
         {
-            var target = ConnectorFactory.BindValidated<PostgresConnectorOptions>(section, $"Connectors:{connector}");
+            var target = ConnectorFactory.BindValidated(section, $"Connectors:{connector}", new PostgresConnectorOptionsValidator());
             await using var conn = await HubConnection.OpenAsync(target.ConnectionString, $"Connectors:{connector}:ConnectionString", cancellationToken);
             var table = $"{HubWriter.Quote(target.CheckpointSchema)}.checkpoints";
             var exists = await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass(@table) IS NOT NULL", new { table }, cancellationToken: cancellationToken));
