@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CdcSync.Configuration;
 using CdcSync.Hub;
 using CdcSync.Resilience;
 using Npgsql;
@@ -123,6 +124,12 @@ internal static class CliOptions
         catch (OperatorException e)
         {
             await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return ExitCodes.Error;
+        }
+        catch (Exception e) when (ConfigLoader.Explain(e) is { } problem)
+        {
+            // A host's ValidateOnStart (or IOptions.Value) found a bad config: the same line as any other config problem.
+            await Console.Error.WriteLineAsync($"error: {problem.Message}");
             return ExitCodes.Error;
         }
         catch (PostgresException e) when (FailureClassifier.Classify(e) == FailureKind.Permanent)

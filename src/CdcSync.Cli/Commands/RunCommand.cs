@@ -1,12 +1,14 @@
 using System.CommandLine;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
+using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Operations;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Serilog;
 using Serilog.Formatting.Compact;
@@ -22,19 +24,23 @@ internal static class RunCommand
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var configuration = ConfigLoader.Build(parse.GetValue(config));
-            var options = ConfigLoader.Bind(configuration);
+            // Every problem of the config at once, before anything starts: unknown keys, values that
+            // do not convert and routes are beyond options validation, and the first line counts the
+            // rest as `check` would. The host then binds its own options and validates them on start
+            // with the same generated validators (ConfigOptions.AddCdcSyncOptions).
+            _ = ConfigLoader.Bind(configuration);
             // The worker's config is CdcSync's own file, read once. The host's defaults would also
             // watch the working directory recursively for appsettings changes, and every WAL write
             // of a data directory below it woke that watcher (8% of the worker's CPU in a profile).
             var hostSettings = new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory, Configuration = new Microsoft.Extensions.Configuration.ConfigurationManager() };
             hostSettings.Configuration["hostBuilder:reloadConfigOnChange"] = "false";
             var builder = Host.CreateApplicationBuilder(hostSettings);
-            builder.Services.AddSerilog((_, lc) => ConfigureLogging(lc, options.Logging.Format));
+            builder.Services.AddCdcSyncOptions(configuration);
+            builder.Services.AddSerilog((sp, lc) => ConfigureLogging(lc, sp.GetRequiredService<IOptions<LoggingOptions>>().Value.Format));
             builder.Services.AddSystemd();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
-            builder.Services.AddSingleton(options);
             // The hub's one pool: the worker's status and staging writes, and every connector's gateway.
-            builder.Services.AddSingleton(sp => NpgsqlDataSource.Create(HubConnection.WithShortIdleLifetime(options.Hub.ConnectionString)));
+            builder.Services.AddSingleton(sp => NpgsqlDataSource.Create(HubConnection.WithShortIdleLifetime(sp.GetRequiredService<IOptions<HubOptions>>().Value.ConnectionString)));
             builder.Services.AddConnectorHttpClients();
             builder.Services.AddSingleton(sp => new ConnectorRegistry(ConnectorRegistry.Default.Types, sp.GetRequiredService<IHttpClientFactory>()));
             builder.Services.AddSingleton<PipelineService>();

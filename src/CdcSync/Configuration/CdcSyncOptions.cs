@@ -2,11 +2,12 @@ using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace CdcSync.Configuration;
 
 /// <summary>The hub and how the worker reads it. Section "Hub".</summary>
-public sealed partial class HubOptions
+public sealed partial class HubOptions : IValidatableObject
 {
     /// <summary>Hub connection string. Default: ${CDCSYNC_DB}.</summary>
     [Required(ErrorMessage = "Hub:ConnectionString is required (or set CDCSYNC_DB).")]
@@ -28,11 +29,11 @@ public sealed partial class HubOptions
     public bool Streaming { get; set; } = true;
 
     /// <summary>How often an idle hub gets a heartbeat so the slot keeps advancing. Default: 10 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Hub:HeartbeatInterval must be between 00:00:00.1 and 01:00:00.")]
+    [DurationRange("100ms", "1h")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How often the slot's confirmed position is reported. Default: 1 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00", ErrorMessage = "Hub:StatusInterval must be between 00:00:00.05 and 00:10:00.")]
+    [DurationRange("50ms", "10m")]
     public TimeSpan StatusInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Items buffered per connector before the reader waits. Default: 20000.</summary>
@@ -44,11 +45,11 @@ public sealed partial class HubOptions
     public int MaxMegabytesInFlight { get; set; } = 64;
 
     /// <summary>How long a connector waits at a transaction boundary for the next transaction before committing. Default: 2 ms.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:00:01")]
+    [DurationRange("0", "1s")]
     public TimeSpan CommitLinger { get; set; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 10 ms (docs/BENCHMARKS.md: 50 ms put the p50 of 5,000 one-row transactions/s at 20 ms; 10 ms costs no backlog throughput).</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    [DurationRange("0", "1m")]
     public TimeSpan MaxCommitDelay { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Changes handed to a connector per write call. Default: 20000.</summary>
@@ -60,19 +61,19 @@ public sealed partial class HubOptions
     public int MaxBatchChanges { get; set; } = 200_000;
 
     /// <summary>How often inbound connectors ask their system for changes when caught up. Default: 5 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    [DurationRange("50ms", "1h")]
     public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>First wait before restarting after a transient failure (outage, restart of a server). Default: 1 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00", ErrorMessage = "Hub:InitialRestartDelay must be between 00:00:00.01 and 00:10:00.")]
+    [DurationRange("10ms", "10m")]
     public TimeSpan InitialRestartDelay { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long the pipeline must run without failing before the restart backoff starts over from InitialRestartDelay. Default: 30 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Hub:HealthyPeriod must be between 00:00:01 and 01:00:00.")]
+    [DurationRange("1s", "1h")]
     public TimeSpan HealthyPeriod { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Longest wait between restarts after a failure (backoff doubles from InitialRestartDelay, with jitter). Default: 30 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    [DurationRange("1s", "1h")]
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -80,7 +81,6 @@ public sealed partial class HubOptions
     /// every connector has applied, so `cdcsync replay` can go back that far. Also the cap of the
     /// age window. 0 turns the replay window off. Default: 1 GiB.
     /// </summary>
-    [Range(0L, long.MaxValue, ErrorMessage = "Hub:ReplayRetentionBytes must be 0 or more (0 turns the replay window off).")]
     public long ReplayRetentionBytes { get; set; } = 1L << 30;
 
     /// <summary>
@@ -88,21 +88,34 @@ public sealed partial class HubOptions
     /// <see cref="ReplayRetentionBytes"/>; older WAL is released. 00:00:00 keeps exactly
     /// <see cref="ReplayRetentionBytes"/>. Default: 24 h.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00", ErrorMessage = "Hub:ReplayRetentionAge must be between 00:00:00 and 30.00:00:00.")]
+    [DurationRange("0", "30d")]
     public TimeSpan ReplayRetentionAge { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Where the worker serves /healthz, /readyz and /metrics; empty turns it off. Default: http://127.0.0.1:9187.</summary>
     public string MetricsUrl { get; set; } = "http://127.0.0.1:9187";
 
     /// <summary>How often the worker logs a one-line progress summary and records its status in cdc.connector_status. Default: 30 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Hub:ProgressInterval must be between 00:00:01 and 01:00:00.")]
+    [DurationRange("1s", "1h")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Rules no attribute says well. ReplayRetentionBytes has only a lower bound, and the options
+    /// validation source generator would print [Range(0L, long.MaxValue)] as "between 0 and
+    /// 9.223372036854776E+18" (it drops a Range's ErrorMessage); the generated validator calls this.
+    /// </summary>
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext)
+    {
+        if (ReplayRetentionBytes < 0)
+        {
+            yield return new ValidationResult("Hub:ReplayRetentionBytes must be 0 or more (0 turns the replay window off).", [nameof(ReplayRetentionBytes)]);
+        }
+    }
 }
 
 /// <summary>
 /// Root of the config file. Each property is a top-level section: the unknown-key check knows the
-/// sections from here, and a section whose type is an options class is bound and validated
-/// (ConfigSchema.Sections), so a feature's section is one property.
+/// sections from here (ConfigSchema.Sections); ConfigLoader.BindAll and
+/// ConfigOptions.AddCdcSyncOptions bind each and run its generated validator.
 /// </summary>
 public sealed class CdcSyncOptions
 {
@@ -233,9 +246,7 @@ public static partial class ConfigLoader
         var (options, problems) = BindAll(configuration);
         if (problems.Count > 0)
         {
-            throw new Hub.OperatorException(problems.Count == 1
-                ? problems[0]
-                : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
+            throw Error(problems);
         }
 
         return options;
@@ -247,47 +258,29 @@ public static partial class ConfigLoader
     /// </summary>
     public static (CdcSyncOptions Options, List<string> Problems) BindAll(IConfiguration configuration)
     {
-        var options = new CdcSyncOptions();
         var problems = ConfigSchema.UnknownKeys(configuration);
-        ConfigSchema.BindSections(configuration, options, problems);
-        var hub = options.Hub;
-        if (!string.IsNullOrWhiteSpace(hub.ConnectionString))
+        var options = new CdcSyncOptions
         {
-            try
-            {
-                Hub.HubConnection.Parse(hub.ConnectionString, "Hub:ConnectionString");
-                hub.ConnectionString = Hub.HubConnection.WithShortIdleLifetime(hub.ConnectionString);
-            }
-            catch (Hub.OperatorException e)
-            {
-                problems.Add(e.Message);
-            }
+            Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
+            Logging = ConfigOptions.Bind<LoggingOptions>(configuration.GetSection("Logging"), "Logging", null, problems),
+        };
+        if (PrepareHubConnection(options.Hub) is { } hubProblem)
+        {
+            problems.Add(hubProblem);
         }
 
-        foreach (var route in configuration.GetSection("Routes").GetChildren())
-        {
-            var targets = route.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).Select(v => v!).ToArray();
-            if (targets.Length == 0 && route.Value is { Length: > 0 } single)
-            {
-                targets = [single];
-            }
-
-            options.Routes[route.Key] = targets;
-        }
-
+        options.Routes = ReadRoutes(configuration);
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
         {
             options.Connectors[connector.Key] = connector;
             var type = connector["Type"];
-            if (type is null || !ConfigSchema.ConnectorTypes.TryGetValue(type, out var optionsType))
+            if (type is null || !ConnectorKind.All.TryGetValue(type, out var kind))
             {
                 problems.Add($"Config key Connectors:{connector.Key}:Type is '{type}'; use one of: postgres, salesforce, netsuite, webhook.");
                 continue;
             }
 
-            var bound = Activator.CreateInstance(optionsType)!;
-            ConfigSchema.TryBind(connector, bound, problems);
-            problems.AddRange(ConfigSchema.Validate(bound, $"Connectors:{connector.Key}"));
+            kind.Check(connector, problems);
         }
 
         if (options.Routes.Count == 0)
@@ -320,13 +313,66 @@ public static partial class ConfigLoader
         return (options, problems);
     }
 
-    /// <summary>Runs DataAnnotations (nested options included) and turns the first failure into an error naming the key.</summary>
-    public static void Validate(object options, string section)
+    /// <summary>
+    /// A config problem the options machinery found (a host's ValidateOnStart, or IOptions.Value)
+    /// as the one-line error a bad config gets everywhere else, or null when <paramref name="exception"/>
+    /// is something else. The failures are config-key lines already (ConfigKeyValidator); a host
+    /// with several invalid options throws them as one AggregateException.
+    /// </summary>
+    public static Hub.OperatorException? Explain(Exception exception)
     {
-        var problems = ConfigSchema.Validate(options, section);
-        if (problems.Count > 0)
+        var failures = exception switch
         {
-            throw new Hub.OperatorException(problems[0]);
+            OptionsValidationException e => e.Failures.ToList(),
+            AggregateException e when e.InnerExceptions.Count > 0 && e.InnerExceptions.All(i => i is OptionsValidationException)
+                => e.InnerExceptions.SelectMany(i => ((OptionsValidationException)i).Failures).ToList(),
+            _ => [],
+        };
+        return failures.Count > 0 ? Error(failures) : null;
+    }
+
+    /// <summary>Hub table (schema.table) to the connectors it is sent to: a list, or one name as a plain value.</summary>
+    internal static Dictionary<string, string[]> ReadRoutes(IConfiguration configuration)
+    {
+        var routes = new Dictionary<string, string[]>();
+        foreach (var route in configuration.GetSection("Routes").GetChildren())
+        {
+            var targets = route.GetChildren().Select(c => c.Value).Where(v => !string.IsNullOrWhiteSpace(v)).Select(v => v!).ToArray();
+            if (targets.Length == 0 && route.Value is { Length: > 0 } single)
+            {
+                targets = [single];
+            }
+
+            routes[route.Key] = targets;
+        }
+
+        return routes;
+    }
+
+    /// <summary>
+    /// Gives the hub connection string the worker's pool settings (HubConnection.WithShortIdleLifetime),
+    /// or says why it does not parse. An empty one is left to [Required].
+    /// </summary>
+    internal static string? PrepareHubConnection(HubOptions hub)
+    {
+        if (string.IsNullOrWhiteSpace(hub.ConnectionString))
+        {
+            return null;
+        }
+
+        try
+        {
+            Hub.HubConnection.Parse(hub.ConnectionString, "Hub:ConnectionString");
+            hub.ConnectionString = Hub.HubConnection.WithShortIdleLifetime(hub.ConnectionString);
+            return null;
+        }
+        catch (Hub.OperatorException e)
+        {
+            return e.Message;
         }
     }
+
+    private static Hub.OperatorException Error(List<string> problems) => new(problems.Count == 1
+        ? problems[0]
+        : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
 }

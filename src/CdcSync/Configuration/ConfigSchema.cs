@@ -1,38 +1,29 @@
-using System.Collections;
 using System.ComponentModel;
-using System.ComponentModel.DataAnnotations;
 using System.Reflection;
-using CdcSync.Connectors.NetSuite;
-using CdcSync.Connectors.Postgres;
-using CdcSync.Connectors.Salesforce;
-using CdcSync.Connectors.Webhook;
 using Microsoft.Extensions.Configuration;
 
 namespace CdcSync.Configuration;
 
 /// <summary>
-/// What a config file may contain, found by reflecting over the options classes each section binds
-/// to, so an option added to any of them is known here without a list to keep in step. Finds
-/// unknown keys anywhere (with the closest known key) and validates nested options classes.
+/// What a config file may contain, found by reading the properties of the options classes each
+/// section binds to, so an option added to any of them is known here without a list to keep in
+/// step. Walks the configuration's keys: finds unknown keys anywhere (with the closest known key)
+/// and values that do not convert. Validating bound values is not done here: that is the
+/// generated validators' work (<see cref="ConfigOptions"/>).
 /// </summary>
 public static class ConfigSchema
 {
     /// <summary>The options class each connector Type binds to.</summary>
-    public static IReadOnlyDictionary<string, Type> ConnectorTypes { get; } = new Dictionary<string, Type>(StringComparer.OrdinalIgnoreCase)
-    {
-        ["postgres"] = typeof(PostgresConnectorOptions),
-        ["postgresql"] = typeof(PostgresConnectorOptions),
-        ["salesforce"] = typeof(SalesforceOptions),
-        ["netsuite"] = typeof(NetSuiteOptions),
-        ["webhook"] = typeof(WebhookOptions),
-    };
+    public static IReadOnlyDictionary<string, Type> ConnectorTypes { get; } =
+        ConnectorKind.All.ToDictionary(k => k.Key, k => k.Value.OptionsType, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Keys every connector section has besides its options: the Type, and the Inbound switch.</summary>
     private static readonly string[] ConnectorKeys = ["Type", "Inbound"];
 
     /// <summary>
     /// The config's top-level sections: the properties of <see cref="CdcSyncOptions"/>. A new
-    /// section is one property there; it is then a known key, bound and validated.
+    /// section is one property there, which makes it a known key; ConfigLoader.BindAll and
+    /// ConfigOptions.AddCdcSyncOptions bind and validate it.
     /// </summary>
     public static IReadOnlyList<PropertyInfo> Sections { get; } = Settable(typeof(CdcSyncOptions)).ToList();
 
@@ -102,28 +93,6 @@ public static class ConfigSchema
         }
 
         return problems.Count == before;
-    }
-
-    /// <summary>Binds and validates every section of <see cref="Sections"/> that is an options class (Hub, Logging, ...).</summary>
-    internal static void BindSections(IConfiguration root, CdcSyncOptions options, List<string> problems)
-    {
-        foreach (var property in Sections.Where(p => IsOptions(p.PropertyType)))
-        {
-            var section = root.GetSection(property.Name);
-            var value = Activator.CreateInstance(property.PropertyType)!;
-            // A value that did not convert keeps its default, which validates: the problem is listed once.
-            TryBind(section, value, problems);
-            problems.AddRange(Validate(value, property.Name));
-            property.SetValue(options, value);
-        }
-    }
-
-    /// <summary>DataAnnotations on the object and on every options object it holds, each failure naming its full key.</summary>
-    public static List<string> Validate(object options, string path)
-    {
-        var problems = new List<string>();
-        ValidateInto(options, path, problems, depth: 0);
-        return problems;
     }
 
     private static void WalkConnector(IConfigurationSection connector, List<string> problems)
@@ -263,63 +232,6 @@ public static class ConfigSchema
         TypeCode.Single or TypeCode.Double or TypeCode.Decimal => "a number like 0.5",
         _ => $"a {type.Name} value",
     };
-
-    private static void ValidateInto(object options, string path, List<string> problems, int depth)
-    {
-        if (depth > 8)
-        {
-            return;
-        }
-
-        var results = new List<ValidationResult>();
-        Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true);
-        foreach (var result in results)
-        {
-            var member = result.MemberNames.FirstOrDefault();
-            problems.Add($"Config key {path}:{member}: {result.ErrorMessage}");
-        }
-
-        foreach (var property in Settable(options.GetType()))
-        {
-            var type = property.PropertyType;
-            if (IsScalar(Nullable.GetUnderlyingType(type) ?? type) || typeof(IConfiguration).IsAssignableFrom(type) || property.GetIndexParameters().Length > 0)
-            {
-                continue;
-            }
-
-            var value = property.GetValue(options);
-            var childPath = $"{path}:{property.Name}";
-            if (value is IDictionary dictionary)
-            {
-                foreach (DictionaryEntry entry in dictionary)
-                {
-                    if (entry.Value is { } v && IsOptions(v.GetType()))
-                    {
-                        ValidateInto(v, $"{childPath}:{entry.Key}", problems, depth + 1);
-                    }
-                }
-            }
-            else if (value is IEnumerable list and not string)
-            {
-                var i = 0;
-                foreach (var item in list)
-                {
-                    if (item is not null && IsOptions(item.GetType()))
-                    {
-                        ValidateInto(item, $"{childPath}:{i}", problems, depth + 1);
-                    }
-
-                    i++;
-                }
-            }
-            else if (value is not null && IsOptions(value.GetType()))
-            {
-                ValidateInto(value, childPath, problems, depth + 1);
-            }
-        }
-    }
-
-    private static bool IsOptions(Type type) => type.IsClass && type.Assembly == typeof(ConfigSchema).Assembly;
 
     private static bool IsScalar(Type type) =>
         type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(TimeSpan) ||

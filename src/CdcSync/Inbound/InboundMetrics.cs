@@ -15,5 +15,5 @@ internal static class InboundMetrics
         "cdcsync_inbound_records_total", "Records read from a system and written to the hub's staging tables.", "connector");
 
     public static readonly Gauge InboundLagSeconds = Metrics.CreateGauge(
-        "cdcsync_inbound_lag_seconds", "Seconds since a poll last read a system up to its newest change (0 right after one;
+        "cdcsync_inbound_lag_seconds", "Seconds since a poll last read a system up to its newest change (0 right after one; grows while polls fail or a backlog is read).", "connector");
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using CdcSync.Configuration;
 
 namespace CdcSync.Inbound;
 
@@ -16,11 +17,11 @@ public sealed class InboundOptions
     /// visible late (a transaction committed after a later one was read, a second-precision stamp)
     /// is still read; what was already applied (record id + stamp + content) is dropped. Default 5 s.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ErrorMessage = "Inbound:OverlapWindow must be between 00:00:00 and 01:00:00.")]
+    [DurationRange("0", "1h")]
     public TimeSpan OverlapWindow { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>While polls come back empty the interval doubles from Hub:InboundPollInterval up to this; any change read resets it. Default 1 minute.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "1.00:00:00", ErrorMessage = "Inbound:MaxIdleInterval must be between 1 ms and 1 day.")]
+    [DurationRange("1ms", "1d")]
     public TimeSpan MaxIdleInterval { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
@@ -28,7 +29,7 @@ public sealed class InboundOptions
     /// DailyApiRequests) an idle worker may spend on polling: idle polls are spaced so that a day of
     /// them costs at most this share. 0.0001..1, default 0.05 (5 %).
     /// </summary>
-    [Range(0.0001, 1.0, ErrorMessage = "Inbound:IdleApiShare must be between 0.0001 and 1.")]
+    [Range(0.0001, 1.0)]
     public double IdleApiShare { get; set; } = 0.05;
 
     /// <summary>

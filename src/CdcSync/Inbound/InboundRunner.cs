@@ -1,3 +1,4 @@
+using Npgsql;
 using CdcSync.Configuration;
 using Microsoft.Extensions.Logging;
 

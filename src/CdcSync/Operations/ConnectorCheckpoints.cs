@@ -28,7 +28,7 @@ public static class ConnectorCheckpoints
         NpgsqlLogSequenceNumber previous;
         if (Connectors.ConnectorRegistry.Default.Find(section["Type"]) is { CheckpointInTarget: true })
         {
-            var target = ConnectorFactory.BindValidated<PostgresConnectorOptions>(section, $"Connectors:{connector}");
+            var target = ConnectorFactory.BindValidated(section, $"Connectors:{connector}", new PostgresConnectorOptionsValidator());
             await using var conn = await HubConnection.OpenAsync(target.ConnectionString, $"Connectors:{connector}:ConnectionString", cancellationToken);
             var table = $"{HubSql.Quote(target.CheckpointSchema)}.checkpoints";
             var exists = await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass(@table) IS NOT NULL", new { table }, cancellationToken: cancellationToken));

@@ -31,8 +31,6 @@ public static class PipelineMetrics
     public static readonly Gauge BuildInfo = Metrics.CreateGauge(
         "cdcsync_build_info", "Always 1; the labels say which CdcSync build this worker runs.", "version");
 
- grows while polls fail or a backlog is read).", "connector");
-
     public static readonly Gauge ApiCallsUsed = Metrics.CreateGauge(
         "cdcsync_api_calls_used", "API calls counted against the system's daily allowance, as the system last reported (Salesforce: Sforce-Limit-Info).", "connector");
 

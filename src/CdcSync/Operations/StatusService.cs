@@ -177,7 +177,7 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
             return null;
         }
 
-        var target = ConnectorFactory.BindValidated<PostgresConnectorOptions>(section, $"Connectors:{connector}");
+        var target = ConnectorFactory.BindValidated(section, $"Connectors:{connector}", new PostgresConnectorOptionsValidator());
         try
         {
             await using var conn = await HubConnection.OpenAsync(target.ConnectionString, $"Connectors:{connector}:ConnectionString", cancellationToken);

@@ -63,7 +63,7 @@ public sealed class DurationTests
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
 
         var options = ConfigLoader.Bind(configuration);
-        var netsuite = ConnectorFactory.BindValidated<NetSuiteOptions>(options.Connectors["ns"], "Connectors:ns");
+        var netsuite = ConnectorFactory.BindValidated(options.Connectors["ns"], "Connectors:ns", new NetSuiteOptionsValidator());
 
         Assert.Equal(TimeSpan.FromSeconds(10), options.Hub.HeartbeatInterval);
         Assert.Equal(TimeSpan.FromMilliseconds(2), options.Hub.CommitLinger);

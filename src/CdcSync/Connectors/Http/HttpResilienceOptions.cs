@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using CdcSync.Configuration;
 
 namespace CdcSync.Connectors.Http;
 
@@ -13,19 +14,19 @@ public sealed class HttpResilienceOptions
     public int MaxRetryAttempts { get; set; } = 6;
 
     /// <summary>First retry delay; doubled per attempt, with jitter. Default 500 ms.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [DurationRange("0", "1h")]
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Cap on one computed retry delay. Default 30 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [DurationRange("0", "1h")]
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Cap on a delay the server asks for with <c>Retry-After</c>. Default 5 min.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [DurationRange("0", "1h")]
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Timeout of one attempt (the HttpClient's own timeout should be infinite). Default 100 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00")]
+    [DurationRange("1ms", "1h")]
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(100);
 
     /// <summary>Share of failed attempts in the sampling window that opens the circuit. Default 0.5.</summary>
@@ -37,11 +38,11 @@ public sealed class HttpResilienceOptions
     public int CircuitBreakerMinimumThroughput { get; set; } = 10;
 
     /// <summary>Window over which the failure ratio is measured. Default 30 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.5", "1.00:00:00")]
+    [DurationRange("500ms", "1d")]
     public TimeSpan CircuitBreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long the circuit stays open before one trial request. Default 15 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.5", "1.00:00:00")]
+    [DurationRange("500ms", "1d")]
     public TimeSpan CircuitBreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Requests per second the connector stays under; 0 = no rate limit (only the adaptive pause). Default 0.</summary>
@@ -53,7 +54,7 @@ public sealed class HttpResilienceOptions
     public int MaxConcurrency { get; set; }
 
     /// <summary>Pause all requests for this long after a throttling response without <c>Retry-After</c>. Default 1 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [DurationRange("0", "1h")]
     public TimeSpan ThrottlePause { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>A copy to adjust per connector without touching the bound configuration.</summary>

@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using System.Collections.Concurrent;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
@@ -31,16 +32,11 @@ internal static class NetSuiteConnectorType
     private static (NetSuiteOptions Options, NetSuiteClient Client) ClientFor(ConnectorContext context) =>
         Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
         {
-            var options = ConnectorFactory.BindValidated<NetSuiteOptions>(context.Section, context.Path);
-            Configuration.ConfigLoader.Validate(options.Inbound, $"{context.Path}:Inbound");
+            // Its records, their lookups, Inbound and Resilience are validated with it.
+            var options = ConnectorFactory.BindValidated(context.Section, context.Path, new NetSuiteOptionsValidator());
             if (options.Records.Count == 0)
             {
                 throw new OperatorException($"Config key {context.Path}:Records is empty; list the record types to sync, e.g. [{{\"RecordType\": \"customer\", \"Table\": \"ns_customers\"}}] (see examples/salesforce-netsuite.json).");
-            }
-
-            for (var i = 0; i < options.Records.Count; i++)
-            {
-                Configuration.ConfigLoader.Validate(options.Records[i], $"{context.Path}:Records:{i}");
             }
 
             return (options, new NetSuiteClient(context.Name, options, context.Http.CreateClient(ConnectorHttpClients.NetSuite), TimeProvider.System, context.Loggers.CreateLogger<NetSuiteClient>()));

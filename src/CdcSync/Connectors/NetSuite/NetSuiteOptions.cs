@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using CdcSync.Connectors.Http;
 using CdcSync.Inbound;
+using Microsoft.Extensions.Options;
 
 namespace CdcSync.Connectors.NetSuite;
 
@@ -47,15 +48,18 @@ public sealed class NetSuiteOptions
     /// come from the account's metadata catalog, or from the record's config where the catalog is
     /// not available.
     /// </summary>
+    [ValidateEnumeratedItems]
     public List<NetSuiteRecordOptions> Records { get; set; } = [];
 
     /// <summary>Inbound: read SuiteQL's <c>deletedrecord</c> table so records deleted in NetSuite leave the hub too. Default true.</summary>
     public bool DetectDeletes { get; set; } = true;
 
     /// <summary>Inbound polling: enabled, overlap window, idle backoff.</summary>
+    [ValidateObjectMembers]
     public InboundOptions Inbound { get; set; } = new();
 
     /// <summary>Retry, circuit breaker and rate limits; its MaxConcurrency is set from <see cref="ConcurrencyLimit"/>.</summary>
+    [ValidateObjectMembers]
     public HttpResilienceOptions Resilience { get; set; } = new();
 
     public Uri EffectiveBaseUrl => BaseUrl ?? new Uri($"https://{AccountId.ToLowerInvariant().Replace('_', '-')}.suitetalk.api.netsuite.com/");
@@ -68,7 +72,7 @@ public sealed class NetSuiteRecordOptions
 {
     /// <summary>Record type as the REST record service and SuiteQL name it, e.g. <c>customer</c>, <c>opportunity</c>.</summary>
     [Required]
-    [RegularExpression("^[a-z][a-z0-9_]*$", ErrorMessage = "RecordType must be a NetSuite record type id in lower case, e.g. customer.")]
+    [RegularExpression("^[a-z][a-z0-9_]*$", ErrorMessage = "{0} must be a NetSuite record type id in lower case, e.g. customer.")]
     public string RecordType { get; set; } = string.Empty;
 
     /// <summary>Hub staging table, e.g. <c>ns_customers</c>.</summary>
@@ -117,6 +121,7 @@ public sealed class NetSuiteRecordOptions
     /// opportunity's entity while NetSuite is still creating its customer). Their hub key columns
     /// are kept in the hub only.
     /// </summary>
+    [ValidateEnumeratedItems]
     public List<NetSuiteLookupOptions> Lookups { get; set; } = [];
 }
 

@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using Microsoft.Extensions.Logging;
 
 namespace CdcSync.Connectors.Postgres;
@@ -10,7 +11,7 @@ internal static class PostgresConnectorType
         typeof(PostgresConnectorOptions),
         context => new PostgresOutboundConnector(
             context.Name,
-            ConnectorFactory.BindValidated<PostgresConnectorOptions>(context.Section, context.Path),
+            ConnectorFactory.BindValidated(context.Section, context.Path, new PostgresConnectorOptionsValidator()),
             context.Loggers.CreateLogger($"CdcSync.Connectors.{context.Name}"),
             context.Gateway))
     {

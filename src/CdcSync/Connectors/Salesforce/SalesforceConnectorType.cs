@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using System.Collections.Concurrent;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
@@ -23,17 +24,12 @@ internal static class SalesforceConnectorType
     private static SalesforceClient ClientFor(ConnectorContext context) =>
         Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
         {
-            var options = ConnectorFactory.BindValidated<SalesforceOptions>(context.Section, context.Path);
+            // Its objects, their lookups, Inbound and Resilience are validated with it.
+            var options = ConnectorFactory.BindValidated(context.Section, context.Path, new SalesforceOptionsValidator());
             options.Name = context.Name;
-            Configuration.ConfigLoader.Validate(options.Inbound, $"{context.Path}:Inbound");
             if (options.Objects.Count == 0)
             {
                 throw new OperatorException($"Config key {context.Path}:Objects is empty; list the sObjects to sync, e.g. [{{\"SObject\": \"Account\", \"Table\": \"sf_accounts\"}}] (see examples/salesforce-netsuite.json).");
-            }
-
-            for (var i = 0; i < options.Objects.Count; i++)
-            {
-                Configuration.ConfigLoader.Validate(options.Objects[i], $"{context.Path}:Objects:{i}");
             }
 
             return new SalesforceClient(options, context.Http.CreateClient(ConnectorHttpClients.Salesforce), context.Loggers.CreateLogger<SalesforceClient>());

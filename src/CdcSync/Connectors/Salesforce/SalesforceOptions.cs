@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using CdcSync.Connectors.Http;
 using CdcSync.Inbound;
+using Microsoft.Extensions.Options;
 
 namespace CdcSync.Connectors.Salesforce;
 
@@ -61,15 +62,18 @@ public sealed class SalesforceOptions
     /// come from the org's describe (or <see cref="SalesforceObjectOptions.FieldNames"/> and
     /// <see cref="SalesforceObjectOptions.ReadOnlyColumns"/> where describe is not available).
     /// </summary>
+    [ValidateEnumeratedItems]
     public List<SalesforceObjectOptions> Objects { get; set; } = [];
 
     /// <summary>
     /// Retry, circuit breaker and rate limit. Salesforce allows 25 concurrent long requests and a
     /// daily request quota per org; <c>REQUEST_LIMIT_EXCEEDED</c> counts as throttling.
     /// </summary>
+    [ValidateObjectMembers]
     public HttpResilienceOptions Resilience { get; set; } = new() { PermitsPerSecond = 20 };
 
     /// <summary>Inbound polling: enabled, overlap window, idle backoff and API share.</summary>
+    [ValidateObjectMembers]
     public InboundOptions Inbound { get; set; } = new();
 
     public Uri TokenUrl => new(LoginUrl ?? throw new InvalidOperationException("Salesforce:LoginUrl is not set."), "services/oauth2/token");
@@ -126,6 +130,7 @@ public sealed class SalesforceObjectOptions
     public List<string> HubOnlyColumns { get; set; } = [];
 
     /// <summary>Lookups resolved from the hub when the row has no parent Id yet (e.g. a Contact's AccountId).</summary>
+    [ValidateEnumeratedItems]
     public List<SalesforceLookupOptions> Lookups { get; set; } = [];
 
     public bool Inbound { get; set; } = true;

@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using CdcSync.Connectors.Http;
 using Microsoft.Extensions.Logging;
 
@@ -11,7 +12,7 @@ internal static class WebhookConnectorType
         typeof(WebhookOptions),
         context => new WebhookOutboundConnector(
             context.Name,
-            ConnectorFactory.BindValidated<WebhookOptions>(context.Section, context.Path),
+            ConnectorFactory.BindValidated(context.Section, context.Path, new WebhookOptionsValidator()),
             context.Gateway,
             context.Http.CreateClient(ConnectorHttpClients.Webhook),
             context.Loggers.CreateLogger<WebhookOutboundConnector>(),

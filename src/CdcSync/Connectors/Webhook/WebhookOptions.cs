@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using CdcSync.Connectors.Http;
+using Microsoft.Extensions.Options;
 
 namespace CdcSync.Connectors.Webhook;
 
@@ -19,6 +20,7 @@ public sealed class WebhookOptions
     [Range(1, 100_000)]
     public int MaxBatchSize { get; set; } = 500;
 
+    [ValidateObjectMembers]
     public HttpResilienceOptions Resilience { get; set; } = new();
 
     public override string ToString() => $"webhook {Url}";

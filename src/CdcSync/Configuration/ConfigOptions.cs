@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace CdcSync.Configuration;
+
+/// <summary>
+/// The config's options classes, bound and validated the standard way: in the worker's host with
+/// <c>AddOptions&lt;T&gt;().Bind(section).ValidateOnStart()</c>, each connector as named options of
+/// its Type's class; in `check` and the other verbs, which build no host, through the same
+/// generated validators called directly. Either way the rules are the classes' DataAnnotations and
+/// a failure is one line naming its config key (<see cref="ConfigKeyValidator{TOptions}"/>).
+/// </summary>
+public static class ConfigOptions
+{
+    /// <summary>
+    /// Registers the config in a host: Hub, Logging, every connector whose Type is known (named
+    /// after it), all validated when the host starts, so a bad value stops the start with an
+    /// <see cref="OptionsValidationException"/> (<see cref="ConfigLoader.Explain"/> makes it one
+    /// line); and the <see cref="CdcSyncOptions"/> the worker takes, built from those options.
+    /// </summary>
+    public static IServiceCollection AddCdcSyncOptions(this IServiceCollection services, IConfiguration configuration)
+    {
+        Duration.UseForConfiguration();
+        services.AddOptions<HubOptions>()
+            .Bind(configuration.GetSection("Hub"))
+            // A connection string that does not parse is left as it is and reported by ConfigLoader.BindAll, which names the problem better than a validator could.
+            .PostConfigure(hub => _ = ConfigLoader.PrepareHubConnection(hub))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
+        services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
+
+        var connectors = new Dictionary<string, IConfigurationSection>();
+        foreach (var connector in configuration.GetSection("Connectors").GetChildren())
+        {
+            connectors[connector.Key] = connector;
+            if (connector["Type"] is { } type && ConnectorKind.All.TryGetValue(type, out var kind))
+            {
+                kind.Register(services, connector);
+            }
+        }
+
+        services.AddSingleton(sp => new CdcSyncOptions
+        {
+            Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
+            Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
+            Routes = ConfigLoader.ReadRoutes(configuration),
+            Connectors = connectors,
+        });
+        return services;
+    }
+
+    /// <summary>
+    /// New options bound from a section and validated, every problem added: a value that does
+    /// not convert is named with the forms it takes and keeps its default (<see cref="ConfigSchema.TryBind"/>),
+    /// so the rest is still bound and checked.
+    /// </summary>
+    /// <param name="path">The section's config path, which the problems name (<c>Hub</c>, <c>Connectors:crm</c>).</param>
+    /// <param name="validator">The class's generated validator; null for a class without rules.</param>
+    internal static T Bind<T>(IConfigurationSection section, string path, IValidateOptions<T>? validator, List<string> problems)
+        where T : class, new()
+    {
+        var options = new T();
+        ConfigSchema.TryBind(section, options, problems);
+        if (validator is not null && new ConfigKeyValidator<T>(validator, _ => path).Validate(path, options) is { Failed: true } result)
+        {
+            problems.AddRange(result.Failures ?? []);
+        }
+
+        return options;
+    }
+}
