@@ -21,8 +21,10 @@ namespace CdcSync.Hub;
 /// is one round trip too: setting the origin up, the statements, <c>COMMIT</c> and the reset travel as
 /// one batch, and the commit record carries the origin.
 /// </remarks>
-public sealed class HubGateway(NpgsqlDataSource hub)
+public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
     private static readonly Counter RoundTripsCounter = Metrics.CreateCounter(
         "cdcsync_hub_round_trips_total",
         "Round trips connectors made to the hub, by connector and call (types, lookups, precondition, decide, apply, checkpoint, fetch).",
@@ -353,7 +355,7 @@ public sealed class HubGateway(NpgsqlDataSource hub)
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
             {
                 // Another process's session holds the origin for a moment.
-                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), _time, cancellationToken);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {

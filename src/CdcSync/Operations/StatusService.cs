@@ -50,8 +50,10 @@ public sealed record StatusThresholds(TimeSpan MaxLag, long MaxLagBytes);
 /// position the worker reported, so it counts all WAL written since — an upper bound that rises
 /// while changes wait, which is what an alert wants.
 /// </summary>
-public sealed class StatusService(string hubConnectionString, CdcSyncOptions? options)
+public sealed class StatusService(string hubConnectionString, CdcSyncOptions? options, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
     private static readonly TimeSpan Stale = Worker.StatusRefresh * 5;
 
     public async Task<HubStatus> GetAsync(StatusThresholds thresholds, CancellationToken cancellationToken)
@@ -104,7 +106,7 @@ public sealed class StatusService(string hubConnectionString, CdcSyncOptions? op
                 var caughtUp = Parse(row.CaughtUpTo);
                 var position = caughtUp is { } c && (checkpoint is null || c > checkpoint.Value) ? c : checkpoint ?? default;
                 lagBytes = position == default ? 0 : Math.Max(0, (long)((ulong)walLsn - Math.Min((ulong)walLsn, (ulong)position)));
-                var since = row.StatusAge ?? (row.CheckpointAt is { } at ? (DateTime.UtcNow - at.ToUniversalTime()).TotalSeconds : 0);
+                var since = row.StatusAge ?? (row.CheckpointAt is { } at ? (_time.GetUtcNow().UtcDateTime - at.ToUniversalTime()).TotalSeconds : 0);
                 lagSeconds = lagBytes == 0 ? 0 : Math.Max(row.LagSeconds ?? 0, since);
             }
 

@@ -27,6 +27,7 @@ internal sealed class ConnectorWriter
     private long _delivered;
     private long _committed;
     private long _lastCommitTicks;
+    private readonly TimeProvider _time;
     private long _bytesInFlight;
     private readonly long _maxBytesInFlight;
     private readonly TimeSpan _commitLinger;
@@ -40,8 +41,9 @@ internal sealed class ConnectorWriter
     // lag in seconds ("commit time of the oldest unapplied change"). Bounded by the channel.
     private readonly ConcurrentQueue<(NpgsqlLogSequenceNumber Lsn, DateTime CommitTimeUtc)> _pending = new();
 
-    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20, TimeSpan? commitLinger = null, TimeSpan? maxCommitDelay = null)
+    public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20, TimeSpan? commitLinger = null, TimeSpan? maxCommitDelay = null, TimeProvider? timeProvider = null)
     {
+        _time = timeProvider ?? TimeProvider.System;
         _commitLinger = commitLinger ?? TimeSpan.FromMilliseconds(2);
         _maxCommitDelay = maxCommitDelay ?? TimeSpan.FromMilliseconds(50);
         _maxBytesInFlight = maxBytesInFlight;
@@ -240,7 +242,7 @@ internal sealed class ConnectorWriter
                         // At a transaction boundary with nothing queued. In a backlog the next
                         // transaction is a moment away, so linger briefly and keep batching; commit
                         // when none comes or the batch has waited long enough (latency bound).
-                        if (Stopwatch.GetElapsedTime(batchStarted) >= _maxCommitDelay || !await WaitForMoreAsync(reader, _commitLinger, cancellationToken))
+                        if (_time.GetElapsedTime(batchStarted) >= _maxCommitDelay || !await WaitForMoreAsync(reader, _commitLinger, cancellationToken))
                         {
                             checkpoint = await CommitAsync(chunk, lastComplete, batchChanges, cancellationToken);
                             Release(chunkBytes);
@@ -273,7 +275,7 @@ internal sealed class ConnectorWriter
 
                         if (batchChanges == 0)
                         {
-                            batchStarted = Stopwatch.GetTimestamp();
+                            batchStarted = _time.GetTimestamp();
                         }
 
                         inTransaction = true;
@@ -305,7 +307,7 @@ internal sealed class ConnectorWriter
                 lastComplete = transaction;
                 Resync.NoteInBatch(transaction);
 
-                if (batchChanges >= _maxBatchChanges || Stopwatch.GetElapsedTime(batchStarted) >= _maxCommitDelay)
+                if (batchChanges >= _maxBatchChanges || _time.GetElapsedTime(batchStarted) >= _maxCommitDelay)
                 {
                     checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
                     Release(chunkBytes);
@@ -332,10 +334,10 @@ internal sealed class ConnectorWriter
         }
     }
 
-    private static async Task<bool> WaitForMoreAsync(ChannelReader<object> reader, TimeSpan linger, CancellationToken cancellationToken)
+    private async Task<bool> WaitForMoreAsync(ChannelReader<object> reader, TimeSpan linger, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(linger);
+        using var timer = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), timeout, linger, Timeout.InfiniteTimeSpan);
         try
         {
             return await reader.WaitToReadAsync(timeout.Token);
@@ -348,7 +350,7 @@ internal sealed class ConnectorWriter
 
     private async Task<NpgsqlLogSequenceNumber> CommitAsync(List<ChangeEvent> chunk, TransactionInfo transaction, int batchChanges, CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
+        var started = _time.GetTimestamp();
         if (chunk.Count > 0)
         {
             await Connector.WriteAsync(chunk, cancellationToken);
@@ -365,11 +367,11 @@ internal sealed class ConnectorWriter
             _pending.TryDequeue(out _);
         }
 
-        Interlocked.Exchange(ref _lastCommitTicks, DateTime.UtcNow.Ticks);
+        Interlocked.Exchange(ref _lastCommitTicks, _time.GetUtcNow().UtcTicks);
         LastCommittedTransactionTimeUtc = transaction.CommitTimeUtc;
         ChangesApplied += batchChanges;
         _applied.Inc(batchChanges);
-        _batchDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        _batchDuration.Observe(_time.GetElapsedTime(started).TotalSeconds);
         _logger.LogDebug("Connector {Connector} committed {Count} changes up to {Lsn}", Name, batchChanges, checkpoint);
         return checkpoint;
     }

@@ -203,7 +203,7 @@ public sealed class PipelineRunner(
         var connectors = new Dictionary<string, ConnectorWriter>(StringComparer.Ordinal);
         foreach (var name in routes.Values.SelectMany(v => v).Distinct(StringComparer.Ordinal))
         {
-            connectors[name] = new ConnectorWriter(connectorFactory(name), loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub.ChannelCapacity, hub.ChunkSize, hub.MaxBatchChanges, hub.MaxMegabytesInFlight * 1024L * 1024L, hub.CommitLinger, hub.MaxCommitDelay);
+            connectors[name] = new ConnectorWriter(connectorFactory(name), loggers.CreateLogger($"CdcSync.Connectors.{name}"), hub.ChannelCapacity, hub.ChunkSize, hub.MaxBatchChanges, hub.MaxMegabytesInFlight * 1024L * 1024L, hub.CommitLinger, hub.MaxCommitDelay, _time);
         }
 
         _writers = connectors.Values.ToList();

@@ -133,7 +133,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                 active.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
                 if (await active.ExecuteScalarAsync() is true)
                 {
-                    await Task.Delay(100);
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), timeProvider ?? TimeProvider.System, CancellationToken.None);
                     continue;
                 }
 
