@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using CdcSync.Configuration;
-using CdcSync.Hub;
 using CdcSync.Operations;
 using Microsoft.Extensions.Logging.Abstractions;
 using NpgsqlTypes;

@@ -83,7 +83,7 @@ public sealed class AuditService(NpgsqlDataSource hub)
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidDatetimeFormat)
         {
-            throw new Hub.OperatorException($"audit retention '{retention}' is not a PostgreSQL interval; write it like '90 days' or '12 hours'.");
+            throw new OperatorException($"audit retention '{retention}' is not a PostgreSQL interval; write it like '90 days' or '12 hours'.");
         }
     }
 

@@ -147,7 +147,7 @@ public static partial class ConfigLoader
         {
             if (!File.Exists(path))
             {
-                throw new Hub.OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
+                throw new OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
             }
 
             CheckJson(path);
@@ -162,11 +162,11 @@ public static partial class ConfigLoader
         }
         catch (InvalidDataException e)
         {
-            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.InnerException?.Message ?? e.Message}); fix it and start again.");
+            throw new OperatorException($"Config file {path} is not valid JSON ({e.InnerException?.Message ?? e.Message}); fix it and start again.");
         }
         catch (FormatException e)
         {
-            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.Message}); fix it and start again.");
+            throw new OperatorException($"Config file {path} is not valid JSON ({e.Message}); fix it and start again.");
         }
 
         var expanded = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
@@ -174,13 +174,13 @@ public static partial class ConfigLoader
         {
             expanded[key] = value is null ? null : Variable().Replace(value, m =>
                 Environment.GetEnvironmentVariable(m.Groups["name"].Value)
-                ?? throw new Hub.OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
+                ?? throw new OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
         }
 
         if (!expanded.ContainsKey("Hub:ConnectionString"))
         {
             expanded["Hub:ConnectionString"] = Environment.GetEnvironmentVariable("CDCSYNC_DB")
-                ?? throw new Hub.OperatorException("Hub:ConnectionString is not set in the config and CDCSYNC_DB is not set; set one of them.");
+                ?? throw new OperatorException("Hub:ConnectionString is not set in the config and CDCSYNC_DB is not set; set one of them.");
         }
 
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
@@ -200,7 +200,7 @@ public static partial class ConfigLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new Hub.OperatorException($"config {path}: cannot read it ({e.Message}); check the path and its permissions.");
+            throw new OperatorException($"config {path}: cannot read it ({e.Message}); check the path and its permissions.");
         }
 
         // A byte order mark is fine for the provider, which reads a stream; the span parser would stop at it.
@@ -219,7 +219,7 @@ public static partial class ConfigLoader
             var column = Column(bytes, line, (int)(e.BytePositionInLine ?? 0));
             // System.Text.Json appends its own zero-based position to the message; ours replaces it.
             var what = JsonPosition().Replace(e.Message, string.Empty).TrimEnd('.', ' ');
-            throw new Hub.OperatorException($"config {path}: invalid JSON at line {line + 1}, column {column}: {what}; fix the file.");
+            throw new OperatorException($"config {path}: invalid JSON at line {line + 1}, column {column}: {what}; fix the file.");
         }
     }
 
@@ -319,7 +319,7 @@ public static partial class ConfigLoader
     /// is something else. The failures are config-key lines already (ConfigKeyValidator); a host
     /// with several invalid options throws them as one AggregateException.
     /// </summary>
-    public static Hub.OperatorException? Explain(Exception exception)
+    public static OperatorException? Explain(Exception exception)
     {
         var failures = exception switch
         {
@@ -366,13 +366,13 @@ public static partial class ConfigLoader
             hub.ConnectionString = Hub.HubConnection.WithShortIdleLifetime(hub.ConnectionString);
             return null;
         }
-        catch (Hub.OperatorException e)
+        catch (OperatorException e)
         {
             return e.Message;
         }
     }
 
-    private static Hub.OperatorException Error(List<string> problems) => new(problems.Count == 1
+    private static OperatorException Error(List<string> problems) => new(problems.Count == 1
         ? problems[0]
         : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
 }

@@ -1,5 +1,4 @@
 using CdcSync.Configuration;
-using CdcSync.Hub;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 

@@ -1,6 +1,5 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using Dapper;

@@ -87,7 +87,7 @@ public sealed class ReplicationReader : IAsyncDisposable
     {
         if (_options.Publication.Contains('\'', StringComparison.Ordinal))
         {
-            throw new Hub.OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
+            throw new OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
         }
 
         _connection = new LogicalReplicationConnection(PinOutputSettings(_options.ConnectionString, SessionName));

@@ -159,7 +159,7 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
-            throw new Hub.OperatorException(
+            throw new OperatorException(
                 $"The hub user {conn.UserName} may not create schemas in database {conn.Database} ({e.MessageText}); run GRANT CREATE ON DATABASE {Hub.HubSql.Quote(conn.Database ?? string.Empty)} TO {Hub.HubSql.Quote(conn.UserName ?? string.Empty)}; or migrate as the database owner.", e);
         }
     }

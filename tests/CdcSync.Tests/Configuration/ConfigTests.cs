@@ -1,5 +1,4 @@
 using CdcSync.Configuration;
-using CdcSync.Hub;
 using CdcSync.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 

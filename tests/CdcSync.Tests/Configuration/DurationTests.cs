@@ -3,7 +3,6 @@ using CdcSync.Cli.Commands;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Connectors.NetSuite;
-using CdcSync.Hub;
 using Microsoft.Extensions.Configuration;
 
 namespace CdcSync.Tests.Configuration;

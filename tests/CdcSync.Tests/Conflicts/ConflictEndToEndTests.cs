@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Conflicts;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;

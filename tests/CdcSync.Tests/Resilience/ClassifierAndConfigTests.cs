@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using CdcSync.Configuration;
-using CdcSync.Hub;
 using CdcSync.Resilience;
 using CdcSync.Tests.Infrastructure;
 using CdcSync.Tests.Pipeline;

@@ -1,7 +1,6 @@
 using CdcSync.Configuration;
 using System.Collections.Concurrent;
 using CdcSync.Connectors.Http;
-using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 
 namespace CdcSync.Connectors.Salesforce;
