@@ -11,8 +11,7 @@ public static class ReplicationOrigins
     public const string Prefix = "cdcsync:";
 
     /// <summary>Every origin function the worker calls; the README's grants and the error below list the same set.</summary>
-    public const string GrantAdvice =
-        "grant them with GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser";
+    public const string GrantAdvice = Resilience.FailureClassifier.ReplicationOriginGrantAdvice;
 
     /// <summary>
     /// The origin of <paramref name="connector"/>'s writes into the hub database <paramref name="database"/>:

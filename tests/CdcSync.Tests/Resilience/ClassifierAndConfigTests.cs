@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using CdcSync.Configuration;
+using CdcSync.Connectors.Http;
 using CdcSync.Resilience;
 using CdcSync.Tests.Infrastructure;
 using CdcSync.Tests.Pipeline;
@@ -39,8 +40,8 @@ public sealed class ClassifierAndConfigTests
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new AggregateException(new TimeoutException())));
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new OperatorException("Cannot reach PostgreSQL", null, transient: true)));
         Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(new OperatorException("Config key X is wrong")));
-        Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.Throttled));
-        Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.None));
+        Assert.Equal(FailureKind.Transient, CdcSync.Connectors.Http.HttpFailureKind.Throttled.ToFailureKind());
+        Assert.Equal(FailureKind.Permanent, CdcSync.Connectors.Http.HttpFailureKind.None.ToFailureKind());
     }
 
     [Fact]

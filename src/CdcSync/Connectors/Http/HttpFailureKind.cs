@@ -1,3 +1,5 @@
+using CdcSync.Resilience;
+
 namespace CdcSync.Connectors.Http;
 
 /// <summary>How the resilience pipeline treats a response.</summary>
@@ -15,3 +17,10 @@ public enum HttpFailureKind
 
 /// <summary>Classifies a response; may read (buffered) content, e.g. to find Salesforce's error code.</summary>
 public delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
+
+public static class HttpFailureKinds
+{
+    /// <summary>HTTP connectors classify responses themselves; a response nobody retries is the caller's to handle.</summary>
+    public static FailureKind ToFailureKind(this HttpFailureKind kind) =>
+        kind == HttpFailureKind.None ? FailureKind.Permanent : FailureKind.Transient;
+}
