@@ -632,13 +632,13 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
 
         var ids = await _hub.ParentIdsAsync(
             Name,
-            wanted.Select(w => (w.Lookup, (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
+            wanted.Select(w => (w.Lookup.Parent(), (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
             cancellationToken);
         foreach (var (lookup, field, missing) in wanted)
         {
             foreach (var write in missing)
             {
-                if (ids[lookup].TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
+                if (ids[lookup.Parent()].TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
                 {
                     write.Record![field] = parentId;
                 }
