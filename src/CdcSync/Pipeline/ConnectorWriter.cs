@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using CdcSync.Connectors;
-using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;

@@ -161,7 +161,7 @@ public sealed class PipelineRunner(
                 }
 
                 Restarts++;
-                Operations.PipelineMetrics.Restarts.Inc();
+                PipelineMetrics.Restarts.Inc();
                 Health = PipelineHealth.Restarting;
                 Stage = "restarting after: " + description;
                 // A server that went away leaves dead connections in the pools; without this the

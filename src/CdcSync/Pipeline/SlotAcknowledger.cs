@@ -1,7 +1,6 @@
 
 using CdcSync.Configuration;
 using CdcSync.Hub;
-using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Npgsql;

@@ -1,6 +1,6 @@
 using Prometheus;
 
-namespace CdcSync.Operations;
+namespace CdcSync.Pipeline;
 
 /// <summary>
 /// The worker's Prometheus metrics (served on Hub:MetricsUrl /metrics). Counters are bumped where

@@ -1,6 +1,6 @@
 using NpgsqlTypes;
 
-namespace CdcSync.Operations;
+namespace CdcSync.Pipeline;
 
 /// <summary>
 /// Keeps WAL behind the applied position so `cdcsync replay` has something to re-read: the slot is
