@@ -222,7 +222,7 @@ public sealed class PipelineRunner(
 
             await using var acknowledger = new SlotAcknowledger(hub, _writers, _logger, hubSource: _givenHub);
             acknowledger.Acknowledged += lsn => Acknowledged?.Invoke(lsn);
-            _router = new Router(routes.ToDictionary(r => r.Key, r => r.Value.Select(n => connectors[n]).ToArray()), ReplicationOrigins.DatabaseOf(options.Hub.ConnectionString));
+            _router = new Router(routes.ToDictionary(r => r.Key, r => r.Value.Select(n => connectors[n]).ToArray<IRouteTarget>()), ReplicationOrigins.DatabaseOf(options.Hub.ConnectionString));
             await using var reader = new ReplicationReader(
                 new ReaderOptions(hub.ConnectionString, hub.Slot, hub.Publication, hub.Binary, hub.Streaming),
                 loggers.CreateLogger<ReplicationReader>());
