@@ -5,7 +5,6 @@ using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Pipeline;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using CdcSync.Configuration;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using CdcSync.Schema;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;

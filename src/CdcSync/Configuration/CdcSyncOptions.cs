@@ -292,7 +292,7 @@ public static partial class ConfigLoader
         {
             try
             {
-                Routing.TableName.Parse(table);
+                Replication.TableName.Parse(table);
             }
             catch (FormatException e)
             {

@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using CdcSync.Connectors.Postgres;
 using CdcSync.Hub;
+using CdcSync.Replication;
 using CdcSync.Resilience;
-using CdcSync.Routing;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using CdcSync.Configuration;
 using CdcSync.Hub;
-using CdcSync.Routing;
+using CdcSync.Replication;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;

@@ -3,7 +3,6 @@ using CdcSync.Configuration;
 using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;

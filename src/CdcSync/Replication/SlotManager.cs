@@ -1,5 +1,4 @@
 using CdcSync.Hub;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using CdcSync.Hub;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace CdcSync.Routing;
+namespace CdcSync.Replication;
 
 /// <summary>
 /// A table as written in config: <c>name</c>, <c>schema.name</c>, or with double quotes when a
