@@ -1,6 +1,4 @@
 using CdcSync.Configuration;
-using CdcSync.Connectors;
-using CdcSync.Connectors.Http;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 

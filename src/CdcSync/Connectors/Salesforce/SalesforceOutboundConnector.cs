@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
