@@ -46,7 +46,7 @@ internal static class Children
     public static async Task<int> PipelineAsync(string[] args)
     {
         var watch = Stopwatch.StartNew();
-        var options = ConfigLoader.Bind(ConfigLoader.Build(args[0]));
+        var options = ConnectorConfig.Bind(ConfigLoader.Build(args[0]));
         var target = args[1];
         using var loggers = LoggerFactory.Create(b => b
             .SetMinimumLevel(LogLevel.Warning)

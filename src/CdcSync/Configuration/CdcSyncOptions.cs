@@ -114,8 +114,8 @@ public sealed partial class HubOptions : IValidatableObject
 
 /// <summary>
 /// Root of the config file. Each property is a top-level section: the unknown-key check knows the
-/// sections from here (ConfigSchema.Sections); ConfigLoader.BindAll and
-/// ConfigOptions.AddCdcSyncOptions bind each and run its generated validator.
+/// sections from here (ConfigSchema.Sections); ConnectorConfig.BindAll and
+/// ConnectorConfig.AddCdcSyncOptions bind each and run its generated validator.
 /// </summary>
 public sealed class CdcSyncOptions
 {
@@ -130,7 +130,7 @@ public sealed class CdcSyncOptions
     public Dictionary<string, IConfigurationSection> Connectors { get; set; } = [];
 }
 
-/// <summary>Loads and validates a config file; every problem names its key.</summary>
+/// <summary>Loads a config file and validates the sections that are not connectors; every problem names its key.</summary>
 public static partial class ConfigLoader
 {
     [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]
@@ -240,25 +240,15 @@ public static partial class ConfigLoader
     [GeneratedRegex(@"\s*(Path: \S*\s*\|\s*)?LineNumber: \d+ \| BytePositionInLine: \d+\.?\s*$")]
     private static partial Regex JsonPosition();
 
-    /// <summary>Binds and checks the whole config; the first problem becomes the error, with a pointer to `check` for the rest.</summary>
-    public static CdcSyncOptions Bind(IConfiguration configuration)
-    {
-        var (options, problems) = BindAll(configuration);
-        if (problems.Count > 0)
-        {
-            throw Error(problems);
-        }
-
-        return options;
-    }
-
     /// <summary>
-    /// Every problem of the config itself, nothing connected to: unknown keys anywhere, values
-    /// that do not bind or validate (nested options included), routes to undefined connectors.
+    /// The sections the config machinery owns, bound and checked, every problem added in order:
+    /// unknown keys anywhere (a connector's keys against the options class <paramref name="connectorOptionsType"/>
+    /// gives for its Type), Hub and Logging, the hub connection string, then the routes read. The
+    /// connectors are the registry's to bind (ConnectorConfig.BindAll); <see cref="CheckRoutes"/> comes after them.
     /// </summary>
-    public static (CdcSyncOptions Options, List<string> Problems) BindAll(IConfiguration configuration)
+    internal static (CdcSyncOptions Options, List<string> Problems) BindSections(IConfiguration configuration, Func<string, Type?> connectorOptionsType)
     {
-        var problems = ConfigSchema.UnknownKeys(configuration);
+        var problems = ConfigSchema.UnknownKeys(configuration, connectorOptionsType);
         var options = new CdcSyncOptions
         {
             Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
@@ -270,19 +260,12 @@ public static partial class ConfigLoader
         }
 
         options.Routes = ReadRoutes(configuration);
-        foreach (var connector in configuration.GetSection("Connectors").GetChildren())
-        {
-            options.Connectors[connector.Key] = connector;
-            var type = connector["Type"];
-            if (type is null || !ConnectorKind.All.TryGetValue(type, out var kind))
-            {
-                problems.Add($"Config key Connectors:{connector.Key}:Type is '{type}'; use one of: postgres, salesforce, netsuite, webhook.");
-                continue;
-            }
+        return (options, problems);
+    }
 
-            kind.Check(connector, problems);
-        }
-
+    /// <summary>Routes: at least one, each a table name sending to connectors the config defines.</summary>
+    internal static void CheckRoutes(CdcSyncOptions options, List<string> problems)
+    {
         if (options.Routes.Count == 0)
         {
             problems.Add("The config has no Routes: add \"Routes\": { \"schema.table\": [\"connector\"] }.");
@@ -309,8 +292,6 @@ public static partial class ConfigLoader
                 problems.Add($"Routes:{table} sends to connector '{target}', which is not defined under Connectors (defined: {string.Join(", ", options.Connectors.Keys)}).");
             }
         }
-
-        return (options, problems);
     }
 
     /// <summary>
@@ -372,7 +353,7 @@ public static partial class ConfigLoader
         }
     }
 
-    private static OperatorException Error(List<string> problems) => new(problems.Count == 1
+    internal static OperatorException Error(List<string> problems) => new(problems.Count == 1
         ? problems[0]
         : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
 }

@@ -65,7 +65,7 @@ public sealed class SalesforceToNetSuiteTests
             settings[key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         var pipelineLogs = new Logs();
         var runner = new PipelineRunner(
             options,

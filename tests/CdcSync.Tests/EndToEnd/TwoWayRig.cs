@@ -70,7 +70,7 @@ public sealed class TwoWayRig : IAsyncDisposable
             config[key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
         rig._runner = new PipelineRunner(
             options,
             n => (wrapOutbound ?? (c => c))(ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
