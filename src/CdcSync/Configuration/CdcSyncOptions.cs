@@ -131,7 +131,7 @@ public sealed class CdcSyncOptions
 }
 
 /// <summary>Loads a config file and validates the sections that are not connectors; every problem names its key.</summary>
-public static partial class ConfigLoader
+internal static partial class ConfigLoader
 {
     [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]
     private static partial Regex Variable();

@@ -12,7 +12,7 @@ namespace CdcSync.Configuration;
 /// generated validators called directly. Either way the rules are the classes' DataAnnotations and
 /// a failure is one line naming its config key (<see cref="ConfigKeyValidator{TOptions}"/>).
 /// </summary>
-public static class ConfigOptions
+internal static class ConfigOptions
 {
     /// <summary>
     /// Registers the config in a host: Hub, Logging, every connector whose Type is known (named

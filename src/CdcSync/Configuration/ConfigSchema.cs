@@ -11,7 +11,7 @@ namespace CdcSync.Configuration;
 /// and values that do not convert. Validating bound values is not done here: that is the
 /// generated validators' work (<see cref="ConfigOptions"/>).
 /// </summary>
-public static class ConfigSchema
+internal static class ConfigSchema
 {
     /// <summary>Keys every connector section has besides its options: the Type, and the Inbound switch.</summary>
     private static readonly string[] ConnectorKeys = ["Type", "Inbound"];

@@ -13,7 +13,7 @@ namespace CdcSync.Connectors;
 /// its type checks it (reachable; for PostgreSQL targets, tables and privileges). `cdcsync check`
 /// prints all of it; `run` refuses to create a slot while any of it is wrong.
 /// </summary>
-public static class ConfigChecker
+internal static class ConfigChecker
 {
     private static readonly string[] OriginFunctions =
         ["pg_replication_origin_oid(text)", "pg_replication_origin_create(text)", "pg_replication_origin_session_setup(text)", "pg_replication_origin_session_reset()"];

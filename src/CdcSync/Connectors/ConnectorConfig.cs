@@ -9,7 +9,7 @@ namespace CdcSync.Connectors;
 /// <see cref="ConfigOptions"/>) binds and validates the sections it owns, the registry's types
 /// their connector sections, so Configuration knows no connector.
 /// </summary>
-public static class ConnectorConfig
+internal static class ConnectorConfig
 {
     /// <summary>Binds and checks the whole config; the first problem becomes the error, with a pointer to `check` for the rest.</summary>
     public static CdcSyncOptions Bind(IConfiguration configuration, ConnectorRegistry? registry = null)

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace CdcSync.Connectors;
 
 /// <summary>Binds and validates a connector's options from its config section (the registry's types use it).</summary>
-public static class ConnectorFactory
+internal static class ConnectorFactory
 {
     /// <summary>
     /// A connector's options bound from its section and checked by the class's generated validator

@@ -69,7 +69,7 @@ public sealed record ConnectorType
     /// to. Null: every absolute http(s) URL in its settings must accept a TCP connection
     /// (<see cref="Http.HttpEndpointCheck"/>).
     /// </summary>
-    public Func<ConnectorCheck, CancellationToken, Task>? CheckConnectivityAsync { get; init; }
+    internal Func<ConnectorCheck, CancellationToken, Task>? CheckConnectivityAsync { get; init; }
 
     /// <summary>A connector type whose sections bind to <typeparamref name="TOptions"/>, checked by its generated <paramref name="validator"/>.</summary>
     public static ConnectorType Of<TOptions>(
@@ -118,4 +118,4 @@ public sealed class ConnectorContext(string name, IConfigurationSection section,
 /// A connector's connectivity check: its name and section, the hub tables routed to it, and where
 /// to add what is wrong (<see cref="ConnectorType.CheckConnectivityAsync"/>).
 /// </summary>
-public sealed record ConnectorCheck(string Name, IConfigurationSection Section, IReadOnlyList<TableName> RoutedTables, List<ConfigProblem> Problems);
+internal sealed record ConnectorCheck(string Name, IConfigurationSection Section, IReadOnlyList<TableName> RoutedTables, List<ConfigProblem> Problems);

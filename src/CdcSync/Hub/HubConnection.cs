@@ -4,7 +4,7 @@ using Npgsql;
 namespace CdcSync.Hub;
 
 /// <summary>Opens the hub and explains, in one line without the password, why it could not.</summary>
-public static class HubConnection
+internal static class HubConnection
 {
     public static NpgsqlConnectionStringBuilder Parse(string? connectionString, string source)
     {

@@ -6,7 +6,7 @@ namespace CdcSync.Hub;
 /// Replication origins tag the WAL of inbound writes so the router never sends a change back to
 /// the connector it came from. Changes made by triggers in the same transaction carry the same tag.
 /// </summary>
-public static class ReplicationOrigins
+internal static class ReplicationOrigins
 {
     public const string Prefix = "cdcsync:";
 
@@ -133,7 +133,7 @@ internal sealed class OriginTurn(SemaphoreSlim gate) : IAsyncDisposable
 }
 
 /// <summary>A hub connection tagged with a connector's origin; resets the tag when disposed.</summary>
-public sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? gate = null) : IAsyncDisposable
+internal sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? gate = null) : IAsyncDisposable
 {
     public NpgsqlConnection Connection { get; } = connection;
 

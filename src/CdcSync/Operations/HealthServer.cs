@@ -13,7 +13,7 @@ namespace CdcSync.Operations;
 /// The worker's HTTP face on Hub:MetricsUrl: /healthz (the process answers), /readyz (streaming,
 /// no connector tripped; 503 otherwise, also while standing by) and /metrics (Prometheus text).
 /// </summary>
-public sealed class HealthServer : IAsyncDisposable
+internal sealed class HealthServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 

@@ -7,7 +7,7 @@ namespace CdcSync.Pipeline;
 /// the work happens (the connector writer); gauges are refreshed by the worker's progress loop.
 /// Names follow Prometheus conventions: _total for counters, base units (bytes, seconds).
 /// </summary>
-public static class PipelineMetrics
+internal static class PipelineMetrics
 {
     public static readonly Counter ChangesReceived = Metrics.CreateCounter(
         "cdcsync_changes_received_total", "Changes the router handed to a connector (in).", "connector");

@@ -11,7 +11,7 @@ using NpgsqlTypes;
 
 namespace CdcSync.Pipeline;
 
-public enum PipelineHealth
+internal enum PipelineHealth
 {
     Starting,
     Running,
@@ -31,7 +31,7 @@ public enum PipelineHealth
 /// not torn down by an outbound restart, and a permanent inbound failure stops the outbound side
 /// cleanly, then the pipeline.
 /// </summary>
-public sealed class PipelineRunner(
+internal sealed class PipelineRunner(
     CdcSyncOptions options,
     Func<string, IOutboundConnector> connectorFactory,
     ILoggerFactory loggers,

@@ -9,7 +9,7 @@ namespace CdcSync.Pipeline;
 /// window samples (time, position) once per acknowledgement tick; samples are few because only the
 /// newest one older than the age is kept.
 /// </summary>
-public sealed class ReplayWindow(long bytes, TimeSpan age, TimeProvider time)
+internal sealed class ReplayWindow(long bytes, TimeSpan age, TimeProvider time)
 {
     private readonly Queue<(DateTimeOffset At, NpgsqlLogSequenceNumber Position)> _samples = new();
     private NpgsqlLogSequenceNumber _ageFloor;

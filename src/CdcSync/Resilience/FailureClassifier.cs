@@ -10,7 +10,7 @@ namespace CdcSync.Resilience;
 /// PostgreSQL target, the inbound and outbound loops and the HTTP connectors all ask here, so an
 /// outage is ridden out the same way everywhere and a missing grant stops everything the same way.
 /// </summary>
-public static class FailureClassifier
+internal static class FailureClassifier
 {
     /// <summary>Every origin function the worker calls; the README's grants and the hub's errors list the same set.</summary>
     public const string ReplicationOriginGrantAdvice =

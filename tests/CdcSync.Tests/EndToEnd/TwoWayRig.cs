@@ -41,7 +41,7 @@ public sealed class TwoWayRig : IAsyncDisposable
     public Logs Logs { get; } = new();
 
     /// <summary>The running pipeline (restarts, health).</summary>
-    public PipelineRunner Runner => _runner!;
+    internal PipelineRunner Runner => _runner!;
 
     /// <summary>Inbound connectors the pipeline has made: one per system unless the inbound side restarted.</summary>
     public int InboundConnectorsCreated => Volatile.Read(ref _inboundCreated);

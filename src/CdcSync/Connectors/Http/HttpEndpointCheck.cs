@@ -6,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 namespace CdcSync.Connectors.Http;
 
 /// <summary>HTTP connectors: every absolute URL in their options must accept a TCP connection.</summary>
-public static class HttpEndpointCheck
+internal static class HttpEndpointCheck
 {
     public static async Task CheckAsync(ConnectorCheck check, CancellationToken cancellationToken)
     {

@@ -3,7 +3,7 @@ using CdcSync.Resilience;
 namespace CdcSync.Connectors.Http;
 
 /// <summary>How the resilience pipeline treats a response.</summary>
-public enum HttpFailureKind
+internal enum HttpFailureKind
 {
     /// <summary>Returned to the caller as is: a success or a permanent rejection the caller handles.</summary>
     None,
@@ -16,9 +16,9 @@ public enum HttpFailureKind
 }
 
 /// <summary>Classifies a response; may read (buffered) content, e.g. to find Salesforce's error code.</summary>
-public delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
+internal delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
 
-public static class HttpFailureKinds
+internal static class HttpFailureKinds
 {
     /// <summary>HTTP connectors classify responses themselves; a response nobody retries is the caller's to handle.</summary>
     public static FailureKind ToFailureKind(this HttpFailureKind kind) =>

@@ -6,7 +6,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// A NetSuite REST call failed. The message carries the operation, HTTP status and NetSuite's
 /// error code and detail; never a credential.
 /// </summary>
-public sealed class NetSuiteApiException(string operation, int statusCode, string? errorCode, string? detail, string? errorPath)
+internal sealed class NetSuiteApiException(string operation, int statusCode, string? errorCode, string? detail, string? errorPath)
     : Exception($"NetSuite {operation} failed: HTTP {statusCode} {errorCode ?? "(no error code)"}{(errorPath is null ? string.Empty : " at " + errorPath)}: {detail ?? "(no detail)"}"), IClassifiedFailure
 {
     public int StatusCode { get; } = statusCode;

@@ -27,7 +27,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// returns, and recorded in the hub (<c>cdc.record_outbound</c>) in one round trip per batch, so the
 /// checkpoint is written in <see cref="CommitAsync"/> alone.
 /// </summary>
-public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
+internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 {
     private const string RecordPath = "services/rest/record/v1/";
 

@@ -7,7 +7,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// Salesforce refused a request as a whole. The message carries Salesforce's error code and
 /// message (never a secret or token); <see cref="IsTransient"/> tells whether trying again later can help.
 /// </summary>
-public sealed class SalesforceApiException : Exception, IClassifiedFailure
+internal sealed class SalesforceApiException : Exception, IClassifiedFailure
 {
     public SalesforceApiException(string message, HttpStatusCode? statusCode, string? errorCode, bool isTransient, bool isAuthentication = false, Exception? inner = null)
         : base(message, inner)

@@ -22,7 +22,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// the batch lands. Changes are buffered up to a batch and sent in commit order; consecutive
 /// changes of one row in a batch collapse into its last state.
 /// </summary>
-public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit, IHasApiBudget
+internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit, IHasApiBudget
 {
     // Codes that mean "already gone": a delete that finds them has nothing left to do.
     private static readonly HashSet<string> GoneCodes = ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"];
