@@ -5,7 +5,6 @@ using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Pipeline;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -47,7 +46,7 @@ internal static class Children
     public static async Task<int> PipelineAsync(string[] args)
     {
         var watch = Stopwatch.StartNew();
-        var options = ConfigLoader.Bind(ConfigLoader.Build(args[0]));
+        var options = ConnectorConfig.Bind(ConfigLoader.Build(args[0]));
         var target = args[1];
         using var loggers = LoggerFactory.Create(b => b
             .SetMinimumLevel(LogLevel.Warning)

@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using CdcSync.Configuration;
+using CdcSync.Connectors;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using CdcSync.Schema;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -59,7 +59,7 @@ internal sealed partial class Harness(Settings settings)
 
         // The example config names the slot and publication; CDCSYNC_TARGET_DB only has to be set to load it.
         Environment.SetEnvironmentVariable("CDCSYNC_TARGET_DB", PipelineTarget);
-        var options = ConfigLoader.Bind(ConfigLoader.Build(_config));
+        var options = ConnectorConfig.Bind(ConfigLoader.Build(_config));
         _slot = options.Hub.Slot;
         _publication = options.Hub.Publication;
 

@@ -103,7 +103,7 @@ internal sealed class HttpBench(Settings settings)
 
         var configPath = Path.Combine(Path.GetTempPath(), $"cdcsync-bench-http-{Environment.ProcessId}.json");
         await File.WriteAllTextAsync(configPath, Config(connector, hubCs, slot, salesforce.BaseUrl, netsuite.BaseUrl));
-        var options = ConfigLoader.Bind(ConfigLoader.Build(configPath));
+        var options = ConnectorConfig.Bind(ConfigLoader.Build(configPath));
         File.Delete(configPath);
 
         using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole(o => o.SingleLine = true));

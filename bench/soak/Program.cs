@@ -391,7 +391,7 @@ internal static class Program
         // The shipped config reads its hub and credentials from the environment (${...}).
         CdcSync.Sandboxes.ExampleEnvironment.Apply(hub, salesforce, netsuite);
 
-        return ConfigLoader.Bind(new ConfigurationBuilder()
+        return ConnectorConfig.Bind(new ConfigurationBuilder()
             .AddConfiguration(ConfigLoader.Build(Path.Combine(repo, "examples", "salesforce-netsuite.json")))
             .AddInMemoryCollection(new Dictionary<string, string?>
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CdcSync.Configuration;
+using CdcSync.Connectors;
 using CdcSync.Resilience;
 using CdcSync.Schema;
 
@@ -20,7 +21,7 @@ internal static class CheckCommand
         var command = new Command("check", "Check a config whole: keys and values, the hub and every connector reachable, tables and grants in place, migrations and transforms deployed. Creates nothing; exit 2 if anything is wrong, 1 if only 'cdcsync migrate' is needed.") { config, scripts, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            var (options, configProblems) = ConfigLoader.BindAll(ConfigLoader.Build(parse.GetValue(config)));
+            var (options, configProblems) = ConnectorConfig.BindAll(ConfigLoader.Build(parse.GetValue(config)));
             var problems = configProblems.Select(p => new ConfigProblem(p)).ToList();
             // What the config points to can only be checked once it says where that is.
             var usable = !configProblems.Any(p => p.Contains("Hub:ConnectionString", StringComparison.Ordinal) || p.StartsWith("Routes", StringComparison.Ordinal));

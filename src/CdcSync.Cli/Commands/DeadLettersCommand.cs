@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using CdcSync.Configuration;
+using CdcSync.Connectors;
 using CdcSync.Operations;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -97,7 +98,7 @@ internal static class DeadLettersCommand
         var command = new Command("retry", "Re-send the current hub row of each dead letter to the connector that rejected it (a one-row resync the worker runs), and mark the dead letter retried; all ids or none.") { config, ids, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
+            var options = ConnectorConfig.Bind(ConfigLoader.Build(parse.GetValue(config)));
             var service = new DeadLetterService(options.Hub.ConnectionString, "Hub:ConnectionString");
             var retried = await service.RetryAsync(parse.GetValue(ids) ?? [], new ResyncService(options, NullLogger.Instance), ct);
             if (parse.GetValue(json))

@@ -242,7 +242,7 @@ internal static class DemoCommand
                 ["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:01",
                 ["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:01",
             };
-            return ConfigLoader.Bind(new ConfigurationBuilder()
+            return ConnectorConfig.Bind(new ConfigurationBuilder()
                 .AddConfiguration(ConfigLoader.Build(example))
                 .AddInMemoryCollection(overrides)
                 .Build());

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using CdcSync.Configuration;
-using CdcSync.Hub;
+using CdcSync.Connectors;
 using CdcSync.Operations;
 using Microsoft.Extensions.Logging.Abstractions;
 using NpgsqlTypes;
@@ -22,7 +22,7 @@ internal static class ReplayCommand
         var command = new Command("replay", "Re-deliver to one connector every change after an LSN that the slot still retains (see Hub:ReplayRetentionBytes/Age).") { config, connector, from, dryRun, wait, json };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
+            var options = ConnectorConfig.Bind(ConfigLoader.Build(parse.GetValue(config)));
             var name = parse.GetValue(connector)!;
             var text = parse.GetValue(from)!;
             if (!NpgsqlLogSequenceNumber.TryParse(text, out var lsn))

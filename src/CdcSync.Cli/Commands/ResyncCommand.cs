@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using CdcSync.Configuration;
+using CdcSync.Connectors;
 using CdcSync.Operations;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -25,7 +26,7 @@ internal static class ResyncCommand
         };
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
-            var options = ConfigLoader.Bind(ConfigLoader.Build(parse.GetValue(config)));
+            var options = ConnectorConfig.Bind(ConfigLoader.Build(parse.GetValue(config)));
             var service = new ResyncService(options, NullLogger.Instance);
             var asJson = parse.GetValue(json);
             var job = await service.RequestAsync(parse.GetValue(connector)!, parse.GetValue(table)!, parse.GetValue(where), parse.GetValue(batch), ct);

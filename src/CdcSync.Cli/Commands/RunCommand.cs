@@ -27,8 +27,8 @@ internal static class RunCommand
             // Every problem of the config at once, before anything starts: unknown keys, values that
             // do not convert and routes are beyond options validation, and the first line counts the
             // rest as `check` would. The host then binds its own options and validates them on start
-            // with the same generated validators (ConfigOptions.AddCdcSyncOptions).
-            _ = ConfigLoader.Bind(configuration);
+            // with the same generated validators (ConnectorConfig.AddCdcSyncOptions).
+            _ = ConnectorConfig.Bind(configuration);
             // The worker's config is CdcSync's own file, read once. The host's defaults would also
             // watch the working directory recursively for appsettings changes, and every WAL write
             // of a data directory below it woke that watcher (8% of the worker's CPU in a profile).

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using CdcSync.Configuration;
+using CdcSync.Connectors;
 using CdcSync.Hub;
 using CdcSync.Operations;
 
@@ -25,7 +26,7 @@ internal static class StatusCommand
         command.SetAction((parse, ct) => CliOptions.GuardAsync(async () =>
         {
             var configPath = parse.GetValue(config);
-            var options = configPath is null ? null : ConfigLoader.Bind(ConfigLoader.Build(configPath));
+            var options = configPath is null ? null : ConnectorConfig.Bind(ConfigLoader.Build(configPath));
             var hub = options?.Hub.ConnectionString ?? CliOptions.HubConnectionString(parse, db);
             // Connect once here so an unreachable hub is reported against where its string came from
             // (--db, CDCSYNC_DB or the config's Hub:ConnectionString).

@@ -2,7 +2,7 @@ namespace CdcSync.Audit;
 
 /// <summary>One applied change from <c>cdc.audit_log</c>; <see cref="Changes"/> is the JSON
 /// <c>{"field": {"before": .., "after": ..}}</c> with sensitive fields masked.</summary>
-public sealed record AuditEntry
+internal sealed record AuditEntry
 {
     public long Id { get; init; }
     public DateTime AppliedAt { get; init; }
@@ -18,7 +18,7 @@ public sealed record AuditEntry
 }
 
 /// <summary>One row of a linked record: the staging table, its hub key and the system's own id.</summary>
-public sealed record AuditIdentity(string Object, string System, string HubId, string? RecordId);
+internal sealed record AuditIdentity(string Object, string System, string HubId, string? RecordId);
 
 /// <summary>A customer's history across systems: its identities and every change applied to any of them.</summary>
-public sealed record AuditHistory(IReadOnlyList<AuditIdentity> Identities, IReadOnlyList<AuditEntry> Entries);
+internal sealed record AuditHistory(IReadOnlyList<AuditIdentity> Identities, IReadOnlyList<AuditEntry> Entries);

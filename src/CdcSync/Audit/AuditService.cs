@@ -7,7 +7,7 @@ namespace CdcSync.Audit;
 /// Reads the audit trail (<c>cdc.audit_log</c>, written by the staging tables' triggers for inbound
 /// changes and by <c>cdc.record_outbound</c> for outbound ones) and enforces its retention.
 /// </summary>
-public sealed class AuditService(NpgsqlDataSource hub)
+internal sealed class AuditService(NpgsqlDataSource hub)
 {
     /// <summary>
     /// The history of one real-world record: <paramref name="reference"/> is a hub id or a system's
@@ -83,7 +83,7 @@ public sealed class AuditService(NpgsqlDataSource hub)
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidDatetimeFormat)
         {
-            throw new Hub.OperatorException($"audit retention '{retention}' is not a PostgreSQL interval; write it like '90 days' or '12 hours'.");
+            throw new OperatorException($"audit retention '{retention}' is not a PostgreSQL interval; write it like '90 days' or '12 hours'.");
         }
     }
 

@@ -114,8 +114,8 @@ public sealed partial class HubOptions : IValidatableObject
 
 /// <summary>
 /// Root of the config file. Each property is a top-level section: the unknown-key check knows the
-/// sections from here (ConfigSchema.Sections); ConfigLoader.BindAll and
-/// ConfigOptions.AddCdcSyncOptions bind each and run its generated validator.
+/// sections from here (ConfigSchema.Sections); ConnectorConfig.BindAll and
+/// ConnectorConfig.AddCdcSyncOptions bind each and run its generated validator.
 /// </summary>
 public sealed class CdcSyncOptions
 {
@@ -130,8 +130,8 @@ public sealed class CdcSyncOptions
     public Dictionary<string, IConfigurationSection> Connectors { get; set; } = [];
 }
 
-/// <summary>Loads and validates a config file; every problem names its key.</summary>
-public static partial class ConfigLoader
+/// <summary>Loads a config file and validates the sections that are not connectors; every problem names its key.</summary>
+internal static partial class ConfigLoader
 {
     [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]
     private static partial Regex Variable();
@@ -147,7 +147,7 @@ public static partial class ConfigLoader
         {
             if (!File.Exists(path))
             {
-                throw new Hub.OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
+                throw new OperatorException($"Config file {path} does not exist; pass --config with the path of a JSON config (see examples/).");
             }
 
             CheckJson(path);
@@ -162,11 +162,11 @@ public static partial class ConfigLoader
         }
         catch (InvalidDataException e)
         {
-            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.InnerException?.Message ?? e.Message}); fix it and start again.");
+            throw new OperatorException($"Config file {path} is not valid JSON ({e.InnerException?.Message ?? e.Message}); fix it and start again.");
         }
         catch (FormatException e)
         {
-            throw new Hub.OperatorException($"Config file {path} is not valid JSON ({e.Message}); fix it and start again.");
+            throw new OperatorException($"Config file {path} is not valid JSON ({e.Message}); fix it and start again.");
         }
 
         var expanded = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
@@ -174,13 +174,13 @@ public static partial class ConfigLoader
         {
             expanded[key] = value is null ? null : Variable().Replace(value, m =>
                 Environment.GetEnvironmentVariable(m.Groups["name"].Value)
-                ?? throw new Hub.OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
+                ?? throw new OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
         }
 
         if (!expanded.ContainsKey("Hub:ConnectionString"))
         {
             expanded["Hub:ConnectionString"] = Environment.GetEnvironmentVariable("CDCSYNC_DB")
-                ?? throw new Hub.OperatorException("Hub:ConnectionString is not set in the config and CDCSYNC_DB is not set; set one of them.");
+                ?? throw new OperatorException("Hub:ConnectionString is not set in the config and CDCSYNC_DB is not set; set one of them.");
         }
 
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
@@ -200,7 +200,7 @@ public static partial class ConfigLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new Hub.OperatorException($"config {path}: cannot read it ({e.Message}); check the path and its permissions.");
+            throw new OperatorException($"config {path}: cannot read it ({e.Message}); check the path and its permissions.");
         }
 
         // A byte order mark is fine for the provider, which reads a stream; the span parser would stop at it.
@@ -219,7 +219,7 @@ public static partial class ConfigLoader
             var column = Column(bytes, line, (int)(e.BytePositionInLine ?? 0));
             // System.Text.Json appends its own zero-based position to the message; ours replaces it.
             var what = JsonPosition().Replace(e.Message, string.Empty).TrimEnd('.', ' ');
-            throw new Hub.OperatorException($"config {path}: invalid JSON at line {line + 1}, column {column}: {what}; fix the file.");
+            throw new OperatorException($"config {path}: invalid JSON at line {line + 1}, column {column}: {what}; fix the file.");
         }
     }
 
@@ -240,25 +240,15 @@ public static partial class ConfigLoader
     [GeneratedRegex(@"\s*(Path: \S*\s*\|\s*)?LineNumber: \d+ \| BytePositionInLine: \d+\.?\s*$")]
     private static partial Regex JsonPosition();
 
-    /// <summary>Binds and checks the whole config; the first problem becomes the error, with a pointer to `check` for the rest.</summary>
-    public static CdcSyncOptions Bind(IConfiguration configuration)
-    {
-        var (options, problems) = BindAll(configuration);
-        if (problems.Count > 0)
-        {
-            throw Error(problems);
-        }
-
-        return options;
-    }
-
     /// <summary>
-    /// Every problem of the config itself, nothing connected to: unknown keys anywhere, values
-    /// that do not bind or validate (nested options included), routes to undefined connectors.
+    /// The sections the config machinery owns, bound and checked, every problem added in order:
+    /// unknown keys anywhere (a connector's keys against the options class <paramref name="connectorOptionsType"/>
+    /// gives for its Type), Hub and Logging, the hub connection string, then the routes read. The
+    /// connectors are the registry's to bind (ConnectorConfig.BindAll); <see cref="CheckRoutes"/> comes after them.
     /// </summary>
-    public static (CdcSyncOptions Options, List<string> Problems) BindAll(IConfiguration configuration)
+    internal static (CdcSyncOptions Options, List<string> Problems) BindSections(IConfiguration configuration, Func<string, Type?> connectorOptionsType)
     {
-        var problems = ConfigSchema.UnknownKeys(configuration);
+        var problems = ConfigSchema.UnknownKeys(configuration, connectorOptionsType);
         var options = new CdcSyncOptions
         {
             Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
@@ -270,19 +260,12 @@ public static partial class ConfigLoader
         }
 
         options.Routes = ReadRoutes(configuration);
-        foreach (var connector in configuration.GetSection("Connectors").GetChildren())
-        {
-            options.Connectors[connector.Key] = connector;
-            var type = connector["Type"];
-            if (type is null || !ConnectorKind.All.TryGetValue(type, out var kind))
-            {
-                problems.Add($"Config key Connectors:{connector.Key}:Type is '{type}'; use one of: postgres, salesforce, netsuite, webhook.");
-                continue;
-            }
+        return (options, problems);
+    }
 
-            kind.Check(connector, problems);
-        }
-
+    /// <summary>Routes: at least one, each a table name sending to connectors the config defines.</summary>
+    internal static void CheckRoutes(CdcSyncOptions options, List<string> problems)
+    {
         if (options.Routes.Count == 0)
         {
             problems.Add("The config has no Routes: add \"Routes\": { \"schema.table\": [\"connector\"] }.");
@@ -292,7 +275,7 @@ public static partial class ConfigLoader
         {
             try
             {
-                Routing.TableName.Parse(table);
+                Replication.TableName.Parse(table);
             }
             catch (FormatException e)
             {
@@ -309,8 +292,6 @@ public static partial class ConfigLoader
                 problems.Add($"Routes:{table} sends to connector '{target}', which is not defined under Connectors (defined: {string.Join(", ", options.Connectors.Keys)}).");
             }
         }
-
-        return (options, problems);
     }
 
     /// <summary>
@@ -319,7 +300,7 @@ public static partial class ConfigLoader
     /// is something else. The failures are config-key lines already (ConfigKeyValidator); a host
     /// with several invalid options throws them as one AggregateException.
     /// </summary>
-    public static Hub.OperatorException? Explain(Exception exception)
+    public static OperatorException? Explain(Exception exception)
     {
         var failures = exception switch
         {
@@ -366,13 +347,13 @@ public static partial class ConfigLoader
             hub.ConnectionString = Hub.HubConnection.WithShortIdleLifetime(hub.ConnectionString);
             return null;
         }
-        catch (Hub.OperatorException e)
+        catch (OperatorException e)
         {
             return e.Message;
         }
     }
 
-    private static Hub.OperatorException Error(List<string> problems) => new(problems.Count == 1
+    internal static OperatorException Error(List<string> problems) => new(problems.Count == 1
         ? problems[0]
         : $"{problems[0]} (and {problems.Count - 1} more problems: 'cdcsync check --config FILE' lists them all)");
 }

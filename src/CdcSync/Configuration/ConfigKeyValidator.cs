@@ -7,7 +7,7 @@ namespace CdcSync.Configuration;
 /// keys: it is run with the section's path (<c>Hub</c>, <c>Connectors:crm</c>) as the options name,
 /// and each failure becomes the line `check` prints and `run` stops with
 /// (<see cref="ConfigKeyMessages"/>). Registered in the worker's host and used by
-/// <see cref="ConfigLoader.BindAll"/> alike, so both say the same thing about the same mistake.
+/// the config loader (ConnectorConfig.BindAll) alike, so both say the same thing about the same mistake.
 /// </summary>
 /// <param name="generated">The source-generated validator.</param>
 /// <param name="pathOf">The config path of the options instance of a name (named options are connectors).</param>

@@ -12,20 +12,22 @@ namespace CdcSync.Configuration;
 /// generated validators called directly. Either way the rules are the classes' DataAnnotations and
 /// a failure is one line naming its config key (<see cref="ConfigKeyValidator{TOptions}"/>).
 /// </summary>
-public static class ConfigOptions
+internal static class ConfigOptions
 {
     /// <summary>
     /// Registers the config in a host: Hub, Logging, every connector whose Type is known (named
-    /// after it), all validated when the host starts, so a bad value stops the start with an
+    /// after it; <paramref name="registrationOf"/> gives how for a Type, null when it is unknown),
+    /// all validated when the host starts, so a bad value stops the start with an
     /// <see cref="OptionsValidationException"/> (<see cref="ConfigLoader.Explain"/> makes it one
     /// line); and the <see cref="CdcSyncOptions"/> the worker takes, built from those options.
+    /// The connector types are the registry's: ConnectorConfig.AddCdcSyncOptions passes them.
     /// </summary>
-    public static IServiceCollection AddCdcSyncOptions(this IServiceCollection services, IConfiguration configuration)
+    internal static IServiceCollection AddConfigSections(IServiceCollection services, IConfiguration configuration, Func<string, Action<IServiceCollection, IConfigurationSection>?> registrationOf)
     {
         Duration.UseForConfiguration();
         services.AddOptions<HubOptions>()
             .Bind(configuration.GetSection("Hub"))
-            // A connection string that does not parse is left as it is and reported by ConfigLoader.BindAll, which names the problem better than a validator could.
+            // A connection string that does not parse is left as it is and reported by ConnectorConfig.BindAll, which names the problem better than a validator could.
             .PostConfigure(hub => _ = ConfigLoader.PrepareHubConnection(hub))
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
@@ -35,9 +37,9 @@ public static class ConfigOptions
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
         {
             connectors[connector.Key] = connector;
-            if (connector["Type"] is { } type && ConnectorKind.All.TryGetValue(type, out var kind))
+            if (connector["Type"] is { } type && registrationOf(type) is { } register)
             {
-                kind.Register(services, connector);
+                register(services, connector);
             }
         }
 

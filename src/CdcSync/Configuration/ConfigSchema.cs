@@ -11,19 +11,15 @@ namespace CdcSync.Configuration;
 /// and values that do not convert. Validating bound values is not done here: that is the
 /// generated validators' work (<see cref="ConfigOptions"/>).
 /// </summary>
-public static class ConfigSchema
+internal static class ConfigSchema
 {
-    /// <summary>The options class each connector Type binds to.</summary>
-    public static IReadOnlyDictionary<string, Type> ConnectorTypes { get; } =
-        ConnectorKind.All.ToDictionary(k => k.Key, k => k.Value.OptionsType, StringComparer.OrdinalIgnoreCase);
-
     /// <summary>Keys every connector section has besides its options: the Type, and the Inbound switch.</summary>
     private static readonly string[] ConnectorKeys = ["Type", "Inbound"];
 
     /// <summary>
     /// The config's top-level sections: the properties of <see cref="CdcSyncOptions"/>. A new
-    /// section is one property there, which makes it a known key; ConfigLoader.BindAll and
-    /// ConfigOptions.AddCdcSyncOptions bind and validate it.
+    /// section is one property there, which makes it a known key; ConnectorConfig.BindAll and
+    /// ConnectorConfig.AddCdcSyncOptions bind and validate it.
     /// </summary>
     public static IReadOnlyList<PropertyInfo> Sections { get; } = Settable(typeof(CdcSyncOptions)).ToList();
 
@@ -34,7 +30,8 @@ public static class ConfigSchema
         Values,
     }
 
-    public static List<string> UnknownKeys(IConfiguration root)
+    /// <param name="connectorOptionsType">The options class a connector Type binds to (the registry's), or null for a Type it does not know.</param>
+    public static List<string> UnknownKeys(IConfiguration root, Func<string, Type?> connectorOptionsType)
     {
         var problems = new List<string>();
         foreach (var section in root.GetChildren())
@@ -49,7 +46,7 @@ public static class ConfigSchema
                 // Connectors: each binds to the options class its Type names.
                 foreach (var connector in section.GetChildren())
                 {
-                    WalkConnector(connector, problems);
+                    WalkConnector(connector, connectorOptionsType, problems);
                 }
             }
             else
@@ -95,10 +92,10 @@ public static class ConfigSchema
         return problems.Count == before;
     }
 
-    private static void WalkConnector(IConfigurationSection connector, List<string> problems)
+    private static void WalkConnector(IConfigurationSection connector, Func<string, Type?> connectorOptionsType, List<string> problems)
     {
         var type = connector["Type"];
-        if (type is null || !ConnectorTypes.TryGetValue(type, out var optionsType))
+        if (type is null || connectorOptionsType(type) is not { } optionsType)
         {
             // Reported by the binding step with the list of types; nothing to compare keys with.
             return;

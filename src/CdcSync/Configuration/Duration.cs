@@ -9,7 +9,7 @@ namespace CdcSync.Configuration;
 /// largest down (<c>2h30m</c>, <c>1m30s</c>), <c>0</c>, or .NET's <c>[-][d.]hh:mm:ss[.fffffff]</c>
 /// (<c>00:05:00</c>, <c>1.00:00:00</c>).
 /// </summary>
-public static class Duration
+internal static class Duration
 {
     /// <summary>The accepted forms, for error messages.</summary>
     public const string Forms = "a duration like 30s, 5m, 1h or 00:05:00 (units: ms, s, m, h, d; combined largest first, e.g. 2h30m)";

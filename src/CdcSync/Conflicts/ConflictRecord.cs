@@ -4,7 +4,7 @@ namespace CdcSync.Conflicts;
 /// One field of one record that changed in both systems since they last agreed, as recorded in
 /// <c>cdc.conflicts</c>. Values are JSON text (<c>to_jsonb</c> of the column value).
 /// </summary>
-public sealed record ConflictRecord
+internal sealed record ConflictRecord
 {
     public long Id { get; init; }
     public string Connector { get; init; } = "";

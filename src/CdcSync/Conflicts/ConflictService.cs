@@ -9,7 +9,7 @@ namespace CdcSync.Conflicts;
 /// Deciding is SQL too (<c>cdc.resolve_conflict</c>): the decision is written to the hub as the
 /// hub's own change, so the transforms and the outbound flow carry it to both systems.
 /// </summary>
-public sealed class ConflictService(NpgsqlDataSource hub)
+internal sealed class ConflictService(NpgsqlDataSource hub)
 {
     private const string Columns =
         """

@@ -1,12 +1,11 @@
 using CdcSync.Configuration;
-using CdcSync.Hub;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace CdcSync.Connectors;
 
 /// <summary>Binds and validates a connector's options from its config section (the registry's types use it).</summary>
-public static class ConnectorFactory
+internal static class ConnectorFactory
 {
     /// <summary>
     /// A connector's options bound from its section and checked by the class's generated validator

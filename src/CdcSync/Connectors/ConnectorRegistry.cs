@@ -54,8 +54,10 @@ public sealed class ConnectorRegistry
     /// <summary>The type of the connector configured in <paramref name="section"/>; an unknown one is an error naming the choices.</summary>
     public ConnectorType TypeOf(string name, IConfigurationSection section) =>
         Find(section["Type"])
-        ?? throw new OperatorException(
-            $"Config key Connectors:{name}:Type is '{section["Type"]}'; use one of: {string.Join(", ", _types.Select(t => t.Name))}.");
+        ?? throw new OperatorException($"Config key Connectors:{name}:Type is '{section["Type"]}'; use one of: {Names}.");
+
+    /// <summary>The types' names (no aliases), as the errors about an unknown Type list them.</summary>
+    public string Names => string.Join(", ", _types.Select(t => t.Name));
 
     public IOutboundConnector CreateOutbound(string name, IConfigurationSection section, NpgsqlDataSource hub, ILoggerFactory loggers) =>
         TypeOf(name, section).CreateOutbound(Context(name, section, hub, loggers));

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using CdcSync.Hub;
 
 namespace CdcSync.Connectors;
 
@@ -26,4 +27,10 @@ public abstract class LookupOptions
 
     /// <summary>The parent table's column holding the system's id (default per connector).</summary>
     public string ParentIdColumn { get; set; } = string.Empty;
+
+    /// <summary>
+    /// The question this lookup asks the hub. A method, not a property: the config binder and the
+    /// config schema read every public property.
+    /// </summary>
+    public ParentLookup Parent() => new(ParentTable, ParentKeyColumn, ParentIdColumn);
 }

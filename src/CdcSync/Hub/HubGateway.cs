@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using CdcSync.Connectors;
 using Npgsql;
 using NpgsqlTypes;
 using Prometheus;
@@ -54,10 +53,10 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
     /// The ids of parents, for every lookup of a batch in one round trip: per lookup, hub key of the
     /// parent row to the id the system gave it. Parents without an id yet are left out.
     /// </summary>
-    public async Task<IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>> ParentIdsAsync(
-        string connector, IReadOnlyCollection<(LookupOptions Lookup, IReadOnlyCollection<string> Keys)> wanted, CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>> ParentIdsAsync(
+        string connector, IReadOnlyCollection<(ParentLookup Lookup, IReadOnlyCollection<string> Keys)> wanted, CancellationToken cancellationToken)
     {
-        var found = new Dictionary<LookupOptions, Dictionary<string, string>>();
+        var found = new Dictionary<ParentLookup, Dictionary<string, string>>();
         var asked = wanted.Where(w => w.Keys.Count > 0).ToList();
         foreach (var (lookup, _) in wanted)
         {

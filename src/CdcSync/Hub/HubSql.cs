@@ -5,7 +5,7 @@ using NpgsqlTypes;
 namespace CdcSync.Hub;
 
 /// <summary>How the hub's SQL is spelled from C#: identifiers quoted, values as text cast by the server.</summary>
-public static class HubSql
+internal static class HubSql
 {
     public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 

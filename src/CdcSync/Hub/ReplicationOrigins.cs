@@ -6,13 +6,12 @@ namespace CdcSync.Hub;
 /// Replication origins tag the WAL of inbound writes so the router never sends a change back to
 /// the connector it came from. Changes made by triggers in the same transaction carry the same tag.
 /// </summary>
-public static class ReplicationOrigins
+internal static class ReplicationOrigins
 {
     public const string Prefix = "cdcsync:";
 
     /// <summary>Every origin function the worker calls; the README's grants and the error below list the same set.</summary>
-    public const string GrantAdvice =
-        "grant them with GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser";
+    public const string GrantAdvice = Resilience.FailureClassifier.ReplicationOriginGrantAdvice;
 
     /// <summary>
     /// The origin of <paramref name="connector"/>'s writes into the hub database <paramref name="database"/>:
@@ -134,7 +133,7 @@ internal sealed class OriginTurn(SemaphoreSlim gate) : IAsyncDisposable
 }
 
 /// <summary>A hub connection tagged with a connector's origin; resets the tag when disposed.</summary>
-public sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? gate = null) : IAsyncDisposable
+internal sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? gate = null) : IAsyncDisposable
 {
     public NpgsqlConnection Connection { get; } = connection;
 

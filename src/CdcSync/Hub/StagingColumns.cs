@@ -7,7 +7,7 @@ namespace CdcSync.Hub;
 /// Column name to SQL type of the hub's staging tables, read once per table: writes send values as
 /// text and cast them to the column's type. A table or column that does not exist is an error naming the fix.
 /// </summary>
-public sealed class StagingColumns
+internal sealed class StagingColumns
 {
     private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _types = new();
 

@@ -1,4 +1,3 @@
-using CdcSync.Connectors.Http;
 
 namespace CdcSync.Inbound;
 

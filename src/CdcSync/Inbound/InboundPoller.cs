@@ -1,7 +1,4 @@
 using CdcSync.Configuration;
-using CdcSync.Connectors;
-using CdcSync.Connectors.Http;
-using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 

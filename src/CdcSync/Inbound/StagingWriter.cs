@@ -10,7 +10,7 @@ namespace CdcSync.Inbound;
 /// produces no WAL and so no outbound change. The staging triggers run the SQL transforms and the
 /// conflict rules in that transaction.
 /// </summary>
-public sealed class StagingWriter(NpgsqlDataSource hub)
+internal sealed class StagingWriter(NpgsqlDataSource hub)
 {
     private readonly StagingColumns _columns = new();
 

@@ -15,7 +15,7 @@ namespace CdcSync.Operations;
 /// cannot make it skip anything. Callers hold the leader lease: a running writer would otherwise
 /// overwrite the lowered value with its next commit.
 /// </summary>
-public static class ConnectorCheckpoints
+internal static class ConnectorCheckpoints
 {
     /// <summary>Lowers the checkpoint to <paramref name="lsn"/>; returns the previous one (0/0 when none was recorded).</summary>
     public static async Task<NpgsqlLogSequenceNumber> RewindAsync(CdcSyncOptions options, string connector, NpgsqlLogSequenceNumber lsn, CancellationToken cancellationToken)

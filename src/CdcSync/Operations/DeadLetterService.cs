@@ -5,7 +5,7 @@ using Npgsql;
 namespace CdcSync.Operations;
 
 /// <summary>A row of cdc.dead_letters as operators see it.</summary>
-public sealed record DeadLetter
+internal sealed record DeadLetter
 {
     public long Id { get; init; }
 
@@ -32,7 +32,7 @@ public sealed record DeadLetter
 /// written to the hub row and no other connector is involved. Each verb runs in one transaction:
 /// all ids or none.
 /// </summary>
-public sealed class DeadLetterService(string hubConnectionString, string source)
+internal sealed class DeadLetterService(string hubConnectionString, string source)
 {
     public async Task<IReadOnlyList<DeadLetter>> ListAsync(string? connector, bool all, CancellationToken cancellationToken)
     {

@@ -1,4 +1,3 @@
-using CdcSync.Hub;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -14,7 +13,7 @@ namespace CdcSync.Operations;
 /// The worker's HTTP face on Hub:MetricsUrl: /healthz (the process answers), /readyz (streaming,
 /// no connector tripped; 503 otherwise, also while standing by) and /metrics (Prometheus text).
 /// </summary>
-public sealed class HealthServer : IAsyncDisposable
+internal sealed class HealthServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 

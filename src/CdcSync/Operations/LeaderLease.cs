@@ -14,7 +14,7 @@ namespace CdcSync.Operations;
 /// keepalives (and the server's own keepalive settings apply on its side). Operator verbs that
 /// must not race a worker (replay on a stopped worker) take the same lease.
 /// </summary>
-public sealed class LeaderLease : IAsyncDisposable
+internal sealed class LeaderLease : IAsyncDisposable
 {
     private readonly NpgsqlConnection _connection;
     private readonly long _key;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using CdcSync.Configuration;
 using CdcSync.Hub;
-using CdcSync.Routing;
+using CdcSync.Replication;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -11,16 +11,16 @@ using NpgsqlTypes;
 namespace CdcSync.Operations;
 
 /// <summary>One transaction a replay would re-send: its commit LSN and time, and changes per table.</summary>
-public sealed record ReplayTransaction(NpgsqlLogSequenceNumber CommitLsn, DateTimeOffset CommitTime, IReadOnlyDictionary<string, int> ChangesByTable)
+internal sealed record ReplayTransaction(NpgsqlLogSequenceNumber CommitLsn, DateTimeOffset CommitTime, IReadOnlyDictionary<string, int> ChangesByTable)
 {
     public int Changes => ChangesByTable.Values.Sum();
 }
 
 /// <summary>The slot's replay window: WAL from <see cref="Oldest"/> to <see cref="Current"/> can be replayed.</summary>
-public sealed record ReplayWindowInfo(string Slot, NpgsqlLogSequenceNumber Oldest, NpgsqlLogSequenceNumber Current, bool Active);
+internal sealed record ReplayWindowInfo(string Slot, NpgsqlLogSequenceNumber Oldest, NpgsqlLogSequenceNumber Current, bool Active);
 
 /// <summary>What a replay request became.</summary>
-public sealed record ReplayOutcome(long RequestId, bool Applied, NpgsqlLogSequenceNumber Previous);
+internal sealed record ReplayOutcome(long RequestId, bool Applied, NpgsqlLogSequenceNumber Previous);
 
 /// <summary>
 /// Re-delivers to one connector every change the slot retains after an LSN. The slot is kept
@@ -30,7 +30,7 @@ public sealed record ReplayOutcome(long RequestId, bool Applied, NpgsqlLogSequen
 /// The checkpoint is only lowered while holding the leader lease: by the running worker, which
 /// polls cdc.replay_requests, or by the CLI itself when no worker runs.
 /// </summary>
-public sealed class ReplayService(CdcSyncOptions options, ILogger logger)
+internal sealed class ReplayService(CdcSyncOptions options, ILogger logger)
 {
     public async Task<ReplayWindowInfo> WindowAsync(CancellationToken cancellationToken)
     {

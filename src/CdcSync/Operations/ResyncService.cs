@@ -3,7 +3,6 @@ using CdcSync.Configuration;
 using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -12,7 +11,7 @@ using NpgsqlTypes;
 namespace CdcSync.Operations;
 
 /// <summary>A resync job as stored in cdc.resync_jobs.</summary>
-public sealed record ResyncJob
+internal sealed record ResyncJob
 {
     public long Id { get; init; }
 
@@ -53,7 +52,7 @@ public sealed record ResyncJob
 /// backfilled row never overwrites a newer streamed change. Progress is stored per chunk after
 /// the connector made it durable; a killed worker resumes at the last stored key.
 /// </summary>
-public sealed class ResyncService(CdcSyncOptions options, ILogger logger)
+internal sealed class ResyncService(CdcSyncOptions options, ILogger logger)
 {
     public const int DefaultBatchSize = 1000;
 

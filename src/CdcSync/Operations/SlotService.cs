@@ -10,7 +10,7 @@ namespace CdcSync.Operations;
 /// A replication slot of the hub's database as <c>cdcsync slots</c> shows it. A slot CdcSync
 /// remembers (cdc.slots) that the server no longer has is listed with <see cref="WalStatus"/> "missing".
 /// </summary>
-public sealed record SlotInfo
+internal sealed record SlotInfo
 {
     public string Slot { get; init; } = "";
 
@@ -30,7 +30,7 @@ public sealed record SlotInfo
 }
 
 /// <summary>Lists the hub's slots and resets one, refusing names that do not exist or are not CdcSync's.</summary>
-public sealed class SlotService(string hubConnectionString, string source)
+internal sealed class SlotService(string hubConnectionString, string source)
 {
     public async Task<IReadOnlyList<SlotInfo>> ListAsync(CancellationToken cancellationToken)
     {

@@ -8,9 +8,9 @@ using NpgsqlTypes;
 
 namespace CdcSync.Operations;
 
-public sealed record SlotStatus(string Slot, bool Active, string? ConfirmedLsn, string WalStatus, long RetainedBytes, long ReplayWindowBytes);
+internal sealed record SlotStatus(string Slot, bool Active, string? ConfirmedLsn, string WalStatus, long RetainedBytes, long ReplayWindowBytes);
 
-public sealed record ConnectorStatus(
+internal sealed record ConnectorStatus(
     string Connector,
     string? Checkpoint,
     long LagBytes,
@@ -23,9 +23,9 @@ public sealed record ConnectorStatus(
     double? StatusAgeSeconds);
 
 /// <summary>What the leading worker of a slot last said it was doing (<see cref="Worker.Stage"/>).</summary>
-public sealed record WorkerStatus(string Slot, string Worker, string State, string Pipeline, string? Stage, string? LastError, int Restarts, double AgeSeconds);
+internal sealed record WorkerStatus(string Slot, string Worker, string State, string Pipeline, string? Stage, string? LastError, int Restarts, double AgeSeconds);
 
-public sealed record HubStatus(
+internal sealed record HubStatus(
     string Hub,
     string WalPosition,
     bool WorkerConnected,
@@ -40,7 +40,7 @@ public sealed record HubStatus(
 }
 
 /// <summary>Thresholds above which `status` says a connector needs attention.</summary>
-public sealed record StatusThresholds(TimeSpan MaxLag, long MaxLagBytes);
+internal sealed record StatusThresholds(TimeSpan MaxLag, long MaxLagBytes);
 
 /// <summary>
 /// What an on-call engineer asks first, from the hub alone (the worker need not run): where the
@@ -50,7 +50,7 @@ public sealed record StatusThresholds(TimeSpan MaxLag, long MaxLagBytes);
 /// position the worker reported, so it counts all WAL written since — an upper bound that rises
 /// while changes wait, which is what an alert wants.
 /// </summary>
-public sealed class StatusService(string hubConnectionString, CdcSyncOptions? options, TimeProvider? timeProvider = null)
+internal sealed class StatusService(string hubConnectionString, CdcSyncOptions? options, TimeProvider? timeProvider = null)
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
 

@@ -1,6 +1,5 @@
 using CdcSync.Configuration;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using Dapper;
@@ -10,7 +9,7 @@ using Polly.CircuitBreaker;
 
 namespace CdcSync.Operations;
 
-public enum WorkerState
+internal enum WorkerState
 {
     Starting,
     StandingBy,
@@ -25,7 +24,7 @@ public enum WorkerState
 /// cdc.connector_status (read by `cdcsync status`) and refreshes the Prometheus gauges; every
 /// Hub:ProgressInterval it logs one progress line.
 /// </summary>
-public sealed class Worker(
+internal sealed class Worker(
     CdcSyncOptions options,
     Func<string, IOutboundConnector> outbound,
     Func<string, IInboundConnector?> inbound,

@@ -2,8 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using CdcSync.Connectors;
-using CdcSync.Operations;
 using CdcSync.Replication;
+using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
 using Prometheus;
@@ -18,7 +18,7 @@ namespace CdcSync.Pipeline;
 /// slows the stream instead of growing memory. Resync chunks go through here too, handed over at
 /// the position <see cref="Resync"/> says they are due.
 /// </summary>
-internal sealed class ConnectorWriter
+internal sealed class ConnectorWriter : IRouteTarget
 {
     private readonly Channel<object> _channel;
     private readonly ILogger _logger;

@@ -32,7 +32,7 @@ internal sealed class Heartbeat(string hubConnectionString, TimeSpan interval, T
                 catch (NpgsqlException e)
                 {
                     // A revoked grant or a dropped function will not fix itself: stop with the cause.
-                    throw new Hub.OperatorException($"Heartbeat: {Resilience.FailureClassifier.Describe(e)}", e);
+                    throw new OperatorException($"Heartbeat: {Resilience.FailureClassifier.Describe(e)}", e);
                 }
             }
         }

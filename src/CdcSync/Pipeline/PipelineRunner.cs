@@ -11,7 +11,7 @@ using NpgsqlTypes;
 
 namespace CdcSync.Pipeline;
 
-public enum PipelineHealth
+internal enum PipelineHealth
 {
     Starting,
     Running,
@@ -31,7 +31,7 @@ public enum PipelineHealth
 /// not torn down by an outbound restart, and a permanent inbound failure stops the outbound side
 /// cleanly, then the pipeline.
 /// </summary>
-public sealed class PipelineRunner(
+internal sealed class PipelineRunner(
     CdcSyncOptions options,
     Func<string, IOutboundConnector> connectorFactory,
     ILoggerFactory loggers,
@@ -161,7 +161,7 @@ public sealed class PipelineRunner(
                 }
 
                 Restarts++;
-                Operations.PipelineMetrics.Restarts.Inc();
+                PipelineMetrics.Restarts.Inc();
                 Health = PipelineHealth.Restarting;
                 Stage = "restarting after: " + description;
                 // A server that went away leaves dead connections in the pools; without this the
@@ -222,7 +222,7 @@ public sealed class PipelineRunner(
 
             await using var acknowledger = new SlotAcknowledger(hub, _writers, _logger, hubSource: _givenHub);
             acknowledger.Acknowledged += lsn => Acknowledged?.Invoke(lsn);
-            _router = new Router(routes.ToDictionary(r => r.Key, r => r.Value.Select(n => connectors[n]).ToArray()), ReplicationOrigins.DatabaseOf(options.Hub.ConnectionString));
+            _router = new Router(routes.ToDictionary(r => r.Key, r => r.Value.Select(n => connectors[n]).ToArray<IRouteTarget>()), ReplicationOrigins.DatabaseOf(options.Hub.ConnectionString));
             await using var reader = new ReplicationReader(
                 new ReaderOptions(hub.ConnectionString, hub.Slot, hub.Publication, hub.Binary, hub.Streaming),
                 loggers.CreateLogger<ReplicationReader>());

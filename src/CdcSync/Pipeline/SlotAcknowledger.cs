@@ -1,7 +1,6 @@
 
 using CdcSync.Configuration;
 using CdcSync.Hub;
-using CdcSync.Operations;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -75,7 +74,7 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                 catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException && Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
                 {
                     // A missing grant on the checkpoint mirror will not fix itself: stop with the cause.
-                    throw new Hub.OperatorException($"Confirming the slot position: {Resilience.FailureClassifier.Describe(e)}", e);
+                    throw new OperatorException($"Confirming the slot position: {Resilience.FailureClassifier.Describe(e)}", e);
                 }
                 catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
                 {

@@ -1,7 +1,7 @@
 namespace CdcSync.Replication;
 
 /// <summary>Receives what the reader decodes, in WAL commit order.</summary>
-public interface IChangeSink
+internal interface IChangeSink
 {
     /// <summary>A row change of a transaction that has committed (or, for non-streamed transactions, is being sent after commit).</summary>
     ValueTask OnChangeAsync(ChangeEvent change, CancellationToken cancellationToken);

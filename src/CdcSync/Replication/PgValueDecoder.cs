@@ -8,7 +8,7 @@ namespace CdcSync.Replication;
 /// Decodes PostgreSQL's binary send format for the types staging tables use. The PostgreSQL
 /// connector never calls this: it passes the bytes to COPY BINARY unchanged.
 /// </summary>
-public static class PgValueDecoder
+internal static class PgValueDecoder
 {
     private static readonly DateTime PgEpoch = new(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc);
 

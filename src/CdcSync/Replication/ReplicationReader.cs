@@ -7,7 +7,7 @@ using NpgsqlTypes;
 
 namespace CdcSync.Replication;
 
-public sealed record ReaderOptions(string ConnectionString, string Slot, string Publication, bool Binary = true, bool Streaming = true);
+internal sealed record ReaderOptions(string ConnectionString, string Slot, string Publication, bool Binary = true, bool Streaming = true);
 
 /// <summary>
 /// Streams the hub's WAL from a pgoutput slot and turns it into immutable change events.
@@ -20,7 +20,7 @@ public sealed record ReaderOptions(string ConnectionString, string Slot, string 
 /// payload is copied into one reused buffer and decoded synchronously by <see cref="PgOutputDecoder"/>.
 /// This class keeps the session: what a decoded message means for the sink, the spools and the slot.
 /// </remarks>
-public sealed class ReplicationReader : IAsyncDisposable
+internal sealed class ReplicationReader : IAsyncDisposable
 {
     private readonly ReaderOptions _options;
     private readonly ILogger _logger;
@@ -87,7 +87,7 @@ public sealed class ReplicationReader : IAsyncDisposable
     {
         if (_options.Publication.Contains('\'', StringComparison.Ordinal))
         {
-            throw new Hub.OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
+            throw new OperatorException($"Publication name {_options.Publication} contains a single quote; choose a Hub:Publication without one.");
         }
 
         _connection = new LogicalReplicationConnection(PinOutputSettings(_options.ConnectionString, SessionName));

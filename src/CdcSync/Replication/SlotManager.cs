@@ -1,5 +1,4 @@
 using CdcSync.Hub;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -9,7 +8,7 @@ namespace CdcSync.Replication;
 /// Creates the publication and the pgoutput slot when they are missing, and refuses to paper
 /// over a slot that was dropped or invalidated (that would hide a gap in the stream).
 /// </summary>
-public sealed class SlotManager(string connectionString, ILogger logger, TimeProvider? timeProvider = null)
+internal sealed class SlotManager(string connectionString, ILogger logger, TimeProvider? timeProvider = null)
 {
     /// <summary>How often a slot creation that waits on other transactions says what it waits for.</summary>
     public static readonly TimeSpan WaitReportInterval = TimeSpan.FromSeconds(2);

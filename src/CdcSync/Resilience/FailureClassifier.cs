@@ -1,8 +1,6 @@
 using System.Net.Http;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using CdcSync.Connectors.Http;
-using CdcSync.Hub;
 using Npgsql;
 
 namespace CdcSync.Resilience;
@@ -12,8 +10,12 @@ namespace CdcSync.Resilience;
 /// PostgreSQL target, the inbound and outbound loops and the HTTP connectors all ask here, so an
 /// outage is ridden out the same way everywhere and a missing grant stops everything the same way.
 /// </summary>
-public static class FailureClassifier
+internal static class FailureClassifier
 {
+    /// <summary>Every origin function the worker calls; the README's grants and the hub's errors list the same set.</summary>
+    public const string ReplicationOriginGrantAdvice =
+        "grant them with GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset() TO <hub user>, or use a superuser";
+
     public static FailureKind Classify(Exception error)
     {
         var e = Unwrap(error);
@@ -22,8 +24,7 @@ public static class FailureClassifier
             OperatorException op => op.Transient ? FailureKind.Transient : FailureKind.Permanent,
             // HTTP connectors: throttling, 5xx and timeouts pass; a refused login, a missing
             // permission or a request the API rejects as a whole (an unknown field) do not.
-            Connectors.Salesforce.SalesforceApiException sf => sf.IsTransient ? FailureKind.Transient : FailureKind.Permanent,
-            Connectors.NetSuite.NetSuiteApiException ns => ns.StatusCode is 408 or 429 or >= 500 ? FailureKind.Transient : FailureKind.Permanent,
+            IClassifiedFailure classified => classified.Kind,
             PostgresException pg => Classify(pg.SqlState),
             NpgsqlException npgsql when FindTls(npgsql) is not null => FailureKind.Permanent,
             NpgsqlException => FailureKind.Transient,
@@ -56,10 +57,6 @@ public static class FailureClassifier
             _ => FailureKind.Permanent,
         };
     }
-
-    /// <summary>HTTP connectors classify responses themselves; a response nobody retries is the caller's to handle.</summary>
-    public static FailureKind Classify(HttpFailureKind kind) =>
-        kind == HttpFailureKind.None ? FailureKind.Permanent : FailureKind.Transient;
 
     /// <summary>One line, no stack trace, no secret: the cause, and for permanent failures the fix.</summary>
     public static string Describe(Exception error)
@@ -101,7 +98,7 @@ public static class FailureClassifier
     private static string Hint(PostgresException pg) => pg.SqlState switch
     {
         PostgresErrorCodes.InsufficientPrivilege when pg.MessageText.Contains("pg_replication_origin", StringComparison.Ordinal) =>
-            "; " + ReplicationOrigins.GrantAdvice,
+            "; " + ReplicationOriginGrantAdvice,
         PostgresErrorCodes.InsufficientPrivilege => "; grant the privilege to the worker's role (README, section \"Grants\") or connect as the table owner.",
         PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedObject or PostgresErrorCodes.UndefinedFunction or PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.InvalidSchemaName =>
             "; create it (cdcsync migrate for the hub, a migration for a target) or fix the name in the config.",

@@ -4,7 +4,7 @@ namespace CdcSync.Resilience;
 /// Capped exponential backoff with full jitter that starts over once the worker has been healthy
 /// for a while: a short restart long after an earlier one waits the initial delay, not the cap.
 /// </summary>
-public sealed class RestartBackoff(TimeSpan initial, TimeSpan max, TimeSpan healthyPeriod, TimeProvider time, Random? random = null)
+internal sealed class RestartBackoff(TimeSpan initial, TimeSpan max, TimeSpan healthyPeriod, TimeProvider time, Random? random = null)
 {
     private readonly Random _random = random ?? Random.Shared;
     private DateTimeOffset? _healthySince;

@@ -1,4 +1,3 @@
-using CdcSync.Pipeline;
 using CdcSync.Replication;
 
 namespace CdcSync.Routing;
@@ -10,18 +9,18 @@ namespace CdcSync.Routing;
 /// </summary>
 internal sealed class Router : IChangeSink
 {
-    private readonly Dictionary<TableName, ConnectorWriter[]> _routes;
-    private readonly Dictionary<RelationInfo, ConnectorWriter[]> _byRelation = new(ReferenceEqualityComparer.Instance);
-    private readonly HashSet<ConnectorWriter> _touched = [];
+    private readonly Dictionary<TableName, IRouteTarget[]> _routes;
+    private readonly Dictionary<RelationInfo, IRouteTarget[]> _byRelation = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<IRouteTarget> _touched = [];
     private TransactionInfo? _current;
 
     private readonly string _database;
 
     /// <param name="database">The hub database whose WAL this router sees: its connectors' origins carry its name.</param>
-    public Router(IReadOnlyDictionary<TableName, ConnectorWriter[]> routes, string database)
+    public Router(IReadOnlyDictionary<TableName, IRouteTarget[]> routes, string database)
     {
         _database = database;
-        _routes = new Dictionary<TableName, ConnectorWriter[]>(routes);
+        _routes = new Dictionary<TableName, IRouteTarget[]>(routes);
     }
 
     public long ChangesRouted { get; private set; }
@@ -64,7 +63,7 @@ internal sealed class Router : IChangeSink
         _current = null;
     }
 
-    private ConnectorWriter[] TargetsOf(RelationInfo relation)
+    private IRouteTarget[] TargetsOf(RelationInfo relation)
     {
         if (!_byRelation.TryGetValue(relation, out var writers))
         {

@@ -7,7 +7,7 @@ namespace CdcSync.Schema;
 /// and each transform new or changed since it was deployed, from the same DbUp journal
 /// <c>cdcsync migrate</c> reads, so the two always agree.
 /// </summary>
-public static class DeploymentCheck
+internal static class DeploymentCheck
 {
     /// <summary>The hub's deployment state, or null when the hub cannot be reached (the connectivity check reports that, once).</summary>
     public static async Task<DeploymentState?> TryGetAsync(string connectionString, ScriptSet scripts, CancellationToken cancellationToken)

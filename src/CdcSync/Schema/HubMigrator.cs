@@ -7,10 +7,10 @@ using Npgsql;
 
 namespace CdcSync.Schema;
 
-public sealed record MigrationResult(bool Succeeded, IReadOnlyList<string> Applied, string? Error);
+internal sealed record MigrationResult(bool Succeeded, IReadOnlyList<string> Applied, string? Error);
 
 /// <summary>Why a script would run: a migration never applied, a transform never deployed, or one whose file changed since.</summary>
-public enum PendingReason
+internal enum PendingReason
 {
     NewMigration,
     NewTransform,
@@ -18,7 +18,7 @@ public enum PendingReason
 }
 
 /// <summary>A script <c>cdcsync migrate</c> would run: its file (relative to the scripts folder) and why.</summary>
-public sealed record PendingScript(string File, PendingReason Reason)
+internal sealed record PendingScript(string File, PendingReason Reason)
 {
     public string Describe() => Reason switch
     {
@@ -29,14 +29,14 @@ public sealed record PendingScript(string File, PendingReason Reason)
 }
 
 /// <summary>What the hub's journal says against the files: <see cref="JournalExists"/> is false on a hub never migrated.</summary>
-public sealed record DeploymentState(bool JournalExists, IReadOnlyList<PendingScript> Pending);
+internal sealed record DeploymentState(bool JournalExists, IReadOnlyList<PendingScript> Pending);
 
 /// <summary>
 /// Deploys the hub with DbUp: migrations once each, then transforms whose content changed, one
 /// transaction per script, journaled in <c>cdc.schema_journal</c>. A failing script rolls back
 /// alone and stops the run, so the journal always matches what is in the database.
 /// </summary>
-public sealed class HubMigrator(string connectionString, ScriptSet scripts, Action<string>? progress = null)
+internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Action<string>? progress = null)
 {
     public const string JournalSchema = "cdc";
     public const string JournalTable = "schema_journal";
@@ -159,7 +159,7 @@ public sealed class HubMigrator(string connectionString, ScriptSet scripts, Acti
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
-            throw new Hub.OperatorException(
+            throw new OperatorException(
                 $"The hub user {conn.UserName} may not create schemas in database {conn.Database} ({e.MessageText}); run GRANT CREATE ON DATABASE {Hub.HubSql.Quote(conn.Database ?? string.Empty)} TO {Hub.HubSql.Quote(conn.UserName ?? string.Empty)}; or migrate as the database owner.", e);
         }
     }

@@ -4,7 +4,7 @@ using System.Text;
 namespace CdcSync.Schema;
 
 /// <summary>One SQL file from migrations/ or transforms/.</summary>
-public sealed record SqlFile(string RelativePath, string FullPath, string Contents, bool IsTransform)
+internal sealed record SqlFile(string RelativePath, string FullPath, string Contents, bool IsTransform)
 {
     /// <summary>Transforms are journaled under their name plus a hash of their content, so a changed file runs again.</summary>
     public string JournalName => IsTransform ? $"{RelativePath}@{Hash}" : RelativePath;
@@ -16,7 +16,7 @@ public sealed record SqlFile(string RelativePath, string FullPath, string Conten
 /// The hub's SQL: <c>migrations/*.sql</c> (run once each, in name order) and <c>transforms/*.sql</c>
 /// (run after the migrations, again whenever their content changes).
 /// </summary>
-public sealed class ScriptSet
+internal sealed class ScriptSet
 {
     private ScriptSet(string root, IReadOnlyList<SqlFile> migrations, IReadOnlyList<SqlFile> transforms)
     {

@@ -3,7 +3,7 @@ using Npgsql;
 namespace CdcSync.Schema;
 
 /// <summary>Turns a PostgreSQL error inside a script into "file:line: message".</summary>
-public static class SqlErrorLocation
+internal static class SqlErrorLocation
 {
     public static int? LineOf(string script, PostgresException e)
     {

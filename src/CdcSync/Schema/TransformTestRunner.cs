@@ -4,10 +4,10 @@ using Npgsql;
 
 namespace CdcSync.Schema;
 
-public sealed record TransformTestResult(string File, string Name, int Line, bool Passed, string? Message, TimeSpan Elapsed);
+internal sealed record TransformTestResult(string File, string Name, int Line, bool Passed, string? Message, TimeSpan Elapsed);
 
 /// <summary>The outcome of one run; <see cref="ScratchDatabase"/> is null for an in-place run.</summary>
-public sealed record TransformTestRun(IReadOnlyList<TransformTestResult> Results, string? ScratchDatabase, TimeSpan Elapsed)
+internal sealed record TransformTestRun(IReadOnlyList<TransformTestResult> Results, string? ScratchDatabase, TimeSpan Elapsed)
 {
     public int Failed => Results.Count(r => !r.Passed);
 
@@ -16,7 +16,7 @@ public sealed record TransformTestRun(IReadOnlyList<TransformTestResult> Results
 }
 
 /// <summary>Where the transform tests run.</summary>
-public enum TransformTestIsolation
+internal enum TransformTestIsolation
 {
     /// <summary>
     /// Default. A scratch database on the hub's server, built from migrations/ and dropped at the
@@ -32,10 +32,10 @@ public enum TransformTestIsolation
 }
 
 /// <summary>What is about to run, and where (<see cref="Where"/> is safe to print).</summary>
-public sealed record TransformTestPlan(int Tests, int Files, string? ScratchDatabase, string Where);
+internal sealed record TransformTestPlan(int Tests, int Files, string? ScratchDatabase, string Where);
 
 /// <summary>What a run reports while it goes; every callback is optional.</summary>
-public sealed class TransformTestProgress
+internal sealed class TransformTestProgress
 {
     /// <summary>Before the first test.</summary>
     public Action<TransformTestPlan>? Planned { get; init; }
@@ -54,7 +54,7 @@ public sealed class TransformTestProgress
 /// is deployed. By default they run in a scratch database that holds only the migrations; see
 /// <see cref="TransformTestIsolation"/>.
 /// </summary>
-public sealed partial class TransformTestRunner(
+internal sealed partial class TransformTestRunner(
     string connectionString,
     ScriptSet scripts,
     TransformTestIsolation isolation = TransformTestIsolation.ScratchDatabase,

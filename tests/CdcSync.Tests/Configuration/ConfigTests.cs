@@ -1,5 +1,5 @@
 using CdcSync.Configuration;
-using CdcSync.Hub;
+using CdcSync.Connectors;
 using CdcSync.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 
@@ -10,7 +10,7 @@ public sealed class ConfigTests
     private static CdcSyncOptions Bind(Dictionary<string, string?> settings)
     {
         settings.TryAdd("Hub:ConnectionString", "Host=127.0.0.1;Database=hub;Username=u;Password=p");
-        return ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        return ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
     }
 
     [Fact]
@@ -109,7 +109,7 @@ public sealed class ConfigTests
             })
             .Build();
 
-        var (options, problems) = ConfigLoader.BindAll(configuration);
+        var (options, problems) = ConnectorConfig.BindAll(configuration);
 
         Assert.Empty(problems);
         Assert.Equal(LogFormat.Json, options.Logging.Format);

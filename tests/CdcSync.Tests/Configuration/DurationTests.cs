@@ -3,7 +3,6 @@ using CdcSync.Cli.Commands;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Connectors.NetSuite;
-using CdcSync.Hub;
 using Microsoft.Extensions.Configuration;
 
 namespace CdcSync.Tests.Configuration;
@@ -62,7 +61,7 @@ public sealed class DurationTests
         settings["Connectors:ns:Resilience:CircuitBreakerBreakDuration"] = "00:00:15";
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
 
-        var options = ConfigLoader.Bind(configuration);
+        var options = ConnectorConfig.Bind(configuration);
         var netsuite = ConnectorFactory.BindValidated(options.Connectors["ns"], "Connectors:ns", new NetSuiteOptionsValidator());
 
         Assert.Equal(TimeSpan.FromSeconds(10), options.Hub.HeartbeatInterval);
@@ -80,7 +79,7 @@ public sealed class DurationTests
         var settings = NetSuite();
         settings["Hub:HeartbeatInterval"] = "10x";
 
-        var e = Assert.Throws<OperatorException>(() => ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()));
+        var e = Assert.Throws<OperatorException>(() => ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()));
 
         Assert.StartsWith("Config key Hub:HeartbeatInterval is '10x'; use a duration like 30s, 5m, 1h or 00:05:00", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("System.TimeSpan", e.Message, StringComparison.Ordinal);
@@ -96,7 +95,7 @@ public sealed class DurationTests
         settings["Hub:Binary"] = "yes";
         settings["Hub:Slot"] = "still_bound";
 
-        var (options, problems) = ConfigLoader.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var (options, problems) = ConnectorConfig.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
 
         Assert.Equal(4, problems.Count);
         Assert.Contains(problems, p => p.StartsWith("Config key Connectors:ns:Resilience:RetryBaseDelay is 'soon'; use a duration like 30s", StringComparison.Ordinal));

@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using CdcSync.Configuration;
 using CdcSync.Connectors.Salesforce;
-using CdcSync.Hub;
+using CdcSync.Connectors;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -12,7 +12,7 @@ namespace CdcSync.Tests.Configuration;
 
 /// <summary>
 /// The generated validators, in the worker's host (AddOptions().Bind().ValidateOnStart()) and in
-/// ConfigLoader.BindAll: one line per problem naming the full config key, nested options included.
+/// ConnectorConfig.BindAll: one line per problem naming the full config key, nested options included.
 /// </summary>
 public sealed class OptionsValidationTests
 {
@@ -82,7 +82,7 @@ public sealed class OptionsValidationTests
         using var provider = Services(configuration);
 
         var hosted = provider.GetRequiredService<CdcSyncOptions>();
-        var loaded = ConfigLoader.Bind(configuration);
+        var loaded = ConnectorConfig.Bind(configuration);
 
         Assert.Equal(TimeSpan.FromSeconds(30), hosted.Hub.HeartbeatInterval);
         Assert.Equal(TimeSpan.FromMinutes(150), hosted.Hub.ReplayRetentionAge);
@@ -213,7 +213,7 @@ public sealed class OptionsValidationTests
     private static List<string> Problems(Dictionary<string, string?> settings)
     {
         settings.TryAdd("Hub:ConnectionString", HubConnection);
-        return ConfigLoader.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()).Problems;
+        return ConnectorConfig.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()).Problems;
     }
 
     private static IHost Host(IConfiguration configuration)

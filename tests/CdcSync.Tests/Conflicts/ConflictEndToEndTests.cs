@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Conflicts;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
@@ -161,7 +160,7 @@ public sealed class ConflictEndToEndTests
         settings["Hub:InboundPollInterval"] = "00:00:00.300";
         settings["Connectors:salesforce:Inbound:MaxIdleInterval"] = "00:00:00.500";
         settings["Connectors:netsuite:Inbound:MaxIdleInterval"] = "00:00:00.500";
-        return ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        return ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
     }
 
     /// <summary>One poll of each inbound connector, applied as the worker's pollers apply it.</summary>

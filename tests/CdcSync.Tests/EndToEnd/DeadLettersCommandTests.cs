@@ -1,6 +1,5 @@
 using System.CommandLine;
 using CdcSync.Cli.Commands;
-using CdcSync.Hub;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
-using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
@@ -66,7 +65,7 @@ public sealed class SalesforceToNetSuiteTests
             settings[key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         var pipelineLogs = new Logs();
         var runner = new PipelineRunner(
             options,

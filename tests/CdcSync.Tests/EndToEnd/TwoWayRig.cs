@@ -41,7 +41,7 @@ public sealed class TwoWayRig : IAsyncDisposable
     public Logs Logs { get; } = new();
 
     /// <summary>The running pipeline (restarts, health).</summary>
-    public PipelineRunner Runner => _runner!;
+    internal PipelineRunner Runner => _runner!;
 
     /// <summary>Inbound connectors the pipeline has made: one per system unless the inbound side restarted.</summary>
     public int InboundConnectorsCreated => Volatile.Read(ref _inboundCreated);
@@ -70,7 +70,7 @@ public sealed class TwoWayRig : IAsyncDisposable
             config[key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
         rig._runner = new PipelineRunner(
             options,
             n => (wrapOutbound ?? (c => c))(ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),

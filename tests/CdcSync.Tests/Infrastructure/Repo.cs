@@ -7,7 +7,7 @@ public static class Repo
     /// <summary>The checkout the tests run from (the folder holding CdcSync.sln).</summary>
     public static string Root { get; } = FindRoot();
 
-    public static ScriptSet Scripts() => ScriptSet.Load(Root);
+    internal static ScriptSet Scripts() => ScriptSet.Load(Root);
 
     /// <summary>A private copy of migrations/ and transforms/ a test may edit.</summary>
     public static string CopyScripts()

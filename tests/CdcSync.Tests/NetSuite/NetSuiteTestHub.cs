@@ -52,7 +52,7 @@ public sealed class NetSuiteTestHub : IAsyncDisposable
     public HubGateway Gateway { get; }
 
     /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
-    public StagingWriter Staging { get; }
+    internal StagingWriter Staging { get; }
 
     public static async Task<NetSuiteTestHub> CreateAsync(string name)
     {

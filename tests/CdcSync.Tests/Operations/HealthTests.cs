@@ -59,7 +59,7 @@ public sealed class HealthTests
             settings["Connectors:c:" + key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         await using var hubSource = NpgsqlDataSource.Create(hub);
         var worker = new Worker(options, n => ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hubSource, NullLoggerFactory.Instance), _ => null, NullLoggerFactory.Instance);
         await using var health = await HealthServer.StartAsync("http://127.0.0.1:0", worker, NullLoggerFactory.Instance, CancellationToken.None);

@@ -74,7 +74,7 @@ internal sealed class OpsHarness
         return new OpsHarness { Hub = hub, Target = target, Slot = slot, ConfigPath = configPath };
     }
 
-    public CdcSyncOptions Options() => ConfigLoader.Bind(ConfigLoader.Build(ConfigPath));
+    public CdcSyncOptions Options() => ConnectorConfig.Bind(ConfigLoader.Build(ConfigPath));
 
     public const string HubItems = "SELECT coalesce(string_agg(t::text, ';' ORDER BY id), '') FROM public.items t";
 

@@ -1,4 +1,5 @@
 using CdcSync.Operations;
+using CdcSync.Pipeline;
 using CdcSync.Tests.Pipeline;
 using Microsoft.Extensions.Logging.Abstractions;
 using NpgsqlTypes;

@@ -65,7 +65,7 @@ internal sealed class TestPipeline : IAsyncDisposable
             settings[key] = value;
         }
 
-        var options = ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         var hubSource = NpgsqlDataSource.Create(hub);
         var runner = new PipelineRunner(options, name => ConnectorRegistry.Default.CreateOutbound(name, options.Connectors[name], hubSource, NullLoggerFactory.Instance), NullLoggerFactory.Instance);
         var pipeline = new TestPipeline(runner);

@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using CdcSync.Configuration;
-using CdcSync.Hub;
+using CdcSync.Connectors.Http;
+using CdcSync.Connectors;
 using CdcSync.Resilience;
 using CdcSync.Tests.Infrastructure;
 using CdcSync.Tests.Pipeline;
@@ -40,8 +41,8 @@ public sealed class ClassifierAndConfigTests
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new AggregateException(new TimeoutException())));
         Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(new OperatorException("Cannot reach PostgreSQL", null, transient: true)));
         Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(new OperatorException("Config key X is wrong")));
-        Assert.Equal(FailureKind.Transient, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.Throttled));
-        Assert.Equal(FailureKind.Permanent, FailureClassifier.Classify(CdcSync.Connectors.Http.HttpFailureKind.None));
+        Assert.Equal(FailureKind.Transient, CdcSync.Connectors.Http.HttpFailureKind.Throttled.ToFailureKind());
+        Assert.Equal(FailureKind.Permanent, CdcSync.Connectors.Http.HttpFailureKind.None.ToFailureKind());
     }
 
     [Fact]
@@ -68,7 +69,7 @@ public sealed class ClassifierAndConfigTests
     private static List<string> Problems(Dictionary<string, string?> settings)
     {
         settings.TryAdd("Hub:ConnectionString", "Host=127.0.0.1;Database=hub;Username=u;Password=p");
-        return ConfigLoader.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()).Problems;
+        return ConnectorConfig.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()).Problems;
     }
 
     [Fact]
@@ -124,7 +125,7 @@ public sealed class ClassifierAndConfigTests
     [Fact]
     public void Bind_PostgresConnectorWithoutConnectionString_OneLineNamingTheKey()
     {
-        var e = Assert.Throws<OperatorException>(() => ConfigLoader.Bind(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        var e = Assert.Throws<OperatorException>(() => ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Hub:ConnectionString"] = "Host=h",
             ["Connectors:t:Type"] = "postgres",

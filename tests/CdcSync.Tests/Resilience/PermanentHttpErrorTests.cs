@@ -1,7 +1,6 @@
 using System.Net;
 using CdcSync.Connectors.NetSuite;
 using CdcSync.Connectors.Salesforce;
-using CdcSync.Hub;
 using CdcSync.Resilience;
 using CdcSync.Tests.EndToEnd;
 

@@ -1,4 +1,3 @@
-using CdcSync.Hub;
 using CdcSync.Pipeline;
 using CdcSync.Replication;
 using CdcSync.Tests.Infrastructure;

@@ -134,7 +134,7 @@ public sealed class RouterTests
                 _writers[name] = (writer, connector, Task.Run(() => writer.RunAsync(CancellationToken.None)));
             }
 
-            Router = new Router(routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value.Select(n => _writers[n].Writer).ToArray()), Database);
+            Router = new Router(routes.ToDictionary(r => TableName.Parse(r.Key), r => r.Value.Select(n => _writers[n].Writer).ToArray<IRouteTarget>()), Database);
         }
 
         public Router Router { get; }

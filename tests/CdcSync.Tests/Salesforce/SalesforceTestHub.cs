@@ -36,7 +36,7 @@ public sealed class SalesforceTestHub : IAsyncDisposable
     public HubGateway Gateway { get; }
 
     /// <summary>Inbound pages into the staging tables, as the inbound side writes them.</summary>
-    public StagingWriter Staging { get; }
+    internal StagingWriter Staging { get; }
 
     public Logs Logs { get; } = new();
 
@@ -70,13 +70,13 @@ public sealed class SalesforceTestHub : IAsyncDisposable
         return options;
     }
 
-    public SalesforceClient Client(SalesforceOptions options) =>
+    internal SalesforceClient Client(SalesforceOptions options) =>
         new(options, new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, Logs.Factory.CreateLogger<SalesforceClient>());
 
-    public SalesforceOutboundConnector Outbound(SalesforceClient client) =>
+    internal SalesforceOutboundConnector Outbound(SalesforceClient client) =>
         new(client, Gateway, Logs.Factory.CreateLogger<SalesforceOutboundConnector>());
 
-    public SalesforceInboundConnector Inbound(SalesforceClient client) =>
+    internal SalesforceInboundConnector Inbound(SalesforceClient client) =>
         new(client, DataSource, Logs.Factory.CreateLogger<SalesforceInboundConnector>());
 
     /// <summary>Inserts an account row as a transform would (no Salesforce Id yet) and returns its hub_id.</summary>

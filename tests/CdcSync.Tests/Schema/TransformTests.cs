@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using CdcSync.Hub;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
 using Npgsql;

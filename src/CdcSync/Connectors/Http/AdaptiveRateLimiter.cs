@@ -7,7 +7,7 @@ namespace CdcSync.Connectors.Http;
 /// response pauses every caller until its <c>Retry-After</c> and halves the rate, which then climbs
 /// back by a twentieth of the maximum per success (additive increase, multiplicative decrease).
 /// </summary>
-public sealed class AdaptiveRateLimiter : RateLimiter
+internal sealed class AdaptiveRateLimiter : RateLimiter
 {
     private readonly Lock _lock = new();
     private readonly TimeProvider _timeProvider;

@@ -8,7 +8,7 @@ namespace CdcSync.Connectors.Http;
 /// resilience pipeline times requests out). The worker's host registers them; verbs and tests
 /// without a host use <see cref="Default"/>.
 /// </summary>
-public static class ConnectorHttpClients
+internal static class ConnectorHttpClients
 {
     public const string Salesforce = "CdcSync.Salesforce";
     public const string NetSuite = "CdcSync.NetSuite";

@@ -1,7 +1,9 @@
+using CdcSync.Resilience;
+
 namespace CdcSync.Connectors.Http;
 
 /// <summary>How the resilience pipeline treats a response.</summary>
-public enum HttpFailureKind
+internal enum HttpFailureKind
 {
     /// <summary>Returned to the caller as is: a success or a permanent rejection the caller handles.</summary>
     None,
@@ -14,4 +16,11 @@ public enum HttpFailureKind
 }
 
 /// <summary>Classifies a response; may read (buffered) content, e.g. to find Salesforce's error code.</summary>
-public delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
+internal delegate ValueTask<HttpFailureKind> HttpFailureClassifier(HttpResponseMessage response, CancellationToken cancellationToken);
+
+internal static class HttpFailureKinds
+{
+    /// <summary>HTTP connectors classify responses themselves; a response nobody retries is the caller's to handle.</summary>
+    public static FailureKind ToFailureKind(this HttpFailureKind kind) =>
+        kind == HttpFailureKind.None ? FailureKind.Permanent : FailureKind.Transient;
+}

@@ -15,7 +15,7 @@ namespace CdcSync.Connectors.Http;
 /// timeout. Requests are built per attempt (a signed request cannot be re-sent: NetSuite rejects a
 /// reused nonce), so callers go through <see cref="SendAsync"/>.
 /// </summary>
-public sealed class HttpResilience
+internal sealed class HttpResilience
 {
     private static readonly ResiliencePropertyKey<HttpFailureKind> KindKey = new("cdcsync.http.failure-kind");
 

@@ -1,7 +1,6 @@
 using CdcSync.Configuration;
 using System.Collections.Concurrent;
 using CdcSync.Connectors.Http;
-using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 
 namespace CdcSync.Connectors.NetSuite;
@@ -15,9 +14,9 @@ internal static class NetSuiteConnectorType
 {
     private static readonly ConcurrentDictionary<string, (NetSuiteOptions Options, NetSuiteClient Client)> Clients = new();
 
-    public static ConnectorType Type { get; } = new(
+    public static ConnectorType Type { get; } = ConnectorType.Of(
         "netsuite",
-        typeof(NetSuiteOptions),
+        new NetSuiteOptionsValidator(),
         context =>
         {
             var (options, client) = ClientFor(context);

@@ -19,7 +19,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// in one second, still arrives. Records deleted in NetSuite are read from SuiteQL's
 /// <c>deletedrecord</c> table the same way.
 /// </summary>
-public sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, IDisposable
+internal sealed class NetSuiteInboundConnector : IInboundConnector, IHasCircuit, IDisposable
 {
     internal const string SuiteQlPath = "services/rest/query/v1/suiteql";
     private const string RecordPath = "services/rest/record/v1/";

@@ -27,7 +27,7 @@ namespace CdcSync.Connectors.NetSuite;
 /// returns, and recorded in the hub (<c>cdc.record_outbound</c>) in one round trip per batch, so the
 /// checkpoint is written in <see cref="CommitAsync"/> alone.
 /// </summary>
-public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
+internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
 {
     private const string RecordPath = "services/rest/record/v1/";
 
@@ -124,16 +124,16 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     }
 
     /// <summary>The internal ids of the parents the rows of a wave name by hub key, every lookup in one hub round trip.</summary>
-    private async Task<IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>> ParentIdsAsync(IEnumerable<List<(ChangeEvent Change, NetSuiteRecordOptions Map)>> rows, CancellationToken cancellationToken)
+    private async Task<IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>> ParentIdsAsync(IEnumerable<List<(ChangeEvent Change, NetSuiteRecordOptions Map)>> rows, CancellationToken cancellationToken)
     {
-        var keys = new Dictionary<LookupOptions, HashSet<string>>();
+        var keys = new Dictionary<ParentLookup, HashSet<string>>();
         foreach (var (change, map) in rows.SelectMany(r => r))
         {
             foreach (var lookup in map.Lookups)
             {
                 if (RowChanges.Text(change, lookup.HubKeyColumn) is { } key)
                 {
-                    (keys.TryGetValue(lookup, out var set) ? set : keys[lookup] = new HashSet<string>(StringComparer.Ordinal)).Add(key);
+                    (keys.TryGetValue(lookup.Parent(), out var set) ? set : keys[lookup.Parent()] = new HashSet<string>(StringComparer.Ordinal)).Add(key);
                 }
             }
         }
@@ -191,7 +191,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
     }
 
     private async Task ApplyWaveAsync(
-        IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, WaveResults done, IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents, CancellationToken cancellationToken)
+        IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, WaveResults done, IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>? parents, CancellationToken cancellationToken)
     {
         await Parallel.ForEachAsync(
             rows,
@@ -270,7 +270,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         ChangeEvent change,
         NetSuiteRecordOptions map,
         WaveResults done,
-        IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents,
+        IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>? parents,
         CancellationToken cancellationToken)
     {
         var relation = change.Relation;
@@ -402,7 +402,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
         JsonObject body,
         JsonObject changes,
         Dictionary<string, object?> resolved,
-        IReadOnlyDictionary<LookupOptions, Dictionary<string, string>>? parents)
+        IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>? parents)
     {
         foreach (var lookup in map.Lookups)
         {
@@ -415,7 +415,7 @@ public sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircuit
                 continue;
             }
 
-            if (parents is not null && parents.TryGetValue(lookup, out var ids) && ids.TryGetValue(parentKey, out var parentId))
+            if (parents is not null && parents.TryGetValue(lookup.Parent(), out var ids) && ids.TryGetValue(parentKey, out var parentId))
             {
                 body[field.Field] = new JsonObject { ["id"] = parentId };
                 resolved[lookup.Column] = parentId;

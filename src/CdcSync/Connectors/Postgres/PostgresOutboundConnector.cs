@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using CdcSync.Hub;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -15,7 +14,7 @@ namespace CdcSync.Connectors.Postgres;
 /// and, for rows with unchanged TOAST columns, one UPDATE per column set. The checkpoint row is
 /// written in the same target transaction as the rows, so a crash never splits them.
 /// </summary>
-public sealed class PostgresOutboundConnector : IOutboundConnector
+internal sealed class PostgresOutboundConnector : IOutboundConnector
 {
     private static readonly byte[] CopyHeader = [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', (byte)'\n', 0xFF, (byte)'\r', (byte)'\n', 0, 0, 0, 0, 0, 0, 0, 0, 0];
 

@@ -1,6 +1,5 @@
 using CdcSync.Hub;
 using CdcSync.Replication;
-using CdcSync.Routing;
 using Npgsql;
 
 namespace CdcSync.Connectors.Postgres;

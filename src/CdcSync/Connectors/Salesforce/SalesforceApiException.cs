@@ -1,4 +1,5 @@
 using System.Net;
+using CdcSync.Resilience;
 
 namespace CdcSync.Connectors.Salesforce;
 
@@ -6,7 +7,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// Salesforce refused a request as a whole. The message carries Salesforce's error code and
 /// message (never a secret or token); <see cref="IsTransient"/> tells whether trying again later can help.
 /// </summary>
-public sealed class SalesforceApiException : Exception
+internal sealed class SalesforceApiException : Exception, IClassifiedFailure
 {
     public SalesforceApiException(string message, HttpStatusCode? statusCode, string? errorCode, bool isTransient, bool isAuthentication = false, Exception? inner = null)
         : base(message, inner)
@@ -23,6 +24,8 @@ public sealed class SalesforceApiException : Exception
     public string? ErrorCode { get; }
 
     public bool IsTransient { get; }
+
+    public FailureKind Kind => IsTransient ? FailureKind.Transient : FailureKind.Permanent;
 
     /// <summary>The org refused the connector's credentials or session: a configuration problem, never a record's.</summary>
     public bool IsAuthentication { get; }

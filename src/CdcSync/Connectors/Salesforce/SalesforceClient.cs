@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
+using CdcSync.Inbound;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly.CircuitBreaker;
@@ -16,7 +17,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// resilience pipeline. Share one instance between the inbound and outbound connector of an org:
 /// the token, the rate limit and the circuit breaker belong to the org.
 /// </summary>
-public sealed class SalesforceClient
+internal sealed class SalesforceClient
 {
     private readonly HttpClient _http;
     private readonly SalesforceOptions _options;

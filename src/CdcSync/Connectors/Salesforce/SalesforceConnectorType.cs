@@ -1,7 +1,6 @@
 using CdcSync.Configuration;
 using System.Collections.Concurrent;
 using CdcSync.Connectors.Http;
-using CdcSync.Hub;
 using Microsoft.Extensions.Logging;
 
 namespace CdcSync.Connectors.Salesforce;
@@ -15,9 +14,9 @@ internal static class SalesforceConnectorType
 {
     private static readonly ConcurrentDictionary<string, SalesforceClient> Clients = new();
 
-    public static ConnectorType Type { get; } = new(
+    public static ConnectorType Type { get; } = ConnectorType.Of(
         "salesforce",
-        typeof(SalesforceOptions),
+        new SalesforceOptionsValidator(),
         context => new SalesforceOutboundConnector(ClientFor(context), context.Gateway, context.Loggers.CreateLogger<SalesforceOutboundConnector>()),
         context => new SalesforceInboundConnector(ClientFor(context), context.Hub, context.Loggers.CreateLogger<SalesforceInboundConnector>()));
 

@@ -19,7 +19,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// stamp read (a transaction that committed late still shows up) and drops versions it already
 /// read; the cursor is JSON, one <see cref="OverlapCursor"/> per sObject.
 /// </summary>
-public sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget
+internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget
 {
 
     private readonly SalesforceClient _client;

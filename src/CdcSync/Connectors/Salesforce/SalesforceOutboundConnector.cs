@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Replication;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -21,7 +22,7 @@ namespace CdcSync.Connectors.Salesforce;
 /// the batch lands. Changes are buffered up to a batch and sent in commit order; consecutive
 /// changes of one row in a batch collapse into its last state.
 /// </summary>
-public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit, IHasApiBudget
+internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircuit, IHasApiBudget
 {
     // Codes that mean "already gone": a delete that finds them has nothing left to do.
     private static readonly HashSet<string> GoneCodes = ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"];
@@ -632,13 +633,13 @@ public sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCircui
 
         var ids = await _hub.ParentIdsAsync(
             Name,
-            wanted.Select(w => (w.Lookup, (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
+            wanted.Select(w => (w.Lookup.Parent(), (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
             cancellationToken);
         foreach (var (lookup, field, missing) in wanted)
         {
             foreach (var write in missing)
             {
-                if (ids[lookup].TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
+                if (ids[lookup.Parent()].TryGetValue(write.ParentKeys[lookup.HubKeyColumn]!, out var parentId))
                 {
                     write.Record![field] = parentId;
                 }

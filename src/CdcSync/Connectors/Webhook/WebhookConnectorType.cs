@@ -7,9 +7,9 @@ namespace CdcSync.Connectors.Webhook;
 /// <summary>The webhook connector in the registry: outbound only.</summary>
 internal static class WebhookConnectorType
 {
-    public static ConnectorType Type { get; } = new(
+    public static ConnectorType Type { get; } = ConnectorType.Of(
         "webhook",
-        typeof(WebhookOptions),
+        new WebhookOptionsValidator(),
         context => new WebhookOutboundConnector(
             context.Name,
             ConnectorFactory.BindValidated(context.Section, context.Path, new WebhookOptionsValidator()),

@@ -18,7 +18,7 @@ namespace CdcSync.Connectors.Webhook;
 /// the receiver answered 2xx for everything up to it. A batch the receiver permanently refuses
 /// (4xx other than 408/429) is dead-lettered event by event and the stream moves on.
 /// </summary>
-public sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
+internal sealed class WebhookOutboundConnector : IOutboundConnector, IHasCircuit
 {
     public const string SignatureHeader = "X-CdcSync-Signature";
     public const string IdempotencyHeader = "Idempotency-Key";

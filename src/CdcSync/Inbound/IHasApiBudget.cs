@@ -1,4 +1,4 @@
-namespace CdcSync.Connectors;
+namespace CdcSync.Inbound;
 
 /// <summary>
 /// A connector whose system counts API calls against an allowance and reports it (Salesforce's

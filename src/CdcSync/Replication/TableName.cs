@@ -1,12 +1,12 @@
 using System.Text;
 
-namespace CdcSync.Routing;
+namespace CdcSync.Replication;
 
 /// <summary>
 /// A table as written in config: <c>name</c>, <c>schema.name</c>, or with double quotes when a
 /// part holds a dot or a quote: <c>"my.schema"."Quoted""Name"</c>.
 /// </summary>
-public readonly record struct TableName(string Schema, string Name)
+internal readonly record struct TableName(string Schema, string Name)
 {
     public static TableName Parse(string text, string defaultSchema = "public")
     {

@@ -1,13 +1,13 @@
 using Prometheus;
 
-namespace CdcSync.Operations;
+namespace CdcSync.Pipeline;
 
 /// <summary>
 /// The worker's Prometheus metrics (served on Hub:MetricsUrl /metrics). Counters are bumped where
 /// the work happens (the connector writer); gauges are refreshed by the worker's progress loop.
 /// Names follow Prometheus conventions: _total for counters, base units (bytes, seconds).
 /// </summary>
-public static class PipelineMetrics
+internal static class PipelineMetrics
 {
     public static readonly Counter ChangesReceived = Metrics.CreateCounter(
         "cdcsync_changes_received_total", "Changes the router handed to a connector (in).", "connector");

@@ -1,6 +1,6 @@
 using NpgsqlTypes;
 
-namespace CdcSync.Operations;
+namespace CdcSync.Pipeline;
 
 /// <summary>
 /// Keeps WAL behind the applied position so `cdcsync replay` has something to re-read: the slot is
@@ -9,7 +9,7 @@ namespace CdcSync.Operations;
 /// window samples (time, position) once per acknowledgement tick; samples are few because only the
 /// newest one older than the age is kept.
 /// </summary>
-public sealed class ReplayWindow(long bytes, TimeSpan age, TimeProvider time)
+internal sealed class ReplayWindow(long bytes, TimeSpan age, TimeProvider time)
 {
     private readonly Queue<(DateTimeOffset At, NpgsqlLogSequenceNumber Position)> _samples = new();
     private NpgsqlLogSequenceNumber _ageFloor;
