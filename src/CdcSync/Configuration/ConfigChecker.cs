@@ -3,6 +3,7 @@ using CdcSync.Connectors.Postgres;
 using CdcSync.Hub;
 using CdcSync.Resilience;
 using CdcSync.Routing;
+using Dapper;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 
@@ -59,35 +60,35 @@ public static class ConfigChecker
         await using (connection)
         {
             var where = HubConnection.Describe(connection.ConnectionString);
-            if (await ScalarAsync<string>(connection, "SHOW wal_level", cancellationToken) != "logical")
+            if (await ScalarAsync<string>(connection, "SHOW wal_level", null, cancellationToken) != "logical")
             {
                 problems.Add(new($"The hub {where} does not have wal_level=logical; run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL."));
             }
 
-            if (!await ScalarAsync<bool>(connection, "SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user", cancellationToken))
+            if (!await ScalarAsync<bool>(connection, "SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user", null, cancellationToken))
             {
                 problems.Add(new($"The hub user of {where} may not read the WAL; run ALTER ROLE {HubSql.Quote(connection.UserName ?? "<hub user>")} REPLICATION; (or use a superuser)."));
             }
 
-            if (!await ScalarAsync<bool>(connection, "SELECT to_regclass('cdc.slots') IS NOT NULL", cancellationToken))
+            if (!await ScalarAsync<bool>(connection, "SELECT to_regclass('cdc.slots') IS NOT NULL", null, cancellationToken))
             {
                 problems.Add(new($"The hub {where} is not migrated (cdc.slots is missing); run 'cdcsync migrate' against it first."));
             }
 
-            var publicationExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", cancellationToken, options.Hub.Publication);
+            var publicationExists = await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = @publication)", new { publication = options.Hub.Publication }, cancellationToken);
             foreach (var table in routes.Keys)
             {
-                if (!await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL", cancellationToken, table.Quoted))
+                if (!await ScalarAsync<bool>(connection, "SELECT to_regclass(@table) IS NOT NULL", new { table = table.Quoted }, cancellationToken))
                 {
                     problems.Add(new($"Routes name table {table}, which does not exist in the hub; fix Routes in the config or create the table with a migration."));
                 }
-                else if (!publicationExists && !await ScalarAsync<bool>(connection, "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass($1)", cancellationToken, table.Quoted))
+                else if (!publicationExists && !await ScalarAsync<bool>(connection, "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass(@table)", new { table = table.Quoted }, cancellationToken))
                 {
                     problems.Add(new($"The hub user cannot add {table} to publication {options.Hub.Publication} (only its owner can); create the publication as the owner (CREATE PUBLICATION {HubSql.Quote(options.Hub.Publication)} FOR TABLE ...) or connect as the owner."));
                 }
             }
 
-            if (!publicationExists && !await ScalarAsync<bool>(connection, "SELECT has_database_privilege(current_database(), 'CREATE')", cancellationToken))
+            if (!publicationExists && !await ScalarAsync<bool>(connection, "SELECT has_database_privilege(current_database(), 'CREATE')", null, cancellationToken))
             {
                 problems.Add(new($"The hub user may not create publication {options.Hub.Publication}; GRANT CREATE ON DATABASE to it, or create the publication beforehand."));
             }
@@ -97,7 +98,7 @@ public static class ConfigChecker
                 var missing = new List<string>();
                 foreach (var function in OriginFunctions)
                 {
-                    if (!await ScalarAsync<bool>(connection, "SELECT has_function_privilege($1, 'EXECUTE')", cancellationToken, function))
+                    if (!await ScalarAsync<bool>(connection, "SELECT has_function_privilege(@function, 'EXECUTE')", new { function }, cancellationToken))
                     {
                         missing.Add(function);
                     }
@@ -147,7 +148,7 @@ public static class ConfigChecker
                     continue;
                 }
 
-                if (!await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL", cancellationToken, target.Quoted))
+                if (!await ScalarAsync<bool>(connection, "SELECT to_regclass(@table) IS NOT NULL", new { table = target.Quoted }, cancellationToken))
                 {
                     problems.Add(new($"Connector {name}: target table {target} (for hub table {hubTable}) does not exist; create it or map the table under Connectors:{name}:Tables."));
                     continue;
@@ -156,7 +157,7 @@ public static class ConfigChecker
                 var lacking = new List<string>();
                 foreach (var privilege in new[] { "SELECT", "INSERT", "UPDATE", "DELETE" })
                 {
-                    if (!await ScalarAsync<bool>(connection, "SELECT has_table_privilege($1, $2)", cancellationToken, target.Quoted, privilege))
+                    if (!await ScalarAsync<bool>(connection, "SELECT has_table_privilege(@table, @privilege)", new { table = target.Quoted, privilege }, cancellationToken))
                     {
                         lacking.Add(privilege);
                     }
@@ -169,14 +170,14 @@ public static class ConfigChecker
             }
 
             var checkpoints = $"{HubSql.Quote(options.CheckpointSchema)}.checkpoints";
-            if (await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL", cancellationToken, checkpoints))
+            if (await ScalarAsync<bool>(connection, "SELECT to_regclass(@table) IS NOT NULL", new { table = checkpoints }, cancellationToken))
             {
-                if (!await ScalarAsync<bool>(connection, "SELECT has_table_privilege($1, 'SELECT, INSERT, UPDATE')", cancellationToken, checkpoints))
+                if (!await ScalarAsync<bool>(connection, "SELECT has_table_privilege(@table, 'SELECT, INSERT, UPDATE')", new { table = checkpoints }, cancellationToken))
                 {
                     problems.Add(new($"Connector {name}: the target user may not write its checkpoints in {checkpoints}; GRANT SELECT, INSERT, UPDATE ON {checkpoints} TO it."));
                 }
             }
-            else if (!await ScalarAsync<bool>(connection, "SELECT CASE WHEN to_regnamespace($1) IS NULL THEN has_database_privilege(current_database(), 'CREATE') ELSE has_schema_privilege($1, 'CREATE') END", cancellationToken, HubSql.Quote(options.CheckpointSchema)))
+            else if (!await ScalarAsync<bool>(connection, "SELECT CASE WHEN to_regnamespace(@schema) IS NULL THEN has_database_privilege(current_database(), 'CREATE') ELSE has_schema_privilege(@schema, 'CREATE') END", new { schema = HubSql.Quote(options.CheckpointSchema) }, cancellationToken))
             {
                 problems.Add(new($"Connector {name}: the target user may not create its checkpoint table {checkpoints}; create it (see README) or GRANT CREATE on the database/schema to it."));
             }
@@ -207,14 +208,6 @@ public static class ConfigChecker
         }
     }
 
-    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object[] parameters)
-    {
-        await using var cmd = new NpgsqlCommand(sql, connection);
-        foreach (var p in parameters)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = p });
-        }
-
-        return (T)(await cmd.ExecuteScalarAsync(cancellationToken))!;
-    }
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, object? parameters, CancellationToken cancellationToken) =>
+        (await connection.ExecuteScalarAsync<T>(new CommandDefinition(sql, parameters, cancellationToken: cancellationToken)))!;
 }
