@@ -25,7 +25,7 @@ for db in "$hub" "$target"; do psql -q "$db" -c "CREATE TABLE events (id bigint 
 psql -q "$hub" -c "CREATE SEQUENCE events_seq CACHE 1000"
 config="$(mktemp /tmp/cdcsync-lat.XXXXXX.json)"
 cat >"$config" <<JSON
-{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "lat_slot", "Publication": "lat_pub" },
+{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "lat_slot", "Publication": "lat_pub", "MetricsUrl": "" },
   "Connectors": { "target": { "Type": "postgres", "ConnectionString": "$target_cs" } },
   "Routes": { "public.events": [ "target" ] } }
 JSON
@@ -37,7 +37,14 @@ trap 'kill -TERM $pid 2>/dev/null || true; bench_cleanup' EXIT
 for _ in $(seq 100); do [[ "$(psql -At "$hub" -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'lat_slot' AND active")" == 1 ]] && break; sleep 0.2; done
 pgbench -n -c 2 -j 2 -R "$tps" -T "$seconds" -f "$script" "$hub" 2>&1 | grep -E "tps =|latency average" | sed 's/^/pgbench: /' >&2
 total=$(psql -At "$hub" -c "SELECT count(*) FROM events")
-until [[ "$(psql -At "$target" -c "SELECT count(*) FROM events")" == "$total" ]]; do sleep 0.2; done
+until [[ "$(psql -At "$target" -c "SELECT count(*) FROM events")" == "$total" ]]; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "latency.sh: the worker exited before the rows landed; its log (/tmp/cdcsync-lat-worker.log):" >&2
+    tail -5 /tmp/cdcsync-lat-worker.log >&2
+    exit 1
+  fi
+  sleep 0.2
+done
 psql -At "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '/tmp/cdcsync-lat-hub.csv' CSV"
 psql -At "$target" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '/tmp/cdcsync-lat-target.csv' CSV"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")

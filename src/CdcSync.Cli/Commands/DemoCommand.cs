@@ -11,6 +11,7 @@ using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Schema;
+using Dapper;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -109,7 +110,7 @@ internal static class DemoCommand
                     long internalId = 0;
                     await WaitAsync($"{name} in NetSuite", async () =>
                     {
-                        var hubId = await ScalarAsync<Guid?>(hub, "SELECT hub_id FROM sf_accounts WHERE id = $1", ct, accountId);
+                        var hubId = await ScalarAsync<Guid?>(hub, "SELECT hub_id FROM sf_accounts WHERE id = @accountId", new { accountId }, ct);
                         internalId = hubId is null ? 0 : netsuite.FindByExternalId("sf-" + hubId) ?? 0;
                         return internalId != 0;
                     }, worker, ct);
@@ -274,16 +275,10 @@ internal static class DemoCommand
 
         private static string Digits(JsonNode? phone) => new((phone?.ToString() ?? "").Where(char.IsAsciiDigit).ToArray());
 
-        private static async Task<T?> ScalarAsync<T>(NpgsqlDataSource source, string sql, CancellationToken ct, params object[] parameters)
+        private static async Task<T?> ScalarAsync<T>(NpgsqlDataSource source, string sql, object? parameters, CancellationToken ct)
         {
-            await using var cmd = source.CreateCommand(sql);
-            foreach (var p in parameters)
-            {
-                cmd.Parameters.Add(new NpgsqlParameter { Value = p });
-            }
-
-            var value = await cmd.ExecuteScalarAsync(ct);
-            return value is null or DBNull ? default : (T)value;
+            await using var conn = await source.OpenConnectionAsync(ct);
+            return await conn.ExecuteScalarAsync<T>(new CommandDefinition(sql, parameters, cancellationToken: ct));
         }
     }
 
@@ -368,8 +363,7 @@ internal static class DemoCommand
                 {
                     try
                     {
-                        await using var create = new NpgsqlCommand($"CREATE DATABASE {HubSql.Quote(database)}", conn) { CommandTimeout = 180 };
-                        await create.ExecuteNonQueryAsync(ct);
+                        await conn.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {HubSql.Quote(database)}", commandTimeout: 180, cancellationToken: ct));
                     }
                     catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
                     {
@@ -411,15 +405,11 @@ internal static class DemoCommand
 
             await using var conn = new NpgsqlConnection(_adminConnectionString);
             await conn.OpenAsync();
-            await using (var slots = new NpgsqlCommand("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", conn))
-            {
-                slots.Parameters.Add(new NpgsqlParameter { Value = _database });
-                await slots.ExecuteNonQueryAsync();
-            }
+            await conn.ExecuteAsync(new CommandDefinition(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = @database AND NOT active", new { database = _database }));
 
             // DROP DATABASE waits for a checkpoint: over 30 s (the default command timeout) on a busy server.
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {HubSql.Quote(_database)} WITH (FORCE)", conn) { CommandTimeout = 180 };
-            await drop.ExecuteNonQueryAsync();
+            await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {HubSql.Quote(_database)} WITH (FORCE)", commandTimeout: 180));
         }
 
         private static async Task<(int Code, string Output)> DevDbAsync(string script, string verb, string dir, CancellationToken ct)

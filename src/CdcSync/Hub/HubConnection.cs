@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Dapper;
 using Npgsql;
 
 namespace CdcSync.Hub;
@@ -118,8 +119,7 @@ internal static class HubConnection
     /// <summary>CdcSync reads the hub's WAL; without wal_level=logical there is nothing to read.</summary>
     public static async Task RequireLogicalWalAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand("SHOW wal_level", connection);
-        var level = (string?)await cmd.ExecuteScalarAsync(cancellationToken);
+        var level = await connection.ExecuteScalarAsync<string>(new CommandDefinition("SHOW wal_level", cancellationToken: cancellationToken));
         if (level != "logical")
         {
             throw new OperatorException(

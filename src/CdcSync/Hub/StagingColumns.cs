@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Dapper;
 using Npgsql;
 
 namespace CdcSync.Hub;
@@ -32,20 +33,15 @@ internal sealed class StagingColumns
             return cached;
         }
 
-        await using var cmd = new NpgsqlCommand(
+        var types = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, type) in await connection.QueryAsync<(string Name, string Type)>(new CommandDefinition(
             """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod)
             FROM pg_attribute a
-            WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
-            """, connection);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = table });
-        var types = new Dictionary<string, string>(StringComparer.Ordinal);
-        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
+            WHERE a.attrelid = to_regclass(quote_ident(@table)) AND a.attnum > 0 AND NOT a.attisdropped
+            """, new { table }, cancellationToken: cancellationToken)))
         {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                types[reader.GetString(0)] = reader.GetString(1);
-            }
+            types[name] = type;
         }
 
         if (types.Count == 0)

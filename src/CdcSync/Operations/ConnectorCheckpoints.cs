@@ -42,26 +42,22 @@ internal static class ConnectorCheckpoints
         await using var hub = await HubConnection.OpenAsync(options.Hub.ConnectionString, "Hub:ConnectionString", cancellationToken);
         // For the PostgreSQL connector the hub holds a mirror (for status); lower it as well.
         var hubPrevious = await LowerAsync(hub, "cdc.checkpoints", connector, lsn, cancellationToken);
-        await using var status = new NpgsqlCommand(
-            "UPDATE cdc.connector_status SET caught_up_to = $2 WHERE connector = $1 AND caught_up_to > $2", hub);
-        status.Parameters.Add(new NpgsqlParameter { Value = connector });
-        status.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
-        await status.ExecuteNonQueryAsync(cancellationToken);
+        await hub.ExecuteAsync(new CommandDefinition(
+            "UPDATE cdc.connector_status SET caught_up_to = @lsn::pg_lsn WHERE connector = @connector AND caught_up_to > @lsn::pg_lsn",
+            new { connector, lsn = lsn.ToString() }, cancellationToken: cancellationToken));
         return previous == default ? hubPrevious : previous;
     }
 
     private static async Task<NpgsqlLogSequenceNumber> LowerAsync(NpgsqlConnection conn, string table, string connector, NpgsqlLogSequenceNumber lsn, CancellationToken cancellationToken)
     {
         // The old value comes back from the same statement, so nothing can move it in between.
-        await using var cmd = new NpgsqlCommand(
+        // Dapper cannot send an NpgsqlLogSequenceNumber: the LSN goes as text, cast in SQL (the result maps).
+        return await conn.ExecuteScalarAsync<NpgsqlLogSequenceNumber?>(new CommandDefinition(
             $"""
-            UPDATE {table} c SET lsn = $2, updated_at = now()
-            FROM (SELECT connector, lsn AS old FROM {table} WHERE connector = $1 FOR UPDATE) o
-            WHERE c.connector = o.connector AND c.lsn > $2
+            UPDATE {table} c SET lsn = @lsn::pg_lsn, updated_at = now()
+            FROM (SELECT connector, lsn AS old FROM {table} WHERE connector = @connector FOR UPDATE) o
+            WHERE c.connector = o.connector AND c.lsn > @lsn::pg_lsn
             RETURNING o.old
-            """, conn);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
-        return await cmd.ExecuteScalarAsync(cancellationToken) is NpgsqlLogSequenceNumber old ? old : default;
+            """, new { connector, lsn = lsn.ToString() }, cancellationToken: cancellationToken)) ?? default;
     }
 }

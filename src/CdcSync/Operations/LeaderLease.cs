@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
+using System.Data;
 using System.Security.Cryptography;
 using System.Text;
 using CdcSync.Hub;
 using CdcSync.Resilience;
+using Dapper;
 using Npgsql;
 
 namespace CdcSync.Operations;
@@ -47,16 +49,11 @@ internal sealed class LeaderLease : IAsyncDisposable
         {
             await connection.OpenAsync(cancellationToken);
             // Server-side keepalives too, so a worker whose host vanished is noticed in seconds.
-            await using (var keepalive = new NpgsqlCommand(
-                "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3", connection))
-            {
-                await keepalive.ExecuteNonQueryAsync(cancellationToken);
-            }
+            await connection.ExecuteAsync(new CommandDefinition(
+                "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3", cancellationToken: cancellationToken));
 
             var key = KeyFor(slot);
-            await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock($1)", connection);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = key });
-            if (await cmd.ExecuteScalarAsync(cancellationToken) is true)
+            if (await connection.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT pg_try_advisory_lock(@key)", new { key }, cancellationToken: cancellationToken)))
             {
                 var lease = new LeaderLease(connection, key);
                 connection = null;
@@ -127,9 +124,15 @@ internal sealed class LeaderLease : IAsyncDisposable
     {
         try
         {
-            await using var cmd = new NpgsqlCommand("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = ($1::bigint & 4294967295)::oid AND granted", _connection);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = _key });
-            return await cmd.ExecuteScalarAsync(cancellationToken) is true;
+            // Dapper opens a closed connection by itself; a new session would not hold the lock.
+            if (_connection.State != ConnectionState.Open)
+            {
+                return false;
+            }
+
+            return await _connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = (@key::bigint & 4294967295)::oid AND granted",
+                new { key = _key }, cancellationToken: cancellationToken));
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
         {

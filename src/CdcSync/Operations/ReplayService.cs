@@ -84,12 +84,8 @@ internal sealed class ReplayService(CdcSyncOptions options, ILogger logger)
         await CheckAsync(connector, from, cancellationToken);
         await using var conn = await HubConnection.OpenAsync(options.Hub.ConnectionString, "Hub:ConnectionString", cancellationToken);
         var copy = $"cdcsync_dry_{Guid.NewGuid():N}"[..40];
-        await using (var create = new NpgsqlCommand("SELECT pg_copy_logical_replication_slot($1, $2, true)", conn))
-        {
-            create.Parameters.Add(new NpgsqlParameter { Value = options.Hub.Slot });
-            create.Parameters.Add(new NpgsqlParameter { Value = copy });
-            await create.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await conn.ExecuteAsync(new CommandDefinition(
+            "SELECT pg_copy_logical_replication_slot(@slot, @copy, true)", new { slot = options.Hub.Slot, copy }, cancellationToken: cancellationToken));
 
         try
         {
@@ -98,9 +94,7 @@ internal sealed class ReplayService(CdcSyncOptions options, ILogger logger)
         finally
         {
             // A temporary slot lives as long as its session, and pooled sessions live on.
-            await using var drop = new NpgsqlCommand("SELECT pg_drop_replication_slot($1)", conn);
-            drop.Parameters.Add(new NpgsqlParameter { Value = copy });
-            await drop.ExecuteNonQueryAsync(CancellationToken.None);
+            await conn.ExecuteAsync(new CommandDefinition("SELECT pg_drop_replication_slot(@copy)", new { copy }, cancellationToken: CancellationToken.None));
         }
     }
 

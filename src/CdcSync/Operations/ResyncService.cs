@@ -282,24 +282,19 @@ internal sealed class ResyncService(CdcSyncOptions options, ILogger logger)
         }
 
         // Inside the transaction, with the chunk's rows locked: every change to them commits after this.
-        await using (var mark = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn(), pg_logical_emit_message(true, 'cdcsync.resync', $1)", conn, tx))
+        var position = await conn.ExecuteScalarAsync<NpgsqlLogSequenceNumber>(new CommandDefinition(
+            "SELECT pg_current_wal_insert_lsn(), pg_logical_emit_message(true, 'cdcsync.resync', @message)",
+            new { message = jobId.ToString(System.Globalization.CultureInfo.InvariantCulture) }, tx, cancellationToken: cancellationToken));
+        BackfillChunk? chunk = null;
+        if (rows.Count > 0)
         {
-            mark.Parameters.Add(new NpgsqlParameter { Value = jobId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            await using var reader = await mark.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            var position = reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
-            await reader.DisposeAsync();
-            BackfillChunk? chunk = null;
-            if (rows.Count > 0)
-            {
-                var transaction = new TransactionInfo(0, new NpgsqlLogSequenceNumber((ulong)position - 1), time.GetUtcNow().UtcDateTime, null);
-                chunk = new BackfillChunk(rows.Select((row, i) => new ChangeEvent(shape.Relation, ChangeKind.Update, row, null, transaction, i)).ToList(), transaction, position);
-                writer.Resync.Schedule(chunk);
-            }
-
-            await tx.CommitAsync(cancellationToken);
-            return (chunk, keys ?? lastKey);
+            var transaction = new TransactionInfo(0, new NpgsqlLogSequenceNumber((ulong)position - 1), time.GetUtcNow().UtcDateTime, null);
+            chunk = new BackfillChunk(rows.Select((row, i) => new ChangeEvent(shape.Relation, ChangeKind.Update, row, null, transaction, i)).ToList(), transaction, position);
+            writer.Resync.Schedule(chunk);
         }
+
+        await tx.CommitAsync(cancellationToken);
+        return (chunk, keys ?? lastKey);
     }
 }
 

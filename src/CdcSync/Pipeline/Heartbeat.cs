@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -22,8 +23,8 @@ internal sealed class Heartbeat(string hubConnectionString, TimeSpan interval, T
             {
                 try
                 {
-                    await using var cmd = dataSource.CreateCommand("SELECT pg_logical_emit_message(true, 'cdcsync.heartbeat', now()::text)");
-                    await cmd.ExecuteNonQueryAsync(cancellationToken);
+                    await using var conn = await dataSource.OpenConnectionAsync(cancellationToken);
+                    await conn.ExecuteAsync(new CommandDefinition("SELECT pg_logical_emit_message(true, 'cdcsync.heartbeat', now()::text)", cancellationToken: cancellationToken));
                 }
                 catch (NpgsqlException e) when (Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Transient)
                 {

@@ -5,6 +5,7 @@ using CdcSync.Inbound;
 using CdcSync.Resilience;
 using CdcSync.Replication;
 using CdcSync.Routing;
+using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -344,11 +345,10 @@ internal sealed class PipelineRunner(
                     return;
                 }
 
-                await using var cmd = dataSource.CreateCommand(
-                    "SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1 AND a.application_name = $2)");
-                cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = reader.SessionName });
-                if (reader.HasReceived || await cmd.ExecuteScalarAsync(cancellationToken) is true)
+                await using var conn = await dataSource.OpenConnectionAsync(cancellationToken);
+                if (reader.HasReceived || await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
+                        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = @slot AND a.application_name = @session)",
+                        new { slot = hub.Slot, session = reader.SessionName }, cancellationToken: cancellationToken)))
                 {
                     MarkStreaming(hub.Slot, readerTask);
                     return;

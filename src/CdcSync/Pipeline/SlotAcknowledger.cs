@@ -2,6 +2,7 @@
 using CdcSync.Configuration;
 using CdcSync.Hub;
 using CdcSync.Replication;
+using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -124,20 +125,17 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
             {
                 await using var conn = new NpgsqlConnection(hub.ConnectionString);
                 await conn.OpenAsync();
-                await using var cmd = new NpgsqlCommand(
-                    "SELECT count(*) FROM (SELECT pg_replication_slot_advance(slot_name, $2) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active AND confirmed_flush_lsn < $2) advanced", conn);
-                cmd.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = position, NpgsqlDbType = NpgsqlDbType.PgLsn });
-                await using var active = new NpgsqlCommand("SELECT active FROM pg_replication_slots WHERE slot_name = $1", conn);
-                active.Parameters.Add(new NpgsqlParameter { Value = hub.Slot });
-                if (await active.ExecuteScalarAsync() is true)
+                if (await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT active FROM pg_replication_slots WHERE slot_name = @slot", new { slot = hub.Slot })))
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(100), timeProvider ?? TimeProvider.System, CancellationToken.None);
                     continue;
                 }
 
                 // None advanced when the slot already stands at or past the position.
-                if (await cmd.ExecuteScalarAsync() is > 0L)
+                // Dapper has no mapping for NpgsqlLogSequenceNumber: the LSN goes as text and is cast.
+                if (await conn.ExecuteScalarAsync<long>(new CommandDefinition(
+                        "SELECT count(*) FROM (SELECT pg_replication_slot_advance(slot_name, @position::pg_lsn) FROM pg_replication_slots WHERE slot_name = @slot AND NOT active AND confirmed_flush_lsn < @position::pg_lsn) advanced",
+                        new { slot = hub.Slot, position = position.ToString() })) > 0)
                 {
                     logger.LogInformation("Stopped; slot {Slot} confirmed up to {Lsn}", hub.Slot, position);
                 }

@@ -1,4 +1,5 @@
 using CdcSync.Hub;
+using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -25,9 +26,7 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
         await RequireStateTableAsync(conn, cancellationToken);
         foreach (var table in tables)
         {
-            await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", conn);
-            exists.Parameters.Add(new NpgsqlParameter { Value = table.Quoted });
-            if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken))!)
+            if (!await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass(@table) IS NOT NULL", new { table = table.Quoted }, cancellationToken: cancellationToken)))
             {
                 throw new OperatorException($"Routes name table {table}, which does not exist in the hub; fix Routes in the config or create the table with a migration.");
             }
@@ -39,8 +38,7 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
 
     private static async Task RequireStateTableAsync(NpgsqlConnection conn, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand("SELECT to_regclass('cdc.slots') IS NOT NULL", conn);
-        if (!(bool)(await cmd.ExecuteScalarAsync(cancellationToken))!)
+        if (!await conn.ExecuteScalarAsync<bool>(new CommandDefinition("SELECT to_regclass('cdc.slots') IS NOT NULL", cancellationToken: cancellationToken)))
         {
             throw new OperatorException($"The hub {HubConnection.Describe(conn.ConnectionString)} is not migrated (cdc.slots is missing); run 'cdcsync migrate' against it first.");
         }
@@ -48,18 +46,15 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
 
     private async Task EnsurePublicationAsync(NpgsqlConnection conn, string slot, string publication, IReadOnlyCollection<TableName> tables, CancellationToken cancellationToken)
     {
-        await using var find = new NpgsqlCommand(
-            "SELECT p.puballtables, coalesce(array_agg(quote_ident(t.schemaname) || '.' || quote_ident(t.tablename)) FILTER (WHERE t.tablename IS NOT NULL), '{}') FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname WHERE p.pubname = $1 GROUP BY p.puballtables", conn);
-        find.Parameters.Add(new NpgsqlParameter { Value = publication });
+        var found = (await conn.QueryAsync<(bool AllTables, string[] Tables)>(new CommandDefinition(
+            "SELECT p.puballtables, coalesce(array_agg(quote_ident(t.schemaname) || '.' || quote_ident(t.tablename)) FILTER (WHERE t.tablename IS NOT NULL), '{}') FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname WHERE p.pubname = @publication GROUP BY p.puballtables",
+            new { publication }, cancellationToken: cancellationToken))).AsList();
         bool? allTables = null;
         var published = new HashSet<string>(StringComparer.Ordinal);
-        await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
+        if (found.Count > 0)
         {
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                allTables = reader.GetBoolean(0);
-                published.UnionWith(reader.GetFieldValue<string[]>(1));
-            }
+            allTables = found[0].AllTables;
+            published.UnionWith(found[0].Tables);
         }
 
         var wanted = await QuoteIdentsAsync(conn, tables, cancellationToken);
@@ -76,10 +71,7 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
             return;
         }
 
-        await using var owned = new NpgsqlCommand("SELECT count(*) FROM cdc.slots WHERE slot = $1 AND publication = $2", conn);
-        owned.Parameters.Add(new NpgsqlParameter { Value = slot });
-        owned.Parameters.Add(new NpgsqlParameter { Value = publication });
-        if ((long)(await owned.ExecuteScalarAsync(cancellationToken))! == 0)
+        if (await conn.ExecuteScalarAsync<long>(new CommandDefinition("SELECT count(*) FROM cdc.slots WHERE slot = @slot AND publication = @publication", new { slot, publication }, cancellationToken: cancellationToken)) == 0)
         {
             throw new OperatorException(
                 $"Publication {publication} exists but publishes ({string.Join(", ", published.Order(StringComparer.Ordinal))}) while the routes need ({list}); it was not created by CdcSync, so it is left alone: run ALTER PUBLICATION {HubSql.Quote(publication)} SET TABLE {list}; or choose another Hub:Publication.");
@@ -92,18 +84,13 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
 
     private async Task EnsureSlotAsync(NpgsqlConnection conn, string slot, string publication, CancellationToken cancellationToken)
     {
-        await using var find = new NpgsqlCommand(
-            "SELECT plugin, slot_type, database, coalesce(wal_status, ''), database = current_database() FROM pg_replication_slots WHERE slot_name = $1", conn);
-        find.Parameters.Add(new NpgsqlParameter { Value = slot });
-        (string Plugin, string Type, string Database, string WalStatus, bool SameDatabase)? existing = null;
-        await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
-        {
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                existing = (reader.IsDBNull(0) ? "" : reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? "" : reader.GetString(2),
-                    reader.GetString(3), !reader.IsDBNull(4) && reader.GetBoolean(4));
-            }
-        }
+        // A physical slot has no plugin and no database: those columns are NULL.
+        var found = (await conn.QueryAsync<(string? Plugin, string Type, string? Database, string WalStatus, bool? SameDatabase)>(new CommandDefinition(
+            "SELECT plugin, slot_type, database, coalesce(wal_status, ''), database = current_database() FROM pg_replication_slots WHERE slot_name = @slot",
+            new { slot }, cancellationToken: cancellationToken))).AsList();
+        (string Plugin, string Type, string Database, string WalStatus, bool SameDatabase)? existing = found.Count == 0
+            ? null
+            : (found[0].Plugin ?? "", found[0].Type, found[0].Database ?? "", found[0].WalStatus, found[0].SameDatabase ?? false);
 
         if (existing is var (plugin, type, database, walStatus, sameDatabase))
         {
@@ -127,9 +114,7 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
             return;
         }
 
-        await using var known = new NpgsqlCommand("SELECT created_at FROM cdc.slots WHERE slot = $1", conn);
-        known.Parameters.Add(new NpgsqlParameter { Value = slot });
-        if (await known.ExecuteScalarAsync(cancellationToken) is DateTime created)
+        if (await conn.ExecuteScalarAsync<DateTime?>(new CommandDefinition("SELECT created_at FROM cdc.slots WHERE slot = @slot", new { slot }, cancellationToken: cancellationToken)) is { } created)
         {
             throw new OperatorException(
                 $"Replication slot {slot} (created {created:u}) no longer exists: someone dropped it, and the changes since the last checkpoint are gone with it. CdcSync will not recreate it silently. Run 'cdcsync slots reset --slot {slot}' to start a new slot, then 'cdcsync resync' every routed table to each connector.");
@@ -150,12 +135,11 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
     {
         var creatorPid = conn.ProcessID;
         Progress?.Invoke($"creating replication slot {slot}");
-        await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", conn) { CommandTimeout = 0 };
-        create.Parameters.Add(new NpgsqlParameter { Value = slot });
-        var creation = create.ExecuteScalarAsync(cancellationToken);
+        var creation = conn.ExecuteScalarAsync<string>(new CommandDefinition(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(@slot, 'pgoutput')", new { slot }, commandTimeout: 0, cancellationToken: cancellationToken));
         using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var watching = WatchSlotCreationAsync(slot, creatorPid, stopWatching.Token);
-        object? lsn;
+        string? lsn;
         try
         {
             lsn = await creation;
@@ -211,35 +195,31 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
     private static async Task<(long Count, int Pid, string Database, string? Application, double OpenSeconds)?> BlockingTransactionsAsync(NpgsqlConnection conn, int creatorPid, CancellationToken cancellationToken)
     {
         // Transactions holding an xid, oldest first: what the snapshot builder waits for to end.
-        await using var cmd = new NpgsqlCommand(
+        var rows = (await conn.QueryAsync<(long Count, int Pid, string Database, string? Application, double? OpenSeconds)>(new CommandDefinition(
             """
             SELECT count(*) OVER (), a.pid, coalesce(a.datname, '?'), a.application_name, extract(epoch FROM now() - a.xact_start)::float8
             FROM pg_stat_activity a
-            WHERE a.pid <> $1 AND a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL
+            WHERE a.pid <> @creatorPid AND a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL
             ORDER BY a.xact_start
             LIMIT 1
-            """, conn);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = creatorPid });
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+            """, new { creatorPid }, cancellationToken: cancellationToken))).AsList();
+        if (rows.Count == 0)
         {
             return null;
         }
 
-        return (reader.GetInt64(0), reader.GetInt32(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? 0 : reader.GetDouble(4));
+        var (count, pid, database, application, openSeconds) = rows[0];
+        return (count, pid, database, application, openSeconds ?? 0);
     }
 
     private static async Task RecordAsync(NpgsqlConnection conn, string slot, string publication, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand(
+        await conn.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO cdc.slots (slot, publication, created_lsn)
-            SELECT $1, $2, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1
+            SELECT @slot, @publication, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = @slot
             ON CONFLICT (slot) DO UPDATE SET publication = EXCLUDED.publication
-            """, conn);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = slot });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = publication });
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+            """, new { slot, publication }, cancellationToken: cancellationToken));
     }
 
     private static async Task<HashSet<string>> QuoteIdentsAsync(NpgsqlConnection conn, IEnumerable<TableName> tables, CancellationToken cancellationToken)
@@ -247,10 +227,8 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
         var result = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in tables)
         {
-            await using var cmd = new NpgsqlCommand("SELECT quote_ident($1) || '.' || quote_ident($2)", conn);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = t.Schema });
-            cmd.Parameters.Add(new NpgsqlParameter { Value = t.Name });
-            result.Add((string)(await cmd.ExecuteScalarAsync(cancellationToken))!);
+            result.Add((await conn.ExecuteScalarAsync<string>(new CommandDefinition(
+                "SELECT quote_ident(@schema) || '.' || quote_ident(@name)", new { schema = t.Schema, name = t.Name }, cancellationToken: cancellationToken)))!);
         }
 
         return result;
@@ -258,19 +236,16 @@ internal sealed class SlotManager(string connectionString, ILogger logger, TimeP
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+        await conn.ExecuteAsync(new CommandDefinition(sql, cancellationToken: cancellationToken));
     }
 
     /// <summary>Drops a slot and forgets it (after an operator chose to start over).</summary>
     public async Task ResetAsync(string slot, CancellationToken cancellationToken)
     {
         await using var conn = await HubConnection.OpenAsync(connectionString, "Hub:ConnectionString", cancellationToken);
-        foreach (var sql in new[] { "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", "DELETE FROM cdc.slots WHERE slot = $1" })
+        foreach (var sql in new[] { "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = @slot", "DELETE FROM cdc.slots WHERE slot = @slot" })
         {
-            await using var cmd = new NpgsqlCommand(sql, conn);
-            cmd.Parameters.Add(new NpgsqlParameter { Value = slot });
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
+            await conn.ExecuteAsync(new CommandDefinition(sql, new { slot }, cancellationToken: cancellationToken));
         }
     }
 }

@@ -1,3 +1,4 @@
+using Dapper;
 using DbUp;
 using DbUp.Engine;
 using DbUp.Engine.Output;
@@ -121,8 +122,7 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
                 var at = file.Contents.IndexOf(command.Trim(), searchFrom, StringComparison.Ordinal);
                 try
                 {
-                    await using var cmd = new NpgsqlCommand(command.Trim(), conn, tx);
-                    await cmd.ExecuteNonQueryAsync(cancellationToken);
+                    await conn.ExecuteAsync(new CommandDefinition(command.Trim(), transaction: tx, cancellationToken: cancellationToken));
                 }
                 catch (PostgresException e)
                 {
@@ -152,10 +152,9 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
     {
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(cancellationToken);
-        await using var cmd = new NpgsqlCommand($"CREATE SCHEMA IF NOT EXISTS {JournalSchema}", conn);
         try
         {
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
+            await conn.ExecuteAsync(new CommandDefinition($"CREATE SCHEMA IF NOT EXISTS {JournalSchema}", cancellationToken: cancellationToken));
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
@@ -173,9 +172,8 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
 
     private static async Task<bool> JournalExistsAsync(NpgsqlConnection conn, CancellationToken cancellationToken)
     {
-        await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", conn);
-        exists.Parameters.Add(new NpgsqlParameter { Value = $"{JournalSchema}.{JournalTable}" });
-        return (bool)(await exists.ExecuteScalarAsync(cancellationToken))!;
+        return await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT to_regclass(@table) IS NOT NULL", new { table = $"{JournalSchema}.{JournalTable}" }, cancellationToken: cancellationToken));
     }
 
     private async Task<HashSet<string>> ExecutedAsync(CancellationToken cancellationToken)
@@ -187,15 +185,8 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
             return [];
         }
 
-        await using var cmd = new NpgsqlCommand($"SELECT scriptname FROM {JournalSchema}.{JournalTable}", conn);
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            names.Add(reader.GetString(0));
-        }
-
-        return names;
+        var names = await conn.QueryAsync<string>(new CommandDefinition($"SELECT scriptname FROM {JournalSchema}.{JournalTable}", cancellationToken: cancellationToken));
+        return names.ToHashSet(StringComparer.Ordinal);
     }
 
     private static PostgresException? FindPostgresException(Exception? e)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using Dapper;
 using Npgsql;
 
 namespace CdcSync.Schema;
@@ -54,8 +55,7 @@ internal sealed class ScratchDatabase : IAsyncDisposable
             try
             {
                 // template0: nothing an administrator put into template1 leaks into the tests.
-                await using var create = new NpgsqlCommand($"CREATE DATABASE {Quote(name)} TEMPLATE template0", conn);
-                await create.ExecuteNonQueryAsync(cancellationToken);
+                await conn.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {Quote(name)} TEMPLATE template0", cancellationToken: cancellationToken));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
@@ -107,19 +107,13 @@ internal sealed class ScratchDatabase : IAsyncDisposable
         // need them terminated first.
         if (conn.PostgreSqlVersion.Major >= 13)
         {
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", conn);
-            await drop.ExecuteNonQueryAsync(cancellationToken);
+            await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", cancellationToken: cancellationToken));
             return;
         }
 
-        await using (var terminate = new NpgsqlCommand("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", conn))
-        {
-            terminate.Parameters.Add(new NpgsqlParameter { Value = name });
-            await terminate.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using var plain = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Quote(name)}", conn);
-        await plain.ExecuteNonQueryAsync(cancellationToken);
+        await conn.ExecuteAsync(new CommandDefinition(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = @name AND pid <> pg_backend_pid()", new { name }, cancellationToken: cancellationToken));
+        await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)}", cancellationToken: cancellationToken));
     }
 
     /// <summary>
@@ -129,25 +123,15 @@ internal sealed class ScratchDatabase : IAsyncDisposable
     /// </summary>
     private static async Task SweepAsync(NpgsqlConnection conn, TimeProvider time, CancellationToken cancellationToken)
     {
-        var stale = new List<string>();
-        await using (var find = new NpgsqlCommand(
+        var stale = (await conn.QueryAsync<string>(new CommandDefinition(
             """
             SELECT d.datname FROM pg_database d
-             WHERE CASE WHEN d.datname ~ ('^' || $1 || '[0-9]{1,18}_[0-9a-f]{8}$')   -- guards the cast: AND has no order
-                        THEN split_part(substr(d.datname, length($1) + 1), '_', 1)::bigint < $2
+             WHERE CASE WHEN d.datname ~ ('^' || @prefix || '[0-9]{1,18}_[0-9a-f]{8}$')   -- guards the cast: AND has no order
+                        THEN split_part(substr(d.datname, length(@prefix) + 1), '_', 1)::bigint < @createdBefore
                         ELSE false END
                AND pg_catalog.pg_has_role(d.datdba, 'USAGE')
                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)
-            """, conn))
-        {
-            find.Parameters.Add(new NpgsqlParameter { Value = Prefix });
-            find.Parameters.Add(new NpgsqlParameter { Value = (time.GetUtcNow() - StaleAfter).ToUnixTimeSeconds() });
-            await using var reader = await find.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                stale.Add(reader.GetString(0));
-            }
-        }
+            """, new { prefix = Prefix, createdBefore = (time.GetUtcNow() - StaleAfter).ToUnixTimeSeconds() }, cancellationToken: cancellationToken))).AsList();
 
         foreach (var name in stale)
         {

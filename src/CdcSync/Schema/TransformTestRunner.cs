@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using CdcSync.Hub;
+using Dapper;
 using Npgsql;
 
 namespace CdcSync.Schema;
@@ -302,8 +303,7 @@ internal sealed partial class TransformTestRunner(
 
     private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken cancellationToken)
     {
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync(cancellationToken);
+        await conn.ExecuteAsync(new CommandDefinition(sql, cancellationToken: cancellationToken));
     }
 
     private sealed record PlannedTest(string File, string Text, TestCase Test);
