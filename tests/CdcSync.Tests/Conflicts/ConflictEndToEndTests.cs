@@ -24,7 +24,7 @@ public sealed class ConflictEndToEndTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    private readonly CdcSync.Tests.Salesforce.Logs _logs = new();
+    private readonly CdcSync.Tests.Connectors.Salesforce.Logs _logs = new();
 
     [Theory]
     [InlineData("last_write_wins", null, "4155550188", "netsuite")]

@@ -6,7 +6,7 @@ using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Schema;
 using CdcSync.Tests.Infrastructure;
-using CdcSync.Tests.Salesforce;
+using CdcSync.Tests.Connectors.Salesforce;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 

@@ -5,7 +5,7 @@ using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Infrastructure;
-using CdcSync.Tests.Salesforce;
+using CdcSync.Tests.Connectors.Salesforce;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 

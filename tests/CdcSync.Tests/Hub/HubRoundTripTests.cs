@@ -3,8 +3,8 @@ using CdcSync.Connectors;
 using CdcSync.Connectors.NetSuite;
 using CdcSync.Replication;
 using CdcSync.Sandboxes.NetSuite;
-using CdcSync.Tests.NetSuite;
-using CdcSync.Tests.Salesforce;
+using CdcSync.Tests.Connectors.NetSuite;
+using CdcSync.Tests.Connectors.Salesforce;
 using Npgsql;
 
 namespace CdcSync.Tests.Hub;

@@ -7,7 +7,7 @@ using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Infrastructure;
-using CdcSync.Tests.Salesforce;
+using CdcSync.Tests.Connectors.Salesforce;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 

@@ -6,7 +6,7 @@ using CdcSync.Replication;
 using CdcSync.Sandboxes.Salesforce;
 using Polly.CircuitBreaker;
 
-namespace CdcSync.Tests.Salesforce;
+namespace CdcSync.Tests.Connectors.Salesforce;
 
 /// <summary>The real Salesforce connector against the Salesforce sandbox over loopback HTTP, with a real hub.</summary>
 public sealed class SalesforceConnectorTests

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.NetSuite;
 
-namespace CdcSync.Tests.NetSuite;
+namespace CdcSync.Tests.Connectors.NetSuite;
 
 /// <summary>Sublist lines are merged by key with what NetSuite holds, never replaced wholesale.</summary>
 public sealed class NetSuiteSublistsTests

@@ -11,7 +11,7 @@ using CdcSync.Sandboxes.NetSuite;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
 
-namespace CdcSync.Tests.NetSuite;
+namespace CdcSync.Tests.Connectors.NetSuite;
 
 public sealed class NetSuiteConnectorTests
 {

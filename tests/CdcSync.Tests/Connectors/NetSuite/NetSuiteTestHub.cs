@@ -7,7 +7,7 @@ using CdcSync.Tests.Infrastructure;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace CdcSync.Tests.NetSuite;
+namespace CdcSync.Tests.Connectors.NetSuite;
 
 /// <summary>A migrated hub database plus helpers that turn ns_customers rows into change events.</summary>
 public sealed class NetSuiteTestHub : IAsyncDisposable

@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
 using CdcSync.Connectors.Webhook;
 using CdcSync.Replication;
-using CdcSync.Tests.NetSuite;
+using CdcSync.Tests.Connectors.NetSuite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -17,7 +17,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
 
-namespace CdcSync.Tests.Webhook;
+namespace CdcSync.Tests.Connectors.Webhook;
 
 public sealed class WebhookConnectorTests
 {

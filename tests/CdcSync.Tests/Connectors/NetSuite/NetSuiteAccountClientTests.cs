@@ -6,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
-namespace CdcSync.Tests.NetSuite;
+namespace CdcSync.Tests.Connectors.NetSuite;
 
 /// <summary>
 /// A system account's limits are the account's: the inbound and outbound halves of one connector

@@ -1,4 +1,4 @@
-namespace CdcSync.Tests.Salesforce;
+namespace CdcSync.Tests.Connectors.Salesforce;
 
 /// <summary>
 /// A clock the test moves: timers fire only when the test advances to them, so a poller's waits

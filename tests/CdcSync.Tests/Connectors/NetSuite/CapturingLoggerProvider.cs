@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace CdcSync.Tests.NetSuite;
+namespace CdcSync.Tests.Connectors.NetSuite;
 
 /// <summary>Keeps every formatted log line (with its exception) so a test can search them for secrets.</summary>
 public sealed class CapturingLoggerProvider : ILoggerProvider

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace CdcSync.Tests.Salesforce;
+namespace CdcSync.Tests.Connectors.Salesforce;
 
 /// <summary>A migrated hub, a running Salesforce sandbox, and helpers that turn hub rows into change events.</summary>
 public sealed class SalesforceTestHub : IAsyncDisposable
