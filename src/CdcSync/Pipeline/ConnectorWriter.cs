@@ -336,8 +336,10 @@ internal sealed class ConnectorWriter : IRouteTarget
 
     private async Task<bool> WaitForMoreAsync(ChannelReader<object> reader, TimeSpan linger, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timer = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), timeout, linger, Timeout.InfiniteTimeSpan);
+        // The source's own timer on the writer's clock: it stops safely when the source is disposed
+        // (a timer of our own calling Cancel could fire on a source already disposed).
+        using var lingerTimer = new CancellationTokenSource(linger, _time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lingerTimer.Token);
         try
         {
             return await reader.WaitToReadAsync(timeout.Token);
