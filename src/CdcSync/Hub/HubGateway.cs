@@ -358,8 +358,7 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
-                throw new OperatorException(
-                    $"The hub user may not use replication origins (needed to tag {connector}'s writes: {e.MessageText}); {ReplicationOrigins.GrantAdvice}.", e);
+                throw ReplicationOrigins.NotGranted(connector, e);
             }
         }
     }

@@ -59,10 +59,13 @@ internal static class ReplicationOrigins
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
-            throw new OperatorException(
-                $"The hub user may not use replication origins (needed to tag {connector}'s writes: {e.MessageText}); {GrantAdvice}.", e);
+            throw NotGranted(connector, e);
         }
     }
+
+    /// <summary>The hub user lacks the origin functions: one line naming the grants.</summary>
+    internal static OperatorException NotGranted(string connector, PostgresException e) =>
+        new($"The hub user may not use replication origins (needed to tag {connector}'s writes: {e.MessageText}); {GrantAdvice}.", e);
 
     /// <summary>
     /// The statements that tag a session with <paramref name="origin"/> (created when missing), each
@@ -92,15 +95,18 @@ internal static class ReplicationOrigins
     /// <summary>Takes this process's turn at <paramref name="connector"/>'s origin in this hub; dispose to give it back.</summary>
     internal static async Task<OriginTurn> EnterAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
     {
-        var gate = Gates.GetOrAdd(For(DatabaseOf(hub.ConnectionString), connector), _ => new SemaphoreSlim(1, 1));
+        var gate = Gate(hub, connector);
         await gate.WaitAsync(cancellationToken);
         return new OriginTurn(gate);
     }
 
+    private static SemaphoreSlim Gate(NpgsqlDataSource hub, string connector) =>
+        Gates.GetOrAdd(For(DatabaseOf(hub.ConnectionString), connector), _ => new SemaphoreSlim(1, 1));
+
     /// <summary>Opens a connection whose writes carry <paramref name="connector"/>'s origin.</summary>
     public static async Task<OriginSession> OpenAsync(NpgsqlDataSource hub, string connector, CancellationToken cancellationToken)
     {
-        var gate = Gates.GetOrAdd(For(DatabaseOf(hub.ConnectionString), connector), _ => new SemaphoreSlim(1, 1));
+        var gate = Gate(hub, connector);
         await gate.WaitAsync(cancellationToken);
         NpgsqlConnection? connection = null;
         try

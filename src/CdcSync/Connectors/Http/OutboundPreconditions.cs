@@ -9,7 +9,7 @@ namespace CdcSync.Connectors.Http;
 /// the connector reads what the system holds now and the hub names the fields whose current value
 /// differs from the sync base (<c>cdc.outbound_held_fields</c>). Such a field was edited in the system
 /// since it was last read from or written to it; writing it would overwrite that edit before the hub
-/// ever saw it. It is held back and decided at once (<see cref="DecideAsync"/>): the system's value
+/// ever saw it. It is held back and decided at once (<see cref="HubGateway.DecideHeldFieldsAsync"/>): the system's value
 /// goes through the inbound path, the triggers detect the conflict and the policy decides; if the
 /// hub's value wins, it is written in the same batch, against the base the decision set.
 /// </summary>
@@ -29,7 +29,7 @@ internal static class OutboundPreconditions
     /// The fields not to write (<c>cdc.outbound_skipped_fields</c>), as (hub key, column):
     /// <c>Superseded</c>, the hub no longer holds the value being written (never write an older value
     /// over a newer one); <c>Held</c>, the system changed the field since the last sync (to decide
-    /// with <see cref="DecideAsync"/>). <paramref name="written"/>: per hub key, the columns about to be
+    /// with <see cref="HubGateway.DecideHeldFieldsAsync"/>). <paramref name="written"/>: per hub key, the columns about to be
     /// written with their values (the "after" of the write's changes); <paramref name="current"/>: per
     /// hub key, the values the system holds now for those columns, as the system returned them.
     /// </summary>
@@ -67,16 +67,4 @@ internal static class OutboundPreconditions
 
         return values;
     }
-
-    /// <summary>
-    /// Has the hub decide the held fields now rather than at the next inbound poll: what the system
-    /// holds for them (plus its modified stamp) is written to the staging row as this connector's
-    /// own inbound write (its origin session), so the triggers detect the conflict and the policy
-    /// decides (<c>cdc.decide_held_fields</c>). Returns the fields the decision kept for the hub's
-    /// value: the caller writes those now, against the base the decision set. Fields that took the
-    /// system's value need no write; they flow to the other systems from the hub.
-    /// </summary>
-    public static Task<HashSet<(string Key, string Column)>> DecideAsync(
-        HubGateway hub, string connector, string table, IReadOnlyDictionary<string, JsonObject> current, CancellationToken cancellationToken) =>
-        hub.DecideHeldFieldsAsync(connector, table, current, cancellationToken);
 }

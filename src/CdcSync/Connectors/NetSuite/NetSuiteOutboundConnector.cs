@@ -551,7 +551,7 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
             edited[map.SourceModifiedColumn] = stamp.DeepClone();
         }
 
-        var writeNow = await OutboundPreconditions.DecideAsync(_hub, Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
+        var writeNow = await _hub.DecideHeldFieldsAsync(Name, map.Table, new Dictionary<string, JsonObject> { [hubId] = edited }, cancellationToken);
         foreach (var (_, column) in held)
         {
             if (writeNow.Contains((hubId, column)))

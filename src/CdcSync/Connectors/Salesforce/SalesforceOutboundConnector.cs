@@ -504,7 +504,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             values[column] = current[key][column]?.DeepClone();
         }
 
-        held.ExceptWith(await OutboundPreconditions.DecideAsync(_hub, Name, map.Table, edited, cancellationToken));
+        held.ExceptWith(await _hub.DecideHeldFieldsAsync(Name, map.Table, edited, cancellationToken));
 
         var kept = new List<PendingWrite>(chunk.Length);
         foreach (var write in chunk)
