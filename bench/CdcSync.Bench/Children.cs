@@ -121,6 +121,8 @@ internal static class Children
             return ValueTask.CompletedTask;
         }
 
+        public ValueTask OnIdleAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
         public ValueTask OnCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
         {
             if (_sawMarker)

@@ -202,6 +202,8 @@ internal sealed class ResyncService(CdcSyncOptions options, ILogger logger)
             var rows = chunk?.Changes ?? [];
             if (chunk is not null)
             {
+                // The router hands the chunk over when the stream passes its position (this resync's
+                // own message commits after it), so the wait ends even on a hub with no other writes.
                 while (!chunk.Applied.Task.IsCompleted)
                 {
                     if (!ReferenceEquals(runner.Reader, reader) || !runner.Writers.Contains(writer))
@@ -210,7 +212,6 @@ internal sealed class ResyncService(CdcSyncOptions options, ILogger logger)
                         return;
                     }
 
-                    await writer.HandOverResyncIfPassedAsync(reader.LastCommitEnd, cancellationToken);
                     await Task.Delay(TimeSpan.FromMilliseconds(20), time, cancellationToken);
                 }
 

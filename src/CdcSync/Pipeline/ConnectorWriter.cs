@@ -104,10 +104,13 @@ internal sealed class ConnectorWriter : IRouteTarget
     public DateTime LastCommittedTransactionTimeUtc { get; private set; }
 
     /// <summary>
-    /// Hands a change over. Changes travel in small batches (one channel item per
-    /// <see cref="HandOverBatch"/> changes or per transaction end), which keeps thread hand-offs
-    /// rare. A batch waits while the changes in flight hold more than the byte budget, so wide
-    /// rows (big TOASTed values) cannot fill memory the way a count-bounded channel would let them.
+    /// Takes a change from the router. Changes and transaction ends travel in batches: one channel
+    /// item holds up to <see cref="HandOverBatch"/> of them, many small transactions at a time,
+    /// which keeps thread hand-offs rare. What the router holds goes over when the batch is full,
+    /// when a transaction end has waited <see cref="HandOverDelay"/>, and whenever the reader waits
+    /// for the server (<see cref="FlushAsync"/>), so the last transaction of a burst is never held
+    /// back. A batch waits while the changes in flight hold more than the byte budget, so wide rows
+    /// (big TOASTed values) cannot fill memory the way a count-bounded channel would let them.
     /// Called by the router only (one thread).
     /// </summary>
     public ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken)
@@ -118,25 +121,55 @@ internal sealed class ConnectorWriter : IRouteTarget
         }
 
         Resync.NoteStreamRelation(change.Relation);
-        _outgoing.Add(change);
-        _outgoingBytes += SizeOf(change);
-        return _outgoing.Count >= HandOverBatch ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
+        _held.Add(change);
+        _heldChanges++;
+        _heldBytes += SizeOf(change);
+        return _held.Count >= HandOverBatch || _heldBytes >= _maxBytesInFlight / 4 ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
     }
 
+    /// <summary>Takes the end of a transaction some of whose changes this connector received (router's thread).</summary>
+    public ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
+    {
+        Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
+        _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
+        if (_heldSince == 0)
+        {
+            _heldSince = _time.GetTimestamp();
+        }
+
+        _held.Add(transaction);
+        return _held.Count >= HandOverBatch ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// The stream has passed <paramref name="position"/> (a commit, whichever connectors it was for):
+    /// a resync chunk due there goes over now, after what the router holds, and transaction ends held
+    /// longer than <see cref="HandOverDelay"/> go over (router's thread).
+    /// </summary>
+    public ValueTask PassedAsync(NpgsqlLogSequenceNumber position, CancellationToken cancellationToken)
+    {
+        if (Resync.DueAt(position) is { } chunk)
+        {
+            return new ValueTask(Resync.HandOverAsync(chunk, HandOverAsync, SendResyncChunkAsync, cancellationToken));
+        }
+
+        return _heldSince != 0 && _time.GetElapsedTime(_heldSince) >= HandOverDelay ? HandOverAsync(cancellationToken) : ValueTask.CompletedTask;
+    }
+
+    /// <summary>The reader is waiting for the server: everything held goes over now (router's thread).</summary>
+    public ValueTask FlushAsync(CancellationToken cancellationToken) => HandOverAsync(cancellationToken);
+
+    /// <summary>How often a writer holding part of a transaction checks whether the router waits on the byte budget.</summary>
+    private static readonly TimeSpan StarvedCheck = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Most changes and transaction ends in one channel item.</summary>
     private const int HandOverBatch = 256;
 
     /// <summary>
-    /// When the stream has no transaction for this connector after a resync chunk's position, the
-    /// router never hands the chunk over; once the reader has passed the position, hand it over from here.
+    /// How long a transaction end may wait in the router for more to share its channel item while
+    /// the reader is busy with the stream (an idle reader hands it over at once).
     /// </summary>
-    public async Task HandOverResyncIfPassedAsync(NpgsqlLogSequenceNumber readerPosition, CancellationToken cancellationToken)
-    {
-        if (Resync.DueAt(readerPosition) is { } chunk)
-        {
-            // The router holds nothing here: the reader finished every transaction before the position.
-            await Resync.HandOverAsync(chunk, flushHeld: null, SendResyncChunkAsync, cancellationToken);
-        }
-    }
+    private static readonly TimeSpan HandOverDelay = TimeSpan.FromMilliseconds(1);
 
     private async ValueTask HandOverResyncThenEnqueueAsync(BackfillChunk chunk, ChangeEvent change, CancellationToken cancellationToken)
     {
@@ -154,38 +187,77 @@ internal sealed class ConnectorWriter : IRouteTarget
         }
 
         _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
-        foreach (var part in changes.Chunk(HandOverBatch))
+        var parts = changes.Chunk(HandOverBatch).ToList();
+        for (var i = 0; i < parts.Count; i++)
         {
+            var part = parts[i];
             Interlocked.Add(ref _bytesInFlight, part.Sum(SizeOf));
             _received.Inc(part.Length);
-            await _channel.Writer.WriteAsync(part, cancellationToken);
+            var last = i == parts.Count - 1;
+            var item = new object[part.Length + (last ? 1 : 0)];
+            part.CopyTo(item, 0);
+            if (last)
+            {
+                item[^1] = transaction;
+            }
+
+            await _channel.Writer.WriteAsync(item, cancellationToken);
         }
 
-        await _channel.Writer.WriteAsync(transaction, cancellationToken);
+        if (parts.Count == 0)
+        {
+            await _channel.Writer.WriteAsync(new object[] { transaction }, cancellationToken);
+        }
     }
 
-    private readonly List<ChangeEvent> _outgoing = new(HandOverBatch);
-    private long _outgoingBytes;
+    // The router's side (its thread only): changes and transaction ends not yet handed over.
+    private readonly List<object> _held = new(HandOverBatch);
+    private int _heldChanges;
+    private long _heldBytes;
+
+    // When the first transaction end now held was taken (0: none held).
+    private long _heldSince;
+
+    // The router has waited on the byte budget for a while (see HandOverAsync).
+    private bool _starved;
+
+    // What the router held when the stream ended, for the writer to take after the channel's last item.
+    private object[]? _tail;
 
     private async ValueTask HandOverAsync(CancellationToken cancellationToken)
     {
-        if (_outgoing.Count == 0)
+        if (_held.Count == 0)
         {
             return;
         }
 
-        var size = _outgoingBytes;
+        var size = _heldBytes;
         while (Interlocked.Read(ref _bytesInFlight) + size > _maxBytesInFlight && Interlocked.Read(ref _bytesInFlight) > 0)
         {
-            await _space.WaitAsync(TimeSpan.FromMilliseconds(50), cancellationToken);
+            if (!await _space.WaitAsync(TimeSpan.FromMilliseconds(50), cancellationToken))
+            {
+                // The writer may be sitting on part of a transaction, waiting for its rest: ask it to
+                // write what it holds, which frees the budget.
+                Volatile.Write(ref _starved, true);
+            }
         }
 
-        Interlocked.Add(ref _bytesInFlight, size);
-        _received.Inc(_outgoing.Count);
-        var batch = _outgoing.ToArray();
-        _outgoing.Clear();
-        _outgoingBytes = 0;
+        Volatile.Write(ref _starved, false);
+
+        var batch = TakeHeld();
         await _channel.Writer.WriteAsync(batch, cancellationToken);
+    }
+
+    private object[] TakeHeld()
+    {
+        Interlocked.Add(ref _bytesInFlight, _heldBytes);
+        _received.Inc(_heldChanges);
+        var batch = _held.ToArray();
+        _held.Clear();
+        _heldChanges = 0;
+        _heldBytes = 0;
+        _heldSince = 0;
+        return batch;
     }
 
     /// <summary>Bytes of changes handed over and not yet written to the connector.</summary>
@@ -202,15 +274,19 @@ internal sealed class ConnectorWriter : IRouteTarget
         }
     }
 
-    public async ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken)
+    /// <summary>
+    /// The stream has ended (the reader stopped; no router call follows): what the router still
+    /// holds is taken by the writer after the channel's last item, and the writer then finishes.
+    /// </summary>
+    public void Complete()
     {
-        await HandOverAsync(cancellationToken);
-        Interlocked.Exchange(ref _delivered, (long)(ulong)transaction.CommitLsn);
-        _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
-        await _channel.Writer.WriteAsync(transaction, cancellationToken);
-    }
+        if (_held.Count > 0)
+        {
+            Volatile.Write(ref _tail, TakeHeld());
+        }
 
-    public void Complete() => _channel.Writer.TryComplete();
+        _channel.Writer.TryComplete();
+    }
 
     public async Task<NpgsqlLogSequenceNumber> OpenAsync(CancellationToken cancellationToken)
     {
@@ -230,9 +306,68 @@ internal sealed class ConnectorWriter : IRouteTarget
         var batchChanges = 0;
         long chunkBytes = 0;
         var reader = _channel.Reader;
+        long batchStarted = 0;
+
+        // One channel item: changes and transaction ends in stream order.
+        async Task TakeAsync(object[] entries)
+        {
+            foreach (var entry in entries)
+            {
+                if (entry is ChangeEvent change)
+                {
+                    // A resync chunk is not WAL: its LSN only says where in the stream it belongs.
+                    if (change.Transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(change.Transaction))
+                    {
+                        Release(SizeOf(change));
+                        continue;
+                    }
+
+                    if (batchChanges == 0)
+                    {
+                        batchStarted = _time.GetTimestamp();
+                    }
+
+                    inTransaction = true;
+                    chunk.Add(change);
+                    chunkBytes += SizeOf(change);
+                    batchChanges++;
+                    // Hand the chunk over when it is long, or heavy enough that the reader would
+                    // otherwise wait on the byte budget for a chunk that never fills.
+                    if (chunk.Count >= _chunkSize || chunkBytes >= _maxBytesInFlight / 4)
+                    {
+                        await Connector.WriteAsync(chunk, cancellationToken);
+                        chunk.Clear();
+                        Release(chunkBytes);
+                        chunkBytes = 0;
+                    }
+
+                    continue;
+                }
+
+                var transaction = (TransactionInfo)entry;
+                if (transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(transaction))
+                {
+                    TransactionsSkipped++;
+                    continue;
+                }
+
+                inTransaction = false;
+                lastComplete = transaction;
+                Resync.NoteInBatch(transaction);
+
+                if (batchChanges >= _maxBatchChanges || _time.GetElapsedTime(batchStarted) >= _maxCommitDelay)
+                {
+                    checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
+                    Release(chunkBytes);
+                    chunkBytes = 0;
+                    lastComplete = null;
+                    batchChanges = 0;
+                }
+            }
+        }
+
         try
         {
-            long batchStarted = 0;
             while (true)
             {
                 if (!reader.TryRead(out var item))
@@ -254,67 +389,37 @@ internal sealed class ConnectorWriter : IRouteTarget
                         continue;
                     }
 
-                    if (!await reader.WaitToReadAsync(cancellationToken))
+                    if (inTransaction && chunk.Count > 0 && !reader.Completion.IsCompleted)
                     {
-                        break;
-                    }
-
-                    continue;
-                }
-
-                if (item is ChangeEvent[] batch)
-                {
-                    foreach (var change in batch)
-                    {
-                        // A resync chunk is not WAL: its LSN only says where in the stream it belongs.
-                        if (change.Transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(change.Transaction))
-                        {
-                            Release(SizeOf(change));
-                            continue;
-                        }
-
-                        if (batchChanges == 0)
-                        {
-                            batchStarted = _time.GetTimestamp();
-                        }
-
-                        inTransaction = true;
-                        chunk.Add(change);
-                        chunkBytes += SizeOf(change);
-                        batchChanges++;
-                        // Hand the chunk over when it is long, or heavy enough that the reader would
-                        // otherwise wait on the byte budget for a chunk that never fills.
-                        if (chunk.Count >= _chunkSize || chunkBytes >= _maxBytesInFlight / 4)
+                        // Part of a transaction whose rest has not come: if the router waits on the
+                        // byte budget for room to send it, write what is here to free the budget.
+                        if (!await WaitForMoreAsync(reader, StarvedCheck, cancellationToken) && Volatile.Read(ref _starved))
                         {
                             await Connector.WriteAsync(chunk, cancellationToken);
                             chunk.Clear();
                             Release(chunkBytes);
                             chunkBytes = 0;
                         }
+
+                        continue;
+                    }
+
+                    if (!await reader.WaitToReadAsync(cancellationToken))
+                    {
+                        // The stream ended: what the router still held comes last.
+                        if (Interlocked.Exchange(ref _tail, null) is { } tail)
+                        {
+                            await TakeAsync(tail);
+                            continue;
+                        }
+
+                        break;
                     }
 
                     continue;
                 }
 
-                var transaction = (TransactionInfo)item;
-                if (transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(transaction))
-                {
-                    TransactionsSkipped++;
-                    continue;
-                }
-
-                inTransaction = false;
-                lastComplete = transaction;
-                Resync.NoteInBatch(transaction);
-
-                if (batchChanges >= _maxBatchChanges || _time.GetElapsedTime(batchStarted) >= _maxCommitDelay)
-                {
-                    checkpoint = await CommitAsync(chunk, transaction, batchChanges, cancellationToken);
-                    Release(chunkBytes);
-                    chunkBytes = 0;
-                    lastComplete = null;
-                    batchChanges = 0;
-                }
+                await TakeAsync((object[])item);
             }
 
             // Shutdown: keep what is complete, drop a transaction cut in the middle (it is re-sent).

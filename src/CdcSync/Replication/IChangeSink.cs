@@ -8,4 +8,10 @@ internal interface IChangeSink
 
     /// <summary>The end of a transaction: every change of it was passed to <see cref="OnChangeAsync"/>.</summary>
     ValueTask OnCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The reader has decoded everything the server sent so far and is about to wait for more: a
+    /// sink that holds changes back to pass them on in batches passes them on now.
+    /// </summary>
+    ValueTask OnIdleAsync(CancellationToken cancellationToken);
 }

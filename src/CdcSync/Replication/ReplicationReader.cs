@@ -119,8 +119,24 @@ internal sealed class ReplicationReader : IAsyncDisposable
         var slot = new PgOutputReplicationSlot(_options.Slot);
         try
         {
-            await foreach (var message in _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions))
+            await using var messages = _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions)
+                .GetAsyncEnumerator(cancellationToken);
+            while (true)
             {
+                var next = messages.MoveNextAsync();
+                if (!next.IsCompleted)
+                {
+                    // Nothing buffered: the next message needs the server. What the sink holds back
+                    // for batching goes on now, so the end of a burst never waits for the next one.
+                    await sink.OnIdleAsync(cancellationToken);
+                }
+
+                if (!await next)
+                {
+                    break;
+                }
+
+                var message = messages.Current;
                 var length = await ReadPayloadAsync(message.Data, cancellationToken);
                 await DecodeAsync(sink, length, cancellationToken);
                 Interlocked.Increment(ref _decodedMessages);

@@ -1,4 +1,5 @@
 using CdcSync.Replication;
+using NpgsqlTypes;
 
 namespace CdcSync.Routing;
 
@@ -11,4 +12,10 @@ internal interface IRouteTarget
     ValueTask EnqueueAsync(ChangeEvent change, CancellationToken cancellationToken);
 
     ValueTask EnqueueCommitAsync(TransactionInfo transaction, CancellationToken cancellationToken);
+
+    /// <summary>The stream has passed <paramref name="position"/> (a commit, for this connector or not).</summary>
+    ValueTask PassedAsync(NpgsqlLogSequenceNumber position, CancellationToken cancellationToken);
+
+    /// <summary>The reader is waiting for the server: hand over whatever is held.</summary>
+    ValueTask FlushAsync(CancellationToken cancellationToken);
 }

@@ -10,6 +10,7 @@ namespace CdcSync.Routing;
 internal sealed class Router : IChangeSink
 {
     private readonly Dictionary<TableName, IRouteTarget[]> _routes;
+    private readonly IRouteTarget[] _targets;
     private readonly Dictionary<RelationInfo, IRouteTarget[]> _byRelation = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<IRouteTarget> _touched = [];
     private TransactionInfo? _current;
@@ -21,6 +22,7 @@ internal sealed class Router : IChangeSink
     {
         _database = database;
         _routes = new Dictionary<TableName, IRouteTarget[]>(routes);
+        _targets = routes.Values.SelectMany(t => t).Distinct().ToArray();
     }
 
     public long ChangesRouted { get; private set; }
@@ -61,6 +63,18 @@ internal sealed class Router : IChangeSink
 
         _touched.Clear();
         _current = null;
+        foreach (var target in _targets)
+        {
+            await target.PassedAsync(transaction.CommitLsn, cancellationToken);
+        }
+    }
+
+    public async ValueTask OnIdleAsync(CancellationToken cancellationToken)
+    {
+        foreach (var target in _targets)
+        {
+            await target.FlushAsync(cancellationToken);
+        }
     }
 
     private IRouteTarget[] TargetsOf(RelationInfo relation)

@@ -202,7 +202,7 @@ public sealed class ConnectorWriterTests
             // A replayed transaction at the same LSN range is skipped; the chunk, which is not WAL, is not.
             await SendAsync(writer, 0x400, changes: 1);
             writer.Resync.Schedule(chunk);
-            await writer.HandOverResyncIfPassedAsync(new NpgsqlLogSequenceNumber(0x500), CancellationToken.None);
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x500), CancellationToken.None);
             await chunk.Applied.Task.WaitAsync(Guard);
         });
 
@@ -221,12 +221,12 @@ public sealed class ConnectorWriterTests
         await RunAsync(writer, async () =>
         {
             writer.Resync.Schedule(chunk);
-            await writer.HandOverResyncIfPassedAsync(new NpgsqlLogSequenceNumber(0x2FF), CancellationToken.None);
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x2FF), CancellationToken.None);
             Assert.False(chunk.HandedOver.Task.IsCompleted, "handed over before the reader reached the position");
             Assert.Same(chunk, writer.Resync.DueAt(new NpgsqlLogSequenceNumber(0x300)));
 
-            await writer.HandOverResyncIfPassedAsync(new NpgsqlLogSequenceNumber(0x300), CancellationToken.None);
-            await writer.HandOverResyncIfPassedAsync(new NpgsqlLogSequenceNumber(0x400), CancellationToken.None);
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x300), CancellationToken.None);
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x400), CancellationToken.None);
             // The router meets a later transaction too: the chunk is not handed over a second time.
             await SendAsync(writer, 0x400, changes: 1);
             Assert.Null(writer.Resync.DueAt(new NpgsqlLogSequenceNumber(0x400)));
@@ -270,15 +270,139 @@ public sealed class ConnectorWriterTests
         {
             await SendAsync(writer, 0x100, changes: 1);
             writer.Resync.Schedule(chunk);
-            await writer.HandOverResyncIfPassedAsync(new NpgsqlLogSequenceNumber(0x300), CancellationToken.None);
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x300), CancellationToken.None);
             await chunk.Applied.Task.WaitAsync(Guard);
         });
 
         Assert.Same(widened, connector.Written[1].Relation);
     }
 
-    private static ConnectorWriter NewWriter(RecordingConnector connector, int chunkSize = 100, int maxBatchChanges = 100_000) =>
-        new(connector, NullLogger.Instance, capacity: 256 * 64, chunkSize, maxBatchChanges, commitLinger: TimeSpan.FromHours(1), maxCommitDelay: TimeSpan.FromHours(1));
+    [Fact]
+    public async Task HandOver_TransactionsWhileTheReaderIsBusy_AreHeldUntilItWaitsForTheServer()
+    {
+        var connector = new RecordingConnector(nameof(HandOver_TransactionsWhileTheReaderIsBusy_AreHeldUntilItWaitsForTheServer));
+        var clock = new ManualClock();
+        var writer = NewWriter(connector, maxBatchChanges: 1, clock: clock);
+
+        await RunAsync(writer, async () =>
+        {
+            foreach (var lsn in new ulong[] { 0x100, 0x200, 0x300 })
+            {
+                await SendHeldAsync(writer, lsn, changes: 2);
+            }
+
+            // Small transactions share one channel item: none reached the writer yet.
+            Assert.Equal(new NpgsqlLogSequenceNumber(0x300), writer.Delivered);
+            await Task.Delay(200);
+            Assert.Empty(connector.Calls);
+
+            await writer.FlushAsync(CancellationToken.None);
+            await WaitUntilAsync(() => writer.Committed == new NpgsqlLogSequenceNumber(0x300));
+        });
+
+        Assert.Equal(
+            [$"write {Key(0x100, 0)} {Key(0x100, 1)}", "commit 0/100", $"write {Key(0x200, 0)} {Key(0x200, 1)}", "commit 0/200", $"write {Key(0x300, 0)} {Key(0x300, 1)}", "commit 0/300"],
+            connector.WritesAndCommits);
+    }
+
+    [Fact]
+    public async Task HandOver_TransactionEndHeldLongerThanAMillisecond_GoesOverWhenTheStreamPassesAnotherCommit()
+    {
+        var connector = new RecordingConnector(nameof(HandOver_TransactionEndHeldLongerThanAMillisecond_GoesOverWhenTheStreamPassesAnotherCommit));
+        var clock = new ManualClock();
+        var writer = NewWriter(connector, maxBatchChanges: 1, clock: clock);
+
+        await RunAsync(writer, async () =>
+        {
+            await SendHeldAsync(writer, 0x100, changes: 1);
+
+            // Another connector's commit, no time passed: still held.
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x180), CancellationToken.None);
+            await Task.Delay(200);
+            Assert.Empty(connector.Calls);
+
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            await writer.PassedAsync(new NpgsqlLogSequenceNumber(0x190), CancellationToken.None);
+            await WaitUntilAsync(() => writer.Committed == new NpgsqlLogSequenceNumber(0x100));
+        });
+
+        Assert.Equal([$"write {Key(0x100, 0)}", "commit 0/100"], connector.WritesAndCommits);
+    }
+
+    [Fact]
+    public async Task HandOver_MoreThanABatchOfSmallTransactions_GoesOverWithoutWaitingForTheReader()
+    {
+        var connector = new RecordingConnector(nameof(HandOver_MoreThanABatchOfSmallTransactions_GoesOverWithoutWaitingForTheReader));
+        var writer = NewWriter(connector, maxBatchChanges: 1, clock: new ManualClock());
+
+        await RunAsync(writer, async () =>
+        {
+            // 100 transactions of 2 changes: 300 entries, more than one channel item holds.
+            for (ulong lsn = 1; lsn <= 100; lsn++)
+            {
+                await SendHeldAsync(writer, lsn * 0x100, changes: 2);
+            }
+
+            await WaitUntilAsync(() => writer.Committed >= new NpgsqlLogSequenceNumber(0x100 * 50));
+            Assert.True(writer.Committed < new NpgsqlLogSequenceNumber(0x100 * 100), "the last transactions went over before the batch was full or the reader waited");
+        });
+
+        Assert.Equal(new NpgsqlLogSequenceNumber(0x100 * 100), writer.Committed);
+        Assert.Equal(200, writer.ChangesApplied);
+    }
+
+    [Fact]
+    public async Task HandOver_WideRowOverTheBudgetWhileTheWriterHoldsPartOfTheTransaction_WriterFreesTheBudget()
+    {
+        var connector = new RecordingConnector(nameof(HandOver_WideRowOverTheBudgetWhileTheWriterHoldsPartOfTheTransaction_WriterFreesTheBudget));
+        var writer = new ConnectorWriter(connector, NullLogger.Instance, capacity: 256 * 64, chunkSize: 100, maxBatchChanges: 1, maxBytesInFlight: 10_000,
+            commitLinger: TimeSpan.FromHours(1), maxCommitDelay: TimeSpan.FromHours(1));
+
+        await RunAsync(writer, async () =>
+        {
+            var transaction = Transaction(0x100);
+            for (var i = 0; i < 3; i++)
+            {
+                await writer.EnqueueAsync(Insert(Orders, transaction, i, i, "small"), CancellationToken.None);
+            }
+
+            // The reader waits for the rest: the writer now holds three changes of an open transaction.
+            await writer.FlushAsync(CancellationToken.None);
+            await WaitUntilAsync(() => writer.BytesInFlight > 0);
+
+            // One row wider than the whole budget: it may go only once the writer has written what it holds.
+            await writer.EnqueueAsync(Insert(Orders, transaction, 3, 3, new string('x', 12_000)), CancellationToken.None);
+            await writer.EnqueueCommitAsync(transaction, CancellationToken.None);
+            await writer.FlushAsync(CancellationToken.None);
+            await WaitUntilAsync(() => writer.Committed == new NpgsqlLogSequenceNumber(0x100));
+        });
+
+        Assert.Equal([$"write {Key(0x100, 0)} {Key(0x100, 1)} {Key(0x100, 2)}", $"write {Key(0x100, 3)}", "commit 0/100"], connector.WritesAndCommits);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var guard = new CancellationTokenSource(Guard);
+        while (!condition())
+        {
+            await Task.Delay(10, guard.Token);
+        }
+    }
+
+    /// <summary>A clock that moves only when told (timers still run on real time).</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _ticks = TimeSpan.TicksPerDay;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+
+    private static ConnectorWriter NewWriter(RecordingConnector connector, int chunkSize = 100, int maxBatchChanges = 100_000, TimeProvider? clock = null) =>
+        new(connector, NullLogger.Instance, capacity: 256 * 64, chunkSize, maxBatchChanges, commitLinger: TimeSpan.FromHours(1), maxCommitDelay: TimeSpan.FromHours(1), timeProvider: clock);
 
     /// <summary>Opens the writer, runs it while <paramref name="feed"/> hands changes over, then completes the channel and waits for the drain.</summary>
     private static async Task RunAsync(ConnectorWriter writer, Func<Task> feed)
@@ -297,8 +421,15 @@ public sealed class ConnectorWriterTests
         await run.WaitAsync(Guard);
     }
 
-    /// <summary>One transaction as the router hands it over: its changes, then its end.</summary>
+    /// <summary>One transaction as the router hands it over, then the reader waiting for the server (it flushes what the router holds).</summary>
     private static async Task SendAsync(ConnectorWriter writer, ulong commitLsn, int changes)
+    {
+        await SendHeldAsync(writer, commitLsn, changes);
+        await writer.FlushAsync(CancellationToken.None);
+    }
+
+    /// <summary>One transaction as the router hands it over while the reader is still busy with the stream: its changes, then its end.</summary>
+    private static async Task SendHeldAsync(ConnectorWriter writer, ulong commitLsn, int changes)
     {
         var transaction = Transaction(commitLsn);
         for (var i = 0; i < changes; i++)
