@@ -105,8 +105,9 @@ def cell(f, unit):
     if f is None:
         return "—"
     text = f"{number(f['median'])} {unit}"
-    if f["n"] > 1 and f["min"] != f["max"]:
-        text += f" ({number(f['min'])}–{number(f['max'])})"
+    low, high = number(f["min"]), number(f["max"])
+    if f["n"] > 1 and low != high:
+        text += f" ({low}–{high})"
     return text
 
 

@@ -86,7 +86,10 @@ for table in events events_native; do
   echo "INSERT INTO $table SELECT nextval('${table}_seq'), g, 'event ' || g FROM generate_series(1, $per) g;" >"$tmp/$table.sql"
 done
 psql -q "$target" -c "CREATE TABLE events (id bigint PRIMARY KEY, v int, note text)"
-psql -q "$native" -c "CREATE TABLE events_native (id bigint PRIMARY KEY, v int, note text)" -c "CREATE EXTENSION pg_walinspect"
+psql -q "$native" -c "CREATE TABLE events_native (id bigint PRIMARY KEY, v int, note text)"
+if [[ " ${order[*]} " == *" native "* ]]; then
+  psql -q "$native" -c "CREATE EXTENSION pg_walinspect" || { echo "latency.sh: native needs the pg_walinspect extension (PostgreSQL contrib); LAT_ORDER=cdcsync measures CdcSync alone" >&2; exit 2; }
+fi
 psql -q "$hub" -c "CREATE PUBLICATION lat_native_pub FOR TABLE events_native"
 cat >"$tmp/config.json" <<JSON
 { "Hub": { "ConnectionString": "$hub_cs", "Slot": "lat_slot", "Publication": "lat_pub", "MetricsUrl": "" },
