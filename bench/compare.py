@@ -7,8 +7,10 @@ bench/summarize.py): case | before median | after median | change %.
 Cells show the median and, when a case has several repetitions, their spread (min–max). The change
 is (after − before) / before; "better"/"worse" only says which way it moved for that figure
 (lower time, latency and memory, higher rate and ratio are better), not whether the move is larger
-than the spread. Figures of PostgreSQL's own tools (CREATE SUBSCRIPTION, pg_recvlogical) do not
-depend on the revision: their change shows how much the machine drifted between the two runs."""
+than the spread. Figures of PostgreSQL's own tools (CREATE SUBSCRIPTION, pg_recvlogical, native
+logical replication in the latency cases) do not depend on the revision: their change shows how much
+the machine drifted between the two runs. Reads suite.json files of every bench/summarize.py so far
+(latency and step runs without a "system" field are CdcSync's)."""
 import json
 import os
 import statistics
@@ -60,15 +62,27 @@ def rows(suite):
         data = suite.get(key)
         if not data:
             continue
+        # CdcSync's figures sit at the top level (also in suites from before native was measured).
         for field, name, unit, direction in (("p50", "p50", "ms", LOWER), ("p95", "p95", "ms", LOWER), ("p99", "p99", "ms", LOWER),
-                                             ("rowsPerSecond", "rate landed", "rows/s", HIGHER)):
-            out.append((f"{label}: {name}", unit, direction, from_stats(data.get(field))))
+                                             ("max", "max", "ms", LOWER), ("rowsPerSecond", "rate landed", "rows/s", HIGHER)):
+            figure = from_stats(data.get(field))
+            if figure is None and field == "max":  # older suites kept no max summary: from the runs
+                figure = series(r.get("max") for r in data.get("runs") or [] if r.get("system", "cdcsync") == "cdcsync")
+            out.append((f"{label}: {name}", unit, direction, figure))
+        native = data.get("native") or {}
+        for field in ("p50", "p99", "max"):
+            out.append((f"{label}: native {field} (peer)", "ms", PEER, from_stats(native.get(field))))
     steps = {}
     for s in suite.get("steps") or []:
-        steps.setdefault(s["targetRate"], []).append(s)
-    for rate, runs in steps.items():
-        for field, name, unit, direction in (("p50", "p50", "ms", LOWER), ("p99", "p99", "ms", LOWER), ("rowsPerSecond", "rate landed", "rows/s", HIGHER)):
-            out.append((f"step {rate:,} changes/s: {name}", unit, direction, series(r[field] for r in runs)))
+        steps.setdefault((s["targetRate"], s.get("system", "cdcsync")), []).append(s)
+    for (rate, system), runs in sorted(steps.items()):
+        if system == "cdcsync":
+            for field, name, unit, direction in (("p50", "p50", "ms", LOWER), ("p99", "p99", "ms", LOWER), ("max", "max", "ms", LOWER),
+                                                 ("rowsPerSecond", "rate landed", "rows/s", HIGHER)):
+                out.append((f"step {rate:,} changes/s: {name}", unit, direction, series(r.get(field) for r in runs)))
+        else:
+            for field in ("p50", "p99", "max"):
+                out.append((f"step {rate:,} changes/s: {system} {field} (peer)", "ms", PEER, series(r.get(field) for r in runs)))
     http = suite.get("http")
     if http:
         for connector, s in http.get("summary", {}).items():
@@ -91,8 +105,9 @@ def cell(f, unit):
     if f is None:
         return "—"
     text = f"{number(f['median'])} {unit}"
-    if f["n"] > 1 and f["min"] != f["max"]:
-        text += f" ({number(f['min'])}–{number(f['max'])})"
+    low, high = number(f["min"]), number(f["max"])
+    if f["n"] > 1 and low != high:
+        text += f" ({low}–{high})"
     return text
 
 
