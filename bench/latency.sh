@@ -19,6 +19,9 @@
 #
 # LAT_ORDER: the systems and their order, default "cdcsync native" ("native cdcsync" runs native
 # first, "cdcsync" or "native" only that one; bench/run.sh suite alternates the order).
+# LAT_WARMUP: seconds of the same load before the measured one, for each system (default 5; its
+# rows are not counted): the measured load meets a worker that is started, compiled and connected,
+# as a long-running deployment is, and the apply worker likewise.
 # LAT_DRAIN_TIMEOUT: seconds to wait for the rows after the load ends (default 600).
 # With BENCH_JSON=FILE set, one JSON object per system and run is appended to FILE, with
 # "system": "cdcsync" or "native" and the same "runId" for both (bench/run.sh suite uses it).
@@ -26,7 +29,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-tps=${1:-100}; per=${2:-100}; seconds=${3:-30}
+tps=${1:-100}; per=${2:-100}; seconds=${3:-30}; warmup=${LAT_WARMUP:-5}
+[[ "$warmup" =~ ^[0-9]+$ ]] || { echo "latency.sh: LAT_WARMUP must be a whole number of seconds, not '$warmup'" >&2; exit 2; }
 read -r -a order <<<"${LAT_ORDER:-cdcsync native}"
 [[ ${#order[@]} -ge 1 && ${#order[@]} -le 2 && "${order[0]}" != "${order[1]:-}" ]] || { echo "latency.sh: LAT_ORDER must name cdcsync and/or native once each" >&2; exit 2; }
 for s in "${order[@]}"; do [[ "$s" == cdcsync || "$s" == native ]] || { echo "latency.sh: unknown system in LAT_ORDER: $s (cdcsync, native)" >&2; exit 2; }; done
@@ -97,8 +101,15 @@ cat >"$tmp/config.json" <<JSON
   "Routes": { "public.events": [ "target" ] } }
 JSON
 
-load() { # TABLE SYSTEM: the pgbench load of one system
-  pgbench -n -c 2 -j 2 -R "$tps" -T "$seconds" -f "$tmp/$1.sql" "$hub" 2>&1 | grep -E "tps =|latency average" | sed "s/^/pgbench ($2): /" >&2
+load() { # TABLE SYSTEM [SECONDS]: the pgbench load of one system
+  pgbench -n -c 2 -j 2 -R "$tps" -T "${3:-$seconds}" -f "$tmp/$1.sql" "$hub" 2>&1 | grep -E "tps =|latency average" | sed "s/^/pgbench ($2${3:+, warm-up}): /" >&2
+}
+warm_up() { # TABLE TARGET_URL SYSTEM: the warm-up load, landed; prints the last id it inserted
+  if ((warmup > 0)); then
+    load "$1" "$3" "$warmup"
+    drain "$1" "$2" "$3"
+  fi
+  psql -At "$hub" -c "SELECT coalesce(max(id), 0) FROM $1"
 }
 drain() { # TABLE TARGET_URL SYSTEM: wait until the target holds every row of the hub table
   local total deadline=$((SECONDS + ${LAT_DRAIN_TIMEOUT:-600}))
@@ -126,10 +137,12 @@ run_cdcsync() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
+  local floor
+  floor=$(warm_up events "$target" cdcsync)
   load events cdcsync
   drain events "$target" cdcsync
-  psql -qAt "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '$tmp/cdcsync-hub.csv' CSV"
-  psql -qAt "$target" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events) TO '$tmp/cdcsync-target.csv' CSV"
+  psql -qAt "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events WHERE id > $floor) TO '$tmp/cdcsync-hub.csv' CSV"
+  psql -qAt "$target" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events WHERE id > $floor) TO '$tmp/cdcsync-target.csv' CSV"
   awk '/VmHWM/ {print $2}' "/proc/$pid/status" >"$tmp/cdcsync-hwm"
   stop_worker
   drop_slot lat_slot
@@ -149,14 +162,15 @@ run_native() {
     sleep 0.1
   done
   ((ready)) || { echo "latency.sh: the subscription's apply worker did not start within 30 s" >&2; exit 1; }
-  local start end
+  local start end floor
+  floor=$(warm_up events_native "$native" native)
   start=$(psql -At "$hub" -c "SELECT pg_current_wal_lsn()")
   load events_native native
   drain events_native "$native" native
   end=$(psql -At "$hub" -c "SELECT pg_current_wal_insert_lsn()") # async commits: written later
   until [[ "$(psql -At "$hub" -c "SELECT pg_current_wal_flush_lsn() >= '$end'")" == t ]]; do sleep 0.1; done
-  psql -qAt "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events_native) TO '$tmp/native-hub.csv' CSV"
-  psql -qAt "$native" -c "\\copy (SELECT id, xmin::text FROM events_native) TO '$tmp/native-rows.csv' CSV"
+  psql -qAt "$hub" -c "\\copy (SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM events_native WHERE id > $floor) TO '$tmp/native-hub.csv' CSV"
+  psql -qAt "$native" -c "\\copy (SELECT id, xmin::text FROM events_native WHERE id > $floor) TO '$tmp/native-rows.csv' CSV"
   # A commit record's description: "<local commit time>[; subxacts: X Y][; origin: node N, lsn L, at <hub commit time>]...".
   psql -qAt "$native" -c "\\copy (SELECT xid, extract(epoch FROM substring(description FROM '^([^;]+)')::timestamptz), substring(description FROM 'subxacts: ([0-9 ]+)') FROM pg_get_wal_records_info('$start', '$end') WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT') TO '$tmp/native-commits.csv' CSV"
   drop_subscription

@@ -57,8 +57,14 @@ internal sealed class ResyncHandOver
     {
         if (!ReferenceEquals(relation, _lastRelation))
         {
+            // Transactions alternate between a few tables: a lock-free read first, a write only for
+            // a description not yet recorded.
             _lastRelation = relation;
-            _relations[(relation.Schema, relation.Name)] = relation;
+            var key = (relation.Schema, relation.Name);
+            if (!_relations.TryGetValue(key, out var known) || !ReferenceEquals(known, relation))
+            {
+                _relations[key] = relation;
+            }
         }
     }
 

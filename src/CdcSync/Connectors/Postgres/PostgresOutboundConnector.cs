@@ -93,8 +93,11 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
         }
 
         // Per table, the last state of each key in this chunk; tables keep their order of first appearance.
-        var pending = new List<(TargetTable Table, PendingTable Rows)>();
-        var index = new Dictionary<TargetTable, PendingTable>();
+        // The set this chunk fills was last written two chunks ago, and that write has been awaited.
+        var rowsOf = _chunkRows[_chunkTurn];
+        _chunkTurn ^= 1;
+        rowsOf.Clear();
+        var pending = rowsOf.Order;
         foreach (var change in changes)
         {
             if (!_tables.TryGetValue(change.Relation, out var table))
@@ -108,21 +111,13 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
                 // Everything before the TRUNCATE lands first, then the table is emptied, in order.
                 await _inflight;
                 await FlushAllAsync(connection, pending, cancellationToken);
-                pending.Clear();
-                index.Clear();
+                rowsOf.Clear();
                 await using var truncate = new NpgsqlCommand($"TRUNCATE {table.QualifiedTarget}", connection, _transaction);
                 await truncate.ExecuteNonQueryAsync(cancellationToken);
                 continue;
             }
 
-            if (!index.TryGetValue(table, out var rows))
-            {
-                rows = new PendingTable();
-                index[table] = rows;
-                pending.Add((table, rows));
-            }
-
-            rows.Add(table, change);
+            rowsOf.For(table).Add(table, change);
         }
 
         await _inflight;
@@ -130,6 +125,46 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
     }
 
     private Task _inflight = Task.CompletedTask;
+
+    // Two sets of per-table rows, kept from chunk to chunk (their dictionaries keep their size, so a
+    // chunk allocates no large arrays): one is written to the target while the next chunk fills the other.
+    private readonly ChunkRows[] _chunkRows = [new(), new()];
+    private int _chunkTurn;
+
+    /// <summary>The pending rows of one chunk, per table, tables in their order of first appearance.</summary>
+    private sealed class ChunkRows
+    {
+        private readonly Dictionary<TargetTable, PendingTable> _byTable = [];
+
+        public List<(TargetTable Table, PendingTable Rows)> Order { get; } = [];
+
+        public PendingTable For(TargetTable table)
+        {
+            if (!_byTable.TryGetValue(table, out var rows))
+            {
+                rows = new PendingTable();
+                _byTable[table] = rows;
+            }
+
+            if (!rows.InChunk)
+            {
+                rows.InChunk = true;
+                Order.Add((table, rows));
+            }
+
+            return rows;
+        }
+
+        public void Clear()
+        {
+            foreach (var (_, rows) in Order)
+            {
+                rows.Clear();
+            }
+
+            Order.Clear();
+        }
+    }
 
     private async Task FlushAllAsync(NpgsqlConnection connection, List<(TargetTable Table, PendingTable Rows)> pending, CancellationToken cancellationToken)
     {
@@ -470,17 +505,37 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
     private sealed class PendingTable
     {
         private readonly Dictionary<KeyBytes, (char Kind, PendingRow Row)> _byKey = [];
+        private readonly (List<PendingRow> Deletes, List<PendingRow> Inserts, List<PendingRow> Upserts, List<PendingRow> Partials) _split = ([], [], [], []);
 
-        /// <summary>Deleted keys, rows first seen as an INSERT in this chunk, other full rows, and partial updates.</summary>
+        /// <summary>Whether this table has rows in the chunk being filled.</summary>
+        public bool InChunk { get; set; }
+
+        /// <summary>Deleted keys, rows first seen as an INSERT in this chunk, other full rows, and partial updates (lists reused by the next chunk).</summary>
         public (List<PendingRow> Deletes, List<PendingRow> Inserts, List<PendingRow> Upserts, List<PendingRow> Partials) Split()
         {
-            var result = (new List<PendingRow>(), new List<PendingRow>(), new List<PendingRow>(), new List<PendingRow>());
+            ClearSplit();
             foreach (var (kind, row) in _byKey.Values)
             {
-                (kind switch { 'd' => result.Item1, 'i' => result.Item2, 'u' => result.Item3, _ => result.Item4 }).Add(row);
+                (kind switch { 'd' => _split.Deletes, 'i' => _split.Inserts, 'u' => _split.Upserts, _ => _split.Partials }).Add(row);
             }
 
-            return result;
+            return _split;
+        }
+
+        /// <summary>Empties this table for the next chunk, keeping its capacity.</summary>
+        public void Clear()
+        {
+            _byKey.Clear();
+            ClearSplit();
+            InChunk = false;
+        }
+
+        private void ClearSplit()
+        {
+            _split.Deletes.Clear();
+            _split.Inserts.Clear();
+            _split.Upserts.Clear();
+            _split.Partials.Clear();
         }
 
         public void Add(TargetTable table, ChangeEvent change)
@@ -516,19 +571,25 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
                         }
                     }
 
-                    var mask = new bool[table.SourceOrdinals.Count];
                     var partial = false;
-                    for (var i = 0; i < mask.Length; i++)
+                    for (var i = 0; i < table.SourceOrdinals.Count && !partial; i++)
                     {
-                        mask[i] = values.IsUnchanged(table.SourceOrdinals[i]);
-                        partial |= mask[i];
+                        partial = values.IsUnchanged(table.SourceOrdinals[i]);
                     }
 
                     if (!partial)
                     {
                         _byKey[newKey] = ('u', Row(values, null));
+                        break;
                     }
-                    else if (_byKey.TryGetValue(newKey, out var earlier) && earlier.Kind is 'u' or 'i')
+
+                    var mask = new bool[table.SourceOrdinals.Count];
+                    for (var i = 0; i < mask.Length; i++)
+                    {
+                        mask[i] = values.IsUnchanged(table.SourceOrdinals[i]);
+                    }
+
+                    if (_byKey.TryGetValue(newKey, out var earlier) && earlier.Kind is 'u' or 'i')
                     {
                         _byKey[newKey] = ('u', Row(Merge(values, earlier.Row.Values), null));
                     }
