@@ -44,7 +44,7 @@ internal sealed class ConnectorWriter : IRouteTarget
     public ConnectorWriter(IOutboundConnector connector, ILogger logger, int capacity, int chunkSize, int maxBatchChanges, long maxBytesInFlight = 64L << 20, TimeSpan? commitLinger = null, TimeSpan? maxCommitDelay = null, TimeProvider? timeProvider = null)
     {
         _time = timeProvider ?? TimeProvider.System;
-        _commitLinger = commitLinger ?? TimeSpan.FromMilliseconds(2);
+        _commitLinger = commitLinger ?? TimeSpan.Zero;
         _maxCommitDelay = maxCommitDelay ?? TimeSpan.FromMilliseconds(50);
         _maxBytesInFlight = maxBytesInFlight;
         Connector = connector;
@@ -377,7 +377,7 @@ internal sealed class ConnectorWriter : IRouteTarget
                         // At a transaction boundary with nothing queued. In a backlog the next
                         // transaction is a moment away, so linger briefly and keep batching; commit
                         // when none comes or the batch has waited long enough (latency bound).
-                        if (_time.GetElapsedTime(batchStarted) >= _maxCommitDelay || !await WaitForMoreAsync(reader, _commitLinger, cancellationToken))
+                        if (_time.GetElapsedTime(batchStarted) >= _maxCommitDelay || _commitLinger <= TimeSpan.Zero || !await WaitForMoreAsync(reader, _commitLinger, cancellationToken))
                         {
                             checkpoint = await CommitAsync(chunk, lastComplete, batchChanges, cancellationToken);
                             Release(chunkBytes);
