@@ -8,7 +8,7 @@
 #     hub-immediate hub-fast target proxy idle-restart kills big-txn-kill subxact-abort toast-key-change
 #
 # Knobs: FAULT_OUTAGE_SECONDS (60), FAULT_KILLS (50), FAULT_BIG_ROWS (1000000), FAULT_RATE (pgbench
-# transactions/s, 300). Figures go to stdout and $work/results.txt; docs/BENCHMARKS.md ("Fault
+# transactions/s, 300). Figures go to stdout and $work/results.txt; bench/results/HISTORY.md ("Fault
 # suite") records a run. Needs PostgreSQL server binaries, pgbench, psql, python3, dotnet.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."

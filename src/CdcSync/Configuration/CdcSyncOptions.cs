@@ -48,7 +48,7 @@ public sealed partial class HubOptions : IValidatableObject
     [DurationRange("0", "1s")]
     public TimeSpan CommitLinger { get; set; } = TimeSpan.Zero;
 
-    /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 10 ms (docs/BENCHMARKS.md: 50 ms put the p50 of 5,000 one-row transactions/s at 20 ms; 10 ms costs no backlog throughput).</summary>
+    /// <summary>Longest a batch of transactions waits for its target commit (bounds latency under load). Default: 10 ms (bench/results/HISTORY.md: 50 ms put the p50 of 5,000 one-row transactions/s at 20 ms; 10 ms costs no backlog throughput).</summary>
     [DurationRange("0", "1m")]
     public TimeSpan MaxCommitDelay { get; set; } = TimeSpan.FromMilliseconds(10);
 

@@ -13,7 +13,7 @@ namespace CdcSync.Replication;
 /// Stateful the way the protocol is: a change names its table by the id of an earlier Relation
 /// message, belongs to the transaction of the last Begin, and inside a Stream Start/Stop block
 /// carries its xid in front. Hand-written over one span rather than Npgsql's message objects:
-/// measured on the pgbench backlog in docs/BENCHMARKS.md, those cost a full core.
+/// measured on the pgbench backlog (bench/results/HISTORY.md), those cost a full core.
 /// </remarks>
 internal sealed class PgOutputDecoder
 {
