@@ -187,26 +187,13 @@ internal sealed class ConnectorWriter : IRouteTarget
         }
 
         _pending.Enqueue((transaction.CommitLsn, transaction.CommitTimeUtc));
-        var parts = changes.Chunk(HandOverBatch).ToList();
-        for (var i = 0; i < parts.Count; i++)
+        // The chunk's changes, then its end, in channel items like the router's.
+        foreach (var item in changes.Append<object>(transaction).Chunk(HandOverBatch))
         {
-            var part = parts[i];
-            Interlocked.Add(ref _bytesInFlight, part.Sum(SizeOf));
-            _received.Inc(part.Length);
-            var last = i == parts.Count - 1;
-            var item = new object[part.Length + (last ? 1 : 0)];
-            part.CopyTo(item, 0);
-            if (last)
-            {
-                item[^1] = transaction;
-            }
-
+            var itemChanges = item.OfType<ChangeEvent>().ToList();
+            Interlocked.Add(ref _bytesInFlight, itemChanges.Sum(SizeOf));
+            _received.Inc(itemChanges.Count);
             await _channel.Writer.WriteAsync(item, cancellationToken);
-        }
-
-        if (parts.Count == 0)
-        {
-            await _channel.Writer.WriteAsync(new object[] { transaction }, cancellationToken);
         }
     }
 
