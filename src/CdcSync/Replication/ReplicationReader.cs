@@ -119,33 +119,73 @@ internal sealed class ReplicationReader : IAsyncDisposable
         var slot = new PgOutputReplicationSlot(_options.Slot);
         try
         {
-            await using var messages = _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions)
+            var messages = _connection.StartLogicalReplication(slot, cancellationToken, startAt == default ? null : startAt, pluginOptions)
                 .GetAsyncEnumerator(cancellationToken);
-            while (true)
+            var next = ValueTask.FromResult(false);
+            var readPending = false;
+            try
             {
-                var next = messages.MoveNextAsync();
-                if (!next.IsCompleted)
+                while (true)
                 {
-                    // Nothing buffered: the next message needs the server. What the sink holds back
-                    // for batching goes on now, so the end of a burst never waits for the next one.
-                    await sink.OnIdleAsync(cancellationToken);
-                }
+                    next = messages.MoveNextAsync();
+                    if (!next.IsCompleted)
+                    {
+                        // Nothing buffered: the next message needs the server. What the sink holds
+                        // back for batching goes on now, so the end of a burst never waits for the next one.
+                        readPending = true;
+                        await sink.OnIdleAsync(cancellationToken);
+                        readPending = false;
+                    }
 
-                if (!await next)
-                {
-                    break;
-                }
+                    if (!await next)
+                    {
+                        break;
+                    }
 
-                var message = messages.Current;
-                var length = await ReadPayloadAsync(message.Data, cancellationToken);
-                await DecodeAsync(sink, length, cancellationToken);
-                Interlocked.Increment(ref _decodedMessages);
+                    var message = messages.Current;
+                    var length = await ReadPayloadAsync(message.Data, cancellationToken);
+                    await DecodeAsync(sink, length, cancellationToken);
+                    Interlocked.Increment(ref _decodedMessages);
+                }
+            }
+            finally
+            {
+                await EndReadAsync(messages, next, readPending, cancellationToken);
             }
         }
         finally
         {
             _streamEnded = true;
         }
+    }
+
+    /// <summary>
+    /// Disposes the message stream. The sink may fail (a stop cancels its hand-over) while a read
+    /// from the server is pending, and Npgsql's stream cannot be disposed under a pending read (it
+    /// throws NotSupportedException, which would hide the real error): when stopping, the read is
+    /// cancelled by the same token and awaited first; otherwise it is left to end with the
+    /// connection, which <see cref="DisposeAsync"/> closes.
+    /// </summary>
+    private static async ValueTask EndReadAsync(IAsyncEnumerator<XLogDataMessage> messages, ValueTask<bool> next, bool readPending, CancellationToken cancellationToken)
+    {
+        if (readPending)
+        {
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                await next;
+            }
+            catch (Exception)
+            {
+                // The read ends with the cancellation; the sink's error is the one that goes up.
+            }
+        }
+
+        await messages.DisposeAsync();
     }
 
     /// <summary>
