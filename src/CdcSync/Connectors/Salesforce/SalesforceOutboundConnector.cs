@@ -40,13 +40,9 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     // recorded with the flush's last round trip.
     private readonly List<DeadLetter> _rejected = [];
 
-    // The hub's share of the last collection sent (its Ids, acknowledgements and rejections), still
-    // running: it overlaps the next collection's request, from one flush to the next too, so the
-    // request is the only wait. Awaited before the hub is read for a later run (lookups,
-    // preconditions), before a flush's own round trip and before the checkpoint.
-    private Task _recording = Task.CompletedTask;
-
-    // Buffered before a flush, in collections.
+    // Buffered before a flush, in collections: the hub's share of a collection (its Ids and sync
+    // base, ~1 ms a record in the transforms' triggers) runs while the next one is sent, which
+    // needs several collections per flush.
     private const int CollectionsPerFlush = 5;
 
     // Subrequests of one /composite request: updates up to this many go with a precondition each.
@@ -102,25 +98,12 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     /// Drops the buffer. What was already sent stays in Salesforce; the retry re-sends it, which
     /// upserts by external id and updates by Id make harmless.
     /// </summary>
-    public async Task AbortAsync(CancellationToken cancellationToken)
+    public Task AbortAsync(CancellationToken cancellationToken)
     {
         _pending.Clear();
         _acknowledged.Clear();
         _rejected.Clear();
-        try
-        {
-            // Nothing of this connector may still write to the hub when the retry starts.
-            await _recording;
-        }
-        catch (Exception e)
-        {
-            // The failure being retried is already reported; this write-back is redone by the retry.
-            _logger.LogDebug(e, "{Connector}: the hub's share of the last collection sent did not complete; the retry sends it again", Name);
-        }
-        finally
-        {
-            _recording = Task.CompletedTask;
-        }
+        return Task.CompletedTask;
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
@@ -202,9 +185,8 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     }
 
     /// <summary>
-    /// Sends the buffer in runs; the hub gets each collection's results while the next one is sent
-    /// (the last one's while the next flush starts), then the deletes' acknowledgements, the
-    /// rejections and the checkpoint (when committing) in one round trip.
+    /// Sends the buffer in runs; the hub gets each collection's results while the next one is sent,
+    /// then the deletes' acknowledgements, the rejections and the checkpoint (when committing) in one round trip.
     /// </summary>
     private async Task FlushAsync(NpgsqlLogSequenceNumber? checkpoint, CancellationToken cancellationToken)
     {
@@ -239,12 +221,6 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
         }
 
         _pending.Clear();
-        if (checkpoint is null && _acknowledged.Count == 0 && _rejected.Count == 0)
-        {
-            return; // the last collection's hub work goes on while the next flush is sent
-        }
-
-        await _recording;
         var rest = new HubBatchResult { Checkpoint = checkpoint };
         rest.Acknowledged.AddRange(_acknowledged);
         rest.DeadLetters.AddRange(_rejected);
@@ -255,26 +231,30 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
     {
-        if (byId && writes.Count > 0)
+        // The Ids and acknowledgements of one collection go to the hub while the next collection
+        // is on its way to Salesforce. Awaited before the run ends, so a later run's lookups and
+        // preconditions see every Id and sync base.
+        var writeBack = Task.CompletedTask;
+        try
         {
-            // The precondition compares with the sync base an earlier run's acknowledgements set.
-            // Inside a run a row appears once, so its own collections need not wait for each other.
-            await _recording;
+            foreach (var all in writes.Chunk(_client.Options.BatchSize))
+            {
+                writeBack = await SaveChunkAsync(all, byId, writeBack, cancellationToken);
+            }
         }
-
-        foreach (var all in writes.Chunk(_client.Options.BatchSize))
+        finally
         {
-            await SaveChunkAsync(all, byId, cancellationToken);
+            await writeBack;
         }
     }
 
-    /// <summary>Sends one collection and starts the hub work for it (<see cref="_recording"/>): the Ids it created, then the acknowledged writes.</summary>
-    private async Task SaveChunkAsync(PendingWrite[] all, bool byId, CancellationToken cancellationToken)
+    /// <summary>Sends one collection; returns the (started) hub work for it: the Ids it created, then the acknowledged writes.</summary>
+    private async Task<Task> SaveChunkAsync(PendingWrite[] all, bool byId, Task previousWriteBack, CancellationToken cancellationToken)
     {
         var chunk = byId ? await WithoutHeldFieldsAsync(all, cancellationToken) : all;
         if (chunk.Length == 0)
         {
-            return;
+            return previousWriteBack;
         }
 
         var map = chunk[0].Map;
@@ -286,7 +266,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             (chunk, results) = await SendConditionallyAsync(chunk, cancellationToken);
             if (chunk.Length == 0)
             {
-                return;
+                return previousWriteBack;
             }
         }
         else
@@ -310,7 +290,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
 
         if (results is null)
         {
-            return; // sent one by one, each with its own hub work
+            return previousWriteBack;
         }
 
         var batch = new HubBatchResult();
@@ -336,9 +316,8 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
         }
 
         _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, batch.WriteBacks.Count);
-        // One collection's hub work at a time, in the order they were sent.
-        await _recording;
-        _recording = RecordAsync();
+        await previousWriteBack;
+        return RecordAsync();
 
         // The collection's Ids, acknowledgements and rejections: one hub round trip.
         async Task RecordAsync()
@@ -652,8 +631,6 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             return;
         }
 
-        // A parent may have been created by a collection whose Ids are still being written back.
-        await _recording;
         var ids = await _hub.ParentIdsAsync(
             Name,
             wanted.Select(w => (w.Lookup.Parent(), (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
