@@ -171,6 +171,10 @@ internal sealed class Worker(
 
                         await runTask;
                     }
+                    catch (OperationCanceledException) when ((restartForReplay || lost) && !stoppingToken.IsCancellationRequested)
+                    {
+                        // This worker cancelled the run itself (lease lost, replay requested): loop on.
+                    }
                     finally
                     {
                         await run.CancelAsync();

@@ -150,6 +150,12 @@ internal sealed class PipelineRunner(
                 Health = PipelineHealth.Stopped;
                 return;
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // Stopped before streaming (while checking systems or preparing the slot): a stop,
+                // not a failure; nothing was read, so nothing is left to drain.
+                break;
+            }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested || e is OperatorException { Transient: false })
             {
                 var description = FailureClassifier.Describe(e);

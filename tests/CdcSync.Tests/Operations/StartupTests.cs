@@ -66,6 +66,28 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task Stop_WhilePreparingTheSlot_EndsTheRunAsAStopNotAFailure()
+    {
+        // A worker that loses its lease while the pipeline prepares the slot (after a hub outage)
+        // cancels the run there; that is a stop the worker loops on, never an unexpected error.
+        var h = await OpsHarness.CreateAsync(nameof(Stop_WhilePreparingTheSlot_EndsTheRunAsAStopNotAFailure));
+        await using var blocker = new NpgsqlConnection(h.Hub);
+        await blocker.OpenAsync();
+        await using var tx = await blocker.BeginTransactionAsync();
+        await using (var xid = new NpgsqlCommand("SELECT txid_current()", blocker, tx))
+        {
+            await xid.ExecuteScalarAsync();
+        }
+
+        var pipeline = await TestPipeline.StartAsync(h.Hub, h.Slot, new Dictionary<string, string> { ["a"] = h.Target }, new Dictionary<string, string[]> { ["public.items"] = ["a"] },
+            new Dictionary<string, string?> { ["Connectors:a:Tables:public.items:Target"] = "public.a_items" }, waitForStreaming: false);
+        await TestPipeline.WaitUntilAsync(() => Task.FromResult(pipeline.Runner.Stage?.Contains("waiting for", StringComparison.Ordinal) == true), TimeSpan.FromSeconds(60));
+        await pipeline.StopAsync();
+        Assert.Equal(PipelineHealth.Stopped, pipeline.Runner.Health);
+        Assert.Null(pipeline.Runner.LastError);
+    }
+
+    [Fact]
     public async Task Run_WrongHubPassword_ExitsWith2AndOneLineNamingTheFix()
     {
         var h = await OpsHarness.CreateAsync(nameof(Run_WrongHubPassword_ExitsWith2AndOneLineNamingTheFix));
