@@ -145,7 +145,10 @@ public sealed class TwoWayRig : IAsyncDisposable
             if (cts.IsCancellationRequested)
             {
                 var errors = Logs.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Warning", StringComparison.Ordinal)).TakeLast(6).Select(l => l.Length > 600 ? l[..600] : l);
-                Assert.Fail($"timed out waiting for {what}; pipeline {_runner?.Health} {_runner?.LastError}\n{string.Join('\n', errors)}");
+                // What the hub did last and what it holds back, so a rare timeout can be read from the log.
+                var audit = await ScalarAsync<string>("SELECT string_agg(line, E'\\n' ORDER BY id) FROM (SELECT id, applied_at::time::text || ' ' || connector || ' ' || direction || ' ' || object || ' ' || record_key || ' ' || operation || ' ' || coalesce(changes::text, '') AS line FROM cdc.audit_log ORDER BY id DESC LIMIT 12) t");
+                var conflicts = await ScalarAsync<string>("SELECT string_agg(object || ' ' || record_key || ' ' || policy || ' ' || coalesce(decision, '') || ' ' || status, E'\\n' ORDER BY id) FROM cdc.conflicts");
+                Assert.Fail($"timed out waiting for {what}; pipeline {_runner?.Health} {_runner?.LastError}\n{string.Join('\n', errors)}\naudit (newest 12):\n{audit}\nconflicts:\n{conflicts}\nsandbox writes: Salesforce {Salesforce.Stats.Writes}, NetSuite {NetSuite.Stats.Writes}");
             }
 
             await Task.Delay(100);
