@@ -78,9 +78,9 @@ internal sealed class SalesforceTokenEndpoint
             string? description = null;
             try
             {
-                var json = JsonNode.Parse(text);
-                error = json?["error"]?.GetValue<string>();
-                description = json?["error_description"]?.GetValue<string>();
+                var json = JsonNode.Parse(text) as JsonObject;
+                error = json?["error"]?.ToString();
+                description = json?["error_description"]?.ToString();
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
@@ -96,18 +96,18 @@ internal sealed class SalesforceTokenEndpoint
                 isAuthentication: !transient);
         }
 
-        JsonNode? token;
+        JsonObject? token;
         try
         {
-            token = JsonNode.Parse(text);
+            token = JsonNode.Parse(text) as JsonObject;
         }
         catch (JsonException)
         {
             token = null;
         }
 
-        var accessToken = token?["access_token"]?.GetValue<string>();
-        var instanceUrl = token?["instance_url"]?.GetValue<string>();
+        var accessToken = token?["access_token"] is JsonValue a && a.TryGetValue<string>(out var at) ? at : null;
+        var instanceUrl = token?["instance_url"] is JsonValue i && i.TryGetValue<string>(out var iu) ? iu : null;
         if (string.IsNullOrEmpty(accessToken) || string.IsNullOrEmpty(instanceUrl))
         {
             throw new SalesforceApiException($"Salesforce's token response from {Url} has no access_token or instance_url.", response.StatusCode, null, false);
