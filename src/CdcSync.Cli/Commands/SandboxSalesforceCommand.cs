@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using CdcSync.Sandboxes.Salesforce;
 
 namespace CdcSync.Cli.Commands;
@@ -25,6 +27,16 @@ internal static class SandboxSalesforceCommand
             Description = "Reject every record with this Name/LastName (FIELD_CUSTOM_VALIDATION_EXCEPTION), to demo dead letters.",
         };
 
+        var jwtCertificate = new Option<FileInfo?>("--jwt-certificate")
+        {
+            Description = "PEM certificate of the connected app: accept JWT bearer assertions signed by its private key (grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer).",
+        };
+        var jwtUser = new Option<string[]>("--jwt-user")
+        {
+            Description = "Username a JWT bearer assertion may sign in as (pre-authorized); repeat for more.",
+            DefaultValueFactory = _ => [SalesforceSandboxOptions.DefaultUsername],
+        };
+
         var firstId = new Option<long>("--first-id")
         {
             Description = "Where the counter behind new record Ids starts (e.g. $(date +%s) so a later run never hands out an Id an earlier run did).",
@@ -37,6 +49,8 @@ internal static class SandboxSalesforceCommand
         command.Options.Add(clientSecret);
         command.Options.Add(rejectName);
         command.Options.Add(firstId);
+        command.Options.Add(jwtCertificate);
+        command.Options.Add(jwtUser);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -45,8 +59,27 @@ internal static class SandboxSalesforceCommand
                 context.Cancel = true;
                 stop.Cancel();
             });
+            X509Certificate2? certificate = null;
+            if (parseResult.GetValue(jwtCertificate) is { } certificateFile)
+            {
+                try
+                {
+                    var bytes = await File.ReadAllBytesAsync(certificateFile.FullName, cancellationToken);
+                    certificate = System.Text.Encoding.ASCII.GetString(bytes).Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                        ? X509Certificate2.CreateFromPem(System.Text.Encoding.ASCII.GetString(bytes))
+                        : X509CertificateLoader.LoadCertificate(bytes);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+                {
+                    await Console.Error.WriteLineAsync($"error: --jwt-certificate {certificateFile.FullName}: {(e is IOException or UnauthorizedAccessException ? e.Message.TrimEnd('.') : "not a PEM or DER certificate")}; pass the certificate uploaded to the connected app (openssl req -x509 ... -out server.crt).");
+                    return ExitCodes.Error;
+                }
+            }
+
             var options = new SalesforceSandboxOptions
             {
+                JwtCertificate = certificate,
+                JwtUsernames = [.. parseResult.GetValue(jwtUser)!],
                 Port = parseResult.GetValue(port),
                 ClientId = parseResult.GetValue(clientId)!,
                 ClientSecret = parseResult.GetValue(clientSecret)!,
@@ -69,11 +102,16 @@ internal static class SandboxSalesforceCommand
                 var baseUrl = sandbox.BaseUrl.ToString().TrimEnd('/');
                 // The sandbox's credentials are public test values, printed on purpose so the demo can use them.
                 Console.WriteLine($"Salesforce sandbox listening on {baseUrl}");
-                Console.WriteLine($"  token endpoint:  {baseUrl}/services/oauth2/token (grant_type=client_credentials or refresh_token)");
+                Console.WriteLine($"  token endpoint:  {baseUrl}/services/oauth2/token (grant_type=client_credentials, refresh_token{(certificate is null ? string.Empty : " or urn:ietf:params:oauth:grant-type:jwt-bearer")})");
                 Console.WriteLine($"  API:             {baseUrl}/services/data/v{SalesforceSandboxOptions.LatestApiVersion}/");
                 Console.WriteLine($"  client id:       {options.ClientId}");
                 Console.WriteLine($"  client secret:   {options.ClientSecret}");
                 Console.WriteLine($"  refresh token:   {options.RefreshToken}");
+                if (certificate is not null)
+                {
+                    Console.WriteLine($"  JWT bearer:      certificate {certificate.Subject} ({certificate.Thumbprint}), users {string.Join(", ", options.JwtUsernames)}, audience {baseUrl} or {string.Join(", ", options.JwtAudiences)}");
+                }
+
                 Console.WriteLine($"  admin:           GET {baseUrl}/_sandbox/stats, POST {baseUrl}/_sandbox/faults, POST {baseUrl}/_sandbox/reset");
                 Console.WriteLine("Press Ctrl-C to stop.");
                 try

@@ -16,7 +16,7 @@ namespace CdcSync.Sandboxes.Salesforce;
 
 /// <summary>
 /// A local stand-in for the slice of the Salesforce REST API CdcSync uses, served by Kestrel on
-/// 127.0.0.1: the OAuth 2.0 token endpoint (client credentials and refresh token grants), query and
+/// 127.0.0.1: the OAuth 2.0 token endpoint (client credentials, refresh token and JWT bearer grants), query and
 /// queryAll with SOQL and <c>nextRecordsUrl</c> paging, sObject rows, and sObject Collections
 /// (create, update, upsert by external id, delete), with Salesforce's JSON shapes and error codes.
 /// Data lives in memory. Credentials accepted by default: client id
@@ -347,6 +347,13 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         }
 
         var grantType = form["grant_type"].ToString();
+        if (grantType == JwtBearerGrant.GrantType)
+        {
+            // The assertion names the connected app (iss) and the user (sub); no client id or secret is sent.
+            var (username, error, description) = new JwtBearerGrant(Options).Verify(form["assertion"], BaseUrl);
+            return username is null ? OAuthError(error!, description!) : IssueToken("api");
+        }
+
         if (grantType is not ("client_credentials" or "refresh_token"))
         {
             return OAuthError("unsupported_grant_type", "grant type not supported");
@@ -375,6 +382,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return OAuthError("invalid_client", "invalid client credentials");
         }
 
+        return IssueToken("api refresh_token");
+    }
+
+    private IResult IssueToken(string scope)
+    {
         var now = Options.TimeProvider.GetUtcNow();
         var token = $"{OrgId[..15]}!{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48)).Replace('+', '.').Replace('/', '_').TrimEnd('=')}";
         _tokens[token] = (now + Options.AccessTokenLifetime, Options.TokenGeneration);
@@ -385,7 +397,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         {
             ["access_token"] = token,
             ["signature"] = signature,
-            ["scope"] = "api refresh_token",
+            ["scope"] = scope,
             ["instance_url"] = BaseUrl.ToString().TrimEnd('/'),
             ["id"] = idUrl,
             ["token_type"] = "Bearer",

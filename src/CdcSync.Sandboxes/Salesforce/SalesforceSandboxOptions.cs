@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+
 namespace CdcSync.Sandboxes.Salesforce;
 
 /// <summary>How the sandbox fails the requests of a burst (see <see cref="SalesforceSandboxOptions.FailNext"/>).</summary>
@@ -29,6 +31,9 @@ public sealed class SalesforceSandboxOptions
     /// <summary>Refresh token the sandbox accepts by default for <c>grant_type=refresh_token</c>.</summary>
     public const string DefaultRefreshToken = "cdcsync-sandbox-refresh-token";
 
+    /// <summary>The user a JWT bearer assertion may sign in as by default (<c>sub</c>), pre-authorized for the connected app.</summary>
+    public const string DefaultUsername = "integration@cdcsync.sandbox";
+
     /// <summary>The API version the sandbox reports as its latest; any version from 46.0 up is served.</summary>
     public const string LatestApiVersion = "61.0";
 
@@ -54,6 +59,26 @@ public sealed class SalesforceSandboxOptions
     public string ClientSecret { get; set; } = DefaultClientSecret;
 
     public string RefreshToken { get; set; } = DefaultRefreshToken;
+
+    /// <summary>
+    /// The certificate uploaded to the connected app ("Use digital signatures"): JWT bearer assertions
+    /// must carry an RS256 signature its public key verifies. Null (default): every assertion is
+    /// refused with <c>invalid_grant</c> "invalid assertion", as by a connected app without one.
+    /// </summary>
+    public X509Certificate2? JwtCertificate { get; set; }
+
+    /// <summary>Usernames pre-authorized for the connected app (a JWT assertion's <c>sub</c>). Default <see cref="DefaultUsername"/>.</summary>
+    public List<string> JwtUsernames { get; set; } = [DefaultUsername];
+
+    /// <summary>
+    /// Audiences (<c>aud</c>) accepted besides the sandbox's own URL, which stands in for the login
+    /// URL in tests. Default <c>https://login.salesforce.com</c> (a production org; a sandbox org takes
+    /// <c>https://test.salesforce.com</c>).
+    /// </summary>
+    public List<string> JwtAudiences { get; set; } = ["https://login.salesforce.com"];
+
+    /// <summary>How long past its <c>exp</c> an assertion is still accepted, for clocks that differ. Default 0.</summary>
+    public TimeSpan JwtClockSkew { get; set; }
 
     /// <summary>How long an access token stays valid. Default 2 hours (Salesforce's default session timeout).</summary>
     public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromHours(2);

@@ -12,7 +12,8 @@ using Polly.CircuitBreaker;
 namespace CdcSync.Connectors.Salesforce;
 
 /// <summary>
-/// Talks to one Salesforce org: OAuth 2.0 (client credentials, or refresh token when configured),
+/// Talks to one Salesforce org: OAuth 2.0 (client credentials, refresh token or JWT bearer, see
+/// <see cref="SalesforceTokenEndpoint"/>),
 /// one refresh-and-retry on 401 <c>INVALID_SESSION_ID</c>, and every call through the connector's
 /// resilience pipeline. Share one instance between the inbound and outbound connector of an org:
 /// the token, the rate limit and the circuit breaker belong to the org.
@@ -22,8 +23,9 @@ internal sealed class SalesforceClient
     private readonly HttpClient _http;
     private readonly SalesforceOptions _options;
     private readonly ILogger _logger;
+    private readonly SalesforceTokenEndpoint _tokenEndpoint;
     private readonly SemaphoreSlim _tokenGate = new(1, 1);
-    private Session? _session;
+    private SalesforceSession? _session;
     private long _usageUsed;
     private long _usageMax;
 
@@ -33,6 +35,7 @@ internal sealed class SalesforceClient
         _options = options;
         _http = http;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _tokenEndpoint = new SalesforceTokenEndpoint(options, $"Connectors:{options.Name}", timeProvider ?? TimeProvider.System);
         Resilience = HttpResilience.Create(options.Name, options.Resilience, ClassifyAsync, timeProvider, _logger);
     }
 
@@ -166,7 +169,7 @@ internal sealed class SalesforceClient
         return ReadError(text).Code == "REQUEST_LIMIT_EXCEEDED" ? HttpFailureKind.Throttled : HttpFailureKind.None;
     }
 
-    private HttpRequestMessage Build(Session session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers)
+    private HttpRequestMessage Build(SalesforceSession session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers)
     {
         var request = new HttpRequestMessage(method, new Uri(session.InstanceUrl, path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
@@ -187,7 +190,7 @@ internal sealed class SalesforceClient
         return request;
     }
 
-    private async Task<Session> SessionAsync(CancellationToken cancellationToken)
+    private async Task<SalesforceSession> SessionAsync(CancellationToken cancellationToken)
     {
         var current = Volatile.Read(ref _session);
         if (current is not null)
@@ -206,7 +209,7 @@ internal sealed class SalesforceClient
         }
     }
 
-    private async Task InvalidateAsync(Session stale, CancellationToken cancellationToken)
+    private async Task InvalidateAsync(SalesforceSession stale, CancellationToken cancellationToken)
     {
         await _tokenGate.WaitAsync(cancellationToken);
         try
@@ -222,67 +225,22 @@ internal sealed class SalesforceClient
         }
     }
 
-    private async Task<Session> RequestTokenAsync(CancellationToken cancellationToken)
+    private async Task<SalesforceSession> RequestTokenAsync(CancellationToken cancellationToken)
     {
-        var useRefresh = !string.IsNullOrEmpty(_options.RefreshToken);
-        var tokenUrl = _options.TokenUrl;
-        using var response = await Resilience.SendAsync(
-            _http,
-            _ =>
-            {
-                var form = new List<KeyValuePair<string, string>>
-                {
-                    new("grant_type", useRefresh ? "refresh_token" : "client_credentials"),
-                    new("client_id", _options.ClientId),
-                    new("client_secret", _options.ClientSecret),
-                };
-                if (useRefresh)
-                {
-                    form.Add(new("refresh_token", _options.RefreshToken!));
-                }
-
-                return ValueTask.FromResult(new HttpRequestMessage(HttpMethod.Post, tokenUrl) { Content = new FormUrlEncodedContent(form) });
-            },
-            cancellationToken);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        if (!response.IsSuccessStatusCode)
+        using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(_tokenEndpoint.CreateRequest()), cancellationToken);
+        SalesforceSession session;
+        try
         {
-            string? error = null;
-            string? description = null;
-            try
-            {
-                var json = JsonNode.Parse(text);
-                error = json?["error"]?.GetValue<string>();
-                description = json?["error_description"]?.GetValue<string>();
-            }
-            catch (JsonException)
-            {
-                // Not an OAuth error body (a proxy's HTML page): the status says enough.
-            }
-
-            var transient = (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests;
-            var fix = transient ? "Salesforce is unavailable; the connector retries." :
-                useRefresh ? "Check Salesforce:ClientId, Salesforce:ClientSecret and Salesforce:RefreshToken (the refresh token may have been revoked)." :
-                "Check Salesforce:ClientId and Salesforce:ClientSecret, and that the connected app allows the client credentials flow with a run-as user.";
-            _logger.LogError("{Connector}: token request to {TokenUrl} failed with HTTP {Status} {OAuthError}", Name, tokenUrl, (int)response.StatusCode, error);
-            throw new SalesforceApiException(
-                $"Salesforce token request to {tokenUrl} ({(useRefresh ? "refresh_token" : "client_credentials")} grant) failed: HTTP {(int)response.StatusCode} {error ?? "(no OAuth error)"}: {description}. {fix}",
-                response.StatusCode,
-                error,
-                transient,
-                isAuthentication: !transient);
+            session = await _tokenEndpoint.ReadAsync(response, cancellationToken);
+        }
+        catch (SalesforceApiException e)
+        {
+            _logger.LogError("{Connector}: token request to {TokenUrl} ({Grant} grant) failed with HTTP {Status} {OAuthError}", Name, _tokenEndpoint.Url, _tokenEndpoint.Grant, (int)response.StatusCode, e.ErrorCode);
+            throw;
         }
 
-        var token = JsonNode.Parse(text) ?? throw new SalesforceApiException("Salesforce's token response was empty.", response.StatusCode, null, true);
-        var accessToken = token["access_token"]?.GetValue<string>();
-        var instanceUrl = token["instance_url"]?.GetValue<string>();
-        if (string.IsNullOrEmpty(accessToken) || string.IsNullOrEmpty(instanceUrl))
-        {
-            throw new SalesforceApiException($"Salesforce's token response from {tokenUrl} has no access_token or instance_url.", response.StatusCode, null, false);
-        }
-
-        _logger.LogInformation("{Connector}: authenticated at {InstanceUrl}", Name, instanceUrl);
-        return new Session(accessToken, new Uri(instanceUrl.TrimEnd('/') + "/"));
+        _logger.LogInformation("{Connector}: authenticated at {InstanceUrl} ({Grant} grant)", Name, session.InstanceUrl, _tokenEndpoint.Grant);
+        return session;
     }
 
     /// <summary>Salesforce's error body is an array of {message, errorCode}; OAuth's is {error, error_description}.</summary>
@@ -308,9 +266,4 @@ internal sealed class SalesforceClient
         return q < 0 ? path : path[..q];
     }
 
-    private sealed record Session(string AccessToken, Uri InstanceUrl)
-    {
-        // Keep the token out of anything that prints the record.
-        public override string ToString() => $"Session at {InstanceUrl}";
-    }
 }

@@ -18,7 +18,10 @@ internal static class SalesforceConnectorType
         "salesforce",
         new SalesforceOptionsValidator(),
         context => new SalesforceOutboundConnector(ClientFor(context), context.Gateway, context.Loggers.CreateLogger<SalesforceOutboundConnector>()),
-        context => new SalesforceInboundConnector(ClientFor(context), context.Hub, context.Loggers.CreateLogger<SalesforceInboundConnector>()));
+        context => new SalesforceInboundConnector(ClientFor(context), context.Hub, context.Loggers.CreateLogger<SalesforceInboundConnector>())) with
+    {
+        CheckConnectivityAsync = SalesforceCheck.CheckAsync,
+    };
 
     private static SalesforceClient ClientFor(ConnectorContext context) =>
         Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>

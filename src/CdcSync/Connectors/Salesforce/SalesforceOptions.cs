@@ -7,10 +7,10 @@ namespace CdcSync.Connectors.Salesforce;
 
 /// <summary>
 /// One Salesforce org reached through the REST API with an OAuth 2.0 connected app. Secrets
-/// (<see cref="ClientSecret"/>, <see cref="RefreshToken"/>, access tokens) are never logged nor put
-/// in exception messages; <see cref="ToString"/> leaves them out.
+/// (<see cref="ClientSecret"/>, <see cref="RefreshToken"/>, <see cref="PrivateKey"/>, access tokens)
+/// are never logged nor put in exception messages; <see cref="ToString"/> leaves them out.
 /// </summary>
-public sealed class SalesforceOptions
+public sealed class SalesforceOptions : IValidatableObject
 {
     /// <summary>Connector name: replication origin, checkpoint and dead-letter key. Default <c>salesforce</c>.</summary>
     [Required]
@@ -19,22 +19,45 @@ public sealed class SalesforceOptions
     /// <summary>
     /// Where the token endpoint lives (<c>{LoginUrl}/services/oauth2/token</c>): the org's My Domain URL
     /// (required for the client credentials flow), or <c>https://login.salesforce.com</c> /
-    /// <c>https://test.salesforce.com</c> with a refresh token. API calls go to the <c>instance_url</c> the
-    /// token response names.
+    /// <c>https://test.salesforce.com</c> with a refresh token or the JWT bearer flow. API calls go to the
+    /// <c>instance_url</c> the token response names.
     /// </summary>
     [Required]
     public Uri? LoginUrl { get; set; }
 
-    /// <summary>The connected app's consumer key.</summary>
+    /// <summary>
+    /// How the connector gets its access token: <c>clientcredentials</c>, <c>refreshtoken</c> or <c>jwt</c>.
+    /// Default: <c>refreshtoken</c> when <see cref="RefreshToken"/> is set, else <c>clientcredentials</c>.
+    /// </summary>
+    public SalesforceAuthFlow? AuthFlow { get; set; }
+
+    /// <summary>The connected app's consumer key (the JWT assertion's issuer, <c>iss</c>).</summary>
     [Required]
     public string ClientId { get; set; } = string.Empty;
 
-    /// <summary>The connected app's consumer secret.</summary>
-    [Required]
+    /// <summary>The connected app's consumer secret; required except for the JWT bearer flow.</summary>
     public string ClientSecret { get; set; } = string.Empty;
 
-    /// <summary>When set, the connector uses the refresh token flow instead of client credentials.</summary>
+    /// <summary>When set (and <see cref="AuthFlow"/> is not), the connector uses the refresh token flow instead of client credentials.</summary>
     public string? RefreshToken { get; set; }
+
+    /// <summary>JWT bearer flow: the username of the Salesforce user the connector acts as (<c>sub</c>), pre-authorized for the connected app.</summary>
+    public string? Username { get; set; }
+
+    /// <summary>JWT bearer flow: a PEM file with the RSA private key of the certificate uploaded to the connected app.</summary>
+    public string? PrivateKeyFile { get; set; }
+
+    /// <summary>
+    /// JWT bearer flow: the PEM private key itself, for a key kept in an environment variable
+    /// (<c>"${SALESFORCE_PRIVATE_KEY}"</c>); <c>\n</c> escapes stand for line breaks. Set this or <see cref="PrivateKeyFile"/>.
+    /// </summary>
+    public string? PrivateKey { get; set; }
+
+    /// <summary>
+    /// JWT bearer flow: the assertion's audience (<c>aud</c>). Default <c>https://login.salesforce.com</c>;
+    /// <c>https://test.salesforce.com</c> for a sandbox org.
+    /// </summary>
+    public string Audience { get; set; } = "https://login.salesforce.com";
 
     /// <summary>REST API version. Default 61.0.</summary>
     [Required]
@@ -78,7 +101,47 @@ public sealed class SalesforceOptions
 
     public Uri TokenUrl => new(LoginUrl ?? throw new InvalidOperationException("Salesforce:LoginUrl is not set."), "services/oauth2/token");
 
-    public override string ToString() => $"Salesforce org at {LoginUrl} (client id {ClientId}, API v{ApiVersion})";
+    /// <summary>The flow in effect: <see cref="AuthFlow"/>, or what the credentials set imply.</summary>
+    public SalesforceAuthFlow Flow => AuthFlow ?? (string.IsNullOrEmpty(RefreshToken) ? SalesforceAuthFlow.ClientCredentials : SalesforceAuthFlow.RefreshToken);
+
+    public override string ToString() => $"Salesforce org at {LoginUrl} (client id {ClientId}, {Flow} flow, API v{ApiVersion})";
+
+    /// <summary>
+    /// What each flow needs. The generated validator calls this; a failure names its key and never
+    /// shows a secret (the private key's problems say what is wrong with it, not what it holds).
+    /// </summary>
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext)
+    {
+        if (Flow != SalesforceAuthFlow.Jwt)
+        {
+            if (string.IsNullOrEmpty(ClientSecret))
+            {
+                yield return new ValidationResult("The ClientSecret field is required (the connected app's consumer secret), unless AuthFlow is jwt.", [nameof(ClientSecret)]);
+            }
+
+            if (Flow == SalesforceAuthFlow.RefreshToken && string.IsNullOrEmpty(RefreshToken))
+            {
+                yield return new ValidationResult("AuthFlow refreshtoken needs a RefreshToken; set it, or choose another AuthFlow.", [nameof(RefreshToken)]);
+            }
+
+            yield break;
+        }
+
+        if (string.IsNullOrWhiteSpace(Username))
+        {
+            yield return new ValidationResult("AuthFlow jwt signs in as a Salesforce user; set Username to that user's username (e.g. integration@example.com), a user pre-authorized for the connected app.", [nameof(Username)]);
+        }
+
+        if (!Uri.TryCreate(Audience, UriKind.Absolute, out var audience) || audience.Scheme is not ("https" or "http"))
+        {
+            yield return new ValidationResult("Audience must be a URL: https://login.salesforce.com (production), https://test.salesforce.com (sandbox org) or the org's My Domain URL.", [nameof(Audience)]);
+        }
+
+        if (SalesforcePrivateKey.Problem(this) is { } problem)
+        {
+            yield return new ValidationResult(problem.Message, [problem.Key]);
+        }
+    }
 }
 
 /// <summary>How one sObject maps to its hub staging table.</summary>

@@ -396,7 +396,7 @@ public sealed class SalesforceConnectorTests
             Assert.DoesNotContain(SalesforceSandboxOptions.DefaultClientSecret, line, StringComparison.Ordinal);
         }
 
-        Assert.Contains("Salesforce:ClientSecret", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Connectors:salesforce:ClientSecret", error.Message, StringComparison.Ordinal);
     }
 
     private static async Task<List<Guid>> WriteAccountsAsync(SalesforceTestHub hub, SalesforceOutboundConnector connector, params string[] names)
