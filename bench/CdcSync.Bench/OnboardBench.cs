@@ -106,11 +106,14 @@ internal static class OnboardBench
             ["netsuiteWrites"] = netsuite.Stats.Writes,
             ["salesforceRequests"] = salesforce.Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
             ["netsuiteRequests"] = netsuite.Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
+            ["loadSeconds"] = report["loadSeconds"]!.DeepClone(),
+            ["matchSeconds"] = report["matchSeconds"]!.DeepClone(),
+            ["settleSeconds"] = report["settleSeconds"]!.DeepClone(),
             ["counts"] = counts.DeepClone(),
             ["loaded"] = report["loaded"]!.DeepClone(),
         };
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"onboard: {records} Accounts + {records} customers ({overlap:P0} overlap): {watch.Elapsed.TotalSeconds:F1} s, peak RSS {peakMb:F0} MB, API calls Salesforce {sfCalls}, NetSuite {nsCalls}; " +
+            $"onboard: {records} Accounts + {records} customers ({overlap:P0} overlap): {watch.Elapsed.TotalSeconds:F1} s (load {report["loadSeconds"]} s, match {report["matchSeconds"]} s, settle {report["settleSeconds"]} s), peak RSS {peakMb:F0} MB, API calls Salesforce {sfCalls}, NetSuite {nsCalls}; " +
             $"matched {counts["matched"]}, review {counts["review"]}, to create in Salesforce {counts["create_in_salesforce"]}, in NetSuite {counts["create_in_netsuite"]}, differences {counts["difference"]}"));
         if (jsonPath is not null)
         {

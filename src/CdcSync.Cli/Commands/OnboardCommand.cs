@@ -100,7 +100,7 @@ internal static class OnboardCommand
         }
         else
         {
-            Console.WriteLine($"Loaded: {string.Join(", ", result.Loaded.Select(l => $"{l.Key} {l.Value.ToString(CultureInfo.InvariantCulture)} records"))}");
+            Console.WriteLine($"Loaded: {string.Join(", ", result.Loaded.Select(l => $"{l.Key} {l.Value.ToString(CultureInfo.InvariantCulture)} records"))} in {result.LoadTime.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s; matched in {result.MatchTime.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s");
             Console.WriteLine();
             Console.WriteLine("Report");
             foreach (var (section, title) in Sections)
@@ -135,7 +135,7 @@ internal static class OnboardCommand
             Console.WriteLine();
             Console.WriteLine(result.DryRun
                 ? "Dry run: nothing was written. Run the same command without --dry-run to settle."
-                : "Settled: " + (result.Settled.Count == 0 ? "nothing to do" : string.Join(", ", result.Settled.Select(s => $"{s.Outcome} {s.Count.ToString(CultureInfo.InvariantCulture)}{(s.Object is null ? "" : " " + s.Object)}"))) + ".");
+                : "Settled: " + (result.Settled.Count == 0 ? "nothing to do" : string.Join(", ", result.Settled.Select(s => $"{s.Outcome} {s.Count.ToString(CultureInfo.InvariantCulture)}{(s.Object is null ? "" : " " + s.Object)}"))) + $" in {result.SettleTime.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s.");
         }
 
         if (result.OpenReviews > 0)
@@ -156,7 +156,10 @@ internal static class OnboardCommand
         r.Report,
         r.Settled,
         r.OpenReviews,
-        IsSettled = r.IsSettled,
+        r.IsSettled,
+        LoadSeconds = Math.Round(r.LoadTime.TotalSeconds, 1),
+        MatchSeconds = Math.Round(r.MatchTime.TotalSeconds, 1),
+        SettleSeconds = Math.Round(r.SettleTime.TotalSeconds, 1),
     };
 
     /// <summary>Load progress on stderr (stdout stays the report), at most once a second per system and when it is done.</summary>

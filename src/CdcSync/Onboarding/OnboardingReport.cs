@@ -49,5 +49,14 @@ internal sealed record OnboardingResult
     /// <summary>Every onboarded connector is settled (false in a dry run).</summary>
     public bool IsSettled { get; init; }
 
+    /// <summary>Reading the systems into the hub.</summary>
+    public TimeSpan LoadTime { get; init; }
+
+    /// <summary>Matching and computing the report.</summary>
+    public TimeSpan MatchTime { get; init; }
+
+    /// <summary>Settling (zero in a dry run).</summary>
+    public TimeSpan SettleTime { get; init; }
+
     public int Count(string section) => Report.Count(l => l.Section == section);
 }

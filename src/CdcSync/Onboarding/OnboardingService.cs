@@ -13,8 +13,10 @@ namespace CdcSync.Onboarding;
 /// phases live in <c>cdc.onboarding</c> and each page's cursor is stored with the page, so a second
 /// run after a kill loads from where the first stopped and matches once every system is loaded.
 /// </summary>
-internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<OnboardingService> logger)
+internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<OnboardingService> logger, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
     private readonly OnboardingLoader _loader = new();
 
     /// <summary>Whether the hub has the onboarding SQL API (a hub migrated by this version).</summary>
@@ -70,6 +72,7 @@ internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<Onboarding
         var toLoad = pending.Where(s => s.Phase != "loaded").Select(s => connectors.First(c => c.Name == s.Connector)).ToList();
         var loaded = new Dictionary<string, long>(StringComparer.Ordinal);
         // Systems load side by side (in a dry run their pages take turns on its one connection).
+        var started = _time.GetTimestamp();
         var loads = toLoad.Select(c => (c.Name, Task: LoadAsync(c, scope, progress, cancellationToken))).ToList();
         await Task.WhenAll(loads.Select(l => l.Task));
         foreach (var (name, task) in loads)
@@ -77,9 +80,13 @@ internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<Onboarding
             loaded[name] = await task;
         }
 
+        var loadTime = _time.GetElapsedTime(started);
+        started = _time.GetTimestamp();
         var matched = await scope.UseAsync(async c => (await c.QueryAsync<OnboardingOutcome>(new CommandDefinition(
             "SELECT outcome AS Outcome, object AS Object, count AS Count FROM cdc.onboard_match()", cancellationToken: cancellationToken, commandTimeout: 0))).AsList(), cancellationToken);
         var report = await scope.UseAsync(c => ReportAsync(c, cancellationToken), cancellationToken);
+        var matchTime = _time.GetElapsedTime(started);
+        started = _time.GetTimestamp();
         IReadOnlyList<OnboardingOutcome> settled = [];
         if (!dryRun)
         {
@@ -87,6 +94,7 @@ internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<Onboarding
                 "SELECT outcome AS Outcome, object AS Object, count AS Count FROM cdc.onboard_settle()", cancellationToken: cancellationToken, commandTimeout: 0))).AsList(), cancellationToken);
         }
 
+        var settleTime = _time.GetElapsedTime(started);
         var open = await scope.UseAsync(c => OpenReviewsAsync(c, cancellationToken), cancellationToken);
         logger.LogInformation(
             "Onboarding {Connectors}: {Matched} pairs matched, {Review} held for review, {ToSalesforce} to create in Salesforce, {ToNetSuite} to create in NetSuite, {Differences} field differences{DryRun}",
@@ -101,6 +109,9 @@ internal sealed class OnboardingService(NpgsqlDataSource hub, ILogger<Onboarding
             Settled = settled,
             OpenReviews = open,
             IsSettled = !dryRun,
+            LoadTime = loadTime,
+            MatchTime = matchTime,
+            SettleTime = settleTime,
         };
     }
 

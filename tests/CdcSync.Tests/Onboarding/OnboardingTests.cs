@@ -87,6 +87,9 @@ public sealed class OnboardingTests
 
         // Whichever side the SQL keeps as the record, the row pairing the first customer with the account.
         var (id, with) = await ReviewRowAsync(rig, firstHub, tieHub) ?? throw new Xunit.Sdk.XunitException("no review row pairs the first customer with the account");
+        var show = await CliProcess.RunAsync("matches", "show", id.ToString(CultureInfo.InvariantCulture), "--config", config);
+        Assert.True(show.ExitCode == 0, $"matches show exit {show.ExitCode}: {show.Stdout}{show.Stderr}");
+        Assert.Contains(with.ToString(), show.Stdout, StringComparison.Ordinal);
         var accept = await CliProcess.RunAsync("matches", "accept", id.ToString(CultureInfo.InvariantCulture), "--with", with.ToString(), "--config", config);
         Assert.True(accept.ExitCode == 0, $"matches accept exit {accept.ExitCode}: {accept.Stdout}{accept.Stderr}");
         await rig.WaitUntilAsync("the account linked to the first customer", () => Task.FromResult(rig.Salesforce.Get(tie)!["NetSuite_Id__c"]?.GetValue<string>() == first.ToString(CultureInfo.InvariantCulture)));
