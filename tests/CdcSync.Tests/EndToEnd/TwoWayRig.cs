@@ -131,6 +131,13 @@ public sealed class TwoWayRig : IAsyncDisposable
         var runner = _runner;
         _run = Task.Run(() => runner.RunAsync(_stop.Token));
         await WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running), CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);
+        // A first run onboards every system before polling it: tests start once that is settled,
+        // so what they do next flows as on any later day.
+        await WaitUntilAsync("the first run's onboarding to settle", async () => InboundConnectorsCreated == 0 || await ScalarAsync<bool>(
+            """
+            SELECT to_regprocedure('cdc.onboard_begin(text)') IS NULL
+                OR (EXISTS (SELECT 1 FROM cdc.onboarding) AND NOT EXISTS (SELECT 1 FROM cdc.onboarding WHERE phase <> 'settled'))
+            """), TimeSpan.FromSeconds(120));
     }
 
     /// <summary>
