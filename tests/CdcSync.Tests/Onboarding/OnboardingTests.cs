@@ -109,6 +109,33 @@ public sealed class OnboardingTests
     }
 
     [Fact]
+    public async Task Unlink_AWrongAutomaticMatch_BothRecordsStandAloneHeldForReview()
+    {
+        await using var rig = await PrepareAsync();
+        var account = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = "Initrode" });
+        var customer = rig.NetSuite.SeedCustomer(Customer("INITRODE", null));
+        var config = await rig.WriteConfigFileAsync();
+        var onboard = await CliProcess.RunAsync("onboard", "--config", config);
+        Assert.True(onboard.ExitCode == 0, $"onboard exit {onboard.ExitCode}: {onboard.Stdout}{onboard.Stderr}");
+        var accountHub = (await rig.ScalarAsync<Guid?>("SELECT hub_id FROM sf_accounts WHERE id = $1", account))!.Value;
+        var customerHub = await CustomerHubAsync(rig, customer);
+        var link = (await rig.ScalarAsync<Guid?>("SELECT cdc.link_id_of('sf_accounts', $1)", accountHub))!.Value;
+        Assert.Equal(link, await rig.ScalarAsync<Guid?>("SELECT cdc.link_id_of('ns_customers', $1)", customerHub));
+
+        var unknown = await CliProcess.RunAsync("matches", "unlink", Guid.NewGuid().ToString(), "--config", config);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no link", unknown.Stderr, StringComparison.Ordinal);
+        var unlink = await CliProcess.RunAsync("matches", "unlink", link.ToString(), "--config", config);
+        Assert.True(unlink.ExitCode == 0, $"matches unlink exit {unlink.ExitCode}: {unlink.Stdout}{unlink.Stderr}");
+
+        Assert.Null(await rig.ScalarAsync<Guid?>("SELECT cdc.link_id_of('sf_accounts', $1)", accountHub));
+        Assert.Null(await rig.ScalarAsync<Guid?>("SELECT cdc.link_id_of('ns_customers', $1)", customerHub));
+        Assert.Equal(1, (await CliProcess.RunAsync("matches", "list", "--config", config)).ExitCode);
+        Assert.Equal(1L, await rig.ScalarAsync<long>("SELECT count(*) FROM sf_accounts"));   // not re-created
+        Assert.Equal(1L, await rig.ScalarAsync<long>("SELECT count(*) FROM ns_customers"));
+    }
+
+    [Fact]
     public async Task DryRun_ByTheCli_WritesNothingToEitherSystem_AndLeavesTheHubAsItWas()
     {
         await using var rig = await PrepareAsync();
