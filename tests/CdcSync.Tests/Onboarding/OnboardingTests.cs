@@ -136,6 +136,21 @@ public sealed class OnboardingTests
     }
 
     [Fact]
+    public async Task Onboard_WhileAWorkerHoldsTheSlot_RefusesWithExitCode2_DryRunStillRuns()
+    {
+        await using var rig = await PrepareAsync();
+        var config = await rig.WriteConfigFileAsync();
+        await using var lease = await CdcSync.Operations.LeaderLease.TryAcquireAsync(rig.Config["Hub:ConnectionString"]!, rig.Config["Hub:Slot"]!, CancellationToken.None);
+        Assert.NotNull(lease);
+
+        var refused = await CliProcess.RunAsync("onboard", "--config", config);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("a worker runs on slot", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0L, await rig.ScalarAsync<long>("SELECT count(*) FROM cdc.onboarding"));
+        Assert.Equal(0, (await CliProcess.RunAsync("onboard", "--config", config, "--dry-run")).ExitCode);
+    }
+
+    [Fact]
     public async Task DryRun_ByTheCli_WritesNothingToEitherSystem_AndLeavesTheHubAsItWas()
     {
         await using var rig = await PrepareAsync();
