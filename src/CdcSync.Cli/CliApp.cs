@@ -28,6 +28,8 @@ internal static class CliApp
         root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(ConflictsCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
+        root.Subcommands.Add(OnboardCommand.Create());
+        root.Subcommands.Add(MatchesCommand.Create());
 
         var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
         sandbox.Subcommands.Add(SandboxSalesforceCommand.Create());

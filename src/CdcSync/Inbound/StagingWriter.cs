@@ -22,12 +22,23 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     {
         await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
         await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
+        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursor, cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        return changed;
+    }
+
+    /// <summary>
+    /// Applies a page and the cursor on a connection the caller has tagged with the connector's
+    /// origin, inside the caller's transaction (an onboarding dry run rolls everything back at the end).
+    /// </summary>
+    public async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    {
         var changed = 0;
         foreach (var record in records)
         {
             changed += record.Deleted
-                ? await DeleteAsync(session.Connection, record, cancellationToken)
-                : await UpsertAsync(session.Connection, record, cancellationToken);
+                ? await DeleteAsync(connection, record, cancellationToken)
+                : await UpsertAsync(connection, record, cancellationToken);
         }
 
         if (cursor is not null)
@@ -36,22 +47,31 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
                 """
                 INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, '*', $2, now())
                 ON CONFLICT (connector, object) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()
-                """, session.Connection, tx);
+                """, connection);
             cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
             cmd.Parameters.Add(new NpgsqlParameter { Value = cursor });
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await tx.CommitAsync(cancellationToken);
         return changed;
     }
 
     public async Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken)
     {
-        await using var cmd = hub.CreateCommand("SELECT cursor FROM cdc.inbound_cursors WHERE connector = $1 AND object = '*'");
+        await using var cmd = hub.CreateCommand(CursorQuery);
         cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
         return await cmd.ExecuteScalarAsync(cancellationToken) as string;
     }
+
+    /// <summary>The connector's cursor as <paramref name="connection"/> sees it (inside its transaction, if any).</summary>
+    public static async Task<string?> ReadCursorAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand(CursorQuery, connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        return await cmd.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    private const string CursorQuery = "SELECT cursor FROM cdc.inbound_cursors WHERE connector = $1 AND object = '*'";
 
     private async Task<int> UpsertAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
     {

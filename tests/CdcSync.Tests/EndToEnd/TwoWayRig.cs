@@ -50,6 +50,14 @@ public sealed class TwoWayRig : IAsyncDisposable
     /// <param name="settings">Config keys to add or override, e.g. routes of a table the extra SQL adds.</param>
     public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, Func<IOutboundConnector, IOutboundConnector>? wrapOutbound = null, [CallerMemberName] string name = "")
     {
+        var rig = await CreateAsync(extraSql, settings, wrapOutbound, name);
+        await rig.StartPipelineAsync();
+        return rig;
+    }
+
+    /// <summary>Hub, sandboxes and config, without the pipeline (seed the sandboxes, run the CLI, then <see cref="StartPipelineAsync"/>).</summary>
+    public static async Task<TwoWayRig> CreateAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, Func<IOutboundConnector, IOutboundConnector>? wrapOutbound = null, [CallerMemberName] string name = "")
+    {
         var connectionString = await TestPostgres.CreateMigratedHubAsync(name);
         var hub = NpgsqlDataSource.Create(connectionString);
         if (extraSql is not null)
@@ -70,10 +78,45 @@ public sealed class TwoWayRig : IAsyncDisposable
             config[key] = value;
         }
 
-        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(config).Build());
-        rig._runner = new PipelineRunner(
+        rig.Config = config;
+        rig._wrapOutbound = wrapOutbound;
+        return rig;
+    }
+
+    /// <summary>The rig's config keys (flattened, e.g. <c>Hub:Slot</c>).</summary>
+    public IReadOnlyDictionary<string, string?> Config { get; private set; } = new Dictionary<string, string?>();
+
+    private Func<IOutboundConnector, IOutboundConnector>? _wrapOutbound;
+
+    /// <summary>Writes the rig's config as a JSON file for the CLI (<c>--config</c>); returns its path.</summary>
+    public async Task<string> WriteConfigFileAsync([CallerMemberName] string name = "")
+    {
+        var root = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (key, value) in Config)
+        {
+            var node = root;
+            var parts = key.Split(':');
+            foreach (var part in parts[..^1])
+            {
+                node = (node[part] ??= new System.Text.Json.Nodes.JsonObject()).AsObject();
+            }
+
+            node[parts[^1]] = value;
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"cdcsync-{name}-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(path, root.ToJsonString());
+        return path;
+    }
+
+    public async Task StartPipelineAsync()
+    {
+        var hub = Hub;
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(Config).Build());
+        var rig = this;
+        _runner = new PipelineRunner(
             options,
-            n => (wrapOutbound ?? (c => c))(ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
+            n => (_wrapOutbound ?? (c => c))(ConnectorRegistry.Default.CreateOutbound(n, options.Connectors[n], hub, rig.Logs.Factory)),
             rig.Logs.Factory,
             n =>
             {
@@ -85,10 +128,16 @@ public sealed class TwoWayRig : IAsyncDisposable
 
                 return inbound;
             });
-        var runner = rig._runner;
-        rig._run = Task.Run(() => runner.RunAsync(rig._stop.Token));
-        await rig.WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running), CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);
-        return rig;
+        var runner = _runner;
+        _run = Task.Run(() => runner.RunAsync(_stop.Token));
+        await WaitUntilAsync("the pipeline to stream", () => Task.FromResult(runner.Health == PipelineHealth.Running), CdcSync.Tests.Pipeline.TestPipeline.StreamingTimeout);
+        // A first run onboards every system before polling it: tests start once that is settled,
+        // so what they do next flows as on any later day.
+        await WaitUntilAsync("the first run's onboarding to settle", async () => InboundConnectorsCreated == 0 || await ScalarAsync<bool>(
+            """
+            SELECT to_regprocedure('cdc.onboard_begin(text)') IS NULL
+                OR (EXISTS (SELECT 1 FROM cdc.onboarding) AND NOT EXISTS (SELECT 1 FROM cdc.onboarding WHERE phase <> 'settled'))
+            """), TimeSpan.FromSeconds(120));
     }
 
     /// <summary>
