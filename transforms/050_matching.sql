@@ -900,7 +900,7 @@ BEGIN
         RETURN;
     END IF;
     EXECUTE format('UPDATE public.%I t SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::public.%I, $1) c)
-                     WHERE t.hub_id = $2 AND (%s) IS DISTINCT FROM (SELECT %s FROM jsonb_populate_record(NULL::public.%I, $1) c)',
+                     WHERE t.hub_id = $2 AND ROW(%s) IS DISTINCT FROM (SELECT ROW(%s) FROM jsonb_populate_record(NULL::public.%I, $1) c)',
                    p_object, cols, vals, p_object,
                    (SELECT string_agg(format('t.%I', k), ', ') FROM jsonb_object_keys(p_values) k), vals, p_object)
       USING p_values, p_hub;
@@ -989,10 +989,14 @@ BEGIN
         PERFORM cdc.onboard_audit_row('sf_opportunities', sf, before -> 'sf_opportunities', cdc.onboard_row('sf_opportunities', sf));
         PERFORM cdc.onboard_audit_row('ns_opportunities', ns, before -> 'ns_opportunities', cdc.onboard_row('ns_opportunities', ns));
     ELSE
+        -- Salesforce learns the NetSuite id in the same write (the mapping would add it after).
+        SELECT * INTO n FROM public.ns_customers WHERE hub_id = ns;
+        IF n.internalid IS NOT NULL AND (before -> 'sf_accounts' ->> 'netsuite_id__c') IS DISTINCT FROM n.internalid THEN
+            acct := acct || jsonb_build_object('netsuite_id__c', n.internalid);
+        END IF;
         IF contact <> '{}' THEN
             IF c_hub IS NULL THEN
                 -- No contact to hold the customer's email or name yet: one as the mapping makes it.
-                SELECT * INTO n FROM public.ns_customers WHERE hub_id = ns;
                 INSERT INTO public.sf_contacts (account_hub_id, firstname, lastname, email)
                 VALUES (sf, cdc.blank_to_null(n.firstname), cdc.sf_contact_lastname(n), contact ->> 'email')
                 RETURNING hub_id INTO c_hub;
@@ -1110,7 +1114,7 @@ BEGIN
 
     UPDATE cdc.onboarding SET phase = 'settled', settled_at = now() WHERE phase = 'loaded';
     GET DIAGNOSTICS settled = ROW_COUNT;
-    SELECT count(*) INTO held FROM cdc.match_review;
+    SELECT count(DISTINCT (m.object_a, m.hub_a)) INTO held FROM cdc.match_candidates m WHERE m.status = 'review';
 
     RETURN QUERY
     SELECT x.outcome, x.object, x.count FROM (VALUES
