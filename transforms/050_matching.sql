@@ -129,6 +129,14 @@ $$;
 -- Phases
 -- =======================================================================================
 
+-- Which records matching, the report and the settle look at: a LIKE pattern on hub_id, all of
+-- them ('%') unless the session sets cdc.onboard_scope (SET LOCAL cdc.onboard_scope =
+-- '00000000-0000-0000-0000-%'): the transform tests do, to run on a hub holding other records.
+CREATE OR REPLACE FUNCTION cdc.onboard_scope() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('cdc.onboard_scope', true), ''), '%')
+$$;
+
 CREATE OR REPLACE FUNCTION cdc.match_setting(p_key text) RETURNS numeric
 LANGUAGE sql STABLE AS $$
     SELECT value::numeric FROM cdc.settings WHERE key = p_key
@@ -219,7 +227,7 @@ BEGIN
               JOIN cdc.identity_links la ON la.object = 'sf_accounts' AND la.hub_id = o.account_hub_id
               JOIN cdc.identity_links lc ON lc.link_id = la.link_id AND lc.object = 'ns_customers'
               JOIN public.ns_opportunities p ON p.entity_hub_id = lc.hub_id
-             WHERE (p_account IS NULL OR o.account_hub_id = p_account)
+             WHERE (p_account IS NULL AND o.hub_id::text LIKE cdc.onboard_scope() OR o.account_hub_id = p_account)
                AND NOT o.isdeleted
                AND cdc.linked_hub_id('sf_opportunities', o.hub_id, 'ns_opportunities') IS NULL
                AND cdc.linked_hub_id('ns_opportunities', p.hub_id, 'sf_opportunities') IS NULL
@@ -276,7 +284,7 @@ BEGIN
     FOR r IN SELECT a.hub_id AS sf, n.hub_id AS ns
                FROM public.sf_accounts a
                JOIN public.ns_customers n ON n.internalid = a.netsuite_id__c
-              WHERE NOT a.isdeleted
+              WHERE a.hub_id::text LIKE cdc.onboard_scope() AND NOT a.isdeleted
                 AND cdc.linked_hub_id('sf_accounts', a.hub_id, 'ns_customers') IS NULL
                 AND cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts') IS NULL
                 AND NOT cdc.match_held('sf_accounts', a.hub_id) AND NOT cdc.match_held('ns_customers', n.hub_id)
@@ -294,7 +302,7 @@ BEGIN
     CREATE TEMP TABLE cdc_match_values ON COMMIT DROP AS
     SELECT DISTINCT v.object, v.hub_id, v.key, v.value
       FROM cdc.match_values v
-     WHERE v.hub_id IS NOT NULL
+     WHERE v.hub_id::text LIKE cdc.onboard_scope()
        AND NOT EXISTS (SELECT 1 FROM cdc.identity_links s
                          JOIN cdc.identity_links o ON o.link_id = s.link_id
                                                   AND o.object = CASE v.object WHEN 'sf_accounts' THEN 'ns_customers' ELSE 'sf_accounts' END
@@ -847,7 +855,7 @@ LANGUAGE sql STABLE AS $$
                 CASE WHEN m.object_a LIKE 'sf\_%' THEN m.hub_a ELSE m.hub_b END,
                 CASE WHEN m.object_a LIKE 'sf\_%' THEN m.hub_b ELSE m.hub_a END,
                 m.object_a IN ('sf_opportunities', 'ns_opportunities')) d
-     WHERE m.status IN ('linked', 'accepted') AND m.settled_at IS NULL
+     WHERE m.status IN ('linked', 'accepted') AND m.settled_at IS NULL AND m.hub_a::text LIKE cdc.onboard_scope()
        AND cdc.link_id_of(m.object_a, m.hub_a) IS NOT DISTINCT FROM m.link_id
 $$;
 
@@ -1035,6 +1043,7 @@ BEGIN
     conflicts := 0;
     FOR r IN SELECT m.id FROM cdc.match_candidates m
               WHERE m.status IN ('linked', 'accepted') AND m.settled_at IS NULL
+                AND m.hub_a::text LIKE cdc.onboard_scope()
               ORDER BY CASE WHEN m.object_a IN ('sf_accounts', 'ns_customers') THEN 0 ELSE 1 END, m.id LOOP
         CONTINUE WHEN (SELECT x.settled_at FROM cdc.match_candidates x WHERE x.id = r.id) IS NOT NULL;
         conflicts := conflicts + cdc.onboard_settle_pair(r.id);
@@ -1074,7 +1083,7 @@ BEGIN
 
     PERFORM set_config('cdc.onboard_settling', 'on', true);
     FOR r IN SELECT a.hub_id FROM public.sf_accounts a
-              WHERE NOT a.isdeleted
+              WHERE a.hub_id::text LIKE cdc.onboard_scope() AND NOT a.isdeleted
                 AND cdc.linked_hub_id('sf_accounts', a.hub_id, 'ns_customers') IS NULL
                 AND NOT cdc.match_held('sf_accounts', a.hub_id)
               ORDER BY a.hub_id LOOP
@@ -1083,7 +1092,7 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT n.hub_id FROM public.ns_customers n
-              WHERE NOT n.isinactive
+              WHERE n.hub_id::text LIKE cdc.onboard_scope() AND NOT n.isinactive
                 AND cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts') IS NULL
                 AND NOT cdc.match_held('ns_customers', n.hub_id)
               ORDER BY n.hub_id LOOP
@@ -1093,7 +1102,7 @@ BEGIN
     END LOOP;
     -- Deals of linked parents that matched nothing on the other side.
     FOR r IN SELECT o.hub_id FROM public.sf_opportunities o
-              WHERE NOT o.isdeleted AND o.account_hub_id IS NOT NULL
+              WHERE o.hub_id::text LIKE cdc.onboard_scope() AND NOT o.isdeleted AND o.account_hub_id IS NOT NULL
                 AND cdc.linked_hub_id('sf_opportunities', o.hub_id, 'ns_opportunities') IS NULL
                 AND cdc.linked_hub_id('sf_accounts', o.account_hub_id, 'ns_customers') IS NOT NULL
               ORDER BY o.hub_id LOOP
@@ -1102,7 +1111,7 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT o.hub_id FROM public.ns_opportunities o
-              WHERE o.entity_hub_id IS NOT NULL
+              WHERE o.hub_id::text LIKE cdc.onboard_scope() AND o.entity_hub_id IS NOT NULL
                 AND cdc.linked_hub_id('ns_opportunities', o.hub_id, 'sf_opportunities') IS NULL
                 AND cdc.linked_hub_id('ns_customers', o.entity_hub_id, 'sf_accounts') IS NOT NULL
               ORDER BY o.hub_id LOOP
@@ -1114,7 +1123,8 @@ BEGIN
 
     UPDATE cdc.onboarding SET phase = 'settled', settled_at = now() WHERE phase = 'loaded';
     GET DIAGNOSTICS settled = ROW_COUNT;
-    SELECT count(DISTINCT (m.object_a, m.hub_a)) INTO held FROM cdc.match_candidates m WHERE m.status = 'review';
+    SELECT count(DISTINCT (m.object_a, m.hub_a)) INTO held FROM cdc.match_candidates m
+     WHERE m.status = 'review' AND m.hub_a::text LIKE cdc.onboard_scope();
 
     RETURN QUERY
     SELECT x.outcome, x.object, x.count FROM (VALUES
@@ -1172,31 +1182,31 @@ LANGUAGE sql STABLE AS $$
     SELECT 'matched', m.object_a, m.hub_a, m.object_b, m.hub_b, cdc.match_label(m.object_a, m.hub_a),
            NULL, NULL, NULL, (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(m.keys) k), m.score
       FROM cdc.match_candidates m
-     WHERE m.status IN ('linked', 'accepted') AND m.settled_at IS NULL
+     WHERE m.status IN ('linked', 'accepted') AND m.settled_at IS NULL AND m.hub_a::text LIKE cdc.onboard_scope()
     UNION ALL
     SELECT 'review', m.object_a, m.hub_a, m.object_b, m.hub_b, cdc.match_label(m.object_a, m.hub_a),
            NULL, NULL, cdc.match_label(m.object_b, m.hub_b), 'held until cdcsync matches accept/reject', m.score
       FROM cdc.match_candidates m
-     WHERE m.status = 'review'
+     WHERE m.status = 'review' AND m.hub_a::text LIKE cdc.onboard_scope()
     UNION ALL
     SELECT 'create_in_netsuite', 'sf_accounts', a.hub_id, 'ns_customers', NULL, a.name,
            NULL, NULL, NULL, NULL, NULL
       FROM public.sf_accounts a
-     WHERE NOT a.isdeleted
+     WHERE a.hub_id::text LIKE cdc.onboard_scope() AND NOT a.isdeleted
        AND cdc.linked_hub_id('sf_accounts', a.hub_id, 'ns_customers') IS NULL
        AND NOT cdc.match_held('sf_accounts', a.hub_id)
     UNION ALL
     SELECT 'create_in_salesforce', 'ns_customers', n.hub_id, 'sf_accounts', NULL, cdc.sf_account_name(n),
            NULL, NULL, NULL, NULL, NULL
       FROM public.ns_customers n
-     WHERE NOT n.isinactive
+     WHERE n.hub_id::text LIKE cdc.onboard_scope() AND NOT n.isinactive
        AND cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts') IS NULL
        AND NOT cdc.match_held('ns_customers', n.hub_id)
     UNION ALL
     SELECT 'create_in_netsuite', 'sf_opportunities', o.hub_id, 'ns_opportunities', NULL, o.name,
            NULL, NULL, NULL, NULL, NULL
       FROM public.sf_opportunities o
-     WHERE NOT o.isdeleted AND o.account_hub_id IS NOT NULL
+     WHERE o.hub_id::text LIKE cdc.onboard_scope() AND NOT o.isdeleted AND o.account_hub_id IS NOT NULL
        AND cdc.linked_hub_id('sf_opportunities', o.hub_id, 'ns_opportunities') IS NULL
        AND NOT cdc.match_held('sf_accounts', o.account_hub_id)
        AND (cdc.linked_hub_id('sf_accounts', o.account_hub_id, 'ns_customers') IS NOT NULL
@@ -1205,7 +1215,7 @@ LANGUAGE sql STABLE AS $$
     SELECT 'create_in_salesforce', 'ns_opportunities', o.hub_id, 'sf_opportunities', NULL, o.title,
            NULL, NULL, NULL, NULL, NULL
       FROM public.ns_opportunities o
-     WHERE o.entity_hub_id IS NOT NULL
+     WHERE o.hub_id::text LIKE cdc.onboard_scope() AND o.entity_hub_id IS NOT NULL
        AND cdc.linked_hub_id('ns_opportunities', o.hub_id, 'sf_opportunities') IS NULL
        AND NOT cdc.match_held('ns_customers', o.entity_hub_id)
        AND (cdc.linked_hub_id('ns_customers', o.entity_hub_id, 'sf_accounts') IS NOT NULL

@@ -6,6 +6,8 @@
 --   Initech     only the name agrees -> weak, review
 --   Paired      linked before CdcSync (netsuite_id__c = internalid) -> adopted as today
 --   Solo / Lone only on one side -> created on the other by the settle
+-- Matching and settling look at this file's records only (a hub under --in-place holds others).
+SELECT set_config('cdc.onboard_scope', '00000000-0000-0000-0000-00000000%', true);
 SELECT cdc.onboard_begin('cdc_test-sf');
 SELECT cdc.onboard_begin('cdc_test-ns');
 INSERT INTO sf_accounts (hub_id, id, name, phone, website, billingcity, netsuite_id__c, createddate, cdc_source_modified_at)
