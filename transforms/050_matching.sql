@@ -288,6 +288,8 @@ BEGIN
                 AND cdc.linked_hub_id('sf_accounts', a.hub_id, 'ns_customers') IS NULL
                 AND cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts') IS NULL
                 AND NOT cdc.match_held('sf_accounts', a.hub_id) AND NOT cdc.match_held('ns_customers', n.hub_id)
+                AND NOT EXISTS (SELECT 1 FROM cdc.match_candidates m
+                                 WHERE m.status IN ('rejected', 'unlinked') AND m.hub_a = a.hub_id AND m.hub_b = n.hub_id)
     LOOP
         CONTINUE WHEN cdc.linked_hub_id('sf_accounts', r.sf, 'ns_customers') IS NOT NULL
                    OR cdc.linked_hub_id('ns_customers', r.ns, 'sf_accounts') IS NOT NULL;
@@ -632,6 +634,10 @@ BEGIN
      WHERE l.link_id = p_link AND l.object IN ('sf_accounts', 'ns_customers');
     INSERT INTO cdc.match_candidates (object_a, hub_a, object_b, hub_b, score, keys, status)
     VALUES ('sf_accounts', sf_hub, 'ns_customers', ns_hub, prev.score, coalesce(prev.keys, '{}'), 'review');
+    -- Salesforce no longer points at the customer, (held now), or the mappings would adopt it again by id.
+    UPDATE public.sf_accounts a SET netsuite_id__c = NULL
+     WHERE a.hub_id = sf_hub
+       AND a.netsuite_id__c = (SELECT n.internalid FROM public.ns_customers n WHERE n.hub_id = ns_hub);
     PERFORM cdc.onboard_audit('sf_accounts', sf_hub,
         jsonb_build_object('matched_with', jsonb_build_object('before', ns_hub, 'after', NULL),
                            'decided_by', jsonb_build_object('before', NULL, 'after', p_by)));
@@ -935,7 +941,6 @@ DECLARE
     c_hub    uuid;
     before   jsonb := '{}';
     conflicts integer := 0;
-    r        record;
     n        public.ns_customers;
 BEGIN
     SELECT * INTO m FROM cdc.match_candidates WHERE id = p_id FOR UPDATE;
@@ -1020,13 +1025,6 @@ BEGIN
         PERFORM cdc.onboard_audit_row('sf_accounts', sf, before -> 'sf_accounts', cdc.onboard_row('sf_accounts', sf));
         PERFORM cdc.onboard_audit_row('sf_contacts', c_hub, before -> 'sf_contacts', cdc.onboard_row('sf_contacts', c_hub));
         PERFORM cdc.onboard_audit_row('ns_customers', ns, before -> 'ns_customers', cdc.onboard_row('ns_customers', ns));
-        -- The pair's deals: matched ones merge too, the others are created below / by settle.
-        PERFORM cdc.onboard_match_opportunities(sf);
-        FOR r IN SELECT x.id FROM cdc.match_candidates x
-                  WHERE x.object_a = 'sf_opportunities' AND x.status IN ('linked', 'accepted') AND x.settled_at IS NULL
-                    AND x.hub_a IN (SELECT o.hub_id FROM public.sf_opportunities o WHERE o.account_hub_id = sf) LOOP
-            conflicts := conflicts + cdc.onboard_settle_pair(r.id);
-        END LOOP;
     END IF;
     PERFORM set_config('cdc.onboard_settling', '', true);
     RETURN conflicts;

@@ -278,11 +278,23 @@ UPDATE sf_accounts SET phone = '(415) 555-0111' WHERE hub_id = '00000000-0000-00
 UPDATE ns_customers SET phone = '4155550112' WHERE hub_id = '00000000-0000-0000-0000-00000000e101';
 SELECT cdc_test.assert_count($q$SELECT 1 FROM ns_customers WHERE externalid = 'sf-00000000-0000-0000-0000-00000000f101'$q$, 0, 'not re-created in NetSuite');
 SELECT cdc_test.assert_null(cdc.linked_hub_id('ns_customers', '00000000-0000-0000-0000-00000000e101', 'sf_accounts'), 'not re-created in Salesforce');
+SELECT cdc_test.assert_null(netsuite_id__c, 'Salesforce no longer points at the customer') FROM sf_accounts WHERE hub_id = '00000000-0000-0000-0000-00000000f101';
 SELECT cdc_test.assert_raises($s$SELECT cdc.match_unlink('00000000-0000-0000-0000-0000000000ff')$s$, 'no link', 'an unknown link');
--- accepting the review links them again
+SELECT cdc.match_unlink((SELECT link_id FROM cdc.match_candidates WHERE hub_a = '00000000-0000-0000-0000-00000000f101' AND status = 'unlinked'));
+SELECT cdc_test.assert_count('SELECT * FROM cdc.onboard_match()', 0, 'an unlinked pair is not matched again');
+-- rejecting the review makes them two records, each created on the other side
+SELECT cdc.match_reject((SELECT id FROM cdc.match_review WHERE hub_id = '00000000-0000-0000-0000-00000000f101'));
+SELECT cdc_test.assert_equals((cdc_test.ns_of('00000000-0000-0000-0000-00000000f101')).externalid, 'sf-00000000-0000-0000-0000-00000000f101', 'account created in NetSuite');
+SELECT cdc_test.assert_equals((cdc_test.sf_of('00000000-0000-0000-0000-00000000e101')).name, 'Acme, Inc.', 'customer created in Salesforce');
+
+-- test: accepting an unlinked pair links it again
+SELECT * FROM cdc.onboard_match();
+SELECT * FROM cdc.onboard_settle();
+SELECT cdc.match_unlink(cdc.link_id_of('sf_accounts', '00000000-0000-0000-0000-00000000f101'), 'cdc_test');
 SELECT cdc.match_accept((SELECT id FROM cdc.match_review WHERE hub_id = '00000000-0000-0000-0000-00000000f101'));
 SELECT cdc_test.assert_equals(cdc.linked_hub_id('sf_accounts', '00000000-0000-0000-0000-00000000f101', 'ns_customers'),
     '00000000-0000-0000-0000-00000000e101'::uuid, 'linked again');
+SELECT cdc_test.assert_equals(netsuite_id__c, '9101', 'Salesforce points at the customer again') FROM sf_accounts WHERE hub_id = '00000000-0000-0000-0000-00000000f101';
 
 -- test: a manual policy keeps both values apart with an open conflict until it is resolved
 INSERT INTO cdc.conflict_policies (object, field, policy) VALUES ('sf_accounts', 'website', 'manual')
