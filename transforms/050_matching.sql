@@ -85,11 +85,21 @@ LANGUAGE sql IMMUTABLE AS $$
       FROM (SELECT nullif(btrim(substring(lower(btrim(email)) FROM '@([^@[:space:]]+)$'), '.'), '') AS d) x
 $$;
 
--- cdc.phone_key, from 7 digits on (shorter values are extensions or junk).
+-- cdc.phone_key, from 7 digits on (shorter values are extensions or junk). The same steps as
+-- cdc.phone_key written out in PL/pgSQL: it runs once per record and phone when matching, and a
+-- nested SQL function call costs ten times more.
 CREATE OR REPLACE FUNCTION cdc.match_phone_key(phone text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN length(regexp_replace(k, '[^0-9]', '', 'g')) >= 7 THEN k END
-      FROM (SELECT cdc.phone_key(phone) AS k) x
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    digits text := regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g');
+    p      text;
+BEGIN
+    IF length(digits) < 7 THEN
+        RETURN NULL;
+    END IF;
+    p := CASE WHEN btrim(phone) LIKE '+%' THEN '+' || digits ELSE digits END;
+    RETURN CASE WHEN p ~ '^\+?1[2-9][0-9]{9}$' THEN right(p, 10) ELSE p END;
+END
 $$;
 
 -- The key values of every record that can be matched: a Salesforce Account with its contacts
@@ -889,8 +899,9 @@ BEGIN
     END IF;
     SELECT coalesce(jsonb_object_agg(k.key, jsonb_build_object('before', p_before -> k.key, 'after', k.value)), '{}')
       INTO changes
-      FROM jsonb_each(p_after) k
-     WHERE (p_before -> k.key) IS DISTINCT FROM k.value AND cdc.sync_field_tracked(p_object, k.key);
+      FROM (SELECT e.key, e.value FROM jsonb_each(p_after) e
+             WHERE (p_before -> e.key) IS DISTINCT FROM e.value OFFSET 0) k
+     WHERE cdc.sync_field_tracked(p_object, k.key);
     IF changes = '{}'::jsonb THEN
         RETURN false;
     END IF;
@@ -994,11 +1005,16 @@ BEGIN
     END LOOP;
 
     IF is_opp THEN
+        -- Salesforce learns the NetSuite id in the same write (as cdc.ns_opportunity_to_sf sets it).
+        IF (before -> 'ns_opportunities' ->> 'internalid') IS NOT NULL
+           AND (before -> 'sf_opportunities' ->> 'netsuite_id__c') IS DISTINCT FROM (before -> 'ns_opportunities' ->> 'internalid') THEN
+            acct := acct || jsonb_build_object('netsuite_id__c', before -> 'ns_opportunities' ->> 'internalid');
+        END IF;
         IF acct <> '{}' THEN
             PERFORM cdc.onboard_write('sf_opportunities', sf, acct);
         END IF;
+        -- The Salesforce side now holds the merge; the mapping gives NetSuite what it lacks or lost.
         PERFORM cdc.sf_opportunity_to_ns(sf);
-        PERFORM cdc.ns_opportunity_to_sf(ns);
         PERFORM cdc.onboard_audit_row('sf_opportunities', sf, before -> 'sf_opportunities', cdc.onboard_row('sf_opportunities', sf));
         PERFORM cdc.onboard_audit_row('ns_opportunities', ns, before -> 'ns_opportunities', cdc.onboard_row('ns_opportunities', ns));
     ELSE
@@ -1020,8 +1036,9 @@ BEGIN
         IF acct <> '{}' THEN
             PERFORM cdc.onboard_write('sf_accounts', sf, acct);
         END IF;
+        -- The Salesforce side now holds the merge (contact, NetSuite id included); the mapping gives
+        -- NetSuite what it lacks or lost. The reverse mapping would find nothing to change.
         PERFORM cdc.sf_account_to_ns(sf);
-        PERFORM cdc.ns_customer_to_sf(ns);
         PERFORM cdc.onboard_audit_row('sf_accounts', sf, before -> 'sf_accounts', cdc.onboard_row('sf_accounts', sf));
         PERFORM cdc.onboard_audit_row('sf_contacts', c_hub, before -> 'sf_contacts', cdc.onboard_row('sf_contacts', c_hub));
         PERFORM cdc.onboard_audit_row('ns_customers', ns, before -> 'ns_customers', cdc.onboard_row('ns_customers', ns));

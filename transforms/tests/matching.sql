@@ -60,6 +60,8 @@ SELECT cdc_test.assert_null(cdc.match_email_domain('someone@gmail.com'), 'free-m
 SELECT cdc_test.assert_null(cdc.match_email_domain('not an email'), 'no domain');
 SELECT cdc_test.assert_equals(cdc.match_phone_key('(415) 555-0101'), cdc.match_phone_key('+1 415 555 0101'), 'phone formats');
 SELECT cdc_test.assert_null(cdc.match_phone_key('x12'), 'too short to identify');
+SELECT cdc_test.assert_equals(cdc.match_phone_key(p), cdc.phone_key(p), 'match_phone_key is phone_key for ' || p)
+  FROM unnest(ARRAY['(415) 555-0100', '+1 415-555-0100', '1 415 555 0100', '+49 30 1234567', '0049 30 1234567', '555-0100 x12']) p;
 
 -- test: while onboarding is active nothing unlinked is created on the other side
 SELECT cdc_test.assert_true(cdc.onboarding_active(), 'onboarding active');
