@@ -52,7 +52,7 @@ BEGIN
             obj_a, hub_a, obj_b, hub_b, link_a, link_b;
     END IF;
     link := coalesce(link_a, link_b, gen_random_uuid());
-    -- Two keyed probes: one OR-ed condition made this a scan of every link (2 ms a link at 24,000).
+    -- Two keyed probes, each on the (link_id, object) key.
     IF EXISTS (SELECT 1 FROM cdc.identity_links l WHERE l.link_id = link AND l.object = obj_a AND l.hub_id <> hub_a)
        OR EXISTS (SELECT 1 FROM cdc.identity_links l WHERE l.link_id = link AND l.object = obj_b AND l.hub_id <> hub_b) THEN
         RAISE EXCEPTION 'cdc.link: link % already holds another row of % or %', link, obj_a, obj_b;

@@ -270,6 +270,18 @@ LANGUAGE sql AS $$
            cdc.mask_changes(p_object, p_operation_detail)
 $$;
 
+-- Onboarding writes tens of thousands of links and rows in one transaction, on tables that may
+-- have been analyzed empty: fresh statistics keep the keyed lookups of the mappings keyed (a plan
+-- made for an empty cdc.identity_links scans it, 2 ms a lookup at 24,000 links). ANALYZE counts
+-- the transaction's own rows; a login that does not own the tables gets a warning, not an error.
+CREATE OR REPLACE FUNCTION cdc.onboard_analyze() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    ANALYZE cdc.identity_links, cdc.match_candidates, public.sf_accounts, public.sf_contacts,
+            public.ns_customers, public.sf_opportunities, public.ns_opportunities;
+END
+$$;
+
 -- Runs the match rules over the records of both sides that are not linked, not held in an open
 -- review and not rejected ("create as new"): a pair whose score reaches match_threshold and that
 -- is, on both sides, the only candidate within match_margin of the best is linked ('linked');
@@ -310,6 +322,7 @@ BEGIN
         n_adopted := n_adopted + 1;
     END LOOP;
 
+    PERFORM cdc.onboard_analyze();
     DROP TABLE IF EXISTS pg_temp.cdc_match_values, pg_temp.cdc_match_pairs;
     CREATE TEMP TABLE cdc_match_values ON COMMIT DROP AS
     SELECT DISTINCT v.object, v.hub_id, v.key, v.value
@@ -344,29 +357,49 @@ BEGIN
                         WHERE m.status IN ('rejected', 'unlinked')
                           AND ((m.hub_a = s.sf AND m.hub_b = s.ns) OR (m.hub_a = s.ns AND m.hub_b = s.sf)));
 
-    -- Confident and unique on both sides.
-    FOR r IN WITH stats AS (
-                 SELECT p.*,
-                        max(p.score) OVER (PARTITION BY p.sf) AS best_sf,
-                        max(p.score) OVER (PARTITION BY p.ns) AS best_ns
-                   FROM cdc_match_pairs p),
-             close AS (
-                 SELECT s.*,
-                        count(*) FILTER (WHERE s.score >= s.best_sf - margin) OVER (PARTITION BY s.sf) AS close_sf,
-                        count(*) FILTER (WHERE s.score >= s.best_ns - margin) OVER (PARTITION BY s.ns) AS close_ns
-                   FROM stats s)
-             SELECT * FROM close
-              WHERE score >= threshold AND score = best_sf AND score = best_ns AND close_sf = 1 AND close_ns = 1
-    LOOP
-        INSERT INTO cdc.match_candidates (object_a, hub_a, object_b, hub_b, score, keys, status, link_id,
-                                          decided_by, decided_at)
-        VALUES ('sf_accounts', r.sf, 'ns_customers', r.ns, r.score, r.keys, 'linked',
-                cdc.link('sf_accounts', r.sf, 'ns_customers', r.ns), 'onboard_match', now());
-        PERFORM cdc.onboard_audit('sf_accounts', r.sf,
-            jsonb_build_object('matched_with', jsonb_build_object('before', NULL, 'after', r.ns),
-                               'score', jsonb_build_object('before', NULL, 'after', r.score)));
-        n_linked := n_linked + 1;
-    END LOOP;
+    -- Confident and unique on both sides: linked in one statement (cdc.link's checks hold: neither
+    -- record is linked to the other table; a link either already has to a third table is kept).
+    DROP TABLE IF EXISTS pg_temp.cdc_match_linked;
+    CREATE TEMP TABLE cdc_match_linked ON COMMIT DROP AS
+    WITH stats AS (
+        SELECT p.*,
+               max(p.score) OVER (PARTITION BY p.sf) AS best_sf,
+               max(p.score) OVER (PARTITION BY p.ns) AS best_ns
+          FROM cdc_match_pairs p),
+    close AS (
+        SELECT s.*,
+               count(*) FILTER (WHERE s.score >= s.best_sf - margin) OVER (PARTITION BY s.sf) AS close_sf,
+               count(*) FILTER (WHERE s.score >= s.best_ns - margin) OVER (PARTITION BY s.ns) AS close_ns
+          FROM stats s),
+    confident AS (
+        SELECT c.sf, c.ns, c.score, c.keys,
+               (SELECT l.link_id FROM cdc.identity_links l WHERE l.object = 'sf_accounts' AND l.hub_id = c.sf) AS link_sf,
+               (SELECT l.link_id FROM cdc.identity_links l WHERE l.object = 'ns_customers' AND l.hub_id = c.ns) AS link_ns
+          FROM close c
+         WHERE c.score >= threshold AND c.score = c.best_sf AND c.score = c.best_ns AND c.close_sf = 1 AND c.close_ns = 1)
+    SELECT c.sf, c.ns, c.score, c.keys, coalesce(c.link_sf, c.link_ns, gen_random_uuid()) AS link_id
+      FROM confident c
+     WHERE c.link_sf IS NULL OR c.link_ns IS NULL OR c.link_sf = c.link_ns;
+    INSERT INTO cdc.identity_links (link_id, object, hub_id, system, record_id)
+    SELECT k.link_id, 'sf_accounts', k.sf, 'salesforce', (SELECT a.id FROM public.sf_accounts a WHERE a.hub_id = k.sf)
+      FROM cdc_match_linked k
+    UNION ALL
+    SELECT k.link_id, 'ns_customers', k.ns, 'netsuite', (SELECT n.internalid FROM public.ns_customers n WHERE n.hub_id = k.ns)
+      FROM cdc_match_linked k
+    ON CONFLICT ON CONSTRAINT identity_links_pkey DO NOTHING;
+    INSERT INTO cdc.match_candidates (object_a, hub_a, object_b, hub_b, score, keys, status, link_id,
+                                      decided_by, decided_at)
+    SELECT 'sf_accounts', k.sf, 'ns_customers', k.ns, k.score, k.keys, 'linked', k.link_id, 'onboard_match', now()
+      FROM cdc_match_linked k ORDER BY k.sf;
+    INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
+                               target_system, record_id, changes)
+    SELECT 'onboarding', 'inbound', 'sf_accounts', k.sf::text, 'onboarding', 'onboarding', 'hub',
+           (SELECT a.id FROM public.sf_accounts a WHERE a.hub_id = k.sf),
+           jsonb_build_object('matched_with', jsonb_build_object('before', NULL, 'after', k.ns),
+                              'score', jsonb_build_object('before', NULL, 'after', k.score))
+      FROM cdc_match_linked k;
+    SELECT count(*) INTO n_linked FROM cdc_match_linked;
+    PERFORM cdc.onboard_analyze();
 
     -- The rest goes to review. A customer that several accounts contest, each having no other
     -- candidate, is one review of the customer; otherwise one review per account with all its
@@ -1094,6 +1127,7 @@ BEGIN
     LOCK TABLE public.sf_accounts, public.sf_contacts, public.ns_customers,
                public.sf_opportunities, public.ns_opportunities IN SHARE ROW EXCLUSIVE MODE;
 
+    PERFORM cdc.onboard_analyze();
     merged := cdc.onboard_settle_pairs();
 
     PERFORM set_config('cdc.onboard_settling', 'on', true);
