@@ -378,6 +378,11 @@ BEGIN
         INSERT INTO cdc.field_pushes (object, record_key, field, conflict_id, via_value, value)
         VALUES (c.object, c.record_key, c.field, c.id, base, p_value);
     END IF;
+    IF c.connector = 'onboarding' THEN
+        -- A field of a matched pair kept apart since onboarding: the other system gets the
+        -- decision too (transforms/050_matching.sql).
+        PERFORM cdc.onboard_conflict_resolved(c);
+    END IF;
     RETURN c;
 END
 $$;

@@ -52,9 +52,9 @@ BEGIN
             obj_a, hub_a, obj_b, hub_b, link_a, link_b;
     END IF;
     link := coalesce(link_a, link_b, gen_random_uuid());
-    IF EXISTS (SELECT 1 FROM cdc.identity_links l
-                WHERE (l.link_id = link AND l.object = obj_a AND l.hub_id <> hub_a)
-                   OR (l.link_id = link AND l.object = obj_b AND l.hub_id <> hub_b)) THEN
+    -- Two keyed probes, each on the (link_id, object) key.
+    IF EXISTS (SELECT 1 FROM cdc.identity_links l WHERE l.link_id = link AND l.object = obj_a AND l.hub_id <> hub_a)
+       OR EXISTS (SELECT 1 FROM cdc.identity_links l WHERE l.link_id = link AND l.object = obj_b AND l.hub_id <> hub_b) THEN
         RAISE EXCEPTION 'cdc.link: link % already holds another row of % or %', link, obj_a, obj_b;
     END IF;
 

@@ -28,6 +28,8 @@ DECLARE
     is_new boolean := false;
     phone  text;
     keep_contact_fields boolean;
+    held   text[];                     -- fields kept apart by an open onboarding conflict
+    hb     record;                     -- the customer's billing address, for held billing fields
 BEGIN
     SELECT * INTO a FROM public.sf_accounts WHERE hub_id = p_account_hub_id;
     IF NOT FOUND THEN
@@ -36,6 +38,9 @@ BEGIN
     SELECT * INTO c FROM public.sf_contacts WHERE hub_id = cdc.primary_contact_hub_id(a.hub_id);
 
     ns_hub := cdc.linked_hub_id('sf_accounts', a.hub_id, 'ns_customers');
+    IF ns_hub IS NULL AND cdc.match_held('sf_accounts', a.hub_id) THEN
+        RETURN NULL;       -- held in an open match review: nothing adopted or created until decided
+    END IF;
     IF ns_hub IS NULL AND a.netsuite_id__c IS NOT NULL THEN
         -- An initial load of records that were paired before CdcSync: adopt the customer
         -- Salesforce already points at, if nothing else claims it.
@@ -49,6 +54,9 @@ BEGIN
     END IF;
 
     IF ns_hub IS NOT NULL THEN
+        IF cdc.onboard_unsettled('sf_accounts', a.hub_id) THEN
+            RETURN ns_hub; -- matched while onboarding: cdc.onboard_settle merges the pair first
+        END IF;
         -- Lock: a concurrent NetSuite inbound write must not be overwritten by values we
         -- computed from the version before it.
         SELECT * INTO cur FROM public.ns_customers WHERE hub_id = ns_hub FOR UPDATE;
@@ -57,6 +65,8 @@ BEGIN
         END IF;
     ELSIF a.isdeleted THEN
         RETURN NULL;       -- never create a customer for a deleted account
+    ELSIF cdc.onboard_holds_creation() THEN
+        RETURN NULL;       -- onboarding: matched first, created by cdc.onboard_settle
     ELSE
         is_new          := true;
         cur.hub_id      := gen_random_uuid();
@@ -69,6 +79,7 @@ BEGIN
         cur.subsidiary  := cdc.ns_default_subsidiary();
     END IF;
     n := cur;
+    held := CASE WHEN is_new THEN '{}' ELSE cdc.onboard_held_fields('sf_accounts', a.hub_id, c.hub_id) END;
 
     IF a.isdeleted THEN
         -- Deleted in Salesforce, which deletes the account's contacts with it: NetSuite keeps the
@@ -84,17 +95,20 @@ BEGIN
         -- An individual's name lives in first/last name (from the contact); the account name
         -- was derived from them and is not mapped back.
         IF c.hub_id IS NOT NULL THEN
-            IF cdc.blank_to_null(n.firstname) IS DISTINCT FROM cdc.blank_to_null(c.firstname) THEN
+            IF cdc.blank_to_null(n.firstname) IS DISTINCT FROM cdc.blank_to_null(c.firstname)
+               AND NOT 'firstname' = ANY (held) THEN
                 n.firstname := cdc.blank_to_null(c.firstname);
             END IF;
             -- The NS->SF side fills a missing last name from companyname or '[not provided]';
             -- such a stand-in is not a change to send back.
             IF cdc.blank_to_null(c.lastname) IS DISTINCT FROM coalesce(cdc.blank_to_null(n.lastname),
-                                                    cdc.blank_to_null(n.companyname), '[not provided]') THEN
+                                                    cdc.blank_to_null(n.companyname), '[not provided]')
+               AND NOT 'lastname' = ANY (held) THEN
                 n.lastname := cdc.blank_to_null(c.lastname);
             END IF;
         END IF;
-    ELSIF cdc.ns_company_name(n.companyname) IS DISTINCT FROM cdc.ns_company_name(a.name)
+    ELSIF NOT 'name' = ANY (held)
+          AND cdc.ns_company_name(n.companyname) IS DISTINCT FROM cdc.ns_company_name(a.name)
           -- The NS->SF side names an account without companyName after entityId (Name is
           -- required); such a stand-in is not a name to send back.
           AND a.name IS DISTINCT FROM cdc.sf_account_name(n) THEN
@@ -107,22 +121,33 @@ BEGIN
     keep_contact_fields := p_reactivate AND c.hub_id IS NULL;
 
     IF lower(cdc.blank_to_null(n.email)) IS DISTINCT FROM lower(cdc.blank_to_null(c.email))
-       AND NOT keep_contact_fields THEN
+       AND NOT keep_contact_fields AND NOT 'email' = ANY (held) THEN
         n.email := cdc.blank_to_null(c.email);
     END IF;
 
     phone := coalesce(cdc.normalize_phone(a.phone), cdc.normalize_phone(c.phone));
     IF cdc.phone_key(n.phone) IS DISTINCT FROM cdc.phone_key(phone)
-       AND NOT (keep_contact_fields AND phone IS NULL) THEN
+       AND NOT (keep_contact_fields AND phone IS NULL) AND NOT 'phone' = ANY (held) THEN
         n.phone := phone;
     END IF;
 
-    IF cdc.url_key(n.url) IS DISTINCT FROM cdc.url_key(a.website) THEN
+    IF cdc.url_key(n.url) IS DISTINCT FROM cdc.url_key(a.website) AND NOT 'website' = ANY (held) THEN
         n.url := cdc.normalize_url(a.website);
     END IF;
 
-    n.addressbook := cdc.ns_merge_billing(n.addressbook, a.billingstreet, a.billingcity,
-                                          a.billingstate, a.billingpostalcode, a.billingcountry);
+    IF cardinality(held) = 0 THEN
+        n.addressbook := cdc.ns_merge_billing(n.addressbook, a.billingstreet, a.billingcity,
+                                              a.billingstate, a.billingpostalcode, a.billingcountry);
+    ELSE
+        -- A held billing field keeps NetSuite's value.
+        hb := cdc.ns_billing_address(n.addressbook);
+        n.addressbook := cdc.ns_merge_billing(n.addressbook,
+            CASE WHEN 'billingstreet' = ANY (held) THEN cdc.street_from_lines(hb.addr1, hb.addr2, hb.addr3) ELSE a.billingstreet END,
+            CASE WHEN 'billingcity' = ANY (held) THEN hb.city ELSE a.billingcity END,
+            CASE WHEN 'billingstate' = ANY (held) THEN hb.state ELSE a.billingstate END,
+            CASE WHEN 'billingpostalcode' = ANY (held) THEN hb.zip ELSE a.billingpostalcode END,
+            CASE WHEN 'billingcountry' = ANY (held) THEN hb.country ELSE a.billingcountry END);
+    END IF;
 
     IF p_reactivate THEN
         n.isinactive := false;
@@ -164,7 +189,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     attached bigint := 0;
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() THEN
         RETURN NULL;
     END IF;
 
@@ -207,7 +232,7 @@ $$;
 CREATE OR REPLACE FUNCTION cdc.on_sf_contact_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() THEN
         RETURN NULL;       -- see cdc.on_sf_account_change
     END IF;
 

@@ -23,6 +23,7 @@ DECLARE
     b      record;                 -- default billing address of the customer
     sf_hub uuid;
     is_new boolean := false;
+    held   text[] := '{}';             -- fields kept apart by an open onboarding conflict
 BEGIN
     SELECT * INTO n FROM public.ns_customers WHERE hub_id = p_customer_hub_id;
     IF NOT FOUND THEN
@@ -30,6 +31,9 @@ BEGIN
     END IF;
 
     sf_hub := cdc.linked_hub_id('ns_customers', n.hub_id, 'sf_accounts');
+    IF sf_hub IS NULL AND cdc.match_held('ns_customers', n.hub_id) THEN
+        RETURN NULL;       -- held in an open match review: nothing adopted or created until decided
+    END IF;
     IF sf_hub IS NULL AND n.internalid IS NOT NULL THEN
         -- Initial load: an account that already carries this customer's internalId.
         SELECT x.hub_id INTO sf_hub
@@ -44,6 +48,9 @@ BEGIN
     END IF;
 
     IF sf_hub IS NOT NULL THEN
+        IF cdc.onboard_unsettled('ns_customers', n.hub_id) THEN
+            RETURN sf_hub; -- matched while onboarding: cdc.onboard_settle merges the pair first
+        END IF;
         -- Lock against a concurrent Salesforce inbound write (see cdc.sf_account_to_ns).
         SELECT * INTO cur_a FROM public.sf_accounts WHERE hub_id = sf_hub FOR UPDATE;
         IF NOT FOUND THEN
@@ -51,8 +58,11 @@ BEGIN
         END IF;
         SELECT * INTO cur_c FROM public.sf_contacts
          WHERE hub_id = cdc.primary_contact_hub_id(sf_hub) FOR UPDATE;
+        held := cdc.onboard_held_fields('sf_accounts', sf_hub, cur_c.hub_id);
     ELSIF n.isinactive THEN
         RETURN NULL;       -- an inactive customer does not need a new account
+    ELSIF cdc.onboard_holds_creation() THEN
+        RETURN NULL;       -- onboarding: matched first, created by cdc.onboard_settle
     ELSE
         is_new         := true;
         cur_a.hub_id   := gen_random_uuid();
@@ -64,39 +74,41 @@ BEGIN
     -- Keep a name whose NetSuite form equals what NetSuite holds (a 100-character Name and its
     -- 83-character companyName are the same record). Individuals' accounts follow the person.
     IF n.isperson THEN
-        IF a.name IS DISTINCT FROM cdc.sf_account_name(n) THEN
+        IF a.name IS DISTINCT FROM cdc.sf_account_name(n) AND NOT 'name' = ANY (held) THEN
             a.name := cdc.sf_account_name(n);
         END IF;
-    ELSIF cdc.ns_company_name(a.name) IS DISTINCT FROM cdc.ns_company_name(n.companyname)
-          OR a.name IS NULL THEN
+    ELSIF a.name IS NULL
+          OR NOT 'name' = ANY (held) AND cdc.ns_company_name(a.name) IS DISTINCT FROM cdc.ns_company_name(n.companyname) THEN
         a.name := cdc.sf_account_name(n);
     END IF;
 
     -- The phone NetSuite got is the account's, else the primary contact's; if that already
     -- matches NetSuite's digits, Salesforce's formatting stays.
     IF coalesce(cdc.phone_key(a.phone), cdc.phone_key(c.phone))
-       IS DISTINCT FROM cdc.phone_key(n.phone) THEN
+       IS DISTINCT FROM cdc.phone_key(n.phone) AND NOT 'phone' = ANY (held) THEN
         a.phone := cdc.blank_to_null(n.phone);
     END IF;
 
-    IF cdc.url_key(a.website) IS DISTINCT FROM cdc.url_key(n.url) THEN
+    IF cdc.url_key(a.website) IS DISTINCT FROM cdc.url_key(n.url) AND NOT 'website' = ANY (held) THEN
         a.website := cdc.blank_to_null(n.url);
     END IF;
 
     b := cdc.ns_billing_address(n.addressbook);
-    IF cdc.street_lines(a.billingstreet) IS DISTINCT FROM ARRAY[b.addr1, b.addr2, b.addr3] THEN
+    IF cdc.street_lines(a.billingstreet) IS DISTINCT FROM ARRAY[b.addr1, b.addr2, b.addr3]
+       AND NOT 'billingstreet' = ANY (held) THEN
         a.billingstreet := cdc.street_from_lines(b.addr1, b.addr2, b.addr3);
     END IF;
-    IF cdc.blank_to_null(a.billingcity) IS DISTINCT FROM b.city THEN
+    IF cdc.blank_to_null(a.billingcity) IS DISTINCT FROM b.city AND NOT 'billingcity' = ANY (held) THEN
         a.billingcity := b.city;
     END IF;
-    IF cdc.blank_to_null(a.billingstate) IS DISTINCT FROM b.state THEN
+    IF cdc.blank_to_null(a.billingstate) IS DISTINCT FROM b.state AND NOT 'billingstate' = ANY (held) THEN
         a.billingstate := b.state;
     END IF;
-    IF cdc.blank_to_null(a.billingpostalcode) IS DISTINCT FROM b.zip THEN
+    IF cdc.blank_to_null(a.billingpostalcode) IS DISTINCT FROM b.zip AND NOT 'billingpostalcode' = ANY (held) THEN
         a.billingpostalcode := b.zip;
     END IF;
-    IF cdc.country_code(a.billingcountry) IS DISTINCT FROM cdc.country_code(b.country) THEN
+    IF cdc.country_code(a.billingcountry) IS DISTINCT FROM cdc.country_code(b.country)
+       AND NOT 'billingcountry' = ANY (held) THEN
         a.billingcountry := cdc.country_name(b.country);
     END IF;
 
@@ -127,15 +139,17 @@ BEGIN
                     cdc.blank_to_null(n.email));
         END IF;
     ELSE
-        IF lower(cdc.blank_to_null(c.email)) IS DISTINCT FROM lower(cdc.blank_to_null(n.email)) THEN
+        IF lower(cdc.blank_to_null(c.email)) IS DISTINCT FROM lower(cdc.blank_to_null(n.email))
+           AND NOT 'email' = ANY (held) THEN
             c.email := cdc.blank_to_null(n.email);
         END IF;
         IF n.isperson THEN
-            IF cdc.blank_to_null(c.firstname) IS DISTINCT FROM cdc.blank_to_null(n.firstname) THEN
+            IF cdc.blank_to_null(c.firstname) IS DISTINCT FROM cdc.blank_to_null(n.firstname)
+               AND NOT 'firstname' = ANY (held) THEN
                 c.firstname := cdc.blank_to_null(n.firstname);
             END IF;
             -- Without a last name in NetSuite the contact keeps the one it has.
-            IF cdc.blank_to_null(n.lastname) IS NOT NULL
+            IF cdc.blank_to_null(n.lastname) IS NOT NULL AND NOT 'lastname' = ANY (held)
                AND cdc.blank_to_null(c.lastname) IS DISTINCT FROM cdc.blank_to_null(n.lastname) THEN
                 c.lastname := cdc.blank_to_null(n.lastname);
             END IF;
@@ -164,7 +178,7 @@ $$;
 CREATE OR REPLACE FUNCTION cdc.on_ns_customer_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() THEN
         RETURN NULL;       -- recursion guard, see cdc.on_sf_account_change
     END IF;
 

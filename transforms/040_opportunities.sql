@@ -58,6 +58,7 @@ DECLARE
     ns_hub   uuid;
     customer uuid;
     entity   text;
+    held     text[] := '{}';           -- fields kept apart by an open onboarding conflict
 BEGIN
     SELECT * INTO o FROM public.sf_opportunities WHERE hub_id = p_hub_id;
     IF NOT FOUND THEN
@@ -73,13 +74,19 @@ BEGIN
     customer := cdc.ns_customer_of_account(o.account_hub_id);
     entity := cdc.ns_entity_of_account(o.account_hub_id);
     IF ns_hub IS NOT NULL THEN
+        IF cdc.onboard_unsettled('sf_opportunities', o.hub_id) THEN
+            RETURN ns_hub; -- matched while onboarding: cdc.onboard_settle merges the pair first
+        END IF;
         SELECT * INTO cur FROM public.ns_opportunities WHERE hub_id = ns_hub FOR UPDATE;
         IF NOT FOUND THEN
             RETURN NULL;   -- deleted in NetSuite: do not resurrect it
         END IF;
+        held := cdc.onboard_held_fields('sf_opportunities', o.hub_id);
     ELSIF customer IS NULL THEN
         -- The account is not mapped to a customer (not in the hub yet): nothing to attach to.
         RETURN NULL;
+    ELSIF cdc.onboard_holds_creation() THEN
+        RETURN NULL;       -- onboarding: matched first, created by cdc.onboard_settle
     ELSE
         cur.hub_id     := gen_random_uuid();
         -- Stable per Salesforce row: NetSuite upserts by externalId, a retried create makes no duplicate.
@@ -95,19 +102,19 @@ BEGIN
     ELSIF entity IS NOT NULL AND n.entity IS DISTINCT FROM entity THEN
         n.entity := entity;
     END IF;
-    IF n.title IS DISTINCT FROM left(o.name, 100) THEN
+    IF n.title IS DISTINCT FROM left(o.name, 100) AND NOT 'name' = ANY (held) THEN
         n.title := left(o.name, 100);
     END IF;
-    IF n.projectedtotal IS DISTINCT FROM o.amount THEN
+    IF n.projectedtotal IS DISTINCT FROM o.amount AND NOT 'amount' = ANY (held) THEN
         n.projectedtotal := o.amount;
     END IF;
-    IF n.expectedclosedate IS DISTINCT FROM o.closedate THEN
+    IF n.expectedclosedate IS DISTINCT FROM o.closedate AND NOT 'closedate' = ANY (held) THEN
         n.expectedclosedate := o.closedate;
     END IF;
-    IF o.probability IS NOT NULL AND n.probability IS DISTINCT FROM o.probability THEN
+    IF o.probability IS NOT NULL AND n.probability IS DISTINCT FROM o.probability AND NOT 'probability' = ANY (held) THEN
         n.probability := o.probability;
     END IF;
-    IF cdc.blank_to_null(n.memo) IS DISTINCT FROM cdc.blank_to_null(o.description) THEN
+    IF cdc.blank_to_null(n.memo) IS DISTINCT FROM cdc.blank_to_null(o.description) AND NOT 'description' = ANY (held) THEN
         n.memo := cdc.blank_to_null(o.description);
     END IF;
 
@@ -133,6 +140,7 @@ DECLARE
     o       public.sf_opportunities;
     sf_hub  uuid;
     account uuid;
+    held    text[] := '{}';
 BEGIN
     SELECT * INTO n FROM public.ns_opportunities WHERE hub_id = p_hub_id;
     IF NOT FOUND THEN
@@ -143,12 +151,18 @@ BEGIN
     account := coalesce(cdc.linked_hub_id('ns_customers', n.entity_hub_id, 'sf_accounts'),
                         cdc.sf_account_of_entity(n.entity));
     IF sf_hub IS NOT NULL THEN
+        IF cdc.onboard_unsettled('ns_opportunities', n.hub_id) THEN
+            RETURN sf_hub; -- matched while onboarding: cdc.onboard_settle merges the pair first
+        END IF;
         SELECT * INTO cur FROM public.sf_opportunities WHERE hub_id = sf_hub FOR UPDATE;
         IF NOT FOUND THEN
             RETURN NULL;
         END IF;
+        held := cdc.onboard_held_fields('sf_opportunities', sf_hub);
     ELSIF account IS NULL THEN
         RETURN NULL;       -- its customer has no account yet
+    ELSIF cdc.onboard_holds_creation() THEN
+        RETURN NULL;       -- onboarding: matched first, created by cdc.onboard_settle
     ELSE
         cur.hub_id    := gen_random_uuid();
         cur.isdeleted := false;
@@ -160,19 +174,20 @@ BEGIN
         o.account_hub_id := account;
         o.accountid      := (SELECT a.id FROM public.sf_accounts a WHERE a.hub_id = account);
     END IF;
-    IF left(o.name, 100) IS DISTINCT FROM n.title OR o.name IS NULL THEN
+    IF o.name IS NULL OR left(o.name, 100) IS DISTINCT FROM n.title AND NOT 'name' = ANY (held) THEN
         o.name := coalesce(n.title, '[no title]');
     END IF;
-    IF o.amount IS DISTINCT FROM n.projectedtotal THEN
+    IF o.amount IS DISTINCT FROM n.projectedtotal AND NOT 'amount' = ANY (held) THEN
         o.amount := n.projectedtotal;
     END IF;
-    IF o.closedate IS DISTINCT FROM coalesce(n.expectedclosedate, o.closedate, n.trandate, current_date) THEN
+    IF o.closedate IS DISTINCT FROM coalesce(n.expectedclosedate, o.closedate, n.trandate, current_date)
+       AND NOT 'closedate' = ANY (held) THEN
         o.closedate := coalesce(n.expectedclosedate, o.closedate, n.trandate, current_date);
     END IF;
-    IF n.probability IS NOT NULL AND o.probability IS DISTINCT FROM n.probability THEN
+    IF n.probability IS NOT NULL AND o.probability IS DISTINCT FROM n.probability AND NOT 'probability' = ANY (held) THEN
         o.probability := n.probability;
     END IF;
-    IF cdc.blank_to_null(o.description) IS DISTINCT FROM cdc.blank_to_null(n.memo) THEN
+    IF cdc.blank_to_null(o.description) IS DISTINCT FROM cdc.blank_to_null(n.memo) AND NOT 'description' = ANY (held) THEN
         o.description := cdc.blank_to_null(n.memo);
     END IF;
     IF n.internalid IS NOT NULL AND o.netsuite_id__c IS DISTINCT FROM n.internalid THEN
@@ -227,7 +242,7 @@ CREATE OR REPLACE TRIGGER cdc_resolve_entity BEFORE INSERT OR UPDATE ON public.n
 CREATE OR REPLACE FUNCTION cdc.on_sf_opportunity_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() THEN
         RETURN NULL;       -- recursion guard, see cdc.on_sf_account_change
     END IF;
     IF TG_OP = 'DELETE' THEN
@@ -246,7 +261,7 @@ $$;
 CREATE OR REPLACE FUNCTION cdc.on_ns_opportunity_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
@@ -282,7 +297,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    IF pg_trigger_depth() > 1 OR NEW.id IS NULL OR TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id THEN
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() OR NEW.id IS NULL OR TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id THEN
         RETURN NULL;
     END IF;
     FOR r IN UPDATE public.sf_opportunities SET account_hub_id = NEW.hub_id
@@ -304,7 +319,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    IF pg_trigger_depth() > 1 OR NEW.internalid IS NULL
+    IF pg_trigger_depth() > 1 OR cdc.onboard_settling() OR NEW.internalid IS NULL
        OR TG_OP = 'UPDATE' AND NEW.internalid IS NOT DISTINCT FROM OLD.internalid THEN
         RETURN NULL;
     END IF;
