@@ -213,9 +213,7 @@ public sealed class OnboardingTests
 
     private static async Task<TwoWayRig> PrepareAsync(IReadOnlyDictionary<string, string?>? settings = null, [System.Runtime.CompilerServices.CallerMemberName] string name = "")
     {
-        var rig = await TwoWayRig.CreateAsync(settings: settings, name: name);
-        await OnboardingSql.EnsureAsync(rig.Config["Hub:ConnectionString"]!);
-        return rig;
+        return await TwoWayRig.CreateAsync(settings: settings, name: name);
     }
 
     /// <summary>
