@@ -112,8 +112,9 @@ public sealed class OnboardingTests
     public async Task Unlink_AWrongAutomaticMatch_BothRecordsStandAloneHeldForReview()
     {
         await using var rig = await PrepareAsync();
-        var account = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = "Initrode" });
-        var customer = rig.NetSuite.SeedCustomer(Customer("INITRODE", null));
+        // Name and phone agree: a confident match by the shipped rules (a name alone goes to review).
+        var account = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = "Initrode", ["Phone"] = "(512) 555-0175" });
+        var customer = rig.NetSuite.SeedCustomer(Customer("INITRODE", "5125550175"));
         var config = await rig.WriteConfigFileAsync();
         var onboard = await CliProcess.RunAsync("onboard", "--config", config);
         Assert.True(onboard.ExitCode == 0, $"onboard exit {onboard.ExitCode}: {onboard.Stdout}{onboard.Stderr}");
