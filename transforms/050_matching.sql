@@ -116,9 +116,10 @@ SELECT 'sf_accounts'::text AS object, a.hub_id, k.key, k.value
 UNION ALL
 SELECT 'sf_accounts', c.account_hub_id, k.key, k.value
   FROM public.sf_contacts c
+  JOIN public.sf_accounts a ON a.hub_id = c.account_hub_id AND NOT a.isdeleted
  CROSS JOIN LATERAL (VALUES ('phone', cdc.match_phone_key(c.phone)),
                             ('email_domain', cdc.match_email_domain(c.email))) k(key, value)
- WHERE NOT c.isdeleted AND c.account_hub_id IS NOT NULL AND k.value IS NOT NULL
+ WHERE NOT c.isdeleted AND k.value IS NOT NULL
 UNION ALL
 SELECT 'ns_customers', n.hub_id, k.key, k.value
   FROM public.ns_customers n
