@@ -116,9 +116,10 @@ SELECT 'sf_accounts'::text AS object, a.hub_id, k.key, k.value
 UNION ALL
 SELECT 'sf_accounts', c.account_hub_id, k.key, k.value
   FROM public.sf_contacts c
+  JOIN public.sf_accounts a ON a.hub_id = c.account_hub_id AND NOT a.isdeleted
  CROSS JOIN LATERAL (VALUES ('phone', cdc.match_phone_key(c.phone)),
                             ('email_domain', cdc.match_email_domain(c.email))) k(key, value)
- WHERE NOT c.isdeleted AND c.account_hub_id IS NOT NULL AND k.value IS NOT NULL
+ WHERE NOT c.isdeleted AND k.value IS NOT NULL
 UNION ALL
 SELECT 'ns_customers', n.hub_id, k.key, k.value
   FROM public.ns_customers n
@@ -499,6 +500,27 @@ BEGIN
 END
 $$;
 
+-- The deals of a newly linked pair that matched nothing on the other side are created there.
+CREATE OR REPLACE FUNCTION cdc.onboard_create_children(p_sf uuid, p_ns uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM set_config('cdc.onboard_settling', 'on', true);
+    FOR r IN SELECT o.hub_id FROM public.sf_opportunities o
+              WHERE o.account_hub_id = p_sf AND NOT o.isdeleted
+                AND cdc.linked_hub_id('sf_opportunities', o.hub_id, 'ns_opportunities') IS NULL LOOP
+        PERFORM cdc.sf_opportunity_to_ns(r.hub_id);
+    END LOOP;
+    FOR r IN SELECT o.hub_id FROM public.ns_opportunities o
+              WHERE o.entity_hub_id = p_ns
+                AND cdc.linked_hub_id('ns_opportunities', o.hub_id, 'sf_opportunities') IS NULL LOOP
+        PERFORM cdc.ns_opportunity_to_sf(r.hub_id);
+    END LOOP;
+    PERFORM set_config('cdc.onboard_settling', '', true);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION cdc.onboard_require_hub_session(p_what text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -605,6 +627,7 @@ BEGIN
     PERFORM cdc.onboard_match_opportunities(sf_hub);
     IF NOT cdc.onboarding_active() THEN
         PERFORM cdc.onboard_settle_pairs();
+        PERFORM cdc.onboard_create_children(sf_hub, ns_hub);
     END IF;
     PERFORM cdc.onboard_release(freed);
     RETURN link;
