@@ -16,26 +16,29 @@ internal static class SalesforceCsv
             return ([], []);
         }
 
-        using var reader = Sep.New(',').Reader(o => o with { Unescape = true }).FromText(text);
-        var header = reader.Header.ColNames.ToArray();
-        var rows = new List<string?[]>();
-        foreach (var row in reader)
+        try
         {
-            if (row.ColCount != header.Length)
+            using var reader = Sep.New(',').Reader(o => o with { Unescape = true }).FromText(text);
+            var header = reader.Header.ColNames.ToArray();
+            var rows = new List<string?[]>();
+            foreach (var row in reader)
             {
-                throw new SalesforceApiException($"Salesforce returned a Bulk API results row with {row.ColCount} values for {header.Length} columns (line {row.LineNumberFrom}).", null, null, isTransient: false);
+                var values = new string?[header.Length];
+                for (var i = 0; i < header.Length; i++)
+                {
+                    var span = row[i].Span;
+                    values[i] = span.Length == 0 ? null : span.ToString();
+                }
+
+                rows.Add(values);
             }
 
-            var values = new string?[header.Length];
-            for (var i = 0; i < header.Length; i++)
-            {
-                var span = row[i].Span;
-                values[i] = span.Length == 0 ? null : span.ToString();
-            }
-
-            rows.Add(values);
+            return (header, rows);
         }
-
-        return (header, rows);
+        catch (InvalidDataException e)
+        {
+            // Sep names the row and line, and the number of values against the header's.
+            throw new SalesforceApiException($"Salesforce returned a Bulk API results page that is not valid CSV: {e.Message.ReplaceLineEndings(" ")}", null, null, isTransient: false, inner: e);
+        }
     }
 }
