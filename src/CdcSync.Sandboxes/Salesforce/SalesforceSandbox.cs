@@ -18,7 +18,8 @@ namespace CdcSync.Sandboxes.Salesforce;
 /// A local stand-in for the slice of the Salesforce REST API CdcSync uses, served by Kestrel on
 /// 127.0.0.1: the OAuth 2.0 token endpoint (client credentials and refresh token grants), query and
 /// queryAll with SOQL and <c>nextRecordsUrl</c> paging, sObject rows, and sObject Collections
-/// (create, update, upsert by external id, delete), with Salesforce's JSON shapes and error codes.
+/// (create, update, upsert by external id, delete), Bulk API 2.0 query jobs (<see cref="SalesforceBulkQueries"/>),
+/// with Salesforce's JSON shapes and error codes.
 /// Data lives in memory. Credentials accepted by default: client id
 /// <see cref="SalesforceSandboxOptions.DefaultClientId"/>, client secret
 /// <see cref="SalesforceSandboxOptions.DefaultClientSecret"/>, refresh token
