@@ -109,6 +109,38 @@ public sealed class SalesforceBulkLoadTests(ITestOutputHelper output)
         Assert.Equal(1, hub.Sandbox.Stats.RequestsTo(CreateJob));
     }
 
+    [Fact]
+    public async Task InitialRead_JobDeletedMidLoad_ReadsTheObjectWithRestPagesFromTheStart()
+    {
+        await using var hub = await SalesforceTestHub.CreateAsync(nameof(InitialRead_JobDeletedMidLoad_ReadsTheObjectWithRestPagesFromTheStart));
+        SeedAccounts(hub.Sandbox, 800, deleted: 5);
+        var inbound = hub.Inbound(hub.Client(Options(hub, threshold: 500, pageSize: 300)));
+        var page = await inbound.ReadChangesAsync(null, CancellationToken.None);
+        await hub.Staging.ApplyInboundAsync(inbound.Name, page.Records, page.NextCursor, CancellationToken.None);
+        Assert.Equal(300, page.Records.Count);
+
+        // An admin deletes the job (or Salesforce does, 7 days on): its next page is gone.
+        var job = SalesforceBulkCursor.TryParse(OverlapCursor.Parse(System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(page.NextCursor!)!["Account"], "salesforce").After)!.JobId;
+        using (var http = new HttpClient { BaseAddress = hub.Sandbox.BaseUrl })
+        {
+            var token = await http.PostAsync("services/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["client_id"] = hub.Sandbox.Options.ClientId,
+                ["client_secret"] = hub.Sandbox.Options.ClientSecret,
+            }));
+            http.DefaultRequestHeaders.Authorization = new("Bearer", JsonNode.Parse(await token.Content.ReadAsStringAsync())!["access_token"]!.GetValue<string>());
+            Assert.Equal(System.Net.HttpStatusCode.NoContent, (await http.DeleteAsync($"services/data/v61.0/jobs/query/{job}")).StatusCode);
+        }
+
+        await DrainAsync(hub, inbound);
+
+        Assert.Equal(800, await hub.ScalarAsync<long>("SELECT count(*) FROM sf_accounts"));
+        Assert.Equal(5, await hub.ScalarAsync<long>("SELECT count(*) FROM sf_accounts WHERE isdeleted"));
+        Assert.Contains(hub.Logs.Lines, l => l.StartsWith("Warning", StringComparison.Ordinal) && l.Contains($"query job {job} for Account cannot be read", StringComparison.Ordinal));
+        Assert.Equal(1, hub.Sandbox.Stats.RequestsTo(CreateJob));
+    }
+
     private static SalesforceOptions Options(SalesforceTestHub hub, int threshold, int pageSize)
     {
         var options = hub.Options();
