@@ -80,6 +80,14 @@ await call('queryAll job sees deleted records', async () => {
   assert.equal(rows.length, total);
   assert.equal(rows.filter((r) => r.IsDeleted === 'true').length, deleted);
 });
+await call('bulk2.query with scanAll (queryAll) sees deleted records', async () => {
+  // The test deletes the last accounts ("<tag> 223".."<tag> 229" of 230): one page.
+  const rows = await records(await conn.bulk2.query(`SELECT Id, Name, IsDeleted FROM Account WHERE Name LIKE '${tag} 22%'`, { scanAll: true }));
+  assert.equal(rows.length, 11);
+  assert.equal(rows.filter((r) => r.IsDeleted === 'true').length, deleted);
+  const live = await records(await conn.bulk2.query(`SELECT Id FROM Account WHERE Name LIKE '${tag} 22%'`));
+  assert.equal(live.length, 11 - deleted);
+});
 await call('bulk2.query of COUNT() is refused', async () => {
   await assert.rejects(conn.bulk2.query('SELECT COUNT() FROM Account'), (e) => e.errorCode === 'API_ERROR' || /COUNT/.test(e.message));
 });
