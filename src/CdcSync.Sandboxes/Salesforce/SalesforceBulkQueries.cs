@@ -24,6 +24,13 @@ internal sealed class SalesforceBulkQueries(SalesforceSandboxOptions options, Sa
 
     private readonly ConcurrentDictionary<string, BulkQueryJob> _jobs = new(StringComparer.Ordinal);
     private long _sequence = 0x2000;
+    private long _created;
+
+    /// <summary>Query jobs a day allows (<c>DailyBulkV2QueryJobs</c> in <c>/limits</c>), as in Salesforce.</summary>
+    public const int DailyJobs = 10_000;
+
+    /// <summary>Query jobs created since the sandbox started.</summary>
+    public long Created => Interlocked.Read(ref _created);
 
     public void Map(RouteGroupBuilder api)
     {
@@ -117,6 +124,7 @@ internal sealed class SalesforceBulkQueries(SalesforceSandboxOptions options, Sa
         }
 
         _jobs[job.Id] = job;
+        Interlocked.Increment(ref _created);
         return SalesforceSandbox.Json(job.ToJson(detail: false));
     }
 

@@ -183,6 +183,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapGet("/limits", () => Json(new JsonObject
         {
             ["DailyApiRequests"] = new JsonObject { ["Max"] = Options.RequestLimit, ["Remaining"] = Math.Max(0, Options.RequestLimit - Options.ApiRequestCount) },
+            ["DailyBulkV2QueryJobs"] = new JsonObject { ["Max"] = SalesforceBulkQueries.DailyJobs, ["Remaining"] = Math.Max(0, SalesforceBulkQueries.DailyJobs - _bulk.Created) },
         }));
         api.MapGet("/query", (string version, HttpRequest request) => Query(version, request, includeDeleted: false));
         api.MapGet("/queryAll", (string version, HttpRequest request) => Query(version, request, includeDeleted: true));

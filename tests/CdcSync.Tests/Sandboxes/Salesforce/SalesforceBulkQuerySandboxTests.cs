@@ -61,6 +61,8 @@ public sealed class SalesforceBulkQuerySandboxTests
             + sandbox.Stats.RequestsTo("POST /services/data/v{version}/jobs/query") + sandbox.Stats.RequestsTo("PATCH /services/data/v{version}/jobs/query/{id}")
             + sandbox.Stats.RequestsTo("DELETE /services/data/v{version}/jobs/query/{id}"));
         Assert.Equal(11, sandbox.Options.ApiRequestCount);
+        var limits = await JsonAsync(await http.GetAsync("services/data/v61.0/limits"));
+        Assert.Equal(9_999, limits["DailyBulkV2QueryJobs"]!["Remaining"]!.GetValue<long>());
     }
 
     [Theory]
