@@ -187,13 +187,14 @@ internal sealed class SalesforceBulkQueries(SalesforceSandboxOptions options, Sa
 
         var offset = 0;
         var locator = request.Query["locator"].ToString();
-        if (locator.Length > 0 && (DecodeLocator(locator) is not { } decoded || decoded > job.Rows.Count))
+        if (locator.Length > 0)
         {
-            return SalesforceSandbox.Error(400, "INVALIDLOCATOR", $"Invalid locator: {locator}");
-        }
-        else if (locator.Length > 0)
-        {
-            offset = DecodeLocator(locator)!.Value;
+            if (DecodeLocator(locator) is not { } decoded || decoded > job.Rows.Count)
+            {
+                return SalesforceSandbox.Error(400, "INVALIDLOCATOR", $"Invalid locator: {locator}");
+            }
+
+            offset = decoded;
         }
 
         var end = (int)Math.Min(job.Rows.Count, (long)offset + maxRecords);

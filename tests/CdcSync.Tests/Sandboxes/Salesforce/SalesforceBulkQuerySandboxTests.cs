@@ -99,7 +99,10 @@ public sealed class SalesforceBulkQuerySandboxTests
         var failed = await RunAsync();
         Assert.Equal("Failed", failed["state"]!.GetValue<string>());
         Assert.Contains("bulkJobFailures", failed["errorMessage"]!.GetValue<string>(), StringComparison.Ordinal);
-        Assert.Equal("JobComplete", (await RunAsync())["state"]!.GetValue<string>());
+        var complete = await RunAsync();
+        Assert.Equal("JobComplete", complete["state"]!.GetValue<string>());
+        await AssertErrorAsync(await http.GetAsync($"{Jobs}/{complete["id"]}/results?locator=not-a-locator"), HttpStatusCode.BadRequest, "INVALIDLOCATOR");
+        await AssertErrorAsync(await http.GetAsync($"{Jobs}/{complete["id"]}/results?maxRecords=0"), HttpStatusCode.BadRequest, "INVALIDPARAMETER");
 
         var list = await JsonAsync(await http.GetAsync(Jobs));
         Assert.True(list["done"]!.GetValue<bool>());
