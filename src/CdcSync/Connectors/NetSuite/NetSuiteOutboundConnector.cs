@@ -305,7 +305,9 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
                 .ToList();
             if (internalId is not null && sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
             {
-                return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
+                // Nothing NetSuite holds changed (the internal id write-back, a hub-only column).
+                _logger.LogDebug("{Connector}: {Table} {RecordId}: no field NetSuite holds changed ({Changed}); nothing written", Name, map.Table, internalId, string.Join(",", changed));
+                return;
             }
 
             // The precondition: what NetSuite holds now, so a field edited there since the last sync
@@ -318,6 +320,7 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
                 sent.RemoveAll(f => held.Contains(f.Column));
                 if (sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
                 {
+                    _logger.LogDebug("{Connector}: {Table} {RecordId}: every changed field held ({Held}); nothing written", Name, map.Table, internalId, string.Join(",", held));
                     return;
                 }
             }
