@@ -75,6 +75,9 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
 
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
+        // The preconditions compare with the hub's rows: they must show these changes.
+        await _hub.AwaitVisibleAsync(Name, changes.Select(c => c.Transaction.Xid), cancellationToken);
+
         // One queue per row keeps each row's changes in commit order while rows run in parallel.
         var perRow = new Dictionary<string, List<(ChangeEvent, NetSuiteRecordOptions)>>(StringComparer.Ordinal);
         foreach (var change in changes)
