@@ -18,7 +18,8 @@ namespace CdcSync.Sandboxes.Salesforce;
 /// A local stand-in for the slice of the Salesforce REST API CdcSync uses, served by Kestrel on
 /// 127.0.0.1: the OAuth 2.0 token endpoint (client credentials, refresh token and JWT bearer grants), query and
 /// queryAll with SOQL and <c>nextRecordsUrl</c> paging, sObject rows, and sObject Collections
-/// (create, update, upsert by external id, delete), with Salesforce's JSON shapes and error codes.
+/// (create, update, upsert by external id, delete), Bulk API 2.0 query jobs (<see cref="SalesforceBulkQueries"/>),
+/// with Salesforce's JSON shapes and error codes.
 /// Data lives in memory. Credentials accepted by default: client id
 /// <see cref="SalesforceSandboxOptions.DefaultClientId"/>, client secret
 /// <see cref="SalesforceSandboxOptions.DefaultClientSecret"/>, refresh token
@@ -36,6 +37,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly SalesforceStore _store;
+    private readonly SalesforceBulkQueries _bulk;
     private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, int Generation)> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, QueryCursor> _cursors = new(StringComparer.Ordinal);
     private readonly Random _random;
@@ -46,6 +48,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         _app = app;
         Options = options;
         _store = new SalesforceStore(options);
+        _bulk = new SalesforceBulkQueries(options, _store);
         _random = new Random(options.RandomSeed);
     }
 
@@ -180,6 +183,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapGet("/limits", () => Json(new JsonObject
         {
             ["DailyApiRequests"] = new JsonObject { ["Max"] = Options.RequestLimit, ["Remaining"] = Math.Max(0, Options.RequestLimit - Options.ApiRequestCount) },
+            ["DailyBulkV2QueryJobs"] = new JsonObject { ["Max"] = SalesforceBulkQueries.DailyJobs, ["Remaining"] = Math.Max(0, SalesforceBulkQueries.DailyJobs - _bulk.Created) },
         }));
         api.MapGet("/query", (string version, HttpRequest request) => Query(version, request, includeDeleted: false));
         api.MapGet("/queryAll", (string version, HttpRequest request) => Query(version, request, includeDeleted: true));
@@ -200,6 +204,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapPatch("/composite/sobjects", (HttpRequest request) => CollectionAsync(request, null, "Id", request.HttpContext.RequestAborted));
         api.MapPatch("/composite/sobjects/{type}/{field}", (HttpRequest request, string type, string field) => CollectionAsync(request, type, field, request.HttpContext.RequestAborted));
         api.MapDelete("/composite/sobjects", DeleteCollection);
+        _bulk.Map(api);
 
         app.MapGet("/_sandbox/stats", StatsResult);
         app.MapPost("/_sandbox/reset", ResetAsync);
@@ -868,6 +873,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 ["normalize"] = Normalizer.ToJson(),
                 ["latencyMs"] = Options.Latency.TotalMilliseconds,
                 ["errorRate"] = Options.ErrorRate,
+                ["bulkJobFailures"] = Options.PendingBulkJobFailures,
             });
         }
     }
@@ -875,14 +881,15 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     /// <summary>
     /// <c>POST /_sandbox/faults</c> with any of: <c>latencyMs</c>, <c>errorRate</c> (0..1), <c>rejectedName</c>,
     /// <c>burst {count, kind: ServiceUnavailable|RequestLimitExceeded|TooManyRequests, retryAfterSeconds}</c>,
-    /// <c>outageSeconds</c>, <c>expireTokens</c>, <c>requestLimit</c>, <c>normalize {phone, trim, case}</c>.
+    /// <c>outageSeconds</c>, <c>expireTokens</c>, <c>requestLimit</c>, <c>normalize {phone, trim, case}</c>,
+    /// <c>bulkJobFailures</c> (the next n Bulk API 2.0 query jobs end Failed).
     /// An unknown key or a bad value is a 400 naming it, and nothing is changed.
     /// </summary>
     private async Task<IResult> SetFaultsAsync(HttpRequest request)
     {
         return await WithSteeringBodyAsync(request, body =>
         {
-            SteeringKnobs.RejectUnknown(body, "", "latencyMs", "errorRate", "rejectedName", "burst", "outageSeconds", "expireTokens", "requestLimit", "normalize");
+            SteeringKnobs.RejectUnknown(body, "", "latencyMs", "errorRate", "rejectedName", "burst", "outageSeconds", "expireTokens", "requestLimit", "normalize", "bulkJobFailures");
 
             // Validate everything before changing anything, so a bad request changes nothing.
             var latency = body["latencyMs"] is { } l ? TimeSpan.FromMilliseconds(SteeringKnobs.Number(l, "latencyMs", 0, 600_000)) : (TimeSpan?)null;
@@ -910,6 +917,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             var outage = body["outageSeconds"] is { } o ? TimeSpan.FromSeconds(SteeringKnobs.Number(o, "outageSeconds", 0, 86_400)) : (TimeSpan?)null;
             var expire = body["expireTokens"] is { } x && SteeringKnobs.Bool(x, "expireTokens");
             var requestLimit = body["requestLimit"] is { } rl ? (long)SteeringKnobs.Number(rl, "requestLimit", 1, 1e12) : (long?)null;
+            var bulkJobFailures = body["bulkJobFailures"] is { } bf ? (int)SteeringKnobs.Number(bf, "bulkJobFailures", 0, 1_000_000) : (int?)null;
             if (body["normalize"] is { } n)
             {
                 if (n is not JsonObject normalize)
@@ -962,6 +970,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             {
                 Options.RequestLimit = limitValue;
             }
+
+            if (bulkJobFailures is { } failures)
+            {
+                Options.FailNextBulkJobs(failures);
+            }
         });
     }
 
@@ -984,6 +997,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 {
                     _store.Clear();
                 }
+
+                _bulk.Clear();
             }
         });
     }
@@ -1292,7 +1307,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         new(new JsonObject { ["message"] = message, ["errorCode"] = errorCode });
 
     /// <summary>Salesforce's error body for a whole request: an array of {message, errorCode[, fields]}.</summary>
-    private static IResult Error(int status, string errorCode, string message, IReadOnlyList<string>? fields = null)
+    internal static IResult Error(int status, string errorCode, string message, IReadOnlyList<string>? fields = null)
     {
         var error = new JsonObject { ["message"] = message, ["errorCode"] = errorCode };
         if (fields is { Count: > 0 })
@@ -1306,7 +1321,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     private static IResult OAuthError(string error, string description, int status = 400) =>
         Json(new JsonObject { ["error"] = error, ["error_description"] = description }, status);
 
-    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(WireJson), JsonType, Encoding.UTF8, status);
+    internal static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(WireJson), JsonType, Encoding.UTF8, status);
 
     private static Task WriteAsync(HttpContext context, IResult result) => result.ExecuteAsync(context);
 

@@ -50,6 +50,7 @@ public sealed class SalesforceSandboxOptions
     private long _tokenRequestCount;
     private long _faultedRequestCount;
     private int _tokenGeneration;
+    private int _bulkJobFailures;
 
     /// <summary>TCP port on 127.0.0.1; 0 (default) picks a free one.</summary>
     public int Port { get; set; }
@@ -95,6 +96,12 @@ public sealed class SalesforceSandboxOptions
 
     /// <summary>Records per query batch when the client sends no <c>Sforce-Query-Options: batchSize</c>. Default 2000.</summary>
     public int DefaultQueryBatchSize { get; set; } = 2000;
+
+    /// <summary>
+    /// Records per Bulk API 2.0 results page when the client sends no <c>maxRecords</c>. Default
+    /// 50,000 (Salesforce sizes pages by itself; clients that need smaller ones send maxRecords).
+    /// </summary>
+    public int BulkResultsPageSize { get; set; } = 50_000;
 
     /// <summary>Clock for SystemModstamp, token expiry and outage windows.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
@@ -177,10 +184,16 @@ public sealed class SalesforceSandboxOptions
         }
     }
 
+    /// <summary>The next <paramref name="count"/> Bulk API 2.0 query jobs end in the state Failed (with an errorMessage) instead of JobComplete.</summary>
+    public void FailNextBulkJobs(int count) => Interlocked.Exchange(ref _bulkJobFailures, Math.Max(0, count));
+
+    /// <summary>Query jobs still to fail (see <see cref="FailNextBulkJobs"/>).</summary>
+    public int PendingBulkJobFailures => Volatile.Read(ref _bulkJobFailures);
+
     /// <summary>Invalidates every access token issued so far: the next API request gets 401 <c>INVALID_SESSION_ID</c>.</summary>
     public void ExpireAccessTokens() => Interlocked.Increment(ref _tokenGeneration);
 
-    /// <summary>Clears all fault knobs (latency, error rate, burst, outage, rejected name).</summary>
+    /// <summary>Clears all fault knobs (latency, error rate, burst, outage, rejected name, failing bulk jobs).</summary>
     public void ResetFaults()
     {
         lock (_lock)
@@ -191,6 +204,8 @@ public sealed class SalesforceSandboxOptions
             _burstRemaining = 0;
             _outageUntil = null;
         }
+
+        Interlocked.Exchange(ref _bulkJobFailures, 0);
     }
 
     internal int TokenGeneration => Volatile.Read(ref _tokenGeneration);
@@ -205,6 +220,24 @@ public sealed class SalesforceSandboxOptions
         }
 
         return Interlocked.Increment(ref _apiRequestCount);
+    }
+
+    /// <summary>True when the job being created is to fail (and counts it off).</summary>
+    internal bool TryTakeBulkJobFailure()
+    {
+        while (true)
+        {
+            var left = Volatile.Read(ref _bulkJobFailures);
+            if (left <= 0)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _bulkJobFailures, left - 1, left) == left)
+            {
+                return true;
+            }
+        }
     }
 
     internal void CountFault() => Interlocked.Increment(ref _faultedRequestCount);

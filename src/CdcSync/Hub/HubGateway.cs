@@ -16,7 +16,8 @@ namespace CdcSync.Hub;
 /// Round trips of an outbound batch, whatever its size: the precondition (<see cref="SkippedFieldsAsync"/>),
 /// a decision when the system changed some fields (<see cref="DecideHeldFieldsAsync"/>), the batch's
 /// results (<see cref="ApplyAsync"/>), and one more for the parents of all lookups of a batch when a
-/// parent must be found (<see cref="ParentIdsAsync"/>). A write under a connector's replication origin
+/// parent must be found (<see cref="ParentIdsAsync"/>), and one before the precondition that makes sure
+/// the hub shows the batch's transactions (<see cref="AwaitVisibleAsync"/>). A write under a connector's replication origin
 /// is one round trip too: setting the origin up, the statements, <c>COMMIT</c> and the reset travel as
 /// one batch, and the commit record carries the origin.
 /// </remarks>
@@ -36,6 +37,58 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
     public long RoundTrips => Interlocked.Read(ref _roundTrips);
 
     internal NpgsqlDataSource DataSource => hub;
+
+    /// <summary>How long <see cref="AwaitVisibleAsync"/> waits for a commit to become visible before it goes on regardless.</summary>
+    public static readonly TimeSpan VisibilityTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Waits until the transactions of the changes about to be checked are visible to new hub
+    /// snapshots. The server streams a commit once its WAL record is flushed, which is a moment
+    /// before the committing session leaves the list of running transactions: a precondition read
+    /// in that moment would see the row as it was before the change and take the change for one
+    /// the hub has moved on from (superseded), losing the edit. One round trip while all are
+    /// visible (the common case); a short wait per retry otherwise.
+    /// </summary>
+    public async Task AwaitVisibleAsync(string connector, IEnumerable<uint> xids, CancellationToken cancellationToken)
+    {
+        // 0, 1 and 2 are not transactions (a resync chunk carries no xid).
+        var wanted = xids.Where(x => x > 2).Distinct().Select(x => (long)x).ToArray();
+        if (wanted.Length == 0)
+        {
+            return;
+        }
+
+        var started = _time.GetTimestamp();
+        var pause = TimeSpan.FromMilliseconds(1);
+        while (true)
+        {
+            // A 32-bit xid becomes the snapshot's 64-bit form with the epoch of the snapshot's xmax
+            // (one less when the xid lies above xmax's low half: it is from before the wrap).
+            await using var cmd = hub.CreateCommand("""
+                SELECT count(*)
+                  FROM (SELECT pg_current_snapshot() AS s) snap
+                  CROSS JOIN LATERAL (SELECT pg_snapshot_xmax(snap.s)::text::bigint AS xmax) m
+                  CROSS JOIN unnest($1::bigint[]) AS x(xid)
+                 WHERE NOT pg_visible_in_snapshot(((((m.xmax >> 32) - CASE WHEN x.xid > (m.xmax & 4294967295) THEN 1 ELSE 0 END) << 32) | x.xid)::text::xid8, snap.s)
+                """);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = wanted, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+            Count(connector, "visibility");
+            var pending = (long)(await cmd.ExecuteScalarAsync(cancellationToken))!;
+            if (pending == 0)
+            {
+                return;
+            }
+
+            if (_time.GetElapsedTime(started) >= VisibilityTimeout)
+            {
+                // Never expected (a streamed commit becomes visible within moments); going on beats a stalled pipeline.
+                return;
+            }
+
+            await Task.Delay(pause, _time, cancellationToken);
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromMilliseconds(50).Ticks));
+        }
+    }
 
     /// <summary>Column name to SQL type of a staging table (read once; a table that does not exist is an error naming the fix).</summary>
     public async Task<IReadOnlyDictionary<string, string>> ColumnTypesAsync(string connector, string table, CancellationToken cancellationToken)

@@ -305,6 +305,7 @@ internal sealed class ConnectorWriter : IRouteTarget
                     // A resync chunk is not WAL: its LSN only says where in the stream it belongs.
                     if (change.Transaction.CommitLsn <= checkpoint && !Resync.IsHandedOver(change.Transaction))
                     {
+                        _logger.LogDebug("Connector {Connector} skips a change of {Table} in transaction {Lsn}: at or below its checkpoint {Checkpoint}", Name, change.Relation.Name, change.Transaction.CommitLsn, checkpoint);
                         Release(SizeOf(change));
                         continue;
                     }

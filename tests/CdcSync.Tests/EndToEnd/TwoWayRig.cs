@@ -197,7 +197,8 @@ public sealed class TwoWayRig : IAsyncDisposable
                 // What the hub did last and what it holds back, so a rare timeout can be read from the log.
                 var audit = await ScalarAsync<string>("SELECT string_agg(line, E'\\n' ORDER BY id) FROM (SELECT id, applied_at::time::text || ' ' || connector || ' ' || direction || ' ' || object || ' ' || record_key || ' ' || operation || ' ' || coalesce(changes::text, '') AS line FROM cdc.audit_log ORDER BY id DESC LIMIT 12) t");
                 var conflicts = await ScalarAsync<string>("SELECT string_agg(object || ' ' || record_key || ' ' || policy || ' ' || coalesce(decision, '') || ' ' || status, E'\\n' ORDER BY id) FROM cdc.conflicts");
-                Assert.Fail($"timed out waiting for {what}; pipeline {_runner?.Health} {_runner?.LastError}\n{string.Join('\n', errors)}\naudit (newest 12):\n{audit}\nconflicts:\n{conflicts}\nsandbox writes: Salesforce {Salesforce.Stats.Writes}, NetSuite {NetSuite.Stats.Writes}");
+                var connectorLines = Logs.Lines.Where(l => l.Contains("CdcSync.Connectors", StringComparison.Ordinal) && !l.Contains("Inbound", StringComparison.Ordinal) && !l.StartsWith("Trace", StringComparison.Ordinal)).TakeLast(20).Select(l => l.Length > 400 ? l[..400] : l);
+                Assert.Fail($"timed out waiting for {what}; pipeline {_runner?.Health} {_runner?.LastError}\n{string.Join('\n', errors)}\nconnectors (newest 20):\n{string.Join('\n', connectorLines)}\naudit (newest 12):\n{audit}\nconflicts:\n{conflicts}\nsandbox writes: Salesforce {Salesforce.Stats.Writes}, NetSuite {NetSuite.Stats.Writes}");
             }
 
             await Task.Delay(100);

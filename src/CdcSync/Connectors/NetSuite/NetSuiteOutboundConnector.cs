@@ -75,6 +75,9 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
 
     public async Task WriteAsync(IReadOnlyList<ChangeEvent> changes, CancellationToken cancellationToken)
     {
+        // The preconditions compare with the hub's rows: they must show these changes.
+        await _hub.AwaitVisibleAsync(Name, changes.Select(c => c.Transaction.Xid), cancellationToken);
+
         // One queue per row keeps each row's changes in commit order while rows run in parallel.
         var perRow = new Dictionary<string, List<(ChangeEvent, NetSuiteRecordOptions)>>(StringComparer.Ordinal);
         foreach (var change in changes)
@@ -305,7 +308,9 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
                 .ToList();
             if (internalId is not null && sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
             {
-                return; // nothing NetSuite holds changed (the internal id write-back, a hub-only column)
+                // Nothing NetSuite holds changed (the internal id write-back, a hub-only column).
+                _logger.LogDebug("{Connector}: {Table} {RecordId}: no field NetSuite holds changed ({Changed}); nothing written", Name, map.Table, internalId, string.Join(",", changed));
+                return;
             }
 
             // The precondition: what NetSuite holds now, so a field edited there since the last sync
@@ -318,6 +323,7 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
                 sent.RemoveAll(f => held.Contains(f.Column));
                 if (sent.Count == 0 && !map.Lookups.Any(l => changed.Contains(l.HubKeyColumn)))
                 {
+                    _logger.LogDebug("{Connector}: {Table} {RecordId}: every changed field held ({Held}); nothing written", Name, map.Table, internalId, string.Join(",", held));
                     return;
                 }
             }

@@ -59,16 +59,26 @@ internal sealed class SalesforceClient
     /// </summary>
     public async Task<JsonNode?> SendAsync(HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, CancellationToken cancellationToken)
     {
+        var text = (await SendForTextAsync(method, path, body, headers, "application/json", cancellationToken)).Text;
+        return string.IsNullOrWhiteSpace(text) ? null : JsonNode.Parse(text);
+    }
+
+    /// <summary>
+    /// Like <see cref="SendAsync"/>, for responses that are not JSON (Bulk API 2.0 results are CSV):
+    /// the body as text and the response headers (e.g. <c>Sforce-Locator</c>).
+    /// </summary>
+    public async Task<SalesforceTextResponse> SendForTextAsync(HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, string accept, CancellationToken cancellationToken)
+    {
         var refreshed = false;
         while (true)
         {
             var session = await SessionAsync(cancellationToken);
-            using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers)), cancellationToken);
+            using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers, accept)), cancellationToken);
             TrackUsage(response);
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (response.IsSuccessStatusCode)
             {
-                return string.IsNullOrWhiteSpace(text) ? null : JsonNode.Parse(text);
+                return new SalesforceTextResponse(text, response.Headers);
             }
 
             var (code, message) = ReadError(text);
@@ -169,11 +179,11 @@ internal sealed class SalesforceClient
         return ReadError(text).Code == "REQUEST_LIMIT_EXCEEDED" ? HttpFailureKind.Throttled : HttpFailureKind.None;
     }
 
-    private HttpRequestMessage Build(SalesforceSession session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers)
+    private HttpRequestMessage Build(SalesforceSession session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, string accept)
     {
         var request = new HttpRequestMessage(method, new Uri(session.InstanceUrl, path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(accept));
         if (headers is not null)
         {
             foreach (var (name, value) in headers)
@@ -266,4 +276,10 @@ internal sealed class SalesforceClient
         return q < 0 ? path : path[..q];
     }
 
+}
+
+/// <summary>A successful response's body as text, and its headers.</summary>
+internal sealed record SalesforceTextResponse(string Text, HttpResponseHeaders Headers)
+{
+    public string? Header(string name) => Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
 }

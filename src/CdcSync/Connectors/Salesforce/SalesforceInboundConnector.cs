@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
@@ -18,20 +19,28 @@ namespace CdcSync.Connectors.Salesforce;
 /// <see cref="SalesforceObjectSchema"/>). Each scan starts the overlap window behind the newest
 /// stamp read (a transaction that committed late still shows up) and drops versions it already
 /// read; the cursor is JSON, one <see cref="OverlapCursor"/> per sObject.
+/// The first read of an sObject (no cursor for it yet) with more records than
+/// <see cref="SalesforceOptions.BulkQueryThreshold"/> goes through a Bulk API 2.0 query job
+/// instead: its results pages are the inbound pages, the job and locator are the cursor (so a
+/// restart resumes at the next page), and once the job is read the scans go on from the job's
+/// snapshot time minus the overlap window. A job that fails, times out or disappears falls back to
+/// REST query pages from the start: re-reading what the hub already holds writes nothing.
 /// </summary>
 internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget
 {
 
     private readonly SalesforceClient _client;
     private readonly SalesforceSchemas _schemas;
+    private readonly SalesforceBulkQuery _bulk;
     private readonly ILogger _logger;
     private bool _limitsRead;
 
-    public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource hub, ILogger<SalesforceInboundConnector>? logger = null)
+    public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource hub, ILogger<SalesforceInboundConnector>? logger = null, TimeProvider? timeProvider = null)
     {
         _client = client;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _schemas = new SalesforceSchemas(client, new HubGateway(hub), _logger);
+        _bulk = new SalesforceBulkQuery(client, timeProvider ?? TimeProvider.System, _logger);
     }
 
     public string Name => _client.Name;
@@ -52,8 +61,9 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
         var hasMore = false;
         foreach (var map in _client.Options.Objects.Where(o => o.Inbound))
         {
-            var state = states.GetValueOrDefault(map.SObject) ?? new OverlapCursor();
-            records.AddRange(await ReadPageAsync(map, state, cancellationToken));
+            var firstRead = !states.TryGetValue(map.SObject, out var state);
+            state ??= new OverlapCursor();
+            records.AddRange(await ReadPageAsync(map, state, firstRead, cancellationToken));
             states[map.SObject] = state;
             if (state.After is not null)
             {
@@ -73,9 +83,20 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
         return new InboundPage(records, JsonSerializer.Serialize(states.ToDictionary(kv => kv.Key, kv => kv.Value.ToString())), hasMore);
     }
 
-    private async Task<List<InboundRecord>> ReadPageAsync(SalesforceObjectOptions map, OverlapCursor state, CancellationToken cancellationToken)
+    private async Task<List<InboundRecord>> ReadPageAsync(SalesforceObjectOptions map, OverlapCursor state, bool firstRead, CancellationToken cancellationToken)
     {
         var schema = await _schemas.ForAsync(map, cancellationToken);
+        var bulk = SalesforceBulkCursor.TryParse(state.After);
+        if (bulk is null && firstRead && state.After is null && state.HighWater is null)
+        {
+            bulk = await StartBulkAsync(map, schema, cancellationToken);
+        }
+
+        if (bulk is not null && await ReadBulkPageAsync(map, schema, state, bulk, cancellationToken) is { } bulkRecords)
+        {
+            return bulkRecords;
+        }
+
         JsonNode? page = null;
         if (state.After is not null)
         {
@@ -141,6 +162,137 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
         return result;
     }
 
+    /// <summary>
+    /// Counts the sObject and creates a query job when it holds more than the threshold; null means
+    /// REST pages (below it, or a query Bulk API refuses, e.g. a compound field in the staging table).
+    /// </summary>
+    private async Task<SalesforceBulkCursor?> StartBulkAsync(SalesforceObjectOptions map, SalesforceObjectSchema schema, CancellationToken cancellationToken)
+    {
+        var threshold = _client.Options.BulkQueryThreshold;
+        if (threshold == int.MaxValue)
+        {
+            return null;
+        }
+
+        var count = await _bulk.CountAsync(map.SObject, cancellationToken);
+        if (count <= threshold || count == 0)
+        {
+            _logger.LogDebug("{Connector}: {SObject} holds {Count} records, not above Salesforce:BulkQueryThreshold {Threshold}; reading it with REST query pages", Name, map.SObject, count, threshold);
+            return null;
+        }
+
+        try
+        {
+            var (jobId, created) = await _bulk.CreateAsync(Soql(map, schema, since: null, ordered: false), cancellationToken);
+            _logger.LogInformation("{Connector}: {SObject} holds {Count} records, above Salesforce:BulkQueryThreshold {Threshold}; loading it with Bulk API 2.0 query job {JobId}", Name, map.SObject, count, threshold, jobId);
+            return new SalesforceBulkCursor { JobId = jobId, Created = created };
+        }
+        catch (SalesforceApiException e) when (!e.IsTransient && !e.IsAuthentication)
+        {
+            _logger.LogWarning("{Connector}: Salesforce refused a Bulk API 2.0 query job for {SObject} ({Reason}); reading it with REST query pages", Name, map.SObject, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The next results page of the sObject's query job as inbound records, waiting for the job to
+    /// complete first; null when the job cannot be read (failed, aborted, timed out, deleted), after
+    /// which the caller reads the sObject with REST pages from the start.
+    /// </summary>
+    private async Task<List<InboundRecord>?> ReadBulkPageAsync(SalesforceObjectOptions map, SalesforceObjectSchema schema, OverlapCursor state, SalesforceBulkCursor bulk, CancellationToken cancellationToken)
+    {
+        if (!bulk.Complete)
+        {
+            var outcome = await _bulk.WaitAsync(bulk.JobId, cancellationToken);
+            if (!outcome.Complete)
+            {
+                _logger.LogWarning("{Connector}: Bulk API 2.0 query job {JobId} for {SObject} ended {State} ({Reason}); reading {SObject} with REST query pages instead", Name, bulk.JobId, map.SObject, outcome.State, outcome.ErrorMessage ?? "no error message", map.SObject);
+                await _bulk.DeleteAsync(bulk.JobId, cancellationToken);
+                state.After = null;
+                return null;
+            }
+
+            bulk.Complete = true;
+        }
+
+        SalesforceBulkPage page;
+        try
+        {
+            page = await _bulk.ReadPageAsync(bulk.JobId, bulk.Locator, cancellationToken);
+        }
+        catch (SalesforceApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest or HttpStatusCode.Conflict)
+        {
+            // Deleted (by an admin, or Salesforce after 7 days), or a locator it no longer knows.
+            _logger.LogWarning("{Connector}: results of Bulk API 2.0 query job {JobId} for {SObject} cannot be read ({Reason}); reading {SObject} with REST query pages from the start", Name, bulk.JobId, map.SObject, e.Message, map.SObject);
+            state.After = null;
+            return null;
+        }
+
+        var result = new List<InboundRecord>(page.Rows.Count);
+        foreach (var row in page.Rows)
+        {
+            var fields = new Dictionary<string, JsonNode?>(StringComparer.OrdinalIgnoreCase);
+            for (var i = 0; i < page.Header.Length; i++)
+            {
+                fields[page.Header[i]] = FromCsv(page.Header[i], row[i]);
+            }
+
+            var id = fields.GetValueOrDefault("Id")?.ToString();
+            var stamp = SalesforceClient.ParseDateTime(fields.GetValueOrDefault("SystemModstamp")?.ToString());
+            if (id is null || stamp is null)
+            {
+                throw new SalesforceApiException($"Salesforce returned a {map.SObject} record without Id or SystemModstamp in query job {bulk.JobId}.", null, null, isTransient: false);
+            }
+
+            if (bulk.MaxStamp is null || stamp > bulk.MaxStamp)
+            {
+                bulk.MaxStamp = stamp;
+            }
+
+            result.Add(ToInbound(map, schema, id, fields));
+        }
+
+        bulk.Read += page.Rows.Count;
+        bulk.Locator = page.NextLocator;
+        if (page.NextLocator is not null)
+        {
+            state.After = bulk.ToString();
+            _logger.LogDebug("{Connector}: {Read} {SObject} records read from query job {JobId} so far", Name, bulk.Read, map.SObject, bulk.JobId);
+            return result;
+        }
+
+        // Everything changed after the snapshot carries a later stamp: the next scan starts from the
+        // snapshot (no later than the job's creation) minus the overlap window.
+        state.After = null;
+        state.ScanFrom = null;
+        state.HighWater = bulk.MaxStamp is { } max && max < bulk.Created ? max : bulk.Created;
+        _logger.LogInformation("{Connector}: {Read} {SObject} records loaded from Bulk API 2.0 query job {JobId}; polling goes on from {Since}", Name, bulk.Read, map.SObject, bulk.JobId, state.HighWater);
+        await _bulk.DeleteAsync(bulk.JobId, cancellationToken);
+        return result;
+    }
+
+    /// <summary>A CSV value as the REST path sees it in JSON: null for empty, IsDeleted a boolean, datetimes in the REST format.</summary>
+    private static JsonNode? FromCsv(string field, string? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (field.Equals("IsDeleted", StringComparison.OrdinalIgnoreCase))
+        {
+            return JsonValue.Create(value.Equals("true", StringComparison.OrdinalIgnoreCase));
+        }
+
+        // Bulk API writes 2024-05-01T10:00:00.000Z where REST writes 2024-05-01T10:00:00.000+0000.
+        if (value.Length == 24 && value[10] == 'T' && value[23] == 'Z')
+        {
+            return JsonValue.Create(value[..23] + "+0000");
+        }
+
+        return JsonValue.Create(value);
+    }
+
     private InboundRecord ToInbound(SalesforceObjectOptions map, SalesforceObjectSchema schema, string id, Dictionary<string, JsonNode?> record)
     {
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -192,7 +344,7 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
         };
     }
 
-    private static string Soql(SalesforceObjectOptions map, SalesforceObjectSchema schema, DateTimeOffset? since)
+    private static string Soql(SalesforceObjectOptions map, SalesforceObjectSchema schema, DateTimeOffset? since, bool ordered = true)
     {
         // Id, IsDeleted and the two stamps drive the cursor and deletes; the rest is the staging table.
         var fields = new List<string> { "Id", "IsDeleted", "SystemModstamp", "LastModifiedDate" };
@@ -207,7 +359,8 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
         var where = since is { } ts
             ? $" WHERE SystemModstamp >= {ts.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}"
             : string.Empty;
-        return $"SELECT {string.Join(", ", fields)} FROM {map.SObject}{where} ORDER BY SystemModstamp, Id";
+        // Bulk API 2.0 jobs go unordered: ORDER BY turns off the PK chunking large jobs rely on.
+        return $"SELECT {string.Join(", ", fields)} FROM {map.SObject}{where}{(ordered ? " ORDER BY SystemModstamp, Id" : string.Empty)}";
     }
 
     private Dictionary<string, string> QueryHeaders => new(StringComparer.Ordinal)

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using CdcSync.Configuration;
 using CdcSync.Connectors.Http;
 using CdcSync.Inbound;
 using Microsoft.Extensions.Options;
@@ -71,6 +72,31 @@ public sealed class SalesforceOptions : IValidatableObject
     /// <summary>Records per query page (<c>Sforce-Query-Options: batchSize</c>), 200..2000. Default 2000.</summary>
     [Range(200, 2000)]
     public int QueryBatchSize { get; set; } = 2000;
+
+    /// <summary>
+    /// Initial loads: an sObject read for the first time (no cursor yet) with more records than this
+    /// (one <c>SELECT COUNT()</c> call tells) is read with a Bulk API 2.0 query job instead of REST
+    /// query pages: a 2M-record object is about 100 calls instead of 1,000. Below it REST is cheaper
+    /// (a job costs about six calls however small). 0 uses a job for any object with records;
+    /// 2147483647 never. Default 10000.
+    /// </summary>
+    [Range(0, int.MaxValue)]
+    public int BulkQueryThreshold { get; set; } = 10_000;
+
+    /// <summary>Records per Bulk API 2.0 results page (<c>maxRecords</c>), one hub transaction each. 100..1,000,000, default 20000.</summary>
+    [Range(100, 1_000_000)]
+    public int BulkQueryPageSize { get; set; } = 20_000;
+
+    /// <summary>How often a running query job's state is checked. Default 2 seconds.</summary>
+    [DurationRange("10ms", "5m")]
+    public TimeSpan BulkQueryPollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A query job not complete after this long is aborted and the object is read with REST query
+    /// pages instead. Default 1 hour.
+    /// </summary>
+    [DurationRange("1s", "1d")]
+    public TimeSpan BulkQueryTimeout { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
     /// Inbound: records a system reports as deleted (queryAll, IsDeleted = true) are kept in the hub

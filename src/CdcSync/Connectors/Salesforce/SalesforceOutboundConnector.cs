@@ -32,6 +32,9 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     private readonly ILogger _logger;
     private readonly Dictionary<string, SalesforceObjectOptions> _byTable;
     private readonly List<PendingWrite> _pending = [];
+
+    // Transactions of the buffered writes: the hub must show them before the precondition reads it.
+    private readonly HashSet<uint> _pendingXids = [];
     private readonly HashSet<string> _warnedTables = [];
     private readonly SalesforceSchemas _schemas;
     private readonly List<OutboundWrite> _acknowledged = [];
@@ -83,6 +86,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             }
 
             _pending.Add(write);
+            _pendingXids.Add(change.Transaction.Xid);
             if (_pending.Count >= _client.Options.BatchSize * CollectionsPerFlush)
             {
                 await FlushAsync(null, cancellationToken);
@@ -101,6 +105,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     public Task AbortAsync(CancellationToken cancellationToken)
     {
         _pending.Clear();
+        _pendingXids.Clear();
         _acknowledged.Clear();
         _rejected.Clear();
         return Task.CompletedTask;
@@ -190,6 +195,9 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     /// </summary>
     private async Task FlushAsync(NpgsqlLogSequenceNumber? checkpoint, CancellationToken cancellationToken)
     {
+        // The preconditions compare with the hub's rows: they must show the changes being sent.
+        await _hub.AwaitVisibleAsync(Name, _pendingXids, cancellationToken);
+        _pendingXids.Clear();
 
         // Runs of one object and one kind keep commit order between them; inside a run a row
         // appears once, in its last state.

@@ -42,7 +42,7 @@ public sealed class SalesforceClientLibraryTests
         Assert.Equal(2, sandbox.Options.TokenRequestCount);
     }
 
-    private static async Task<string> RunAsync(string file, string[] args, string workingDirectory, Dictionary<string, string> environment)
+    internal static async Task<string> RunAsync(string file, string[] args, string workingDirectory, Dictionary<string, string> environment)
     {
         var start = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)
