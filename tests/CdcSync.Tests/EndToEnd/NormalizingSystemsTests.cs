@@ -66,7 +66,7 @@ public sealed class NormalizingSystemsTests
     private static async Task SteerAsync(HttpClient http, Uri baseUrl, JsonObject knobs)
     {
         using var response = await http.PostAsJsonAsync(new Uri(baseUrl, "_sandbox/faults"), knobs);
-        Assert.True(response.IsSuccessStatusCode, $"{baseUrl} refused {knobs.ToJsonString()}: {await response.Content.ReadAsStringAsync()}");
+        Assert.True(response.IsSuccessStatusCode, $"{baseUrl} refused {knobs.ToJsonString()}: {(int)response.StatusCode} {response.ReasonPhrase} {string.Join("; ", response.Headers.Concat(response.Content.Headers).Select(h => h.Key + "=" + string.Join(",", h.Value)))} {await response.Content.ReadAsStringAsync()}");
     }
 
     private static long NetSuiteWrites(TwoWayRig rig, long internalId) => rig.NetSuite.Stats.WritesOf("customer", internalId.ToString(CultureInfo.InvariantCulture));
