@@ -68,7 +68,9 @@ internal static class OnboardBench
             netsuite.SeedCustomer(new JsonObject
             {
                 ["companyName"] = i < shared ? (i % 10 == 0 ? $"COMPANY  {i:D7}" : $"Company {i:D7}") : $"NetSuite Company {i:D7}",
-                ["phone"] = $"415.{phone / 10_000 % 1000:D3}.{phone % 10_000:D4}",
+                // Companies only in NetSuite have numbers of their own (another area code): nothing but
+                // the shared companies may agree on a key.
+                ["phone"] = $"{(i < shared ? 415 : 416)}.{phone / 10_000 % 1000:D3}.{phone % 10_000:D4}",
                 ["subsidiary"] = new JsonObject { ["id"] = "1" },
             });
         }
