@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.Connectors.Salesforce;
@@ -20,12 +19,12 @@ public sealed class SalesforceJwtClientLibraryTests
     public async Task Jsforce_JwtBearerFlow_SignsInUsesTheSessionAndGetsSalesforcesRefusals()
     {
         var client = Path.Combine(Repo.Root, "tests", "clients", "jsforce");
-        await RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
+        await SalesforceClientLibraryTests.RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
         using var key = JwtTestKey.Create();
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { JwtCertificate = key.Certificate }, CancellationToken.None);
         sandbox.Insert("Account", new JsonObject { ["Name"] = "Made In The Org" });
 
-        var output = await RunAsync("node", ["jwt.mjs"], client, new()
+        var output = await SalesforceClientLibraryTests.RunAsync("node", ["jwt.mjs"], client, new()
         {
             ["SF_URL"] = sandbox.BaseUrl.ToString().TrimEnd('/'),
             ["SF_CLIENT_ID"] = sandbox.Options.ClientId,
@@ -40,39 +39,5 @@ public sealed class SalesforceJwtClientLibraryTests
         Assert.Single(sandbox.Records("Account"), a => a["Name"]!.GetValue<string>().EndsWith(" Acme", StringComparison.Ordinal));
         // one sign-in and five refused assertions
         Assert.Equal(6, sandbox.Options.TokenRequestCount);
-    }
-
-    private static async Task<string> RunAsync(string file, string[] args, string workingDirectory, Dictionary<string, string> environment)
-    {
-        var start = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"'{file}' could not be started ({e.Message}): install Node.js 20+ with npm to run the client-library tests.", e);
-        }
-
-        using (process)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-            await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} exited {process.ExitCode}:\n{await stderr}\n{await stdout}");
-            return await stdout;
-        }
     }
 }
