@@ -143,6 +143,12 @@ internal static class CliOptions
             // The server went away, restarted or refused for a while (57P01, 53300, a reset
             // connection) after the verb had connected: the operator's to wait for, not a bug.
             await Console.Error.WriteLineAsync($"error: PostgreSQL failed during the command: {FailureClassifier.Describe(e)}; check the server and run the command again.");
+            if (Environment.GetEnvironmentVariable("CDCSYNC_TRACE") == "1")
+            {
+                // For a support case: where in CdcSync it happened (opt-in; never by default).
+                await Console.Error.WriteLineAsync(e.ToString());
+            }
+
             return ExitCodes.Error;
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or UnauthorizedAccessException)
