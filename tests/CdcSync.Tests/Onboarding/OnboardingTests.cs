@@ -281,7 +281,8 @@ public sealed class OnboardingTests
                 (SELECT count(*) FROM cdc.inbound_cursors), (SELECT count(*) FROM cdc.identity_links),
                 (SELECT count(*) FROM cdc.onboarding), (SELECT count(*) FROM cdc.match_candidates),
                 (SELECT count(*) FROM cdc.audit_log), (SELECT count(*) FROM cdc.conflicts),
-                (SELECT count(*) FROM pg_replication_origin))
+                -- Origins are the server's (other tests' hubs add theirs): this hub's only.
+                (SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'cdcsync:' || current_database() || ':%'))
             """))!;
 
     private static List<IInboundConnector> Connectors(CdcSyncOptions options, NpgsqlDataSource hub, Func<IInboundConnector, IInboundConnector> wrapNetSuite) =>
