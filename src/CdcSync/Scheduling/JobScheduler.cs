@@ -20,7 +20,11 @@ public sealed class JobScheduler(
     TimeProvider time,
     ILogger logger)
 {
-    public async Task RunAsync(CancellationToken cancellationToken)
+    public Task RunAsync(CancellationToken cancellationToken) =>
+        // The clock is read before anything is awaited: a job's first time counts from the start, not from when the hub answered.
+        RunAsync(time.GetUtcNow(), cancellationToken);
+
+    private async Task RunAsync(DateTimeOffset startedAt, CancellationToken cancellationToken)
     {
         var duplicate = jobs.GroupBy(j => j.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
@@ -32,7 +36,7 @@ public sealed class JobScheduler(
         foreach (var job in jobs)
         {
             var last = await LastStartedAsync(job, cancellationToken);
-            if (job.Schedule.NextAfter(last ?? time.GetUtcNow()) is { } next)
+            if (job.Schedule.NextAfter(last ?? startedAt) is { } next)
             {
                 due[job] = next;
                 logger.LogInformation("Scheduled job {Job} ({Schedule}) next runs at {Next:u}", job.Name, job.Schedule, next);
@@ -49,7 +53,7 @@ public sealed class JobScheduler(
             }
 
             await RunOnceAsync(job, cancellationToken);
-            if (job.Schedule.NextAfter(time.GetUtcNow()) is { } next)
+            if (NextAfterRun(job.Schedule, at, time.GetUtcNow()) is { } next)
             {
                 due[job] = next;
             }
@@ -59,6 +63,14 @@ public sealed class JobScheduler(
             }
         }
     }
+
+    /// <summary>
+    /// The time after the one just run (<paramref name="ran"/>, the time it was due): the next on the
+    /// schedule, or, when that is already past (the run outlasted it, or it was a catch-up at start),
+    /// the first after now: times missed meanwhile are skipped, not run back to back.
+    /// </summary>
+    internal static DateTimeOffset? NextAfterRun(CronSchedule schedule, DateTimeOffset ran, DateTimeOffset now) =>
+        schedule.NextAfter(ran) is { } next && next < now ? schedule.NextAfter(now) : schedule.NextAfter(ran);
 
     private async Task RunOnceAsync(IScheduledJob job, CancellationToken cancellationToken)
     {
