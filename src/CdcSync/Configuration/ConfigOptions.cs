@@ -1,3 +1,4 @@
+using CdcSync.Alerts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -32,6 +33,8 @@ internal static class ConfigOptions
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
         services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
+        services.AddOptions<AlertsOptions>().Bind(configuration.GetSection("Alerts")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AlertsOptions>>(new ConfigKeyValidator<AlertsOptions>(new AlertsOptionsValidator(), _ => "Alerts")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -47,6 +50,7 @@ internal static class ConfigOptions
         {
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
+            Alerts = sp.GetRequiredService<IOptions<AlertsOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });
