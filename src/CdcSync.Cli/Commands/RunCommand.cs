@@ -78,12 +78,22 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var notifier = options.Alerts.Enabled ? new Alerts.AlertNotifier(options.Alerts, logger: loggers.CreateLogger<Alerts.AlertNotifier>()) : null;
+        var alerts = notifier is null
+            ? null
+            : new Alerts.AlertEvaluator(hub, Alerts.AlertEvaluator.DefaultSources(options.Alerts), notifier, options.Alerts, loggers.CreateLogger<Alerts.AlertEvaluator>());
+        if (notifier is null)
+        {
+            loggers.CreateLogger<PipelineService>().LogInformation("Alerts off: no Alerts:WebhookUrl in the config");
+        }
+
         var worker = new Worker(
             options,
             name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
             name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers,
-            hubSource: hub);
+            hubSource: hub,
+            alerts: alerts);
         HealthServer? health = null;
         try
         {

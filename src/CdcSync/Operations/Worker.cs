@@ -30,7 +30,8 @@ internal sealed class Worker(
     Func<string, IInboundConnector?> inbound,
     ILoggerFactory loggers,
     TimeProvider? timeProvider = null,
-    NpgsqlDataSource? hubSource = null)
+    NpgsqlDataSource? hubSource = null,
+    Alerts.AlertEvaluator? alerts = null)
 {
     /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
@@ -104,6 +105,8 @@ internal sealed class Worker(
                 using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 var runTask = runner.RunAsync(run.Token);
                 var resyncTask = RunResyncsAsync(runner, run.Token);
+                // Alerts only from the lease holder: a standby's evaluator would see the same problems.
+                var alertsTask = alerts is null ? Task.CompletedTask : RunAlertsAsync(alerts, run.Token);
                 var restartForReplay = false;
                 OperatorException? fatal = null;
                 // The host's pool of the hub when it gave one (shared with the connectors), else one of this run's.
@@ -179,6 +182,7 @@ internal sealed class Worker(
                     {
                         await run.CancelAsync();
                         await resyncTask;
+                        await alertsTask;
                         State = WorkerState.Stopped;
                         PipelineMetrics.Streaming.Set(0);
                         Runner = null;
@@ -206,6 +210,19 @@ internal sealed class Worker(
         {
             // A resync must never take the stream down; the job keeps its last key and resumes next run.
             _logger.LogError(e, "Resync loop stopped: {Message}", e.Message);
+        }
+    }
+
+    private async Task RunAlertsAsync(Alerts.AlertEvaluator evaluator, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await evaluator.RunAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Alerting must never take the stream down.
+            _logger.LogError(e, "Alert loop stopped: {Message}", e.Message);
         }
     }
 
