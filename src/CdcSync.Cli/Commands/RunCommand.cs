@@ -4,6 +4,7 @@ using CdcSync.Connectors;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Operations;
+using CdcSync.Scheduling;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -87,12 +88,26 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
             loggers.CreateLogger<PipelineService>().LogInformation("Alerts off: no Alerts:WebhookUrl in the config");
         }
 
+        // One job per deployed check (cdc.checks), read once at start: a new check or schedule needs a restart.
+        IReadOnlyList<IScheduledJob> checkJobs;
+        try
+        {
+            var checkRunner = new Checks.CheckRunner(hub, $"worker {Environment.MachineName}:{Environment.ProcessId}");
+            checkJobs = await Checks.CheckJob.LoadAsync(hub, checkRunner, loggers.CreateLogger<Checks.CheckJob>(), TimeProvider.System, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            lifetime.StopApplication();
+            return;
+        }
+
         var worker = new Worker(
             options,
             name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
             name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers,
             hubSource: hub,
+            jobs: [.. ScheduledJobs.Create(options, hub, loggers), .. checkJobs],
             alerts: alerts);
         HealthServer? health = null;
         try
