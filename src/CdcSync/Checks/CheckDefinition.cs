@@ -26,7 +26,9 @@ internal enum CheckSeverity
 /// run of <c>-- key: value</c> lines from there. <c>check</c> (the name: lower-case letters,
 /// digits, underscores), <c>severity</c> (warning or error) and <c>schedule</c> (cron, 5 fields,
 /// UTC) are required, <c>description</c> is optional. The query is deployed as the view
-/// <c>cdc_checks."NAME"</c>.
+/// <c>cdc_checks."NAME"</c>. <see cref="ViewSql"/> is the file with <c>DROP VIEW ...; CREATE VIEW
+/// ... AS</c> put before the query on its line, for the test harness (which locates errors by
+/// statement); <see cref="CreateViewSql"/> is the CREATE VIEW alone, starting on <see cref="QueryLine"/>.
 /// </summary>
 internal sealed partial record CheckDefinition(
     string Name,
@@ -36,7 +38,8 @@ internal sealed partial record CheckDefinition(
     string? Description,
     string Hash,
     int QueryLine,
-    string ViewSql)
+    string ViewSql,
+    string CreateViewSql)
 {
     public const string Schema = "cdc_checks";
 
@@ -200,7 +203,7 @@ internal sealed partial record CheckDefinition(
             .Append($"DROP VIEW IF EXISTS {view}; CREATE VIEW {view} AS ")
             .Append(text, queryOffset, text.Length - queryOffset)
             .ToString();
-        return new CheckDefinition(check.Value, file.RelativePath, severity, schedule.Value, description, file.Hash, queryLine, ddl);
+        return new CheckDefinition(check.Value, file.RelativePath, severity, schedule.Value, description, file.Hash, queryLine, ddl, $"CREATE VIEW {view} AS {query}");
     }
 
     private static bool IsOnlyComments(string statement) =>

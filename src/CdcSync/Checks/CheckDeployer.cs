@@ -83,15 +83,20 @@ internal static class CheckDeployer
                 progress?.Invoke($"applying {check.File}");
             }
 
+            // Dropped first: CREATE OR REPLACE VIEW cannot drop or rename a column.
+            await conn.ExecuteAsync(new CommandDefinition($"DROP VIEW IF EXISTS {check.View}", transaction: tx, cancellationToken: cancellationToken));
             try
             {
-                await using var batch = new NpgsqlCommand(check.ViewSql, conn, tx);
-                await batch.ExecuteNonQueryAsync(cancellationToken);
+                await using var create = new NpgsqlCommand(check.CreateViewSql, conn, tx);
+                await create.ExecuteNonQueryAsync(cancellationToken);
             }
             catch (PostgresException e)
             {
                 await tx.RollbackAsync(CancellationToken.None);
-                throw new OperatorException($"{SqlErrorLocation.Describe(check.File, check.ViewSql, e)} — fix {check.File} (`cdcsync transforms test` runs it) and run migrate again; no check was deployed.", e);
+                // The statement starts on the query's line of the file; the position counts from there.
+                var line = check.QueryLine + (e.Position > 0 ? SqlErrorLocation.CountLines(check.CreateViewSql, e.Position - 1) : 1) - 1;
+                var detail = e.Detail is { Length: > 0 } d ? $" ({d})" : string.Empty;
+                throw new OperatorException($"{check.File}:{line}: {e.MessageText}{detail} — fix {check.File} ('cdcsync transforms test' runs it) and run migrate again; no check was deployed.", e);
             }
 
             await conn.ExecuteAsync(new CommandDefinition(
