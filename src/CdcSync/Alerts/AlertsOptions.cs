@@ -30,7 +30,7 @@ public sealed class AlertsOptions : IValidatableObject
     public AlertFormat Format { get; set; } = AlertFormat.Json;
 
     /// <summary>How often the lease holder looks for problems. Default: 10 s.</summary>
-    [DurationRange("1s", "1h")]
+    [DurationRange("100ms", "1h")]
     public TimeSpan EvaluationInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>A connector whose oldest unapplied change is older than this is lagging. Default: 5 min.</summary>
