@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -41,7 +42,7 @@ internal sealed class AlertEvaluator(
     /// <summary>Evaluates every Alerts:EvaluationInterval until cancelled; a failing round is logged and the next one tries again.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        logger.LogInformation("Alerts: evaluating every {Interval} and sending to {Destination} as {Format}", options.EvaluationInterval, notifier.Destination, options.Format);
+        logger.LogInformation("Alerts: evaluating every {Interval} and sending to {Destination} as {Format}", options.EvaluationInterval, notifier.Destination, options.Format.ToString().ToLowerInvariant());
         while (!cancellationToken.IsCancellationRequested)
         {
             try

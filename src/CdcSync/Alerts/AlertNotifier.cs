@@ -1,3 +1,4 @@
+using CdcSync.Configuration;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -36,7 +37,7 @@ internal sealed class AlertNotifier : IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _secret = Encoding.UTF8.GetBytes(options.Secret);
         _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("cdcsync", Operations.Worker.Version));
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("cdcsync", typeof(AlertNotifier).Assembly.GetName().Version?.ToString(3)));
         logger ??= NullLogger.Instance;
         _withRetries = Build(options, _time, options.MaxRetryAttempts, logger);
         _once = Build(options, _time, 0, logger);

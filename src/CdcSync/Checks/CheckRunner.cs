@@ -1,3 +1,4 @@
+using CdcSync.Schema;
 using System.Globalization;
 using CdcSync.Hub;
 using Dapper;

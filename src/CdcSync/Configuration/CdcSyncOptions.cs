@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using CdcSync.Alerts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 

@@ -1,4 +1,3 @@
-using CdcSync.Checks;
 using Dapper;
 using DbUp;
 using DbUp.Engine;

@@ -15,7 +15,7 @@ internal sealed record SqlFile(string RelativePath, string FullPath, string Cont
 /// <summary>
 /// The hub's SQL: <c>migrations/*.sql</c> (run once each, in name order), <c>transforms/*.sql</c>
 /// (run after the migrations, again whenever their content changes) and <c>checks/*.sql</c>
-/// (data-quality checks, deployed as views after both; see Checks.CheckDefinition).
+/// (data-quality checks, deployed as views after both; see CheckDefinition).
 /// </summary>
 internal sealed class ScriptSet
 {

@@ -83,7 +83,7 @@ internal sealed partial class TransformTestRunner(
         var helpers = testDirs.SelectMany(d => Directory.GetFiles(d.Dir, "_*.sql").OrderBy(f => f, StringComparer.Ordinal)
                 .Select(h => new SqlFile($"{d.Prefix}/{Path.GetFileName(h)}", h, File.ReadAllText(h), IsTransform: false)))
             .ToList();
-        var checkViews = Checks.CheckDefinition.ParseAll(scripts, Checks.CheckSchedule.Validate)
+        var checkViews = CheckDefinition.ParseAll(scripts, CheckSchedule.Validate)
             .Select(c => new SqlFile(c.File, c.File, c.ViewSql, IsTransform: false))
             .ToList();
         var plan = new List<PlannedTest>();

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using CdcSync.Alerts;
+using CdcSync.Configuration;
 using CdcSync.Checks;
 using CdcSync.Hub;
 using CdcSync.Tests.Infrastructure;

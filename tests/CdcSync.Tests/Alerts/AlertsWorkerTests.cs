@@ -1,4 +1,5 @@
 using CdcSync.Alerts;
+using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Hub;
 using CdcSync.Operations;
@@ -28,7 +29,7 @@ public sealed class AlertsWorkerTests
         await using var standby = Start(h, alerts);
 
         // The leader stops (a restart, or a crash: the lease goes with its session); the standby takes over.
-        await leader.StopAsync();
+        await StopAsync(leader);
         await standby.WaitStreamingAsync();
         var tookOver = await TestPipeline.TextAsync(h.Hub, "SELECT now()::text");
         // The new leader has evaluated the open problem at least twice since it took over...
@@ -41,10 +42,22 @@ public sealed class AlertsWorkerTests
 
         await TestPipeline.ExecuteAsync(h.Hub, "UPDATE cdc.dead_letters SET status = 'discarded'");
         await TestPipeline.WaitUntilAsync(() => Task.FromResult(receiver.Alerts.Count >= 2), TimeSpan.FromSeconds(60));
-        await standby.StopAsync();
+        await StopAsync(standby);
 
         Assert.Equal(["firing dead-letters:a", "resolved dead-letters:a"], receiver.Alerts.Select(a => $"{a["status"]} {a["key"]}"));
         Assert.Empty(receiver.Refused);
+    }
+
+    /// <summary>A worker stopped while it records its status ends with the cancellation (as under `cdcsync run`, which expects it).</summary>
+    private static async Task StopAsync(InProcessWorker worker)
+    {
+        try
+        {
+            await worker.StopAsync();
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private static InProcessWorker Start(OpsHarness h, AlertsOptions alerts)

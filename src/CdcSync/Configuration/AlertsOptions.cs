@@ -1,8 +1,7 @@
 using System.ComponentModel.DataAnnotations;
-using CdcSync.Configuration;
 using Microsoft.Extensions.Options;
 
-namespace CdcSync.Alerts;
+namespace CdcSync.Configuration;
 
 /// <summary>What alerts look like on the wire. Section Alerts, key Format.</summary>
 public enum AlertFormat

@@ -1,6 +1,6 @@
 using CdcSync.Scheduling;
 
-namespace CdcSync.Checks;
+namespace CdcSync.Schema;
 
 /// <summary>A check's <c>schedule</c> header: a cron expression, read by the shared scheduler's parser.</summary>
 internal static class CheckSchedule

@@ -2,9 +2,8 @@ using System.Text;
 using System.Text.RegularExpressions;
 using CdcSync.Configuration;
 using CdcSync.Hub;
-using CdcSync.Schema;
 
-namespace CdcSync.Checks;
+namespace CdcSync.Schema;
 
 internal enum CheckSeverity
 {

@@ -1,9 +1,8 @@
 using CdcSync.Hub;
-using CdcSync.Schema;
 using Dapper;
 using Npgsql;
 
-namespace CdcSync.Checks;
+namespace CdcSync.Schema;
 
 /// <summary>
 /// Deploys <c>checks/*.sql</c> for <c>cdcsync migrate</c>: each check becomes the view
