@@ -53,8 +53,9 @@ internal sealed class AlertEvaluator(
             {
                 return;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or OperatorException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                // The hub restarting, a broken connection: the next round starts afresh from cdc.alerts.
                 logger.LogWarning("Alerts: evaluation failed ({Message}); trying again in {Interval}", e.Message, options.EvaluationInterval);
             }
 

@@ -241,7 +241,10 @@ internal sealed class Worker(
         {
             await evaluator.RunAsync(cancellationToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
         {
             // Alerting must never take the stream down.
             _logger.LogError(e, "Alert loop stopped: {Message}", e.Message);
