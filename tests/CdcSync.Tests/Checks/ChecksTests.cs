@@ -97,15 +97,18 @@ public sealed class ChecksTests
             """);
         var env = new Dictionary<string, string?> { ["CHECKS_TEST_HUB"] = hub };
 
-        var all = await CliProcess.RunAsync(env, "checks", "run", "--config", config, "--json");
-        var passing = await CliProcess.RunAsync(env, "checks", "run", "--config", config, "--name", "phones_not_normalized");
-        var typo = await CliProcess.RunAsync(env, "checks", "run", "--config", config, "--name", "customers_without_mail");
-        var unreachable = await CliProcess.RunAsync(
-            new Dictionary<string, string?>(env) { ["CDCSYNC__Alerts__WebhookUrl"] = "http://127.0.0.1:9/hooks/T000/secret-path", ["CDCSYNC__Alerts__Secret"] = "cli-secret-0123456789abcdef" },
-            "alerts", "test", "--config", config);
-        var delivered = await CliProcess.RunAsync(
-            new Dictionary<string, string?>(env) { ["CDCSYNC__Alerts__WebhookUrl"] = receiver.Url.ToString(), ["CDCSYNC__Alerts__Secret"] = receiver.Secret },
-            "alerts", "test", "--config", config);
+        // Five verbs, independent of each other: run side by side (each is a process start).
+        var results = await Task.WhenAll(
+            CliProcess.RunAsync(env, "checks", "run", "--config", config, "--json"),
+            CliProcess.RunAsync(env, "checks", "run", "--config", config, "--name", "phones_not_normalized"),
+            CliProcess.RunAsync(env, "checks", "run", "--config", config, "--name", "customers_without_mail"),
+            CliProcess.RunAsync(
+                new Dictionary<string, string?>(env) { ["CDCSYNC__Alerts__WebhookUrl"] = "http://127.0.0.1:9/hooks/T000/secret-path", ["CDCSYNC__Alerts__Secret"] = "cli-secret-0123456789abcdef" },
+                "alerts", "test", "--config", config),
+            CliProcess.RunAsync(
+                new Dictionary<string, string?>(env) { ["CDCSYNC__Alerts__WebhookUrl"] = receiver.Url.ToString(), ["CDCSYNC__Alerts__Secret"] = receiver.Secret },
+                "alerts", "test", "--config", config));
+        var (all, passing, typo, unreachable, delivered) = (results[0], results[1], results[2], results[3], results[4]);
 
         Assert.True(all.ExitCode == 1, all.ToString());
         var json = all.Json();
