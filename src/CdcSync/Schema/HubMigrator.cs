@@ -72,7 +72,11 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
                 : deployedTransforms.Contains(s.RelativePath) ? PendingReason.ChangedTransform
                 : PendingReason.NewTransform))
             .ToList();
-        pending.AddRange(await CheckDeployer.PendingAsync(connectionString, CheckDefinition.ParseAll(scripts, CheckSchedule.Validate), cancellationToken));
+        if (scripts.HasChecksFolder)
+        {
+            pending.AddRange(await CheckDeployer.PendingAsync(connectionString, CheckDefinition.ParseAll(scripts, CheckSchedule.Validate), cancellationToken));
+        }
+
         return new DeploymentState(journalExists, pending);
     }
 
@@ -81,7 +85,8 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
         // A bad check header stops the run before anything is applied.
         var checks = CheckDefinition.ParseAll(scripts, CheckSchedule.Validate);
         await EnsureJournalSchemaAsync(cancellationToken);
-        var scriptsPending = (await PendingAsync(cancellationToken)).Count > 0;
+        // Without a checks/ folder the deployed checks are left as they are (not dropped, not recreated).
+        var scriptsPending = scripts.HasChecksFolder && (await PendingAsync(cancellationToken)).Count > 0;
         if (scriptsPending)
         {
             await CheckDeployer.DropViewsAsync(connectionString, cancellationToken);
@@ -105,7 +110,10 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
         {
             try
             {
-                applied.AddRange(await CheckDeployer.DeployAsync(connectionString, checks, progress, cancellationToken));
+                if (scripts.HasChecksFolder)
+                {
+                    applied.AddRange(await CheckDeployer.DeployAsync(connectionString, checks, progress, cancellationToken));
+                }
             }
             catch (OperatorException e)
             {

@@ -34,6 +34,12 @@ internal sealed class ScriptSet
     /// <summary>The checks' files, unparsed: a bad header is reported by whoever deploys or tests them.</summary>
     public IReadOnlyList<SqlFile> Checks { get; }
 
+    /// <summary>
+    /// Whether there is a checks/ folder at all. Without one (a scripts folder from before checks)
+    /// migrate leaves the deployed checks alone; an empty one means "no checks" and drops them.
+    /// </summary>
+    public bool HasChecksFolder => Directory.Exists(Path.Combine(Root, "checks"));
+
     public string TestsDirectory => Path.Combine(Root, "transforms", "tests");
 
     public string ChecksTestsDirectory => Path.Combine(Root, "checks", "tests");
