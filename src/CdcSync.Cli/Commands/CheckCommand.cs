@@ -33,8 +33,9 @@ internal static class CheckCommand
                 {
                     deployment = await DeploymentCheck.TryGetAsync(options.Hub.ConnectionString, ScriptSet.Load(ScriptSet.Locate(parse.GetValue(scripts))), ct);
                 }
-                catch (DirectoryNotFoundException e)
+                catch (Exception e) when (e is DirectoryNotFoundException or OperatorException)
                 {
+                    // A missing scripts folder, or a check whose header does not parse.
                     problems.Add(new ConfigProblem(e.Message));
                 }
             }

@@ -79,13 +79,36 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var notifier = options.Alerts.Enabled ? new Alerts.AlertNotifier(options.Alerts, logger: loggers.CreateLogger<Alerts.AlertNotifier>()) : null;
+        var alerts = notifier is null
+            ? null
+            : new Alerts.AlertEvaluator(hub, Alerts.AlertEvaluator.DefaultSources(options.Alerts), notifier, options.Alerts, loggers.CreateLogger<Alerts.AlertEvaluator>());
+        if (notifier is null)
+        {
+            loggers.CreateLogger<PipelineService>().LogInformation("Alerts off: no Alerts:WebhookUrl in the config");
+        }
+
+        // One job per deployed check (cdc.checks), read once at start: a new check or schedule needs a restart.
+        IReadOnlyList<IScheduledJob> checkJobs;
+        try
+        {
+            var checkRunner = new Checks.CheckRunner(hub, $"worker {Environment.MachineName}:{Environment.ProcessId}");
+            checkJobs = await Checks.CheckJob.LoadAsync(hub, checkRunner, loggers.CreateLogger<Checks.CheckJob>(), TimeProvider.System, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            lifetime.StopApplication();
+            return;
+        }
+
         var worker = new Worker(
             options,
             name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
             name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers,
             hubSource: hub,
-            jobs: ScheduledJobs.Create(options, hub, loggers));
+            jobs: [.. ScheduledJobs.Create(options, hub, loggers), .. checkJobs],
+            alerts: alerts);
         HealthServer? health = null;
         try
         {

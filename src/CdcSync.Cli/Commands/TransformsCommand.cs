@@ -18,7 +18,7 @@ internal static class TransformsCommand
             Description = "Run in the hub itself, each test in a rolled-back transaction, instead of a scratch database (for logins without CREATEDB).",
         };
         var json = CliOptions.Json();
-        var test = new Command("test", "Run transforms/tests/*.sql against the working copy of the SQL, in a scratch database built from migrations/ on the hub's server and dropped afterwards. Exit 1 when a test fails.")
+        var test = new Command("test", "Run transforms/tests/*.sql and checks/tests/*.sql against the working copy of the SQL, in a scratch database built from migrations/ on the hub's server and dropped afterwards. Exit 1 when a test fails.")
         {
             db, scripts, filter, inPlace, json,
         };
@@ -76,7 +76,7 @@ internal static class TransformsCommand
             if (run.Results.Count == 0)
             {
                 // Nothing matched is a mistake in the command (a --filter typo), not a test result.
-                await Console.Error.WriteLineAsync("error: no tests ran; check --filter or add tests under transforms/tests/.");
+                await Console.Error.WriteLineAsync("error: no tests ran; check --filter or add tests under transforms/tests/ or checks/tests/.");
                 return ExitCodes.Error;
             }
 

@@ -123,6 +123,9 @@ public sealed class CdcSyncOptions
 
     public LoggingOptions Logging { get; set; } = new();
 
+    /// <summary>Where alerts go and the thresholds that make a problem (off without Alerts:WebhookUrl).</summary>
+    public AlertsOptions Alerts { get; set; } = new();
+
     /// <summary>Hub table (schema.table) to the names of the connectors it is sent to.</summary>
     public Dictionary<string, string[]> Routes { get; set; } = [];
 
@@ -253,6 +256,7 @@ internal static partial class ConfigLoader
         {
             Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
             Logging = ConfigOptions.Bind<LoggingOptions>(configuration.GetSection("Logging"), "Logging", null, problems),
+            Alerts = ConfigOptions.Bind(configuration.GetSection("Alerts"), "Alerts", new AlertsOptionsValidator(), problems),
         };
         if (PrepareHubConnection(options.Hub) is { } hubProblem)
         {

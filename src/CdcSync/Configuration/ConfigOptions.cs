@@ -32,6 +32,8 @@ internal static class ConfigOptions
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
         services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
+        services.AddOptions<AlertsOptions>().Bind(configuration.GetSection("Alerts")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AlertsOptions>>(new ConfigKeyValidator<AlertsOptions>(new AlertsOptionsValidator(), _ => "Alerts")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -47,6 +49,7 @@ internal static class ConfigOptions
         {
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
+            Alerts = sp.GetRequiredService<IOptions<AlertsOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });

@@ -32,7 +32,8 @@ internal sealed class Worker(
     ILoggerFactory loggers,
     TimeProvider? timeProvider = null,
     NpgsqlDataSource? hubSource = null,
-    IReadOnlyList<IScheduledJob>? jobs = null)
+    IReadOnlyList<IScheduledJob>? jobs = null,
+    Alerts.AlertEvaluator? alerts = null)
 {
     /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
@@ -106,6 +107,8 @@ internal sealed class Worker(
                 using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 var runTask = runner.RunAsync(run.Token);
                 var resyncTask = RunResyncsAsync(runner, run.Token);
+                // Alerts only from the lease holder: a standby's evaluator would see the same problems.
+                var alertsTask = alerts is null ? Task.CompletedTask : RunAlertsAsync(alerts, run.Token);
                 var restartForReplay = false;
                 OperatorException? fatal = null;
                 // The host's pool of the hub when it gave one (shared with the connectors), else one of this run's.
@@ -183,6 +186,7 @@ internal sealed class Worker(
                         await run.CancelAsync();
                         await resyncTask;
                         await jobsTask;
+                        await alertsTask;
                         State = WorkerState.Stopped;
                         PipelineMetrics.Streaming.Set(0);
                         Runner = null;
@@ -228,6 +232,22 @@ internal sealed class Worker(
         {
             // A resync must never take the stream down; the job keeps its last key and resumes next run.
             _logger.LogError(e, "Resync loop stopped: {Message}", e.Message);
+        }
+    }
+
+    private async Task RunAlertsAsync(Alerts.AlertEvaluator evaluator, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await evaluator.RunAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            // Alerting must never take the stream down.
+            _logger.LogError(e, "Alert loop stopped: {Message}", e.Message);
         }
     }
 

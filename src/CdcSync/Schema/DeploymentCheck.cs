@@ -35,7 +35,8 @@ internal static class DeploymentCheck
         if (!state.JournalExists)
         {
             var migrations = state.Pending.Count(p => p.Reason == PendingReason.NewMigration);
-            return [$"the hub has no migration journal (cdc.schema_journal): {migrations} migration(s) and {state.Pending.Count - migrations} transform(s) not deployed"];
+            var checks = state.Pending.Count(p => p.Reason == PendingReason.NewCheck);
+            return [$"the hub has no migration journal (cdc.schema_journal): {migrations} migration(s), {state.Pending.Count - migrations - checks} transform(s) and {checks} check(s) not deployed"];
         }
 
         return state.Pending.Select(p => p.Describe()).ToList();

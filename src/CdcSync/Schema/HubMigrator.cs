@@ -16,6 +16,9 @@ internal enum PendingReason
     NewMigration,
     NewTransform,
     ChangedTransform,
+    NewCheck,
+    ChangedCheck,
+    RemovedCheck,
 }
 
 /// <summary>A script <c>cdcsync migrate</c> would run: its file (relative to the scripts folder) and why.</summary>
@@ -25,6 +28,9 @@ internal sealed record PendingScript(string File, PendingReason Reason)
     {
         PendingReason.NewMigration => $"{File}: migration not yet applied",
         PendingReason.NewTransform => $"{File}: transform not yet deployed",
+        PendingReason.NewCheck => $"{File}: check not yet deployed",
+        PendingReason.ChangedCheck => $"{File}: check changed since it was deployed",
+        PendingReason.RemovedCheck => $"{File}: check deployed but its file is gone (migrate drops it)",
         _ => $"{File}: transform changed since it was deployed",
     };
 }
@@ -35,7 +41,8 @@ internal sealed record DeploymentState(bool JournalExists, IReadOnlyList<Pending
 /// <summary>
 /// Deploys the hub with DbUp: migrations once each, then transforms whose content changed, one
 /// transaction per script, journaled in <c>cdc.schema_journal</c>. A failing script rolls back
-/// alone and stops the run, so the journal always matches what is in the database.
+/// alone and stops the run, so the journal always matches what is in the database. Then the
+/// checks (<see cref="CheckDeployer"/>), all in one transaction.
 /// </summary>
 internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Action<string>? progress = null)
 {
@@ -65,12 +72,26 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
                 : deployedTransforms.Contains(s.RelativePath) ? PendingReason.ChangedTransform
                 : PendingReason.NewTransform))
             .ToList();
+        if (scripts.HasChecksFolder)
+        {
+            pending.AddRange(await CheckDeployer.PendingAsync(connectionString, CheckDefinition.ParseAll(scripts, CheckSchedule.Validate), cancellationToken));
+        }
+
         return new DeploymentState(journalExists, pending);
     }
 
     public async Task<MigrationResult> MigrateAsync(CancellationToken cancellationToken)
     {
+        // A bad check header stops the run before anything is applied.
+        var checks = CheckDefinition.ParseAll(scripts, CheckSchedule.Validate);
         await EnsureJournalSchemaAsync(cancellationToken);
+        // Without a checks/ folder the deployed checks are left as they are (not dropped, not recreated).
+        var scriptsPending = scripts.HasChecksFolder && (await PendingAsync(cancellationToken)).Count > 0;
+        if (scriptsPending)
+        {
+            await CheckDeployer.DropViewsAsync(connectionString, cancellationToken);
+        }
+
         var byName = AllScripts().ToDictionary(s => s.JournalName);
         var log = new ProgressLog(progress);
         var upgrader = DeployChanges.To
@@ -87,7 +108,32 @@ internal sealed class HubMigrator(string connectionString, ScriptSet scripts, Ac
         var applied = result.Scripts.Select(s => s.Name).ToList();
         if (result.Successful)
         {
+            try
+            {
+                if (scripts.HasChecksFolder)
+                {
+                    applied.AddRange(await CheckDeployer.DeployAsync(connectionString, checks, progress, cancellationToken));
+                }
+            }
+            catch (OperatorException e)
+            {
+                return new MigrationResult(false, applied, e.Message);
+            }
+
             return new MigrationResult(true, applied, null);
+        }
+
+        if (scriptsPending)
+        {
+            try
+            {
+                // The views were dropped for the scripts; those that still compile come back.
+                await CheckDeployer.DeployAsync(connectionString, checks, null, cancellationToken);
+            }
+            catch (Exception e) when (e is OperatorException or NpgsqlException)
+            {
+                // The script's error is the one to report; the checks are deployed by the next migrate.
+            }
         }
 
         var failed = result.ErrorScript;

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace CdcSync.Schema;
 
-/// <summary>One SQL file from migrations/ or transforms/.</summary>
+/// <summary>One SQL file from migrations/, transforms/ or checks/.</summary>
 internal sealed record SqlFile(string RelativePath, string FullPath, string Contents, bool IsTransform)
 {
     /// <summary>Transforms are journaled under their name plus a hash of their content, so a changed file runs again.</summary>
@@ -13,23 +13,36 @@ internal sealed record SqlFile(string RelativePath, string FullPath, string Cont
 }
 
 /// <summary>
-/// The hub's SQL: <c>migrations/*.sql</c> (run once each, in name order) and <c>transforms/*.sql</c>
-/// (run after the migrations, again whenever their content changes).
+/// The hub's SQL: <c>migrations/*.sql</c> (run once each, in name order), <c>transforms/*.sql</c>
+/// (run after the migrations, again whenever their content changes) and <c>checks/*.sql</c>
+/// (data-quality checks, deployed as views after both; see CheckDefinition).
 /// </summary>
 internal sealed class ScriptSet
 {
-    private ScriptSet(string root, IReadOnlyList<SqlFile> migrations, IReadOnlyList<SqlFile> transforms)
+    private ScriptSet(string root, IReadOnlyList<SqlFile> migrations, IReadOnlyList<SqlFile> transforms, IReadOnlyList<SqlFile> checks)
     {
         Root = root;
         Migrations = migrations;
         Transforms = transforms;
+        Checks = checks;
     }
 
     public string Root { get; }
     public IReadOnlyList<SqlFile> Migrations { get; }
     public IReadOnlyList<SqlFile> Transforms { get; }
 
+    /// <summary>The checks' files, unparsed: a bad header is reported by whoever deploys or tests them.</summary>
+    public IReadOnlyList<SqlFile> Checks { get; }
+
+    /// <summary>
+    /// Whether there is a checks/ folder at all. Without one (a scripts folder from before checks)
+    /// migrate leaves the deployed checks alone; an empty one means "no checks" and drops them.
+    /// </summary>
+    public bool HasChecksFolder => Directory.Exists(Path.Combine(Root, "checks"));
+
     public string TestsDirectory => Path.Combine(Root, "transforms", "tests");
+
+    public string ChecksTestsDirectory => Path.Combine(Root, "checks", "tests");
 
     public static ScriptSet Load(string root)
     {
@@ -39,7 +52,7 @@ internal sealed class ScriptSet
             throw new DirectoryNotFoundException($"No migrations/ folder under {root}; run cdcsync from the repository or pass --scripts <folder holding migrations/ and transforms/>.");
         }
 
-        return new ScriptSet(root, Read(root, "migrations", isTransform: false), Read(root, "transforms", isTransform: true));
+        return new ScriptSet(root, Read(root, "migrations", isTransform: false), Read(root, "transforms", isTransform: true), Read(root, "checks", isTransform: false));
     }
 
     /// <summary>

@@ -48,10 +48,10 @@ internal sealed class TransformTestProgress
 }
 
 /// <summary>
-/// Runs <c>transforms/tests/*.sql</c>. A file is split into tests at <c>-- test: name</c> lines;
+/// Runs <c>transforms/tests/*.sql</c>, then <c>checks/tests/*.sql</c>. A file is split into tests at <c>-- test: name</c> lines;
 /// the text before the first marker is a preamble every test of the file runs first. Each test runs
-/// in one transaction that is rolled back: the working copy of every transform, the <c>_*.sql</c>
-/// helpers, the preamble, then the test. So the tests exercise the SQL as it is on disk, before it
+/// in one transaction that is rolled back: the working copy of every transform, every check as
+/// its view <c>cdc_checks.NAME</c>, the <c>_*.sql</c> helpers, the preamble, then the test. So the tests exercise the SQL as it is on disk, before it
 /// is deployed. By default they run in a scratch database that holds only the migrations; see
 /// <see cref="TransformTestIsolation"/>.
 /// </summary>
@@ -75,10 +75,23 @@ internal sealed partial class TransformTestRunner(
             throw new DirectoryNotFoundException($"No transform tests: {dir} does not exist. Add SQL test files there (see docs/TRANSFORMS.md).");
         }
 
-        var helpers = Directory.GetFiles(dir, "_*.sql").OrderBy(f => f, StringComparer.Ordinal)
-            .Select(h => new SqlFile($"transforms/tests/{Path.GetFileName(h)}", h, File.ReadAllText(h), IsTransform: false))
+        // The checks' tests use the transforms' helpers and their own (checks/tests/_*.sql), and
+        // see each check as its view, created from the working copy like the transforms.
+        var testDirs = new[] { (Dir: dir, Prefix: "transforms/tests"), (Dir: scripts.ChecksTestsDirectory, Prefix: "checks/tests") }
+            .Where(d => Directory.Exists(d.Dir))
             .ToList();
-        var plan = await PlanAsync(dir, filter, cancellationToken);
+        var helpers = testDirs.SelectMany(d => Directory.GetFiles(d.Dir, "_*.sql").OrderBy(f => f, StringComparer.Ordinal)
+                .Select(h => new SqlFile($"{d.Prefix}/{Path.GetFileName(h)}", h, File.ReadAllText(h), IsTransform: false)))
+            .ToList();
+        var checkViews = CheckDefinition.ParseAll(scripts, CheckSchedule.Validate)
+            .Select(c => new SqlFile(c.File, c.File, c.ViewSql, IsTransform: false))
+            .ToList();
+        var plan = new List<PlannedTest>();
+        foreach (var (testDir, prefix) in testDirs)
+        {
+            plan.AddRange(await PlanAsync(testDir, prefix, filter, cancellationToken));
+        }
+
         if (plan.Count == 0)
         {
             return new TransformTestRun([], null, _time.GetElapsedTime(started));
@@ -88,7 +101,7 @@ internal sealed partial class TransformTestRunner(
         if (isolation == TransformTestIsolation.InPlace)
         {
             var pending = await new HubMigrator(connectionString, scripts).PendingAsync(cancellationToken);
-            var setup = scripts.Migrations.Where(m => pending.Contains(m.JournalName)).Concat(scripts.Transforms).Concat(helpers).ToList();
+            var setup = scripts.Migrations.Where(m => pending.Contains(m.JournalName)).Concat(scripts.Transforms).Concat(checkViews).Concat(helpers).ToList();
             progress?.Planned?.Invoke(new TransformTestPlan(plan.Count, files, null, $"in place on {HubConnection.Describe(connectionString)}, each test rolled back"));
             var results = await RunAllAsync(connectionString, setup, plan, progress, cancellationToken);
             return new TransformTestRun(results, null, _time.GetElapsedTime(started));
@@ -102,7 +115,7 @@ internal sealed partial class TransformTestRunner(
             var b = new NpgsqlConnectionStringBuilder(connectionString);
             progress?.Planned?.Invoke(new TransformTestPlan(plan.Count, files, scratch.Name,
                 $"in scratch database {scratch.Name} on {b.Host}:{b.Port} ({scripts.Migrations.Count} migrations, {scripts.Transforms.Count} transforms)"));
-            scratchResults = await RunAllAsync(scratch.ConnectionString, [.. scripts.Transforms, .. helpers], plan, progress, cancellationToken);
+            scratchResults = await RunAllAsync(scratch.ConnectionString, [.. scripts.Transforms, .. checkViews, .. helpers], plan, progress, cancellationToken);
         }
         finally
         {
@@ -137,12 +150,12 @@ internal sealed partial class TransformTestRunner(
         }
     }
 
-    private async Task<List<PlannedTest>> PlanAsync(string dir, string? filter, CancellationToken cancellationToken)
+    private static async Task<List<PlannedTest>> PlanAsync(string dir, string prefix, string? filter, CancellationToken cancellationToken)
     {
         var plan = new List<PlannedTest>();
         foreach (var path in Directory.GetFiles(dir, "*.sql").Where(f => !Path.GetFileName(f).StartsWith('_')).OrderBy(f => f, StringComparer.Ordinal))
         {
-            var relative = $"transforms/tests/{Path.GetFileName(path)}";
+            var relative = $"{prefix}/{Path.GetFileName(path)}";
             var text = await File.ReadAllTextAsync(path, cancellationToken);
             plan.AddRange(Split(text)
                 .Where(test => filter is null || test.Name.Contains(filter, StringComparison.OrdinalIgnoreCase) || relative.Contains(filter, StringComparison.OrdinalIgnoreCase))

@@ -134,13 +134,13 @@ public sealed class ConfigTests
     {
         var e = Assert.Throws<OperatorException>(() => Bind(new()
         {
-            ["Alarms:Email"] = "ops@example.com",
+            ["Pager:Email"] = "ops@example.com",
             ["Connectors:target:Type"] = "postgres",
             ["Connectors:target:ConnectionString"] = "Host=127.0.0.1",
             ["Routes:public.accounts:0"] = "target",
         }));
 
-        Assert.Equal("Config key Alarms is not a setting CdcSync knows; known keys here: Connectors, Hub, Logging, Routes.", e.Message);
+        Assert.Equal("Config key Pager is not a setting CdcSync knows; known keys here: Alerts, Connectors, Hub, Logging, Routes.", e.Message);
     }
 
     [Fact]

@@ -9,11 +9,11 @@ public static class Repo
 
     internal static ScriptSet Scripts() => ScriptSet.Load(Root);
 
-    /// <summary>A private copy of migrations/ and transforms/ a test may edit.</summary>
+    /// <summary>A private copy of migrations/, transforms/ and checks/ a test may edit.</summary>
     public static string CopyScripts()
     {
         var dir = Path.Combine(Path.GetTempPath(), "cdcsync-scripts-" + Guid.NewGuid().ToString("N"));
-        foreach (var folder in new[] { "migrations", "transforms", "transforms/tests" })
+        foreach (var folder in new[] { "migrations", "transforms", "transforms/tests", "checks", "checks/tests" })
         {
             Directory.CreateDirectory(Path.Combine(dir, folder));
             foreach (var file in Directory.GetFiles(Path.Combine(Root, folder), "*.sql"))

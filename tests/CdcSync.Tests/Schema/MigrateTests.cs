@@ -17,7 +17,7 @@ public sealed class MigrateTests
         var first = await migrator.MigrateAsync(CancellationToken.None);
 
         Assert.True(first.Succeeded, first.Error);
-        Assert.Equal(scripts.Migrations.Count + scripts.Transforms.Count, first.Applied.Count);
+        Assert.Equal(scripts.Migrations.Count + scripts.Transforms.Count + scripts.Checks.Count, first.Applied.Count);
         Assert.Empty(await migrator.PendingAsync(CancellationToken.None));
         foreach (var table in new[] { "cdc.checkpoints", "cdc.identity_links", "cdc.dead_letters", "cdc.conflicts", "cdc.audit_log", "public.sf_accounts", "public.sf_contacts", "public.ns_customers" })
         {
