@@ -47,6 +47,7 @@ internal static class ConfigOptions
         {
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
+            Reconcile = configuration.GetSection("Reconcile").Get<Reconcile.ReconcileOptions>() ?? new(),
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });

@@ -1,0 +1,18 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace CdcSync.Reconcile;
+
+/// <summary>Reconciliation in the worker. Section "Reconcile".</summary>
+public sealed class ReconcileOptions
+{
+    /// <summary>When the worker (the lease holder) runs a reconcile, as a cron expression in UTC; empty turns it off. Default: <c>0 3 * * *</c> (daily at 03:00 UTC). Scheduled runs report; they do not repair.</summary>
+    public string Schedule { get; set; } = "0 3 * * *";
+
+    /// <summary>Most API calls a scheduled run makes (all systems together); past it the run stops and records status 'capped'. Default: none.</summary>
+    [Range(1, long.MaxValue)]
+    public long? MaxApiCalls { get; set; }
+}
+
+/// <summary>Section Reconcile.</summary>
+[Microsoft.Extensions.Options.OptionsValidator]
+internal sealed partial class ReconcileOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<ReconcileOptions>;
