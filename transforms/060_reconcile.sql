@@ -190,3 +190,19 @@ BEGIN
     RETURN r IS NOT NULL AND NOT cdc.reconcile_hub_deleted(p_object, r);
 END
 $$;
+
+-- The row the inbound path writes for a record its system removed (p_object, p_hub): the hub's
+-- last known values with the tombstone on top (an upsert must carry every required column), or
+-- NULL when the row is to be deleted.
+CREATE OR REPLACE FUNCTION cdc.reconcile_tombstone_row(p_object text, p_hub uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r jsonb;
+BEGIN
+    IF cdc.reconcile_tombstone(p_object) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.hub_id = $1', p_object) INTO r USING p_hub;
+    RETURN (r - 'hub_id') || cdc.reconcile_tombstone(p_object);
+END
+$$;

@@ -38,7 +38,7 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
                    (SELECT r."values"::text FROM cdc.reconcile_records r
                      WHERE r.run_id = f.run_id AND r.object = f.object AND NOT r.deleted AND r."values" ->> t.record_id_column = f.record_id
                      LIMIT 1) AS "Values",
-                   cdc.reconcile_tombstone(f.object)::text AS Tombstone
+                   cdc.reconcile_tombstone_row(f.object, f.hub_id)::text AS Tombstone
               FROM cdc.reconcile_findings f
               JOIN cdc.sync_tables t ON t.object = f.object
              WHERE f.run_id = @runId AND f.drift AND f.repair IN ('late_edit', 'apply_delete', 'late_create')
