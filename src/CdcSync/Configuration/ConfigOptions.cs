@@ -32,6 +32,8 @@ internal static class ConfigOptions
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
         services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
+        services.AddOptions<Reconcile.ReconcileOptions>().Bind(configuration.GetSection("Reconcile")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Reconcile.ReconcileOptions>>(new ConfigKeyValidator<Reconcile.ReconcileOptions>(new Reconcile.ReconcileOptionsValidator(), _ => "Reconcile")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -47,7 +49,7 @@ internal static class ConfigOptions
         {
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
-            Reconcile = configuration.GetSection("Reconcile").Get<Reconcile.ReconcileOptions>() ?? new(),
+            Reconcile = sp.GetRequiredService<IOptions<Reconcile.ReconcileOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });
