@@ -8,7 +8,7 @@ namespace CdcSync.Reconcile;
 /// </summary>
 internal static class ReconcileMetrics
 {
-    private static readonly Gauge DriftRecords = Metrics.CreateGauge(
+    internal static readonly Gauge DriftRecords = Metrics.CreateGauge(
         "cdcsync_drift_records", "Drift findings of the last finished reconcile run, per staging table and kind (field_differs counts fields).", "table", "kind");
 
     private static readonly Lock Sync = new();

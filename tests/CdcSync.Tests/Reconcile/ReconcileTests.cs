@@ -2,10 +2,13 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using CdcSync.Connectors;
+using CdcSync.Reconcile;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
 using CdcSync.Tests.EndToEnd;
 using CdcSync.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
 
 namespace CdcSync.Tests.Reconcile;
 
@@ -78,6 +81,15 @@ public sealed class ReconcileTests
         var capped = await CliProcess.RunAsync("reconcile", "--config", config, "--max-api-calls", "2");
         Assert.True(capped.ExitCode == 2, $"capped reconcile exit {capped.ExitCode}: {capped.Stdout}{capped.Stderr}");
         Assert.Contains("API call cap", capped.Stdout, StringComparison.Ordinal);
+
+        // The worker's scheduled run: reports, keeps the run, exports the drift.
+        var options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(rig.Config).Build());
+        var job = ReconcileJob.Create(options, rig.Hub, rig.Logs.Factory) ?? throw new Xunit.Sdk.XunitException("no reconcile job with the default schedule");
+        Assert.Equal("0 3 * * *", job.Schedule.Text);
+        Assert.Contains("3 drift findings, 1 open conflicts", await job.RunAsync(CancellationToken.None), StringComparison.Ordinal);
+        Assert.Equal("schedule", await rig.ScalarAsync<string>("SELECT trigger FROM cdc.reconcile_runs ORDER BY run_id DESC LIMIT 1"));
+        Assert.Equal(1, ReconcileMetrics.DriftRecords.WithLabels("ns_customers", "field_differs").Value);
+        Assert.Equal(1, ReconcileMetrics.DriftRecords.WithLabels("sf_accounts", "missing_in_system").Value);
 
         var dryRun = await CliProcess.RunAsync("reconcile", "--config", config, "--repair", "--dry-run");
         Assert.True(dryRun.ExitCode == 1, $"dry run exit {dryRun.ExitCode}: {dryRun.Stdout}{dryRun.Stderr}");
