@@ -140,6 +140,17 @@ public sealed class ReconcileTests
         Assert.Equal(0, netsuite.Stats.Writes);
     }
 
+    [Fact]
+    public async Task ReconcileCli_DryRunWithoutRepairOrCapBelowOne_IsAUsageErrorNamingTheOption()
+    {
+        var dryRun = await CliProcess.RunAsync("reconcile", "--config", "examples/salesforce-netsuite.json", "--dry-run");
+        Assert.Equal(2, dryRun.ExitCode);
+        Assert.Contains("use it with --repair", dryRun.Stderr, StringComparison.Ordinal);
+        var cap = await CliProcess.RunAsync("reconcile", "--config", "examples/salesforce-netsuite.json", "--max-api-calls", "0");
+        Assert.Equal(2, cap.ExitCode);
+        Assert.Contains("--max-api-calls 0 is too small", cap.Stderr, StringComparison.Ordinal);
+    }
+
     private static async Task<(string AccountId, long InternalId)> PairAsync(TwoWayRig rig, string name, string phone)
     {
         var accountId = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = name, ["Phone"] = phone });
