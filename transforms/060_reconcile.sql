@@ -104,6 +104,8 @@ BEGIN
           LEFT JOIN cdc.hub_field_stamps st ON st.object = t.object AND st.record_key = h.hub_id::text AND st.field = f.key
          WHERE NOT s.deleted
            AND h.v ? f.key
+           -- Equal values have equal keys: the functions below only run for the few that differ.
+           AND (s.v -> f.key) IS DISTINCT FROM (h.v -> f.key)
            AND cdc.reconcile_field_counts(t.object, f.key)
            AND cdc.reconcile_key(t.object, f.key, s.v -> f.key) IS DISTINCT FROM cdc.reconcile_key(t.object, f.key, h.v -> f.key)
            AND NOT (b.record_key IS NOT NULL
@@ -204,5 +206,25 @@ BEGIN
     END IF;
     EXECUTE format('SELECT to_jsonb(x) FROM public.%I x WHERE x.hub_id = $1', p_object) INTO r USING p_hub;
     RETURN (r - 'hub_id') || cdc.reconcile_tombstone(p_object);
+END
+$$;
+
+-- Re-creates in its system a record the system removed without a trace (Reconcile:RecreateMissing):
+-- the hub forgets the system's id, as of a record the system never saw, so the outbound writer
+-- sends the whole row again (an upsert by external id: a create) and the new id comes back as
+-- any write-back does. A hub write: it is routed to the record's own system.
+CREATE OR REPLACE FUNCTION cdc.reconcile_recreate(p_object text, p_hub uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    t cdc.sync_tables := (SELECT t FROM cdc.sync_tables t WHERE t.object = p_object);
+BEGIN
+    IF t.object IS NULL THEN
+        RAISE EXCEPTION 'cdc.reconcile_recreate: % is not a staging table under sync', p_object;
+    END IF;
+    EXECUTE format('UPDATE public.%I SET %I = NULL WHERE hub_id = $1', t.object, t.record_id_column) USING p_hub;
+    -- The old id is no value the system holds any more: the new one coming back (write-back,
+    -- then the next read) is no edit to weigh against the hub's NULL.
+    DELETE FROM cdc.sync_base b WHERE b.object = p_object AND b.record_key = p_hub::text AND b.field = t.record_id_column;
+    DELETE FROM cdc.hub_field_stamps s WHERE s.object = p_object AND s.record_key = p_hub::text AND s.field = t.record_id_column;
 END
 $$;

@@ -32,7 +32,7 @@ internal static class ReconcileCommand
                 result.AddError($"--max-api-calls {n} is too small; use 1 or more.");
             }
         });
-        var repair = new Option<bool>("--repair") { Description = "Bring the systems and the hub back to agreement: a value the hub never saw is a late edit of its system, a record removed without a trace is deleted as the mapping's delete rule says, a record the hub never saw is a late creation. Each write is audited." };
+        var repair = new Option<bool>("--repair") { Description = "Bring the systems and the hub back to agreement: a value the hub never saw is a late edit of its system, a record removed without a trace is deleted as the mapping's delete rule says (or re-created, with Reconcile:RecreateMissing), a record the hub never saw is a late creation. Each write is audited." };
         var dryRun = new Option<bool>("--dry-run") { Description = "With --repair: list the writes, make none." };
         var command = new Command("reconcile", "Compare every record in each system with the hub, field by field through the mapping's comparison keys, and report drift (open conflicts listed apart); --repair fixes it. Exit 1 when drift is found.")
         {
@@ -55,6 +55,7 @@ internal static class ReconcileCommand
                 Record = parse.GetValue(record),
                 Repair = parse.GetValue(repair),
                 DryRun = parse.GetValue(dryRun),
+                RecreateMissing = options.Reconcile.RecreateMissing,
             };
             await (await HubConnection.OpenAsync(options.Hub.ConnectionString, "Hub:ConnectionString", ct)).DisposeAsync();
             await using var hub = NpgsqlDataSource.Create(options.Hub.ConnectionString);

@@ -12,6 +12,9 @@ internal sealed record ReconcileRequest
     /// <summary>Bring the systems and the hub back to agreement (<see cref="ReconcileRepairer"/>).</summary>
     public bool Repair { get; init; }
 
+    /// <summary>Repair a record removed without a trace by re-creating it (<c>Reconcile:RecreateMissing</c>), not by the delete rule.</summary>
+    public bool RecreateMissing { get; init; }
+
     /// <summary>With <see cref="Repair"/>: list the writes, make none.</summary>
     public bool DryRun { get; init; }
 
@@ -41,7 +44,7 @@ internal sealed record ReconcileFinding
 
 /// <summary>One write of a repair: a record written into its staging table through the inbound path.</summary>
 /// <param name="Connector">The inbound connector whose origin the write carries.</param>
-/// <param name="Action">late_edit, apply_delete or late_create.</param>
+/// <param name="Action">late_edit, apply_delete, recreate or late_create.</param>
 /// <param name="Fields">The fields that differed (late_edit).</param>
 internal sealed record RepairAction(string Connector, string Action, string Object, string? RecordId, Guid? HubId, IReadOnlyList<string> Fields);
 

@@ -12,6 +12,13 @@ public sealed class ReconcileOptions : IValidatableObject
     [Range(1, long.MaxValue)]
     public long? MaxApiCalls { get; set; }
 
+    /// <summary>
+    /// What a repair does with a record its system removed without a trace (missing_in_system):
+    /// false applies the delete the inbound path would have seen (the mapping's delete rule);
+    /// true re-creates the record in its system from the hub's row. Default: false.
+    /// </summary>
+    public bool RecreateMissing { get; set; }
+
     IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext)
     {
         string? problem = null;

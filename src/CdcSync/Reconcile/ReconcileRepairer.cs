@@ -28,7 +28,7 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
     private readonly StagingColumns _columns = new();
 
     /// <summary>The writes a repair of run <paramref name="runId"/> makes; <paramref name="connectorOf"/> maps a staging table to the connector that reads it.</summary>
-    public async Task<IReadOnlyList<(RepairAction Action, InboundRecord Record)>> PlanAsync(long runId, IReadOnlyDictionary<string, string> connectorOf, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<(RepairAction Action, InboundRecord? Record)>> PlanAsync(long runId, IReadOnlyDictionary<string, string> connectorOf, CancellationToken cancellationToken)
     {
         await using var connection = await hub.OpenConnectionAsync(cancellationToken);
         var rows = await connection.QueryAsync<PlanRow>(new CommandDefinition(
@@ -41,13 +41,13 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
                    cdc.reconcile_tombstone_row(f.object, f.hub_id)::text AS Tombstone
               FROM cdc.reconcile_findings f
               JOIN cdc.sync_tables t ON t.object = f.object
-             WHERE f.run_id = @runId AND f.drift AND f.repair IN ('late_edit', 'apply_delete', 'late_create')
+             WHERE f.run_id = @runId AND f.drift AND f.repair IN ('late_edit', 'apply_delete', 'recreate', 'late_create')
              GROUP BY f.run_id, f.repair, f.object, f.record_id, f.hub_id, t.record_id_column
              ORDER BY f.object, f.repair, f.record_id
             """,
             new { runId }, cancellationToken: cancellationToken));
         var now = time.GetUtcNow();
-        var plan = new List<(RepairAction, InboundRecord)>();
+        var plan = new List<(RepairAction, InboundRecord?)>();
         foreach (var row in rows)
         {
             if (!connectorOf.TryGetValue(row.Object, out var connector) || row.RecordId is null)
@@ -56,8 +56,13 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
             }
 
             var values = new Dictionary<string, object?>(StringComparer.Ordinal) { [row.IdColumn] = row.RecordId };
-            InboundRecord record;
-            if (row.Action == "apply_delete" && row.Tombstone is null)
+            InboundRecord? record;
+            if (row.Action == "recreate")
+            {
+                // Not an inbound write: the hub asks the system for the record again (see ApplyAsync).
+                record = null;
+            }
+            else if (row.Action == "apply_delete" && row.Tombstone is null)
             {
                 record = new InboundRecord(row.Object, row.IdColumn, values, Deleted: true);
             }
@@ -86,12 +91,24 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
     }
 
     /// <summary>Applies the plan, each write with its audit row in one transaction; returns how many writes were made.</summary>
-    public async Task<int> ApplyAsync(long runId, IReadOnlyList<(RepairAction Action, InboundRecord Record)> plan, CancellationToken cancellationToken)
+    public async Task<int> ApplyAsync(long runId, IReadOnlyList<(RepairAction Action, InboundRecord? Record)> plan, CancellationToken cancellationToken)
     {
         var applied = 0;
         foreach (var (action, planned) in plan)
         {
-            var record = planned;
+            if (planned is not { } record)
+            {
+                // A hub write, under no connector's origin: routed to the record's own system.
+                await using var connection = await hub.OpenConnectionAsync(cancellationToken);
+                await using var hubTx = await connection.BeginTransactionAsync(cancellationToken);
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "SELECT cdc.reconcile_recreate(@object, @hubId)", new { @object = action.Object, hubId = action.HubId }, transaction: hubTx, cancellationToken: cancellationToken));
+                await AuditAsync(connection, hubTx, runId, action, cancellationToken);
+                await hubTx.CommitAsync(cancellationToken);
+                applied++;
+                continue;
+            }
+
             await using var session = await ReplicationOrigins.OpenAsync(hub, action.Connector, cancellationToken);
             await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
             var types = await _columns.TypesAsync(session.Connection, record.Table, cancellationToken);
@@ -102,25 +119,31 @@ internal sealed class ReconcileRepairer(NpgsqlDataSource hub, TimeProvider time)
             }
 
             await _writer.ApplyInboundAsync(session.Connection, action.Connector, [record], cursor: null, cancellationToken);
-            await session.Connection.ExecuteAsync(new CommandDefinition(
-                """
-                INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system, target_system, record_id, changes)
-                SELECT @connector, 'inbound', f.object, coalesce(f.hub_id::text, f.record_id), 'reconcile:' || f.repair, f.system, 'hub', f.record_id,
-                       cdc.mask_changes(f.object, coalesce(jsonb_object_agg(f.field, jsonb_build_object('before', f.hub_value, 'after', f.system_value))
-                                                           FILTER (WHERE f.field IS NOT NULL), '{}'))
-                  FROM cdc.reconcile_findings f
-                 WHERE f.run_id = @runId AND f.drift AND f.object = @object AND f.record_id = @recordId AND f.repair = @repair
-                 GROUP BY f.object, f.hub_id, f.record_id, f.repair, f.system;
-                UPDATE cdc.reconcile_findings f SET repaired_at = now()
-                 WHERE f.run_id = @runId AND f.drift AND f.object = @object AND f.record_id = @recordId AND f.repair = @repair;
-                """,
-                new { connector = action.Connector, runId, @object = action.Object, recordId = action.RecordId, repair = action.Action },
-                transaction: tx, cancellationToken: cancellationToken));
+            await AuditAsync(session.Connection, tx, runId, action, cancellationToken);
             await tx.CommitAsync(cancellationToken);
             applied++;
         }
 
         return applied;
+    }
+
+    /// <summary>The repair in the audit trail (operation <c>reconcile:&lt;action&gt;</c>, the differing fields before and after, masked), and its findings marked repaired.</summary>
+    private static async Task AuditAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, long runId, RepairAction action, CancellationToken cancellationToken)
+    {
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system, target_system, record_id, changes)
+            SELECT @connector, 'inbound', f.object, coalesce(f.hub_id::text, f.record_id), 'reconcile:' || f.repair, f.system, 'hub', f.record_id,
+                   cdc.mask_changes(f.object, coalesce(jsonb_object_agg(f.field, jsonb_build_object('before', f.hub_value, 'after', f.system_value))
+                                                       FILTER (WHERE f.field IS NOT NULL), '{}'))
+              FROM cdc.reconcile_findings f
+             WHERE f.run_id = @runId AND f.drift AND f.object = @object AND f.record_id = @recordId AND f.repair = @repair
+             GROUP BY f.object, f.hub_id, f.record_id, f.repair, f.system;
+            UPDATE cdc.reconcile_findings f SET repaired_at = now()
+             WHERE f.run_id = @runId AND f.drift AND f.object = @object AND f.record_id = @recordId AND f.repair = @repair;
+            """,
+            new { connector = action.Connector, runId, @object = action.Object, recordId = action.RecordId, repair = action.Action },
+            transaction: transaction, cancellationToken: cancellationToken));
     }
 
     private const string StampColumn = "cdc_source_modified_at";

@@ -101,6 +101,12 @@ internal sealed class ReconcileService(NpgsqlDataSource hub, ILogger<ReconcileSe
             await connection.ExecuteAsync(new CommandDefinition(
                 "SELECT count(*) FROM cdc.reconcile_compare(@runId, @table, @record)",
                 new { runId, table = request.Table, record = request.Record }, cancellationToken: cancellationToken, commandTimeout: 0));
+            if (request.RecreateMissing)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE cdc.reconcile_findings SET repair = 'recreate' WHERE run_id = @runId AND kind = 'missing_in_system'",
+                    new { runId }, cancellationToken: cancellationToken));
+            }
         }
 
         var findings = await FindingsAsync(runId, cancellationToken);

@@ -112,6 +112,22 @@ public sealed class ReconcileTests
         Assert.True(after.ExitCode == 0, $"reconcile after the repair exit {after.ExitCode}: {after.Stdout}{after.Stderr}");
         Assert.Contains("open conflicts (not drift)", after.Stdout, StringComparison.Ordinal);
         Assert.Equal("clean", await rig.ScalarAsync<string>("SELECT status FROM cdc.reconcile_runs ORDER BY run_id DESC LIMIT 1"));
+
+        // Reconcile:RecreateMissing: a customer removed without a trace is created again from the hub's row.
+        var dExternal = "sf-" + await rig.ScalarAsync<Guid>("SELECT hub_id FROM sf_accounts WHERE id = $1", d.AccountId);
+        await SilentEditAsync(rig.NetSuite.BaseUrl, new JsonObject { ["type"] = "customer", ["id"] = d.InternalId.ToString(CultureInfo.InvariantCulture), ["delete"] = true });
+        var recreate = await CliProcess.RunAsync(new Dictionary<string, string?> { ["CDCSYNC__Reconcile__RecreateMissing"] = "true" }, "reconcile", "--config", config, "--repair", "--record", d.AccountId);
+        Assert.True(recreate.ExitCode == 1, $"recreate exit {recreate.ExitCode}: {recreate.Stdout}{recreate.Stderr}");
+        Assert.Contains("recreate\tns_customers", recreate.Stdout, StringComparison.Ordinal);
+        long again = 0;
+        await rig.WaitUntilAsync("the removed customer created again", () =>
+        {
+            again = rig.NetSuite.FindByExternalId(dExternal) ?? 0;
+            return Task.FromResult(again != 0 && again != d.InternalId);
+        });
+        Assert.Equal("Dune Drift", rig.NetSuite.GetCustomer(again)!["companyName"]!.GetValue<string>());
+        await rig.WaitUntilAsync("the new internal id in the hub", async () =>
+            await rig.ScalarAsync<string>("SELECT internalid FROM ns_customers WHERE externalid = $1", dExternal) == again.ToString(CultureInfo.InvariantCulture));
     }
 
     [Fact]
