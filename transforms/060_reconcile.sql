@@ -78,10 +78,20 @@ BEGIN
                 WHERE x.record_id IS NOT NULL
                 ORDER BY x.record_id, x.deleted, (x.v ->> 'cdc_source_modified_at')::timestamptz DESC NULLS LAST$q$,
             t.record_id_column, t.object, p_run, t.object);
+        -- Narrowed to one record (and what is linked to it) before anything is compared.
         EXECUTE format(
             $q$CREATE TEMP TABLE reconcile_hub AS
-               SELECT h.hub_id, to_jsonb(h) AS v, to_jsonb(h) ->> %L AS record_id FROM public.%I h$q$,
-            t.record_id_column, t.object);
+               SELECT h.hub_id, to_jsonb(h) AS v, to_jsonb(h) ->> %L AS record_id FROM public.%I h
+                WHERE %L::text IS NULL OR h.hub_id::text = %L OR h.%I = %L
+                   OR h.hub_id IN (SELECT o.hub_id FROM cdc.identity_links s
+                                     JOIN cdc.identity_links o ON o.link_id = s.link_id AND o.object = %L
+                                    WHERE s.hub_id::text = %L OR s.record_id = %L)$q$,
+            t.record_id_column, t.object, p_record, p_record, t.record_id_column, p_record, t.object, p_record, p_record);
+        IF p_record IS NOT NULL THEN
+            DELETE FROM pg_temp.reconcile_sys s
+             WHERE s.record_id <> p_record
+               AND NOT EXISTS (SELECT 1 FROM pg_temp.reconcile_hub h WHERE h.record_id = s.record_id);
+        END IF;
         CREATE INDEX ON pg_temp.reconcile_sys (record_id);
         CREATE INDEX ON pg_temp.reconcile_hub (record_id);
         ANALYZE pg_temp.reconcile_sys;
@@ -147,7 +157,11 @@ BEGIN
         SELECT p_run, 'dangling_link', t.object, t.system, l.hub_id, l.record_id, l.link_id, 'none'
           FROM cdc.identity_links l
          WHERE l.object = t.object
-           AND NOT EXISTS (SELECT 1 FROM pg_temp.reconcile_hub h WHERE h.hub_id = l.hub_id)
+           AND CASE WHEN p_record IS NULL
+                    THEN NOT EXISTS (SELECT 1 FROM pg_temp.reconcile_hub h WHERE h.hub_id = l.hub_id)
+                    ELSE l.link_id IN (SELECT x.link_id FROM cdc.identity_links x WHERE x.hub_id::text = p_record OR x.record_id = p_record)
+                         AND NOT cdc.reconcile_row_exists(l.object, l.hub_id)
+               END
            AND EXISTS (SELECT 1 FROM cdc.identity_links o
                         WHERE o.link_id = l.link_id AND o.object <> l.object
                           AND cdc.reconcile_row_alive(o.object, o.hub_id));
@@ -179,6 +193,17 @@ BEGIN
 
     RETURN QUERY SELECT f.kind, f.drift, count(*) FROM cdc.reconcile_findings f
                   WHERE f.run_id = p_run GROUP BY f.kind, f.drift ORDER BY f.kind;
+END
+$$;
+
+-- Whether the hub row (p_object, p_hub) exists.
+CREATE OR REPLACE FUNCTION cdc.reconcile_row_exists(p_object text, p_hub uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM public.%I x WHERE x.hub_id = $1)', p_object) INTO found USING p_hub;
+    RETURN found;
 END
 $$;
 
