@@ -167,6 +167,30 @@ public sealed class ReconcileTests
         Assert.Contains("--max-api-calls 0 is too small", cap.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ReconcileSchedule_NotACronExpression_ConfigProblemNamingTheKey_EmptyTurnsItOff()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Hub:ConnectionString"] = "Host=127.0.0.1;Username=x;Password=y;Database=z",
+            ["Connectors:target:Type"] = "postgres",
+            ["Connectors:target:ConnectionString"] = "Host=127.0.0.1",
+            ["Routes:public.accounts:0"] = "target",
+            ["Reconcile:Schedule"] = "every night",
+        };
+        var problems = ConnectorConfig.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()).Problems;
+        Assert.Contains(problems, p => p.Contains("Reconcile:Schedule = \"every night\" is not a cron expression", StringComparison.Ordinal));
+
+        settings["Reconcile:Schedule"] = "";
+        var (options, none) = ConnectorConfig.BindAll(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        Assert.Empty(none);
+        // A system read inbound: the job exists with a schedule, not without one.
+        options.Connectors["reads"] = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["reads:Type"] = "netsuite", ["reads:Inbound:Enabled"] = "true" }).Build().GetSection("reads");
+        Assert.Null(ReconcileJob.Create(options, null!, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
+        options.Reconcile.Schedule = "0 3 * * *";
+        Assert.NotNull(ReconcileJob.Create(options, null!, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
+    }
+
     private static async Task<(string AccountId, long InternalId)> PairAsync(TwoWayRig rig, string name, string phone)
     {
         var accountId = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = name, ["Phone"] = phone });
