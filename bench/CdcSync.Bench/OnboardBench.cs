@@ -125,10 +125,10 @@ internal static class OnboardBench
         return 0;
     }
 
-    private static long Calls(JsonObject stats) =>
+    internal static long Calls(JsonObject stats) =>
         stats["requestsPerEndpoint"]!.AsObject().Where(p => !p.Key.Contains("/_sandbox/", StringComparison.Ordinal)).Sum(p => p.Value!.GetValue<long>());
 
-    private static string Repo()
+    internal static string Repo()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -141,7 +141,7 @@ internal static class OnboardBench
         throw new InvalidOperationException("run from the checkout (CdcSync.sln not found above the harness)");
     }
 
-    private static async Task<(int Code, string Stdout)> Cli(string file, IEnumerable<string> args, IDictionary<string, string> env, int[]? accept = null)
+    internal static async Task<(int Code, string Stdout)> Cli(string file, IEnumerable<string> args, IDictionary<string, string> env, int[]? accept = null)
     {
         var psi = new ProcessStartInfo(file == "/usr/bin/time" ? file : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Repo() };
         if (file != "/usr/bin/time")

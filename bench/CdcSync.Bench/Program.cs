@@ -3,6 +3,7 @@ using CdcSync.Bench;
 
 // CdcSync benchmark harness. Usage:
 //   dotnet run -c Release --project bench/CdcSync.Bench -- onboard [--records N] [--overlap 0.6] [--extra-sql FILE] [--json FILE]   (bench/onboard.sh)
+//   dotnet run -c Release --project bench/CdcSync.Bench -- reconcile [--pairs N] [--drift D] [--json FILE]   (bench/reconcile.sh)
 //   dotnet run -c Release --project bench/CdcSync.Bench -- reader|connector|http|all [--rows N] [--reps R] [--warmup W] [--scale S] [--clients C] [--workload tpcb|insert] [--ns-records N] [--sf-records N] [--latency-ms L] [--json FILE]
 // Needs CDCSYNC_DB (a superuser connection to a hub with wal_level=logical); bench/run.sh starts a
 // throwaway cluster when it is unset. The hub's pgbench tables are dropped and re-created, and the
@@ -17,6 +18,11 @@ if (args.Length > 0 && args[0] == "_reader")
 if (args.Length > 0 && args[0] == "onboard")
 {
     return await OnboardBench.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "reconcile")
+{
+    return await ReconcileBench.RunAsync(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == "_pipeline")

@@ -163,7 +163,7 @@ internal static class OnboardCommand
     };
 
     /// <summary>Load progress on stderr (stdout stays the report), at most once a second per system and when it is done.</summary>
-    private sealed class ConsoleProgress(TimeProvider time) : IProgress<LoadProgress>
+    internal sealed class ConsoleProgress(TimeProvider time) : IProgress<LoadProgress>
     {
         private readonly Dictionary<string, long> _last = new(StringComparer.Ordinal);
         private readonly Lock _lock = new();

@@ -226,6 +226,7 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         app.MapGet("/_sandbox/stats", () => Results.Content(StatsJson().ToJsonString(), "application/json"));
         app.MapPost("/_sandbox/reset", (Delegate)ResetAsync);
         app.MapPost("/_sandbox/faults", (Delegate)SetFaultsAsync);
+        app.MapPost("/_sandbox/silent-edit", (Delegate)SilentEditAsync);
     }
 
     private double NextDouble()
@@ -604,6 +605,25 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
     }
 
     /// <summary>
+    /// <c>POST /_sandbox/silent-edit</c> (<see cref="SilentEdit"/>): sets fields of a record, or
+    /// removes it, behind the API's change tracking: lastModifiedDate stays, no <c>deletedrecord</c>
+    /// entry, not counted as a write. An unknown type, id or field is a 4xx naming it.
+    /// </summary>
+    private async Task<IResult> SilentEditAsync(HttpContext context)
+    {
+        return await SteerAsync(context, body =>
+        {
+            var edit = SilentEdit.Parse(body);
+            var type = NsRecordType.All.GetValueOrDefault(edit.Type)
+                ?? throw new SteeringException($"type: the sandbox serves {string.Join(", ", NsRecordType.All.Keys)}, not '{edit.Type}'.");
+            if (!long.TryParse(edit.Id, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out var id) || !_store.SilentEdit(type, id, edit.Fields))
+            {
+                throw new SteeringException($"id: no {type.Name} with internal id '{edit.Id}' in the sandbox.", 404);
+            }
+        });
+    }
+
+    /// <summary>
     /// <c>POST /_sandbox/reset</c>: clears every fault knob, the normalization, the counters and the
     /// stats; with <c>{"records": true}</c> it also forgets every record (ids keep counting up).
     /// </summary>
@@ -748,7 +768,11 @@ public sealed class NetSuiteSandbox : IAsyncDisposable
         }
         catch (SteeringException e)
         {
-            return NetSuiteErrors.Error(400, "INVALID_PARAMETER", e.Message);
+            return NetSuiteErrors.Error(e.Status, e.Status == 404 ? "NONEXISTENT_ID" : "INVALID_PARAMETER", e.Message);
+        }
+        catch (RecordValidationException e)
+        {
+            return NetSuiteErrors.Error(400, e.Code, e.Message);
         }
 
         return Results.Content(StatsJson().ToJsonString(), "application/json");

@@ -220,6 +220,57 @@ internal sealed class RecordStore(NetSuiteSandboxOptions options)
         }
     }
 
+    /// <summary>
+    /// A change behind the API's change tracking (<c>/_sandbox/silent-edit</c>): merges <paramref name="fields"/>
+    /// (checked like an API write, not normalized, lastModifiedDate untouched), or with null removes
+    /// the record without a <c>deletedrecord</c> entry. False when there is no such record.
+    /// </summary>
+    public bool SilentEdit(NsRecordType type, long id, JsonObject? fields)
+    {
+        lock (_lock)
+        {
+            if (!_byId[type].TryGetValue(id, out var record))
+            {
+                return false;
+            }
+
+            if (fields is null)
+            {
+                _byId[type].Remove(id);
+                if (record.ExternalId is { } gone)
+                {
+                    _byExternalId.Remove((type, gone));
+                }
+
+                return true;
+            }
+
+            foreach (var (name, _) in fields)
+            {
+                if (type.Field(name) is null or { ReadOnly: true } && !name.StartsWith(type.CustomFieldPrefix, StringComparison.Ordinal))
+                {
+                    throw new RecordValidationException("INVALID_CONTENT", $"fields.{name}: the {type.Name} record has no writable field '{name}'.", name);
+                }
+            }
+
+            var merged = (JsonObject)record.Fields.DeepClone();
+            Merge(type, merged, (JsonObject)fields.DeepClone(), new HashSet<string>(), normalize: false);
+            Validate(type, merged);
+            if (record.ExternalId is { } oldExt && merged["externalId"]?.ToString() != oldExt)
+            {
+                _byExternalId.Remove((type, oldExt));
+            }
+
+            record.Fields = merged;
+            if (record.ExternalId is { } ext)
+            {
+                _byExternalId[(type, ext)] = id;
+            }
+
+            return true;
+        }
+    }
+
     /// <summary>Forgets every record (ids keep counting up, so a later record never reuses an id a client may still hold).</summary>
     public void Clear()
     {

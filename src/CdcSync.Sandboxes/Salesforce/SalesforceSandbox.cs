@@ -209,6 +209,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         app.MapGet("/_sandbox/stats", StatsResult);
         app.MapPost("/_sandbox/reset", ResetAsync);
         app.MapPost("/_sandbox/faults", SetFaultsAsync);
+        app.MapPost("/_sandbox/silent-edit", SilentEditAsync);
     }
 
     private async Task FaultsAndAuthAsync(HttpContext context, Func<Task> next)
@@ -979,6 +980,25 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     }
 
     /// <summary>
+    /// <c>POST /_sandbox/silent-edit</c> (<see cref="SilentEdit"/>): sets fields of a record, or
+    /// removes it, behind the API's change tracking: LastModifiedDate and SystemModstamp stay, no
+    /// recycle-bin entry, not counted as a write. An unknown sObject, Id or field is a 4xx naming it.
+    /// </summary>
+    private async Task<IResult> SilentEditAsync(HttpRequest request)
+    {
+        return await WithSteeringBodyAsync(request, body =>
+        {
+            var edit = SilentEdit.Parse(body);
+            var schema = SObjectSchema.All.GetValueOrDefault(edit.Type)
+                ?? throw new SteeringException($"type: the sandbox serves {string.Join(", ", SObjectSchema.All.Keys)}, not '{edit.Type}'.");
+            lock (_store.Sync)
+            {
+                _store.SilentEdit(schema, edit.Id, edit.Fields);
+            }
+        });
+    }
+
+    /// <summary>
     /// <c>POST /_sandbox/reset</c>: clears every fault knob, the normalization and the stats; with
     /// <c>{"records": true}</c> it also forgets every record (Ids keep counting up).
     /// </summary>
@@ -1029,7 +1049,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         }
         catch (SteeringException e)
         {
-            return Error(400, "INVALID_FIELD", e.Message);
+            return Error(e.Status, e.Status == 404 ? "NOT_FOUND" : "INVALID_FIELD", e.Message);
+        }
+        catch (SandboxApiException e)
+        {
+            return Error(e.Status, e.ErrorCode, e.Message);
         }
 
         return StatsResult();

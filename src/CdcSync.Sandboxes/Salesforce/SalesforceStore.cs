@@ -1,3 +1,4 @@
+using CdcSync.Sandboxes.Steering;
 using System.Globalization;
 using System.Text.Json.Nodes;
 
@@ -253,6 +254,45 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
         }
 
         return new SaveResult(id, true, []);
+    }
+
+    /// <summary>
+    /// A change behind the API's change tracking (<c>/_sandbox/silent-edit</c>): sets <paramref name="fields"/>
+    /// (type-checked like an API write, stamps untouched), or with null removes the record without a
+    /// recycle-bin entry. Not undoable, not counted.
+    /// </summary>
+    public void SilentEdit(SObjectSchema schema, string rawId, JsonObject? fields)
+    {
+        var id = SalesforceIds.Normalize(rawId);
+        if (id is null || !_records.TryGetValue(id, out var existing) || existing.Schema != schema || existing.IsDeleted)
+        {
+            throw new SteeringException($"id: no {schema.Name} with Id '{rawId}' in the sandbox.", 404);
+        }
+
+        RemoveIndex(existing);
+        if (fields is null)
+        {
+            _records.Remove(id);
+            return;
+        }
+
+        var updated = existing.Clone();
+        try
+        {
+            foreach (var (name, value) in fields)
+            {
+                var field = schema.Find(name) ?? throw new SteeringException($"fields.{name}: {schema.Name} has no field '{name}'.");
+                updated.Fields[field.Name] = Coerce(schema, field, value);
+            }
+        }
+        catch
+        {
+            AddIndex(existing);
+            throw;
+        }
+
+        _records[id] = updated;
+        AddIndex(updated);
     }
 
     private void MarkDeleted(StoredRecord existing, DateTimeOffset now)

@@ -131,6 +131,8 @@ public sealed class CdcSyncOptions
 
     /// <summary>Connector sections by name; each has a Type (postgres, salesforce, netsuite, webhook).</summary>
     public Dictionary<string, IConfigurationSection> Connectors { get; set; } = [];
+
+    public Reconcile.ReconcileOptions Reconcile { get; set; } = new();
 }
 
 /// <summary>Loads a config file and validates the sections that are not connectors; every problem names its key.</summary>
@@ -257,6 +259,7 @@ internal static partial class ConfigLoader
             Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
             Logging = ConfigOptions.Bind<LoggingOptions>(configuration.GetSection("Logging"), "Logging", null, problems),
             Alerts = ConfigOptions.Bind(configuration.GetSection("Alerts"), "Alerts", new AlertsOptionsValidator(), problems),
+            Reconcile = ConfigOptions.Bind(configuration.GetSection("Reconcile"), "Reconcile", new Reconcile.ReconcileOptionsValidator(), problems),
         };
         if (PrepareHubConnection(options.Hub) is { } hubProblem)
         {

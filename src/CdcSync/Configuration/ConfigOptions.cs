@@ -34,6 +34,8 @@ internal static class ConfigOptions
         services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
         services.AddOptions<AlertsOptions>().Bind(configuration.GetSection("Alerts")).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AlertsOptions>>(new ConfigKeyValidator<AlertsOptions>(new AlertsOptionsValidator(), _ => "Alerts")));
+        services.AddOptions<Reconcile.ReconcileOptions>().Bind(configuration.GetSection("Reconcile")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Reconcile.ReconcileOptions>>(new ConfigKeyValidator<Reconcile.ReconcileOptions>(new Reconcile.ReconcileOptionsValidator(), _ => "Reconcile")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -50,6 +52,7 @@ internal static class ConfigOptions
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
             Alerts = sp.GetRequiredService<IOptions<AlertsOptions>>().Value,
+            Reconcile = sp.GetRequiredService<IOptions<Reconcile.ReconcileOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });

@@ -9,9 +9,12 @@ public static class ScheduledJobs
 {
     public static IReadOnlyList<IScheduledJob> Create(CdcSyncOptions options, NpgsqlDataSource hub, ILoggerFactory loggers)
     {
-        _ = options;
-        _ = hub;
-        _ = loggers;
-        return [];
+        var jobs = new List<IScheduledJob>();
+        if (Reconcile.ReconcileJob.Create(options, hub, loggers) is { } reconcile)
+        {
+            jobs.Add(reconcile);
+        }
+
+        return jobs;
     }
 }

@@ -12,7 +12,9 @@ namespace CdcSync.Connectors.NetSuite;
 /// </summary>
 internal static class NetSuiteConnectorType
 {
-    private static readonly ConcurrentDictionary<string, (NetSuiteOptions Options, NetSuiteClient Client)> Clients = new();
+    // Per HTTP client factory: a registry built on its own factory (a reconcile run counting its
+    // API calls) gets its own clients.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IHttpClientFactory, ConcurrentDictionary<string, (NetSuiteOptions Options, NetSuiteClient Client)>> ClientsByFactory = [];
 
     public static ConnectorType Type { get; } = ConnectorType.Of(
         "netsuite",
@@ -29,7 +31,7 @@ internal static class NetSuiteConnectorType
         });
 
     private static (NetSuiteOptions Options, NetSuiteClient Client) ClientFor(ConnectorContext context) =>
-        Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
+        ClientsByFactory.GetValue(context.Http, static _ => new()).GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
         {
             // Its records, their lookups, Inbound and Resilience are validated with it.
             var options = ConnectorFactory.BindValidated(context.Section, context.Path, new NetSuiteOptionsValidator());

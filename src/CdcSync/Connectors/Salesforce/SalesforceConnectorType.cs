@@ -12,7 +12,9 @@ namespace CdcSync.Connectors.Salesforce;
 /// </summary>
 internal static class SalesforceConnectorType
 {
-    private static readonly ConcurrentDictionary<string, SalesforceClient> Clients = new();
+    // Per HTTP client factory: a registry built on its own factory (a reconcile run counting its
+    // API calls) gets its own clients.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IHttpClientFactory, ConcurrentDictionary<string, SalesforceClient>> ClientsByFactory = [];
 
     public static ConnectorType Type { get; } = ConnectorType.Of(
         "salesforce",
@@ -24,7 +26,7 @@ internal static class SalesforceConnectorType
     };
 
     private static SalesforceClient ClientFor(ConnectorContext context) =>
-        Clients.GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
+        ClientsByFactory.GetValue(context.Http, static _ => new()).GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
         {
             // Its objects, their lookups, Inbound and Resilience are validated with it.
             var options = ConnectorFactory.BindValidated(context.Section, context.Path, new SalesforceOptionsValidator());
