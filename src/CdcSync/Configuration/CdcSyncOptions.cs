@@ -123,6 +123,8 @@ public sealed class CdcSyncOptions
 
     public LoggingOptions Logging { get; set; } = new();
 
+    public ConsoleOptions Console { get; set; } = new();
+
     /// <summary>Hub table (schema.table) to the names of the connectors it is sent to.</summary>
     public Dictionary<string, string[]> Routes { get; set; } = [];
 
@@ -253,6 +255,7 @@ internal static partial class ConfigLoader
         {
             Hub = ConfigOptions.Bind(configuration.GetSection("Hub"), "Hub", new HubOptionsValidator(), problems),
             Logging = ConfigOptions.Bind<LoggingOptions>(configuration.GetSection("Logging"), "Logging", null, problems),
+            Console = ConfigOptions.Bind(configuration.GetSection("Console"), "Console", new ConsoleOptionsValidator(), problems),
         };
         if (PrepareHubConnection(options.Hub) is { } hubProblem)
         {

@@ -32,6 +32,8 @@ internal static class ConfigOptions
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HubOptions>>(new ConfigKeyValidator<HubOptions>(new HubOptionsValidator(), _ => "Hub")));
         services.AddOptions<LoggingOptions>().Bind(configuration.GetSection("Logging"));
+        services.AddOptions<ConsoleOptions>().Bind(configuration.GetSection("Console")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleOptions>>(new ConfigKeyValidator<ConsoleOptions>(new ConsoleOptionsValidator(), _ => "Console")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -47,6 +49,7 @@ internal static class ConfigOptions
         {
             Hub = sp.GetRequiredService<IOptions<HubOptions>>().Value,
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
+            Console = sp.GetRequiredService<IOptions<ConsoleOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });
