@@ -30,6 +30,7 @@ internal static class CliApp
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(OnboardCommand.Create());
         root.Subcommands.Add(MatchesCommand.Create());
+        root.Subcommands.Add(ConsoleCommand.Create());
 
         var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
         sandbox.Subcommands.Add(SandboxSalesforceCommand.Create());

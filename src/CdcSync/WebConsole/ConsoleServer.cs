@@ -120,7 +120,9 @@ internal sealed class ConsoleServer : IAsyncDisposable
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
-            headers.CacheControl = "no-store";
+            // What antiforgery sets on pages with a form; set on all, so nothing with pipeline data is cached.
+            headers.CacheControl = "no-cache, no-store";
+            headers.Pragma = "no-cache";
             await next(context);
         });
         app.MapGet("/console.css", () => Results.Text(ConsoleAssets.Css, "text/css; charset=utf-8")).AllowAnonymous();
