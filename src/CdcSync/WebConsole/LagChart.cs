@@ -25,7 +25,7 @@ internal static class LagChart
         var plotHeight = Height - Bottom - 6;
         var start = now - window;
         var svg = new StringBuilder();
-        svg.Append(inv, $"<svg class=\"chart\" viewBox=\"0 0 {Width} {Height}\" role=\"img\" preserveAspectRatio=\"none\" xmlns=\"http://www.w3.org/2000/svg\">");
+        svg.Append(inv, $"<svg class=\"chart\" viewBox=\"0 0 {Width} {Height}\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">");
         svg.Append(inv, $"<title>lag in seconds, last {window.TotalMinutes:F0} minutes, peak {max:F1} s</title>");
         // Axes and two grid lines: 0, half and the top.
         foreach (var fraction in new[] { 0.0, 0.5, 1.0 })

@@ -21,7 +21,7 @@ public sealed class RecordModel : ConsolePage
     /// <summary>The current row of a hub table as field/value pairs (masked by the hub), or null when there is none.</summary>
     public IReadOnlyList<(string Field, string Value)>? Fields(string obj) =>
         View?.CurrentRows.GetValueOrDefault(obj) is { } json && JsonNode.Parse(json) is JsonObject row
-            ? row.Select(p => (p.Key, p.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : p.Value?.ToJsonString() ?? "null")).ToList()
+            ? row.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value is JsonValue v && v.TryGetValue<string>(out var s) ? s : p.Value?.ToJsonString() ?? "null")).ToList()
             : null;
 
     /// <summary>An audit row's changes, one "field: before → after" per line.</summary>
