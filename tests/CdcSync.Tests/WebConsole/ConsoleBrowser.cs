@@ -70,12 +70,18 @@ public sealed class ConsoleBrowser : IDisposable
         }
     }
 
-    /// <summary>Resizes the window (the viewport, headless) and reports whether the page scrolls sideways.</summary>
-    public bool OverflowsAt(int width, int height)
+    /// <summary>Resizes the window (the viewport, headless); null when the page fits, else the elements that stick out sideways.</summary>
+    public string? OverflowAt(int width, int height)
     {
         Driver.Manage().Window.Size = new System.Drawing.Size(width, height);
         Driver.Navigate().Refresh();
-        return (bool)Driver.ExecuteScript("return document.documentElement.scrollWidth > window.innerWidth + 1;")!;
+        return (string?)Driver.ExecuteScript(
+            """
+            if (document.documentElement.scrollWidth <= window.innerWidth + 1) return null;
+            const out = [...document.querySelectorAll('body *')].filter(e => !e.parentElement.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
+                .slice(-5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));
+            return 'page ' + document.documentElement.scrollWidth + ' px wide: ' + out.join(', ');
+            """);
     }
 
     public void Screenshot(string path) => Driver.GetScreenshot().SaveAsFile(path);

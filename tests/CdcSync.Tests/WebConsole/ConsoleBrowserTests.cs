@@ -167,8 +167,16 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
             foreach (var (name, path) in pages)
             {
                 Browser.Go(path);
-                Assert.False(Browser.OverflowsAt(1280, 900), $"{path} scrolls sideways at 1280 px");
-                Assert.False(Browser.OverflowsAt(390, 844), $"{path} scrolls sideways at 390 px (a phone)");
+                if (Browser.OverflowAt(1280, 900) is { } wide)
+                {
+                    Assert.Fail($"{path} scrolls sideways at 1280 px: {wide}");
+                }
+
+                if (Browser.OverflowAt(390, 844) is { } phone)
+                {
+                    Assert.Fail($"{path} scrolls sideways at 390 px (a phone): {phone}");
+                }
+
                 Screenshots.Save(Browser, name + "-phone");
                 Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 900);
             }
