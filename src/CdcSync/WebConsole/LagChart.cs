@@ -10,9 +10,9 @@ namespace CdcSync.WebConsole;
 /// </summary>
 internal static class LagChart
 {
-    public const int Width = 600;
-    public const int Height = 120;
-    private const int Left = 44;
+    public const int Width = 360;
+    public const int Height = 110;
+    private const int Left = 38;
     private const int Bottom = 18;
 
     /// <summary>SVG markup of lag in seconds against time, <paramref name="window"/> ending at <paramref name="now"/>.</summary>
@@ -32,14 +32,14 @@ internal static class LagChart
         {
             var y = 6 + plotHeight * (1 - fraction);
             svg.Append(inv, $"<line x1=\"{Left}\" y1=\"{y:F1}\" x2=\"{Width - 4}\" y2=\"{y:F1}\" stroke=\"#d0d4da\" stroke-width=\"1\"/>");
-            svg.Append(inv, $"<text x=\"{Left - 4}\" y=\"{y + 4:F1}\" text-anchor=\"end\" font-size=\"11\" fill=\"#555\">{Label(top * fraction)}</text>");
+            svg.Append(inv, $"<text x=\"{Left - 4}\" y=\"{y + 4:F1}\" text-anchor=\"end\" font-size=\"10\" fill=\"#555\">{Label(top * fraction)}</text>");
         }
 
-        svg.Append(inv, $"<text x=\"{Left}\" y=\"{Height - 3}\" font-size=\"11\" fill=\"#555\">-{window.TotalMinutes:F0} min</text>");
-        svg.Append(inv, $"<text x=\"{Width - 4}\" y=\"{Height - 3}\" text-anchor=\"end\" font-size=\"11\" fill=\"#555\">now</text>");
+        svg.Append(inv, $"<text x=\"{Left}\" y=\"{Height - 3}\" font-size=\"10\" fill=\"#555\">-{window.TotalMinutes:F0} min</text>");
+        svg.Append(inv, $"<text x=\"{Width - 4}\" y=\"{Height - 3}\" text-anchor=\"end\" font-size=\"10\" fill=\"#555\">now</text>");
         if (samples.Count == 0)
         {
-            svg.Append(inv, $"<text x=\"{Left + plotWidth / 2}\" y=\"{6 + plotHeight / 2}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#777\">no history yet (a running worker records it)</text>");
+            svg.Append(inv, $"<text x=\"{Left + plotWidth / 2}\" y=\"{6 + plotHeight / 2}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#777\">no history yet (a running worker records it)</text>");
         }
         else
         {
