@@ -93,9 +93,7 @@ public sealed partial class ConsoleAccessTests
 
         await ExpectErrorAsync(env, "use at least 12", "short\n", "console", "add-user", "sam", "--role", "viewer", "--password-stdin");
         await ExpectErrorAsync(env, "already exists", Password + "\n", "console", "add-user", "rita", "--role", "viewer", "--password-stdin");
-        await ExpectErrorAsync(env, "give --password-stdin", "", "console", "add-user", "sam", "--role", "viewer");
         await ExpectErrorAsync(env, "no console user 'nobody'", "", "console", "disable", "nobody");
-        await ExpectErrorAsync(env, "'admin' not recognized", "", "console", "add-user", "sam", "--role", "admin", "--password-stdin");
 
         var config = Path.Combine(Path.GetTempPath(), $"cdcsync-console-{Guid.NewGuid():N}.json");
         await File.WriteAllTextAsync(config, $$"""
