@@ -140,7 +140,7 @@ public sealed class ConfigTests
             ["Routes:public.accounts:0"] = "target",
         }));
 
-        Assert.Equal("Config key Alarms is not a setting CdcSync knows; known keys here: Connectors, Hub, Logging, Routes.", e.Message);
+        Assert.Equal("Config key Alarms is not a setting CdcSync knows; known keys here: Connectors, Console, Hub, Logging, Routes.", e.Message);
     }
 
     [Fact]
