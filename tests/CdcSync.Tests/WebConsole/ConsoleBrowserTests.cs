@@ -161,6 +161,8 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         await rig.AddDeadLetterAsync("INVALID_FLD_VALUE: a long reason a system gives when it rejects a record, to see it wrap on a phone");
         Browser.SignIn(ConsoleRig.OperatorName, ConsoleRig.Password);
         await rig.WaitAsync("the worker's status history", async () => await rig.ScalarAsync<long>("SELECT count(*) FROM cdc.status_history") >= 4);
+        // A run as the scheduler records it (Scheduling/JobScheduler): its last run is on the overview.
+        await rig.ExecuteAsync("INSERT INTO cdc.job_runs (slot, job, worker, started_at, finished_at, outcome) VALUES ('console_browser', 'audit-purge', 'vm:1', now() - interval '5 minutes', now() - interval '4 minutes', '12 rows purged')");
         var pages = new[] { ("overview", "/"), ("conflicts-all", "/conflicts?all=true"), ("deadletters-all", "/deadletters?all=true"), ("record-lookup", "/record?id=" + rig.Customer), ("matches", "/matches") };
         try
         {
@@ -182,6 +184,7 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
             }
 
             Browser.Go("/");
+            Assert.Contains("12 rows purged", Browser.Driver.FindElement(By.Id("scheduled")).Text, StringComparison.Ordinal);
             Assert.Contains("<svg class=\"chart\"", Browser.Driver.PageSource, StringComparison.Ordinal);
             Assert.Contains("<polyline", Browser.Driver.PageSource, StringComparison.Ordinal);
             Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 1500);
@@ -206,7 +209,7 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
 internal static class Screenshots
 {
     public static readonly string Folder = Environment.GetEnvironmentVariable("CDCSYNC_CONSOLE_SCREENSHOTS") is { Length: > 0 } folder
-        ? Path.GetFullPath(folder)
+        ? Path.Combine(CdcSync.Tests.Infrastructure.Repo.Root, folder)
         : Path.Combine(Path.GetTempPath(), "cdcsync-console-screenshots");
 
     public static void Save(ConsoleBrowser browser, string name)
