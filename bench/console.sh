@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The console's cost to the pipeline: `cdcsync run` drains a backlog of N rows (1,000-row
-# transactions) into a PostgreSQL target with the console off (Console:Url empty), then on with a
-# signed-in client loading the overview every 0.5 s; alternated R times. Prints drain time, the
-# worker's CPU seconds (user + system, from /proc) and peak RSS per run.
+# transactions) into a PostgreSQL target with the console off (Console:Url empty), served but not
+# visited (idle), and on with a signed-in client loading the overview every 0.5 s; R rounds. Prints
+# the time from the first insert until the target holds every row, the worker's CPU seconds (user +
+# system, from /proc) and its peak RSS per run.
 #
 #   bench/console.sh [N] [R]      default: 100000 3
 #
@@ -19,9 +20,9 @@ hub="$(psql_url "$hub_cs")"; target="$(psql_url "$target_cs")"
 port=$((20000 + RANDOM % 20000))
 password="bench-console-password"
 
-measure() { # off|on
+measure() { # off|idle|on
   local mode=$1 url="" config jar
-  [[ $mode == on ]] && url="http://127.0.0.1:$port"
+  [[ $mode != off ]] && url="http://127.0.0.1:$port"
   config="$(mktemp /tmp/cdcsync-console.XXXXXX.json)"; jar="$(mktemp /tmp/cdcsync-console-jar.XXXXXX)"
   cat >"$config" <<JSON
 { "Hub": { "ConnectionString": "$hub_cs", "Slot": "console_slot", "Publication": "console_pub", "MetricsUrl": "" },
@@ -55,9 +56,9 @@ JSON
   [[ -n $client ]] && kill "$client" 2>/dev/null && wait "$client" 2>/dev/null || true
   kill -TERM "$pid"; wait "$pid" || true
   rm -f "$config" "$jar"
-  printf '| %-3s | %s | %.1f | %.1f | %d MB |\n' "$mode" "$n" "$(echo "$end - $start" | bc)" "$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)" $((hwm / 1024))
+  printf '| %-4s | %s | %.1f | %.1f | %d MB |\n' "$mode" "$n" "$(echo "$end - $start" | bc)" "$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)" $((hwm / 1024))
 }
 
 echo "| console | rows | drain s | worker CPU s | peak RSS |"
 echo "|---|---|---|---|---|"
-for ((r = 0; r < reps; r++)); do measure off; measure on; done
+for ((r = 0; r < reps; r++)); do measure off; measure idle; measure on; done

@@ -4,12 +4,13 @@ using CdcSync.Conflicts;
 using CdcSync.Onboarding;
 using CdcSync.Operations;
 using CdcSync.Scheduling;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
 namespace CdcSync.WebConsole;
 
 /// <summary>Everything one overview shows: the hub's status and the last hour of history.</summary>
-internal sealed record Overview(HubStatus Status, IReadOnlyList<StatusSample> History, IReadOnlyList<JobRun> Jobs, IReadOnlyList<AuditEntry> RecentActions, DateTime Now);
+internal sealed record Overview(HubStatus Status, IReadOnlyList<StatusSample> History, IReadOnlyList<JobRun> Jobs, IReadOnlyList<ResyncJob> Resyncs, IReadOnlyList<AuditEntry> RecentActions, DateTime Now);
 
 /// <summary>A record's journey: its linked rows, each row's current values (masked) and the audit timeline.</summary>
 internal sealed record RecordView(string Reference, AuditHistory History, IReadOnlyDictionary<string, string?> CurrentRows, IReadOnlyList<ConflictRecord> Conflicts);
@@ -30,8 +31,9 @@ internal sealed class ConsoleReads(NpgsqlDataSource hub, CdcSyncOptions options,
         var status = await new StatusService(options.Hub.ConnectionString, options, _time).GetAsync(Thresholds, cancellationToken);
         var history = await StatusHistory.ReadAsync(hub, StatusHistory.Kept, cancellationToken);
         var jobs = await JobRunHistory.LatestAsync(hub, options.Hub.Slot, cancellationToken);
+        var resyncs = await new ResyncService(options, NullLogger.Instance).RecentAsync(10, cancellationToken);
         var actions = await new AuditService(hub).RecentActionsAsync(10, cancellationToken);
-        return new Overview(status, history, jobs, actions, _time.GetUtcNow().UtcDateTime);
+        return new Overview(status, history, jobs, resyncs, actions, _time.GetUtcNow().UtcDateTime);
     }
 
     public Task<IReadOnlyList<ConflictRecord>> ConflictsAsync(bool all, CancellationToken cancellationToken) =>
