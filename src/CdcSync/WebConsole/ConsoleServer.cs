@@ -50,8 +50,10 @@ internal sealed class ConsoleServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new ForwardingLoggerProvider(loggers));
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
-        // "No XML encryptor configured": the keys live in the hub (HubKeyRepository), as protected as the data they guard.
-        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        // Data Protection warns "no XML encryptor" (the keys live in the hub, as protected as the data
+        // they guard) and, when the hub is unreachable at start, logs the key ring's failure with a
+        // stack trace: the worker reports the hub's problem itself, in one line.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.None);
         builder.WebHost.UseUrls(url);
 
         var services = builder.Services;
