@@ -91,9 +91,14 @@ public sealed partial class ConsoleAccessTests
         Assert.NotNull(await new ConsoleUsers(source).VerifyAsync("rita", "a brand new password", CancellationToken.None));
         Assert.Null(await new ConsoleUsers(source).VerifyAsync("rita", Password, CancellationToken.None));
 
+        // What is wrong, in one line (GuardAsync prints an OperatorException as any verb's).
+        var bad = await Assert.ThrowsAsync<OperatorException>(() => new ConsoleUsers(source).AddAsync("sam", ConsoleRole.Viewer, "short", CancellationToken.None));
+        Assert.Contains("use at least 12", bad.Message, StringComparison.Ordinal);
+        bad = await Assert.ThrowsAsync<OperatorException>(() => new ConsoleUsers(source).AddAsync("rita", ConsoleRole.Viewer, Password, CancellationToken.None));
+        Assert.Contains("already exists", bad.Message, StringComparison.Ordinal);
+        bad = await Assert.ThrowsAsync<OperatorException>(() => new ConsoleUsers(source).DisableAsync("nobody", CancellationToken.None));
+        Assert.Contains("no console user 'nobody'", bad.Message, StringComparison.Ordinal);
         await ExpectErrorAsync(env, "use at least 12", "short\n", "console", "add-user", "sam", "--role", "viewer", "--password-stdin");
-        await ExpectErrorAsync(env, "already exists", Password + "\n", "console", "add-user", "rita", "--role", "viewer", "--password-stdin");
-        await ExpectErrorAsync(env, "no console user 'nobody'", "", "console", "disable", "nobody");
 
         var config = Path.Combine(Path.GetTempPath(), $"cdcsync-console-{Guid.NewGuid():N}.json");
         await File.WriteAllTextAsync(config, $$"""
