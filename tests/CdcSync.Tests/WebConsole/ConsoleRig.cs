@@ -70,6 +70,8 @@ public sealed class ConsoleRig : IAsyncLifetime
         settings["Hub:InboundPollInterval"] = "00:00:00.300";
         settings["Hub:MetricsUrl"] = "";
         settings["Console:Url"] = "http://127.0.0.1:0";
+        // Each test signs in; the limit itself is ConsoleAccessTests'.
+        settings["Console:SignInAttemptsPerMinute"] = "100";
         Options = ConnectorConfig.Bind(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
 
         var users = new ConsoleUsers(Hub);
