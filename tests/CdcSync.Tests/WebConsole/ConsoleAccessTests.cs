@@ -108,6 +108,65 @@ public sealed partial class ConsoleAccessTests
         await ExpectErrorAsync(env, "Console:Url is 'https://0.0.0.0:9465'; use an http URL", "", "console", "--config", config);
     }
 
+    [Fact]
+    public async Task RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl()
+    {
+        var hub = await TestPostgres.CreateMigratedHubAsync();
+        var target = await TestPostgres.CreateDatabaseAsync(nameof(RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl), "_target");
+        await CdcSync.Tests.Pipeline.TestPipeline.ExecuteAsync(hub, "CREATE TABLE public.items (id int PRIMARY KEY, v text)");
+        await CdcSync.Tests.Pipeline.TestPipeline.ExecuteAsync(target, "CREATE TABLE public.items (id int PRIMARY KEY, v text)");
+        foreach (var verb in new[] { "run", "console" })
+        {
+            var port = CdcSync.Tests.Deploy.DeployedProcess.FreePort();
+            var name = "console_" + verb;
+            var config = Path.Combine(Path.GetTempPath(), $"cdcsync-console-{Guid.NewGuid():N}.json");
+            await File.WriteAllTextAsync(config, $$"""
+                { "Hub": { "ConnectionString": "{{hub}}", "Slot": "{{name}}", "Publication": "{{name}}", "MetricsUrl": "" },
+                  "Console": { "Url": "http://127.0.0.1:{{port}}" },
+                  "Connectors": { "pg": { "Type": "postgres", "ConnectionString": "{{target}}" } }, "Routes": { "public.items": ["pg"] } }
+                """);
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cdcsync.dll"), verb, "--config", config })
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.OrdinalIgnoreCase)).ToList())
+            {
+                start.Environment.Remove(key);
+            }
+
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            try
+            {
+                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+                var deadline = DateTime.UtcNow.AddSeconds(90);
+                HttpStatusCode? status = null;
+                while (status != HttpStatusCode.OK && DateTime.UtcNow < deadline && !process.HasExited)
+                {
+                    try
+                    {
+                        status = (await http.GetAsync($"http://127.0.0.1:{port}/login")).StatusCode;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        await Task.Delay(200);
+                    }
+                }
+
+                Assert.True(status == HttpStatusCode.OK, $"cdcsync {verb} did not serve the console on port {port}; exited: {process.HasExited}");
+            }
+            finally
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+                _ = await stdout + await stderr;
+            }
+        }
+    }
+
     private static async Task ExpectErrorAsync(Dictionary<string, string?> env, string expected, string stdin, params string[] args)
     {
         var result = await RunAsync(env, stdin, args);
