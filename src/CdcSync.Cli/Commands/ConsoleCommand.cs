@@ -49,11 +49,12 @@ internal static class ConsoleCommand
                 Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "No console users yet: add one with 'cdcsync console add-user NAME --role operator --password-stdin'");
             }
 
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, server.Stopping);
             try
             {
-                await Task.Delay(Timeout.Infinite, ct);
+                await Task.Delay(Timeout.Infinite, stop.Token);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 // Ctrl-C or SIGTERM: stop serving and exit 0.
             }

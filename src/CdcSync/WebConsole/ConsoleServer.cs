@@ -34,6 +34,12 @@ internal sealed class ConsoleServer : IAsyncDisposable
 
     private ConsoleServer(WebApplication app) => _app = app;
 
+    /// <summary>
+    /// Fires when the console's host stops: its console lifetime turns SIGTERM and Ctrl-C into a
+    /// stop (and cancels the signal's default exit), so `cdcsync console` waits on this.
+    /// </summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
     /// <summary>The address actually bound (differs from the configured one when it asked for port 0).</summary>
     public string Address => _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 

@@ -109,10 +109,10 @@ public sealed partial class ConsoleAccessTests
     }
 
     [Fact]
-    public async Task RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl()
+    public async Task RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl_AndStopOnSigterm()
     {
         var hub = await TestPostgres.CreateMigratedHubAsync();
-        var target = await TestPostgres.CreateDatabaseAsync(nameof(RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl), "_target");
+        var target = await TestPostgres.CreateDatabaseAsync(nameof(RunAndConsoleVerbs_ServeTheConsoleOnConsoleUrl_AndStopOnSigterm), "_target");
         await CdcSync.Tests.Pipeline.TestPipeline.ExecuteAsync(hub, "CREATE TABLE public.items (id int PRIMARY KEY, v text)");
         await CdcSync.Tests.Pipeline.TestPipeline.ExecuteAsync(target, "CREATE TABLE public.items (id int PRIMARY KEY, v text)");
         foreach (var verb in new[] { "run", "console" })
@@ -157,12 +157,24 @@ public sealed partial class ConsoleAccessTests
                 }
 
                 Assert.True(status == HttpStatusCode.OK, $"cdcsync {verb} did not serve the console on port {port}; exited: {process.HasExited}");
+
+                // SIGTERM (systemd, docker stop) stops it with exit code 0.
+                using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                {
+                    await term.WaitForExitAsync();
+                }
+
+                using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                await process.WaitForExitAsync(exit.Token);
+                Assert.True(process.ExitCode == 0, $"cdcsync {verb} exited {process.ExitCode} on SIGTERM\n{await stdout}\n{await stderr}");
             }
             finally
             {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-                _ = await stdout + await stderr;
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                    await process.WaitForExitAsync();
+                }
             }
         }
     }
