@@ -96,7 +96,7 @@ if [[ " ${order[*]} " == *" native "* ]]; then
 fi
 psql -q "$hub" -c "CREATE PUBLICATION lat_native_pub FOR TABLE events_native"
 cat >"$tmp/config.json" <<JSON
-{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "lat_slot", "Publication": "lat_pub", "MetricsUrl": "" },
+{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "lat_slot", "Publication": "lat_pub", "MetricsUrl": "" }, "Console": { "Url": "" },
   "Connectors": { "target": { "Type": "postgres", "ConnectionString": "$target_cs" } },
   "Routes": { "public.events": [ "target" ] } }
 JSON

@@ -18,7 +18,7 @@ hub_cs="$(with_db cdcsync_mem_hub)"; target_cs="$(with_db cdcsync_mem_target)"
 hub="$(psql_url "$hub_cs")"; target="$(psql_url "$target_cs")"
 config="$(mktemp /tmp/cdcsync-mem.XXXXXX.json)"
 cat >"$config" <<JSON
-{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "mem_slot", "Publication": "mem_pub", "MetricsUrl": "" },
+{ "Hub": { "ConnectionString": "$hub_cs", "Slot": "mem_slot", "Publication": "mem_pub", "MetricsUrl": "" }, "Console": { "Url": "" },
   "Connectors": { "target": { "Type": "postgres", "ConnectionString": "$target_cs" } },
   "Routes": { "public.big": [ "target" ] } }
 JSON

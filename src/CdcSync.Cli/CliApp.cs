@@ -33,6 +33,7 @@ internal static class CliApp
         root.Subcommands.Add(ChecksCommand.Create());
         root.Subcommands.Add(AlertsCommand.Create());
         root.Subcommands.Add(ReconcileCommand.Create());
+        root.Subcommands.Add(ConsoleCommand.Create());
 
         var sandbox = new Command("sandbox", "Run a local sandbox of a system's API (for the demo and tests).");
         sandbox.Subcommands.Add(SandboxSalesforceCommand.Create());

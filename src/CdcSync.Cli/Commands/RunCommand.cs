@@ -110,6 +110,7 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
             jobs: [.. ScheduledJobs.Create(options, hub, loggers), .. checkJobs],
             alerts: alerts);
         HealthServer? health = null;
+        WebConsole.ConsoleServer? console = null;
         try
         {
             if (!string.IsNullOrWhiteSpace(options.Hub.MetricsUrl))
@@ -117,6 +118,8 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
                 health = await HealthServer.StartAsync(options.Hub.MetricsUrl, worker, loggers, stoppingToken);
                 loggers.CreateLogger<PipelineService>().LogInformation("Serving /healthz, /readyz and /metrics on {Url}", health.Address);
             }
+
+            console = await StartConsoleAsync(stoppingToken);
 
             await worker.RunAsync(stoppingToken);
             LogShutdown();
@@ -142,7 +145,33 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
                 await health.DisposeAsync();
             }
 
+            if (console is not null)
+            {
+                await console.DisposeAsync();
+            }
+
             lifetime.StopApplication();
+        }
+
+        // The console is the operator's window, not the pipeline: a port in use is a warning, never a stop.
+        async Task<WebConsole.ConsoleServer?> StartConsoleAsync(CancellationToken cancellationToken)
+        {
+            if (string.IsNullOrWhiteSpace(options.Console.Url))
+            {
+                return null;
+            }
+
+            try
+            {
+                var server = await WebConsole.ConsoleServer.StartAsync(options, hub, loggers, cancellationToken);
+                loggers.CreateLogger<PipelineService>().LogInformation("Serving the console on {Url}", server.Address);
+                return server;
+            }
+            catch (OperatorException e)
+            {
+                loggers.CreateLogger<PipelineService>().LogWarning("Console not served: {Reason}", e.Message);
+                return null;
+            }
         }
 
         void LogShutdown() => loggers.CreateLogger<PipelineService>().LogInformation(

@@ -15,6 +15,8 @@ internal sealed record AuditEntry
     public string? RecordId { get; init; }
     public string Operation { get; init; } = "";
     public string? Changes { get; init; }
+    /// <summary>The person who acted (direction 'operator': a console user); null for the pipeline's own changes.</summary>
+    public string? Actor { get; init; }
 }
 
 /// <summary>One row of a linked record: the staging table, its hub key and the system's own id.</summary>

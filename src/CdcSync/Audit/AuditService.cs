@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using CdcSync.Hub;
 using Dapper;
 using Npgsql;
 
@@ -54,7 +56,8 @@ internal sealed class AuditService(NpgsqlDataSource hub)
             """
             SELECT a.id AS Id, a.applied_at AS AppliedAt, a.direction AS Direction, a.connector AS Connector,
                    a.source_system AS SourceSystem, a.target_system AS TargetSystem, a.object AS Object,
-                   a.record_key AS RecordKey, a.record_id AS RecordId, a.operation AS Operation, a.changes::text AS Changes
+                   a.record_key AS RecordKey, a.record_id AS RecordId, a.operation AS Operation, a.changes::text AS Changes,
+                   a.actor AS Actor
               FROM cdc.audit_log a
               JOIN linked k ON k.object = a.object AND k.hub_id = a.record_key
              ORDER BY a.applied_at, a.id
@@ -62,6 +65,55 @@ internal sealed class AuditService(NpgsqlDataSource hub)
             """,
             new { reference, limit }, cancellationToken: cancellationToken))).AsList();
         return new AuditHistory(identities, entries);
+    }
+
+    /// <summary>
+    /// Records what a person did (a conflict decided, a dead letter retried) in the audit trail:
+    /// direction 'operator', the person as actor, so it is part of the record's history.
+    /// <paramref name="details"/> is masked like any change (<c>cdc.mask_record</c>).
+    /// </summary>
+    public async Task RecordActionAsync(string actor, string action, string obj, string recordKey, string? recordId, JsonObject details, CancellationToken cancellationToken)
+    {
+        await using var conn = await hub.OpenConnectionAsync(cancellationToken);
+        await conn.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system, target_system, record_id, changes, actor)
+            VALUES ('console', 'operator', @obj, @recordKey, @action, 'console', 'hub', @recordId, cdc.mask_record(@obj, @details::jsonb), @actor)
+            """,
+            new { actor, action, obj, recordKey, recordId, details = details.ToJsonString() }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>The newest actions people took, newest first.</summary>
+    public async Task<IReadOnlyList<AuditEntry>> RecentActionsAsync(int limit, CancellationToken cancellationToken)
+    {
+        await using var conn = await hub.OpenConnectionAsync(cancellationToken);
+        var rows = await conn.QueryAsync<AuditEntry>(new CommandDefinition(
+            """
+            SELECT id AS Id, applied_at AS AppliedAt, direction AS Direction, connector AS Connector, source_system AS SourceSystem,
+                   target_system AS TargetSystem, object AS Object, record_key AS RecordKey, record_id AS RecordId,
+                   operation AS Operation, changes::text AS Changes, actor AS Actor
+              FROM cdc.audit_log WHERE direction = 'operator'
+             ORDER BY id DESC LIMIT @limit
+            """, new { limit }, cancellationToken: cancellationToken));
+        return rows.AsList();
+    }
+
+    /// <summary>
+    /// The hub's current row of <paramref name="obj"/> with key <paramref name="hubId"/> (what CdcSync
+    /// holds for that system), sensitive fields masked; null when there is none.
+    /// </summary>
+    public async Task<string?> CurrentRowAsync(string obj, Guid hubId, CancellationToken cancellationToken)
+    {
+        await using var conn = await hub.OpenConnectionAsync(cancellationToken);
+        var table = "public." + HubSql.Quote(obj);
+        var hasHubId = await conn.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(@table) AND attname = 'hub_id' AND NOT attisdropped)",
+            new { table }, cancellationToken: cancellationToken));
+        return hasHubId
+            ? await conn.ExecuteScalarAsync<string?>(new CommandDefinition(
+                $"SELECT cdc.mask_record(@obj, to_jsonb(t))::text FROM {table} t WHERE hub_id = @hubId",
+                new { obj, hubId }, cancellationToken: cancellationToken))
+            : null;
     }
 
     /// <summary>Deletes audit rows older than the <c>audit_retention</c> setting; returns how many.</summary>

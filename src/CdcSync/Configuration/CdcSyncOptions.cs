@@ -125,6 +125,7 @@ public sealed class CdcSyncOptions
 
     /// <summary>Where alerts go and the thresholds that make a problem (off without Alerts:WebhookUrl).</summary>
     public AlertsOptions Alerts { get; set; } = new();
+    public ConsoleOptions Console { get; set; } = new();
 
     /// <summary>Hub table (schema.table) to the names of the connectors it is sent to.</summary>
     public Dictionary<string, string[]> Routes { get; set; } = [];
@@ -260,6 +261,7 @@ internal static partial class ConfigLoader
             Logging = ConfigOptions.Bind<LoggingOptions>(configuration.GetSection("Logging"), "Logging", null, problems),
             Alerts = ConfigOptions.Bind(configuration.GetSection("Alerts"), "Alerts", new AlertsOptionsValidator(), problems),
             Reconcile = ConfigOptions.Bind(configuration.GetSection("Reconcile"), "Reconcile", new Reconcile.ReconcileOptionsValidator(), problems),
+            Console = ConfigOptions.Bind(configuration.GetSection("Console"), "Console", new ConsoleOptionsValidator(), problems),
         };
         if (PrepareHubConnection(options.Hub) is { } hubProblem)
         {

@@ -36,6 +36,8 @@ internal static class ConfigOptions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AlertsOptions>>(new ConfigKeyValidator<AlertsOptions>(new AlertsOptionsValidator(), _ => "Alerts")));
         services.AddOptions<Reconcile.ReconcileOptions>().Bind(configuration.GetSection("Reconcile")).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Reconcile.ReconcileOptions>>(new ConfigKeyValidator<Reconcile.ReconcileOptions>(new Reconcile.ReconcileOptionsValidator(), _ => "Reconcile")));
+        services.AddOptions<ConsoleOptions>().Bind(configuration.GetSection("Console")).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleOptions>>(new ConfigKeyValidator<ConsoleOptions>(new ConsoleOptionsValidator(), _ => "Console")));
 
         var connectors = new Dictionary<string, IConfigurationSection>();
         foreach (var connector in configuration.GetSection("Connectors").GetChildren())
@@ -53,6 +55,7 @@ internal static class ConfigOptions
             Logging = sp.GetRequiredService<IOptions<LoggingOptions>>().Value,
             Alerts = sp.GetRequiredService<IOptions<AlertsOptions>>().Value,
             Reconcile = sp.GetRequiredService<IOptions<Reconcile.ReconcileOptions>>().Value,
+            Console = sp.GetRequiredService<IOptions<ConsoleOptions>>().Value,
             Routes = ConfigLoader.ReadRoutes(configuration),
             Connectors = connectors,
         });

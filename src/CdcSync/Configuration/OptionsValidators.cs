@@ -14,3 +14,7 @@ namespace CdcSync.Configuration;
 /// <summary>Section Hub.</summary>
 [OptionsValidator]
 internal sealed partial class HubOptionsValidator : IValidateOptions<HubOptions>;
+
+/// <summary>Section Console.</summary>
+[OptionsValidator]
+internal sealed partial class ConsoleOptionsValidator : IValidateOptions<ConsoleOptions>;

@@ -24,6 +24,9 @@ internal sealed record DeadLetter
     public DateTime LastSeen { get; init; }
 
     public string Error { get; init; } = "";
+
+    /// <summary>What was sent (JSON), fields in cdc.sensitive_fields masked as in the audit trail.</summary>
+    public string? Payload { get; init; }
 }
 
 /// <summary>
@@ -40,7 +43,8 @@ internal sealed class DeadLetterService(string hubConnectionString, string sourc
         var letters = (await conn.QueryAsync<DeadLetter>(new CommandDefinition(
             """
             SELECT id AS "Id", connector AS "Connector", object AS "Object", record_key AS "RecordKey", status AS "Status",
-                   attempts AS "Attempts", first_seen AS "FirstSeen", last_seen AS "LastSeen", error AS "Error"
+                   attempts AS "Attempts", first_seen AS "FirstSeen", last_seen AS "LastSeen", error AS "Error",
+                   cdc.mask_record(object, payload)::text AS "Payload"
             FROM cdc.dead_letters
             WHERE (@connector::text IS NULL OR connector = @connector) AND (@all OR status = 'open')
             ORDER BY last_seen DESC, id DESC

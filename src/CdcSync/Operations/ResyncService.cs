@@ -120,6 +120,16 @@ internal sealed class ResyncService(CdcSyncOptions options, ILogger logger)
         return await conn.QuerySingleAsync<ResyncJob>(new CommandDefinition($"{SelectJob} WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>Open jobs and those finished within the last hour, newest first: the console's resync progress.</summary>
+    public async Task<IReadOnlyList<ResyncJob>> RecentAsync(int limit, CancellationToken cancellationToken)
+    {
+        await using var conn = await HubConnection.OpenAsync(options.Hub.ConnectionString, "Hub:ConnectionString", cancellationToken);
+        var jobs = await conn.QueryAsync<ResyncJob>(new CommandDefinition(
+            $"{SelectJob} WHERE status IN ('pending', 'running') OR updated_at > now() - interval '1 hour' ORDER BY id DESC LIMIT @limit",
+            new { limit }, cancellationToken: cancellationToken));
+        return jobs.AsList();
+    }
+
     private const string SelectJob =
         """
         SELECT id AS "Id", connector AS "Connector", table_name AS "TableName", where_sql AS "WhereSql", batch_size AS "BatchSize", status AS "Status",

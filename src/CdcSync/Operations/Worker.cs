@@ -43,6 +43,7 @@ internal sealed class Worker(
     private readonly Dictionary<string, object> _connectors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (long Changes, long At)> _rates = new(StringComparer.Ordinal);
     private readonly string _workerId = $"{Environment.MachineName}:{Environment.ProcessId}";
+    private StatusHistory? _history;
 
     /// <summary>This build's version (the assembly's informational version, without the source revision).</summary>
     public static string Version { get; } =
@@ -323,6 +324,7 @@ internal sealed class Worker(
         var readUpTo = runner.Reader?.LastCommitEnd ?? default;
         var now = _time.GetUtcNow();
         var open = OpenCircuits();
+        var samples = new List<StatusSample>(runner.Writers.Count);
         foreach (var writer in runner.Writers)
         {
             var caughtUp = writer.CaughtUp;
@@ -359,7 +361,17 @@ internal sealed class Worker(
                     circuit,
                 },
                 cancellationToken: cancellationToken));
+            ApiBudget? budget;
+            lock (_connectors)
+            {
+                budget = _connectors.TryGetValue(writer.Name, out var connector) ? (connector as IHasApiBudget)?.Budget : null;
+            }
+
+            samples.Add(new StatusSample(writer.Name, now.UtcDateTime, lagBytes, lagSeconds, rate, budget?.Used, budget?.Max));
         }
+
+        // The console's lag chart (WebConsole): the same figures, kept an hour.
+        await (_history ??= new StatusHistory(_time)).RecordAsync(conn, samples, cancellationToken);
 
         var counts = await conn.QueryAsync<(string Connector, long DeadLetters, long Conflicts)>(new CommandDefinition(
             """

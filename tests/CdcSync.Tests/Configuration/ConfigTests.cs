@@ -140,7 +140,7 @@ public sealed class ConfigTests
             ["Routes:public.accounts:0"] = "target",
         }));
 
-        Assert.Equal("Config key Pager is not a setting CdcSync knows; known keys here: Alerts, Connectors, Hub, Logging, Reconcile, Routes.", e.Message);
+        Assert.Equal("Config key Pager is not a setting CdcSync knows; known keys here: Alerts, Connectors, Console, Hub, Logging, Reconcile, Routes.", e.Message);
     }
 
     [Fact]

@@ -1,0 +1,98 @@
+using System.Text.Json.Nodes;
+using CdcSync.Audit;
+using CdcSync.Conflicts;
+using CdcSync.Configuration;
+using CdcSync.Onboarding;
+using CdcSync.Operations;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace CdcSync.WebConsole;
+
+/// <summary>
+/// What a person can do in the console, each through the engine service the CLI verb uses, then
+/// recorded in the audit trail under the person's name. The role check is the page's (before it
+/// calls here); this class is the one place an action and its audit row are written together.
+/// </summary>
+internal sealed class ConsoleActions(NpgsqlDataSource hub, CdcSyncOptions options, ILoggerFactory loggers)
+{
+    private readonly AuditService _audit = new(hub);
+
+    /// <summary>Decides conflict <paramref name="id"/> with the value <paramref name="system"/> holds.</summary>
+    public async Task<ConflictRecord> ResolveTakingAsync(string user, long id, string system, CancellationToken cancellationToken)
+    {
+        var decided = await new ConflictService(hub).ResolveTakingAsync(id, system, Actor(user), cancellationToken);
+        await RecordConflictAsync(user, decided, cancellationToken);
+        return decided;
+    }
+
+    /// <summary>Decides conflict <paramref name="id"/> with a value the person typed (text in the column's type; null for NULL).</summary>
+    public async Task<ConflictRecord> ResolveWithValueAsync(string user, long id, string field, string? value, CancellationToken cancellationToken)
+    {
+        var decided = await new ConflictService(hub).ResolveWithValueAsync(id, field, value, Actor(user), cancellationToken);
+        await RecordConflictAsync(user, decided, cancellationToken);
+        return decided;
+    }
+
+    /// <summary>Queues a one-row resync of each dead letter's current hub row to the connector that rejected it.</summary>
+    public async Task<int> RetryDeadLettersAsync(string user, IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    {
+        var service = new DeadLetterService(options.Hub.ConnectionString, "Hub:ConnectionString");
+        var retried = await service.RetryAsync(ids, new ResyncService(options, loggers.CreateLogger<ConsoleActions>()), cancellationToken);
+        foreach (var (id, obj, hubId, job) in retried)
+        {
+            await _audit.RecordActionAsync(user, "retry dead letter", Bare(obj), hubId.ToString(), null, new JsonObject { ["dead_letter"] = id, ["resync_job"] = job }, cancellationToken);
+        }
+
+        return retried.Count;
+    }
+
+    public async Task<int> DiscardDeadLettersAsync(string user, IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    {
+        var service = new DeadLetterService(options.Hub.ConnectionString, "Hub:ConnectionString");
+        var letters = (await service.ListAsync(null, false, cancellationToken)).Where(l => ids.Contains(l.Id)).ToList();
+        await service.DiscardAsync(ids, cancellationToken);
+        foreach (var letter in letters)
+        {
+            await _audit.RecordActionAsync(user, "discard dead letter", Bare(letter.Object), letter.RecordKey, null, new JsonObject { ["dead_letter"] = letter.Id, ["connector"] = letter.Connector }, cancellationToken);
+        }
+
+        return ids.Count;
+    }
+
+    public async Task AcceptMatchAsync(string user, long id, Guid? with, CancellationToken cancellationToken)
+    {
+        var service = new MatchService(hub);
+        var (candidates, _) = await service.ShowAsync(id, cancellationToken);
+        var link = await service.AcceptAsync(id, with, Actor(user), cancellationToken);
+        var row = candidates.First(c => c.Id == id);
+        await _audit.RecordActionAsync(user, "accept match", row.ObjectA, row.HubA.ToString(), null, new JsonObject { ["match"] = id, ["with"] = with?.ToString(), ["link"] = link.ToString() }, cancellationToken);
+    }
+
+    public async Task RejectMatchAsync(string user, long id, CancellationToken cancellationToken)
+    {
+        var service = new MatchService(hub);
+        var (candidates, _) = await service.ShowAsync(id, cancellationToken);
+        await service.RejectAsync(id, Actor(user), cancellationToken);
+        var row = candidates.First(c => c.Id == id);
+        await _audit.RecordActionAsync(user, "reject match", row.ObjectA, row.HubA.ToString(), null, new JsonObject { ["match"] = id }, cancellationToken);
+    }
+
+    /// <summary>How a console user appears where the CLI writes "cli:NAME" (resolved_by, decided_by).</summary>
+    public static string Actor(string user) => "console:" + user;
+
+    private Task RecordConflictAsync(string user, ConflictRecord decided, CancellationToken cancellationToken)
+    {
+        // The decided value under the field's own name, so cdc.mask_record masks it when the field is sensitive.
+        var details = new JsonObject { ["conflict"] = decided.Id, ["decision"] = decided.Decision };
+        if (decided.Field is { } field)
+        {
+            details[field] = decided.DecidedValue is null ? null : JsonNode.Parse(decided.DecidedValue);
+        }
+
+        return _audit.RecordActionAsync(user, "resolve conflict", decided.Object, decided.RecordKey, null, details, cancellationToken);
+    }
+
+    /// <summary>Dead letters name a table as the connector saw it (public.sf_accounts); the audit trail uses the bare name.</summary>
+    private static string Bare(string obj) => obj.Contains('.', StringComparison.Ordinal) ? obj[(obj.LastIndexOf('.') + 1)..] : obj;
+}
