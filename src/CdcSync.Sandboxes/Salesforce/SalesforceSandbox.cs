@@ -105,7 +105,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             builder.Services.AddSingleton(loggerFactory);
         }
 
-        var certificate = Salesforce.PubSub.PubSubCertificate.Create(options.TimeProvider);
+        var certificate = Salesforce.PubSub.PubSubCertificate.Create();
         builder.WebHost.UseKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, options.Port);
