@@ -1097,6 +1097,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             SteeringKnobs.RejectUnknown(body, "", "records");
             var records = body["records"] is { } r && SteeringKnobs.Bool(r, "records");
             Options.ResetFaults();
+            ChangeEvents.ResetKnobs();
             Normalizer.Reset();
             Stats.Reset();
             if (records)

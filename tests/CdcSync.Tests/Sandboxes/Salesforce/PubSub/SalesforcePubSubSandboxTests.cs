@@ -154,6 +154,11 @@ public sealed class SalesforcePubSubSandboxTests
         await session.SteerAsync(new JsonObject { ["changeDataCapture"] = null });
         members = JsonNode.Parse(await session.Http.GetStringAsync($"services/data/v61.0/tooling/query?q={soql}"))!;
         Assert.Equal(3, members["size"]!.GetValue<int>());
+
+        // A misspelt knob is a 400 naming it, and changes nothing.
+        using var bad = await session.Http.PostAsync("_sandbox/pubsub", new StringContent("""{"gapNxt": 1, "dropStreams": true}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("gapNxt", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     private sealed class SettableClock(DateTimeOffset now) : TimeProvider
