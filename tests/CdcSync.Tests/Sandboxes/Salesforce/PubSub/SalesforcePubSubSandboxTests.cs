@@ -134,9 +134,13 @@ public sealed class SalesforcePubSubSandboxTests
     }
 
     [Fact]
-    public async Task ChangeDataCaptureSelection_ToolingQueryReportsItAndOnlySelectedObjectsHaveTopics()
+    public async Task ChangeDataCaptureSelection_ToolingQueryReportsItOnlySelectedObjectsHaveTopicsAndRolledBackWritesMakeNoEvents()
     {
-        await using var session = await PubSubTestSession.StartAsync(new SalesforceSandboxOptions { ChangeDataCaptureObjects = ["Account", "Opportunity"] });
+        await using var session = await PubSubTestSession.StartAsync(new SalesforceSandboxOptions
+        {
+            ChangeDataCaptureObjects = ["Account", "Opportunity"],
+            PubSubKeepaliveInterval = TimeSpan.FromMilliseconds(200),
+        });
         var soql = Uri.EscapeDataString("SELECT Id, SelectedEntity, EventChannel FROM PlatformEventChannelMember WHERE EventChannel = 'ChangeEvents'");
         var members = JsonNode.Parse(await session.Http.GetStringAsync($"services/data/v61.0/tooling/query?q={soql}"))!;
         Assert.Equal(["AccountChangeEvent", "OpportunityChangeEvent"], members["records"]!.AsArray().Select(r => r!["SelectedEntity"]!.GetValue<string>()).Order());
@@ -151,6 +155,35 @@ public sealed class SalesforcePubSubSandboxTests
         // The knob changes the selection; a contact's change makes no event while Contact is not selected.
         session.Sandbox.Insert("Contact", new JsonObject { ["LastName"] = "Unselected" });
         Assert.Equal(0, session.Sandbox.ChangeEventCount);
+
+        // A subscriber owed events with none to send gets an empty batch with the latest position.
+        using (var idle = session.Subscribe())
+        {
+            await idle.RequestStream.WriteAsync(new FetchRequest { TopicName = "/data/AccountChangeEvent", NumRequested = 1 });
+            Assert.True(await idle.ResponseStream.MoveNext(session.Timeout));
+            Assert.Empty(idle.ResponseStream.Current.Events);
+            Assert.Equal(1, idle.ResponseStream.Current.PendingNumRequested);
+            Assert.Equal(0, PubSubTestSession.ReplayId(idle.ResponseStream.Current.LatestReplayId));
+        }
+
+        // A Collections write rolled back (allOrNone) makes no event; a committed one an event per record.
+        static JsonObject Collection(bool allOrNone, params string?[] names) => new()
+        {
+            ["allOrNone"] = allOrNone,
+            ["records"] = new JsonArray([.. names.Select(n => (JsonNode)new JsonObject { ["attributes"] = new JsonObject { ["type"] = "Account" }, ["Name"] = n })]),
+        };
+        using (var rolledBack = await session.Http.PostAsync("services/data/v61.0/composite/sobjects", new StringContent(Collection(true, "Kept?", null).ToJsonString(), System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Contains("ALL_OR_NONE_OPERATION_ROLLED_BACK", await rolledBack.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, session.Sandbox.ChangeEventCount);
+        using (var committed = await session.Http.PostAsync("services/data/v61.0/composite/sobjects", new StringContent(Collection(false, "One", "Two").ToJsonString(), System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.True(committed.IsSuccessStatusCode);
+        }
+
+        Assert.Equal(2, session.Sandbox.ChangeEventCount);
         await session.SteerAsync(new JsonObject { ["changeDataCapture"] = null });
         members = JsonNode.Parse(await session.Http.GetStringAsync($"services/data/v61.0/tooling/query?q={soql}"))!;
         Assert.Equal(3, members["size"]!.GetValue<int>());
