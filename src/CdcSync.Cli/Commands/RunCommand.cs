@@ -4,6 +4,7 @@ using CdcSync.Connectors;
 using CdcSync.Connectors.Http;
 using CdcSync.Hub;
 using CdcSync.Operations;
+using CdcSync.Scheduling;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -83,7 +84,8 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
             name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
             name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers,
-            hubSource: hub);
+            hubSource: hub,
+            jobs: ScheduledJobs.Create(options, hub, loggers));
         HealthServer? health = null;
         try
         {

@@ -2,6 +2,7 @@ using CdcSync.Configuration;
 using CdcSync.Connectors;
 using CdcSync.Inbound;
 using CdcSync.Pipeline;
+using CdcSync.Scheduling;
 using Dapper;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -30,7 +31,8 @@ internal sealed class Worker(
     Func<string, IInboundConnector?> inbound,
     ILoggerFactory loggers,
     TimeProvider? timeProvider = null,
-    NpgsqlDataSource? hubSource = null)
+    NpgsqlDataSource? hubSource = null,
+    IReadOnlyList<IScheduledJob>? jobs = null)
 {
     /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
@@ -110,6 +112,7 @@ internal sealed class Worker(
                 await using (var owned = hubSource is null ? NpgsqlDataSource.Create(options.Hub.ConnectionString) : null)
                 {
                     var hub = hubSource ?? owned!;
+                    var jobsTask = RunJobsAsync(hub, run.Token);
                     var lastProgress = _time.GetTimestamp();
                     while (!runTask.IsCompleted)
                     {
@@ -179,6 +182,7 @@ internal sealed class Worker(
                     {
                         await run.CancelAsync();
                         await resyncTask;
+                        await jobsTask;
                         State = WorkerState.Stopped;
                         PipelineMetrics.Streaming.Set(0);
                         Runner = null;
@@ -190,6 +194,24 @@ internal sealed class Worker(
                     return;
                 }
             }
+        }
+    }
+
+    /// <summary>The scheduled jobs (reconcile, checks), run while this run holds the lease.</summary>
+    private async Task RunJobsAsync(NpgsqlDataSource hub, CancellationToken cancellationToken)
+    {
+        if (jobs is not { Count: > 0 })
+        {
+            return;
+        }
+
+        try
+        {
+            await new JobScheduler(jobs, hub, options.Hub.Slot, _workerId, _time, loggers.CreateLogger<JobScheduler>()).RunAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The run stopped (shutdown, lease lost, replay): the next run schedules again from cdc.job_runs.
         }
     }
 
