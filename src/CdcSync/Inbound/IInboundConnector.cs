@@ -19,6 +19,13 @@ public sealed record InboundRecord(string Table, string KeyColumn, IReadOnlyDict
     /// same stamp and must still be applied; otherwise an equal stamp is the version the hub holds.
     /// </summary>
     public bool SameStampMayBeNewer { get; init; }
+
+    /// <summary>
+    /// The system reports this version as the result of our own write (a change event naming our
+    /// client as its origin): the values are what the system made of what we wrote (a normalized
+    /// phone), not a user's edit, so they never open a conflict (transforms/005_sync_tracking.sql).
+    /// </summary>
+    public bool OwnWrite { get; init; }
 }
 
 /// <summary>A page of records and the cursor that continues after them.</summary>

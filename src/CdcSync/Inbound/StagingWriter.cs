@@ -18,37 +18,64 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     /// Applies a page of inbound records and stores the connector's cursor, in one hub transaction.
     /// Returns how many rows actually changed.
     /// </summary>
-    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    public Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken) =>
+        ApplyInboundAsync(connector, records, PollCursor, cursor, cancellationToken);
+
+    /// <summary>
+    /// Like the poll's, with the cursor kept under its own name (<paramref name="cursorObject"/>, e.g.
+    /// a change stream's replay position), so a stream and the polls never overwrite each other's.
+    /// </summary>
+    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken)
     {
         await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
         await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
-        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursor, cancellationToken);
+        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken);
         await tx.CommitAsync(cancellationToken);
         return changed;
     }
+
+    /// <summary>The object name of the poll cursor in <c>cdc.inbound_cursors</c>.</summary>
+    public const string PollCursor = "*";
 
     /// <summary>
     /// Applies a page and the cursor on a connection the caller has tagged with the connector's
     /// origin, inside the caller's transaction (an onboarding dry run rolls everything back at the end).
     /// </summary>
-    public async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    public Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken) =>
+        ApplyInboundAsync(connection, connector, records, PollCursor, cursor, cancellationToken);
+
+    private async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken)
     {
         var changed = 0;
+        var ownWrite = false;
         foreach (var record in records)
         {
+            if (record.OwnWrite != ownWrite)
+            {
+                // Read by the staging triggers (transforms/005_sync_tracking.sql) for the statements that follow.
+                ownWrite = record.OwnWrite;
+                await SetOwnWriteAsync(connection, ownWrite, cancellationToken);
+            }
+
             changed += record.Deleted
                 ? await DeleteAsync(connection, record, cancellationToken)
                 : await UpsertAsync(connection, record, cancellationToken);
+        }
+
+        if (ownWrite)
+        {
+            await SetOwnWriteAsync(connection, false, cancellationToken);
         }
 
         if (cursor is not null)
         {
             await using var cmd = new NpgsqlCommand(
                 """
-                INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, '*', $2, now())
+                INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, $2, $3, now())
                 ON CONFLICT (connector, object) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()
                 """, connection);
             cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
             cmd.Parameters.Add(new NpgsqlParameter { Value = cursor });
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -56,11 +83,32 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
         return changed;
     }
 
-    public async Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken)
+    private static async Task SetOwnWriteAsync(NpgsqlConnection connection, bool on, CancellationToken cancellationToken)
     {
-        await using var cmd = hub.CreateCommand(CursorQuery);
+        await using var cmd = new NpgsqlCommand("SELECT set_config('cdc.inbound_own_write', $1, true)", connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = on ? "on" : "off" });
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken) =>
+        ReadCursorAsync(connector, PollCursor, cancellationToken);
+
+    /// <summary>The cursor kept under <paramref name="cursorObject"/> (a change stream's position).</summary>
+    public async Task<string?> ReadCursorAsync(string connector, string cursorObject, CancellationToken cancellationToken)
+    {
+        await using var cmd = hub.CreateCommand("SELECT cursor FROM cdc.inbound_cursors WHERE connector = $1 AND object = $2");
         cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
         return await cmd.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>Forgets the cursor kept under <paramref name="cursorObject"/> (a position the system no longer knows).</summary>
+    public async Task DeleteCursorAsync(string connector, string cursorObject, CancellationToken cancellationToken)
+    {
+        await using var cmd = hub.CreateCommand("DELETE FROM cdc.inbound_cursors WHERE connector = $1 AND object = $2");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The connector's cursor as <paramref name="connection"/> sees it (inside its transaction, if any).</summary>
