@@ -31,6 +31,10 @@ public sealed class SalesforcePubSubOptions : IValidatableObject
     [Range(1, 100)]
     public int BatchSize { get; set; } = 100;
 
+    /// <summary>A failed subscription is retried after 1 s, doubling up to this. Default 1 minute.</summary>
+    [DurationRange("1ms", "1h")]
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Topic subscribed to. Default <c>/data/ChangeEvents</c> (every object's change events, in commit order; those of objects not configured are skipped).</summary>
     public string Topic { get; set; } = "/data/ChangeEvents";
 
