@@ -16,6 +16,8 @@ public static class ExampleEnvironment
             ["SALESFORCE_LOGIN_URL"] = salesforce.BaseUrl.ToString(),
             ["SALESFORCE_CLIENT_ID"] = SalesforceSandboxOptions.DefaultClientId,
             ["SALESFORCE_CLIENT_SECRET"] = SalesforceSandboxOptions.DefaultClientSecret,
+            ["SALESFORCE_PUBSUB_ENDPOINT"] = salesforce.PubSubEndpoint,
+            ["SALESFORCE_PUBSUB_CA_FILE"] = salesforce.PubSubCertificatePath,
             ["NETSUITE_ACCOUNT_ID"] = NetSuiteSandboxOptions.DefaultAccountId,
             ["NETSUITE_BASE_URL"] = netsuite.BaseUrl.ToString(),
             ["NETSUITE_CONSUMER_KEY"] = NetSuiteSandboxOptions.DefaultConsumerKey,

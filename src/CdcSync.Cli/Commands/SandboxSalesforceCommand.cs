@@ -43,7 +43,19 @@ internal static class SandboxSalesforceCommand
             DefaultValueFactory = _ => 0x1000,
         };
 
-        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, SOQL query/queryAll, describe, limits, sObject rows and Collections for Account, Contact, Opportunity) until Ctrl-C.");
+        var pubSubPort = new Option<int>("--pubsub-port")
+        {
+            Description = "Port of the Pub/Sub API (gRPC, TLS with a self-signed certificate made at start); 0 picks a free one.",
+            DefaultValueFactory = _ => 0,
+        };
+        var pubSubCertificate = new Option<FileInfo?>("--pubsub-certificate")
+        {
+            Description = "Where to write the Pub/Sub endpoint's certificate (PEM), the CA file clients trust; default a new file in the temp directory.",
+        };
+
+        var command = new Command("salesforce", "Run a local sandbox of the Salesforce REST API (OAuth, SOQL query/queryAll, describe, limits, sObject rows and Collections for Account, Contact, Opportunity) and of the Pub/Sub API (Change Data Capture events) until Ctrl-C.");
+        command.Options.Add(pubSubPort);
+        command.Options.Add(pubSubCertificate);
         command.Options.Add(port);
         command.Options.Add(clientId);
         command.Options.Add(clientSecret);
@@ -85,6 +97,8 @@ internal static class SandboxSalesforceCommand
                 ClientSecret = parseResult.GetValue(clientSecret)!,
                 RejectedName = parseResult.GetValue(rejectName),
                 FirstIdSequence = parseResult.GetValue(firstId),
+                PubSubPort = parseResult.GetValue(pubSubPort),
+                PubSubCertificatePath = parseResult.GetValue(pubSubCertificate)?.FullName,
             };
             SalesforceSandbox sandbox;
             try
@@ -112,7 +126,9 @@ internal static class SandboxSalesforceCommand
                     Console.WriteLine($"  JWT bearer:      certificate {certificate.Subject} ({certificate.Thumbprint}), users {string.Join(", ", options.JwtUsernames)}, audience {baseUrl} or {string.Join(", ", options.JwtAudiences)}");
                 }
 
-                Console.WriteLine($"  admin:           GET {baseUrl}/_sandbox/stats, POST {baseUrl}/_sandbox/faults, POST {baseUrl}/_sandbox/reset");
+                Console.WriteLine($"  Pub/Sub endpoint: {sandbox.PubSubEndpoint}");
+                Console.WriteLine($"  Pub/Sub certificate: {sandbox.PubSubCertificatePath}");
+                Console.WriteLine($"  admin:           GET {baseUrl}/_sandbox/stats, POST {baseUrl}/_sandbox/faults, POST {baseUrl}/_sandbox/reset, POST {baseUrl}/_sandbox/pubsub");
                 Console.WriteLine("Press Ctrl-C to stop.");
                 try
                 {

@@ -26,8 +26,17 @@ internal sealed record SField(
     string? Display = null,
     string? ReferenceTo = null,
     string? RelationshipName = null,
-    string[]? Picklist = null)
+    string[]? Picklist = null,
+    string? Compound = null)
 {
+    /// <summary>
+    /// The compound field this one is part of (BillingStreet of BillingAddress, FirstName of Name), as
+    /// change events nest them; its name there is <see cref="Part"/>.
+    /// </summary>
+    public string? Part => Compound is null ? null
+        : Compound.EndsWith("Address", StringComparison.Ordinal) && Name.StartsWith(Compound[..^"Address".Length], StringComparison.Ordinal) ? Name[(Compound.Length - "Address".Length)..]
+        : Name;
+
     public bool IsPhone => Display == "phone";
 
     /// <summary>The describe type: Salesforce's name for the field's type.</summary>
@@ -93,16 +102,16 @@ internal sealed class SObjectSchema
         new("Phone", SFieldType.String, Length: 40, Display: "phone"),
         new("Website", SFieldType.String, Display: "url"),
         new("Description", SFieldType.String, Length: 32000, Display: "textarea"),
-        new("BillingStreet", SFieldType.String),
-        new("BillingCity", SFieldType.String, Length: 40),
-        new("BillingState", SFieldType.String, Length: 80),
-        new("BillingPostalCode", SFieldType.String, Length: 20),
-        new("BillingCountry", SFieldType.String, Length: 80),
-        new("ShippingStreet", SFieldType.String),
-        new("ShippingCity", SFieldType.String, Length: 40),
-        new("ShippingState", SFieldType.String, Length: 80),
-        new("ShippingPostalCode", SFieldType.String, Length: 20),
-        new("ShippingCountry", SFieldType.String, Length: 80),
+        new("BillingStreet", SFieldType.String, Compound: "BillingAddress"),
+        new("BillingCity", SFieldType.String, Length: 40, Compound: "BillingAddress"),
+        new("BillingState", SFieldType.String, Length: 80, Compound: "BillingAddress"),
+        new("BillingPostalCode", SFieldType.String, Length: 20, Compound: "BillingAddress"),
+        new("BillingCountry", SFieldType.String, Length: 80, Compound: "BillingAddress"),
+        new("ShippingStreet", SFieldType.String, Compound: "ShippingAddress"),
+        new("ShippingCity", SFieldType.String, Length: 40, Compound: "ShippingAddress"),
+        new("ShippingState", SFieldType.String, Length: 80, Compound: "ShippingAddress"),
+        new("ShippingPostalCode", SFieldType.String, Length: 20, Compound: "ShippingAddress"),
+        new("ShippingCountry", SFieldType.String, Length: 80, Compound: "ShippingAddress"),
         new("AnnualRevenue", SFieldType.Double, Display: "currency"),
         new("NumberOfEmployees", SFieldType.Int),
         new("NetSuite_Id__c", SFieldType.String, Length: 40),
@@ -111,8 +120,8 @@ internal sealed class SObjectSchema
     public static readonly SObjectSchema Contact = new("Contact", "003", "Contacts",
     [
         new("AccountId", SFieldType.Reference, ReferenceTo: "Account", RelationshipName: "Account"),
-        new("FirstName", SFieldType.String, Length: 40),
-        new("LastName", SFieldType.String, Required: true, Length: 80),
+        new("FirstName", SFieldType.String, Length: 40, Compound: "Name"),
+        new("LastName", SFieldType.String, Required: true, Length: 80, Compound: "Name"),
         new("Email", SFieldType.String, Length: 80, Display: "email"),
         new("Phone", SFieldType.String, Length: 40, Display: "phone"),
         new("Title", SFieldType.String, Length: 128),

@@ -1,14 +1,17 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
+using CdcSync.Sandboxes.Salesforce.PubSub;
 using CdcSync.Sandboxes.Steering;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -41,21 +44,39 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, int Generation)> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, QueryCursor> _cursors = new(StringComparer.Ordinal);
     private readonly Random _random;
-    private long _locatorSequence = 0x100;
 
-    private SalesforceSandbox(WebApplication app, SalesforceSandboxOptions options)
+    // The API call being handled, as a change event's changeOrigin names it ("" outside API calls: a user's edit).
+    private readonly AsyncLocal<string?> _changeOrigin = new();
+    private long _locatorSequence = 0x100;
+    private bool _ownsCertificateFile;
+
+    private SalesforceSandbox(WebApplication app, SalesforceSandboxOptions options, ChangeEventBus bus, X509Certificate2 certificate)
     {
         _app = app;
         Options = options;
         _store = new SalesforceStore(options);
         _bulk = new SalesforceBulkQueries(options, _store);
         _random = new Random(options.RandomSeed);
+        ChangeEvents = bus;
+        PubSubCertificate = certificate;
     }
 
     /// <summary>The instance URL, e.g. <c>http://127.0.0.1:50123/</c>; the token endpoint is <c>services/oauth2/token</c> under it.</summary>
     public Uri BaseUrl { get; private set; } = null!;
 
     public SalesforceSandboxOptions Options { get; }
+
+    /// <summary>The Pub/Sub API endpoint as gRPC clients take it: <c>127.0.0.1:port</c> (TLS with <see cref="PubSubCertificate"/>).</summary>
+    public string PubSubEndpoint { get; private set; } = null!;
+
+    /// <summary>The Pub/Sub endpoint's self-signed certificate, made at start.</summary>
+    public X509Certificate2 PubSubCertificate { get; }
+
+    /// <summary>The PEM file of <see cref="PubSubCertificate"/>, the CA file a client trusts.</summary>
+    public string PubSubCertificatePath { get; private set; } = null!;
+
+    /// <summary>Change Data Capture: the change events on the bus and the Pub/Sub knobs (also at <c>POST /_sandbox/pubsub</c>).</summary>
+    internal ChangeEventBus ChangeEvents { get; }
 
     /// <summary>Successful API writes per record and requests per endpoint (also at <c>GET /_sandbox/stats</c>).</summary>
     public SandboxStats Stats { get; } = new();
@@ -84,56 +105,102 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             builder.Services.AddSingleton(loggerFactory);
         }
 
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, options.Port));
+        var certificate = Salesforce.PubSub.PubSubCertificate.Create(options.TimeProvider);
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, options.Port);
+            // The Pub/Sub API is gRPC: HTTP/2 over TLS on a port of its own, as api.pubsub.salesforce.com:7443.
+            k.Listen(IPAddress.Loopback, options.PubSubPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseHttps(certificate);
+            });
+        });
+        var bus = new ChangeEventBus(options.TimeProvider, SalesforceStore.DefaultOwnerId, options.ChangeDataCaptureObjects);
+        bus.Log.Retention = options.ChangeEventRetention;
+        builder.Services.AddGrpc();
+        SalesforceSandbox? created = null;
+        builder.Services.AddSingleton(_ => new PubSubService(bus, new PubSubAuthenticator(t => created!.IsValidToken(t), () => created!.BaseUrl, OrgId), options));
         var app = builder.Build();
-        var sandbox = new SalesforceSandbox(app, options);
+        var sandbox = created = new SalesforceSandbox(app, options, bus, certificate);
         sandbox.Map(app);
         await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        var address = addresses.First(a => a.StartsWith("http://", StringComparison.Ordinal));
         sandbox.BaseUrl = new Uri(address.EndsWith('/') ? address : address + "/");
+        var pubSub = new Uri(addresses.First(a => a.StartsWith("https://", StringComparison.Ordinal)));
+        sandbox.PubSubEndpoint = $"{pubSub.Host}:{pubSub.Port}";
+        sandbox._ownsCertificateFile = options.PubSubCertificatePath is null;
+        sandbox.PubSubCertificatePath = options.PubSubCertificatePath
+            ?? Path.Combine(Path.GetTempPath(), $"cdcsync-salesforce-pubsub-{pubSub.Port}-{Guid.NewGuid():N}.pem");
+        Salesforce.PubSub.PubSubCertificate.WritePem(certificate, sandbox.PubSubCertificatePath);
         return sandbox;
     }
 
     public async ValueTask DisposeAsync()
     {
+        ChangeEvents.DropStreams();
         await _app.StopAsync(CancellationToken.None);
         await _app.DisposeAsync();
+        if (_ownsCertificateFile)
+        {
+            File.Delete(PubSubCertificatePath);
+        }
+
+        PubSubCertificate.Dispose();
     }
+
+    /// <summary>Publishes a gap event for records now, as when Salesforce cannot build a change's event (GAP_CREATE, GAP_UPDATE, GAP_DELETE, GAP_UNDELETE).</summary>
+    public void EmitGapEvent(IReadOnlyList<string> recordIds, string changeType = "GAP_UPDATE")
+    {
+        var schema = SObjectSchema.ForId(recordIds[0]) ?? throw new ArgumentException($"'{recordIds[0]}' is not an Id of an object the sandbox holds.", nameof(recordIds));
+        ChangeEvents.PublishGap(schema.Name, recordIds, changeType);
+    }
+
+    /// <summary>Publishes a GAP_OVERFLOW event for an object now.</summary>
+    public void EmitOverflowEvent(string sObject) => ChangeEvents.PublishOverflow(Schema(sObject).Name);
+
+    /// <summary>The next <paramref name="count"/> committed changes publish gap events instead of their change events.</summary>
+    public void GapNextChanges(int count) => ChangeEvents.GapNext(count);
+
+    /// <summary>Ends every open Subscribe stream with UNAVAILABLE.</summary>
+    public void DropPubSubStreams() => ChangeEvents.DropStreams();
+
+    /// <summary>How long change events stay replayable (a replay id older than that is refused).</summary>
+    public TimeSpan ChangeEventRetention
+    {
+        get => ChangeEvents.Log.Retention;
+        set => ChangeEvents.Log.Retention = value;
+    }
+
+    /// <summary>Change events published so far (the newest replay id).</summary>
+    public long ChangeEventCount => ChangeEvents.Log.LastReplayId;
 
     /// <summary>Creates a record directly (as a user would in the UI); returns its Id. Throws when Salesforce would reject it.</summary>
     public string Insert(string sObject, JsonObject fields)
     {
         var schema = Schema(sObject);
-        lock (_store.Sync)
-        {
-            var result = _store.Create(schema, fields);
-            return result.Success ? result.Id! : throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
-        }
+        var result = Committed(string.Empty, () => _store.Create(schema, fields));
+        return result.Success ? result.Id! : throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
     }
 
     /// <summary>Updates a record directly. Throws when Salesforce would reject the update.</summary>
     public void Update(string id, JsonObject fields)
     {
-        lock (_store.Sync)
+        var result = Committed(string.Empty, () => _store.Update(null, id, fields));
+        if (!result.Success)
         {
-            var result = _store.Update(null, id, fields);
-            if (!result.Success)
-            {
-                throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
-            }
+            throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
         }
     }
 
     /// <summary>Deletes a record directly (it stays visible to queryAll with IsDeleted = true).</summary>
     public void Delete(string id)
     {
-        lock (_store.Sync)
+        var result = Committed(string.Empty, () => _store.Delete(id));
+        if (!result.Success)
         {
-            var result = _store.Delete(id);
-            if (!result.Success)
-            {
-                throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
-            }
+            throw new InvalidOperationException($"{result.Errors[0].StatusCode}: {result.Errors[0].Message}");
         }
     }
 
@@ -206,7 +273,11 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         api.MapDelete("/composite/sobjects", DeleteCollection);
         _bulk.Map(api);
 
+        api.MapGet("/tooling/query", (string version, HttpRequest request) => ToolingQuery(version, request));
+        app.MapGrpcService<PubSubService>();
+
         app.MapGet("/_sandbox/stats", StatsResult);
+        app.MapPost("/_sandbox/pubsub", SteerPubSubAsync);
         app.MapPost("/_sandbox/reset", ResetAsync);
         app.MapPost("/_sandbox/faults", SetFaultsAsync);
     }
@@ -263,6 +334,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return;
         }
 
+        _changeOrigin.Value = ChangeOrigin(context.Request);
+
         if (Options.TryTakeBurst(out var kind, out var retryAfter))
         {
             Options.CountFault();
@@ -316,11 +389,14 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             token = header[6..].Trim();
         }
 
-        return token is not null
-            && _tokens.TryGetValue(token, out var entry)
-            && entry.Generation == Options.TokenGeneration
-            && Options.TimeProvider.GetUtcNow() < entry.Expires;
+        return token is not null && IsValidToken(token);
     }
+
+    /// <summary>An access token the sandbox issued, not expired nor revoked (REST calls and the Pub/Sub API alike).</summary>
+    private bool IsValidToken(string token) =>
+        _tokens.TryGetValue(token, out var entry)
+        && entry.Generation == Options.TokenGeneration
+        && Options.TimeProvider.GetUtcNow() < entry.Expires;
 
     private async Task<IResult> TokenAsync(HttpRequest request)
     {
@@ -731,6 +807,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             var results = new List<SaveResult>();
             lock (_store.Sync)
             {
+                _store.BeginJournal();
+                using var publish = new PublishOnExit(this);
                 _store.Begin();
                 try
                 {
@@ -836,6 +914,8 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         List<SaveResult> results;
         lock (_store.Sync)
         {
+            _store.BeginJournal();
+            using var publish = new PublishOnExit(this);
             _store.Begin();
             results = [.. ids.Select(_store.Delete)];
             if (allOrNone && results.Any(r => !r.Success))
@@ -976,6 +1056,34 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 Options.FailNextBulkJobs(failures);
             }
         });
+    }
+
+    /// <summary><c>GET …/tooling/query?q=SELECT … FROM PlatformEventChannelMember</c>: the objects selected for Change Data Capture.</summary>
+    private IResult ToolingQuery(string version, HttpRequest request)
+    {
+        var q = request.Query["q"].ToString();
+        if (string.IsNullOrWhiteSpace(q))
+        {
+            return Error(400, "MALFORMED_QUERY", "A query string must be provided.");
+        }
+
+        var (result, errorCode, message) = PlatformEventChannelMembers.Query(version, q, ChangeEvents.EnabledObjects);
+        return result is null ? Error(400, errorCode!, message!) : Json(result);
+    }
+
+    /// <summary>
+    /// <c>POST /_sandbox/pubsub</c> with any of: <c>gap {"recordIds": [...], "changeType": "GAP_UPDATE"}</c>
+    /// (a gap event now), <c>gapNext</c> (the next n committed changes publish gap events instead),
+    /// <c>overflow {"object": "Account"}</c> (a GAP_OVERFLOW event now), <c>overflowThreshold</c>
+    /// (changes per transaction before the rest become overflow events; 100,000), <c>dropStreams</c>
+    /// (end open Subscribe streams with UNAVAILABLE), <c>retentionSeconds</c> (how long events stay
+    /// replayable; 259,200), <c>changeDataCapture [objects]</c> (the objects selected for change
+    /// events, null for all). Answers the Pub/Sub state; a bad request is a 400 naming the key and changes nothing.
+    /// </summary>
+    private async Task<IResult> SteerPubSubAsync(HttpRequest request)
+    {
+        var answer = await WithSteeringBodyAsync(request, body => PubSubSteering.Apply(this, body));
+        return answer is IStatusCodeHttpResult { StatusCode: 400 } ? answer : Json(PubSubSteering.State(this));
     }
 
     /// <summary>
@@ -1258,12 +1366,40 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         return label.ToString();
     }
 
-    private T Locked<T>(Func<T> action)
+    /// <summary>Runs one API write as a transaction; its committed changes become change events with the call's origin.</summary>
+    private T Locked<T>(Func<T> action) => Committed(_changeOrigin.Value ?? string.Empty, action);
+
+    private T Committed<T>(string changeOrigin, Func<T> action)
     {
         lock (_store.Sync)
         {
-            return action();
+            _store.BeginJournal();
+            try
+            {
+                return action();
+            }
+            finally
+            {
+                ChangeEvents.Publish(_store.EndJournal(), changeOrigin);
+            }
         }
+    }
+
+    /// <summary>
+    /// changeOrigin of a change made by an API call: <c>com/salesforce/api/rest/61.0</c>, with
+    /// <c>;client=id</c> when the call named its client in <c>Sforce-Call-Options: client=id</c>.
+    /// </summary>
+    private static string ChangeOrigin(HttpRequest request)
+    {
+        var segments = request.Path.Value!.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var version = segments.Length > 2 && segments[1] == "data" && segments[2].StartsWith('v') ? segments[2][1..] : SalesforceSandboxOptions.LatestApiVersion;
+        var api = segments.Contains("ingest") ? "bulkapi" : "rest";
+        var client = request.Headers["Sforce-Call-Options"].ToString()
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Where(o => o.StartsWith("client=", StringComparison.OrdinalIgnoreCase))
+            .Select(o => o["client=".Length..])
+            .FirstOrDefault();
+        return string.IsNullOrEmpty(client) ? $"com/salesforce/api/{api}/{version}" : $"com/salesforce/api/{api}/{version};client={client}";
     }
 
     private static async Task<IResult> WithBodyAsync(HttpRequest request, Func<JsonObject, IResult> handle)
@@ -1326,4 +1462,10 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     private static Task WriteAsync(HttpContext context, IResult result) => result.ExecuteAsync(context);
 
     private sealed record QueryCursor(List<JsonObject> Rows, int BatchSize);
+
+    /// <summary>Publishes the journal's committed changes when a collection request leaves its lock.</summary>
+    private readonly struct PublishOnExit(SalesforceSandbox sandbox) : IDisposable
+    {
+        public void Dispose() => sandbox.ChangeEvents.Publish(sandbox._store.EndJournal(), sandbox._changeOrigin.Value ?? string.Empty);
+    }
 }

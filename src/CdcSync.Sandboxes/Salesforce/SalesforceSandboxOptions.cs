@@ -103,6 +103,27 @@ public sealed class SalesforceSandboxOptions
     /// </summary>
     public int BulkResultsPageSize { get; set; } = 50_000;
 
+    /// <summary>TCP port on 127.0.0.1 of the Pub/Sub API (gRPC over HTTP/2 with TLS); 0 (default) picks a free one.</summary>
+    public int PubSubPort { get; set; }
+
+    /// <summary>
+    /// Where the Pub/Sub endpoint's self-signed certificate is written as PEM, for clients to trust.
+    /// Default: a new file in the temp directory, removed when the sandbox stops.
+    /// </summary>
+    public string? PubSubCertificatePath { get; set; }
+
+    /// <summary>How long a subscriber waiting for events goes without a keepalive (an empty FetchResponse). Default 270 s, as Salesforce.</summary>
+    public TimeSpan PubSubKeepaliveInterval { get; set; } = TimeSpan.FromSeconds(270);
+
+    /// <summary>How long change events stay replayable (also the <c>retentionSeconds</c> knob). Default 72 hours, as Salesforce.</summary>
+    public TimeSpan ChangeEventRetention { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>
+    /// Objects selected for Change Data Capture (PlatformEventChannelMember of the ChangeEvents
+    /// channel; also the <c>changeDataCapture</c> knob). Null (default): every object the sandbox holds.
+    /// </summary>
+    public List<string>? ChangeDataCaptureObjects { get; set; }
+
     /// <summary>Clock for SystemModstamp, token expiry and outage windows.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 

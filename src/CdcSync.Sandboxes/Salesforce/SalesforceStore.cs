@@ -46,6 +46,9 @@ internal sealed class SandboxApiException(int status, string errorCode, string m
     public IReadOnlyList<string> Fields { get; } = fields;
 }
 
+/// <summary>One committed change of a record: its state before (null for a create) and after.</summary>
+internal sealed record RecordChange(StoredRecord? Before, StoredRecord After);
+
 internal sealed class StoredRecord(SObjectSchema schema, string id, JsonObject fields)
 {
     public SObjectSchema Schema { get; } = schema;
@@ -72,6 +75,8 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
     private readonly Dictionary<string, StoredRecord> _records = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Type, string Value), string> _externalIds = new(ExternalKeyComparer.Instance);
     private List<(string Id, StoredRecord? Previous)>? _undo;
+    private List<RecordChange>? _journal;
+    private int _journalMark;
     private long _sequence = options.FirstIdSequence;
     private DateTimeOffset _lastStamp = DateTimeOffset.MinValue;
 
@@ -94,7 +99,29 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
     }
 
     /// <summary>Starts recording changes so that <see cref="Rollback"/> can undo them (allOrNone).</summary>
-    public void Begin() => _undo = [];
+    public void Begin()
+    {
+        _undo = [];
+        _journalMark = _journal?.Count ?? 0;
+    }
+
+    /// <summary>
+    /// Starts noting every change made until <see cref="EndJournal"/>, for the change events of a
+    /// commit. Changes made outside a journal (a silent edit) produce no events.
+    /// </summary>
+    public void BeginJournal()
+    {
+        _journal = [];
+        _journalMark = 0;
+    }
+
+    /// <summary>The changes noted since <see cref="BeginJournal"/>, those rolled back left out; stops noting.</summary>
+    public IReadOnlyList<RecordChange> EndJournal()
+    {
+        var changes = _journal ?? [];
+        _journal = null;
+        return changes;
+    }
 
     public void Complete() => _undo = null;
 
@@ -121,6 +148,10 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
         }
 
         _undo = null;
+        if (_journal is not null && _journal.Count > _journalMark)
+        {
+            _journal.RemoveRange(_journalMark, _journal.Count - _journalMark);
+        }
     }
 
     public SaveResult Create(SObjectSchema schema, JsonObject body)
@@ -443,6 +474,7 @@ internal sealed class SalesforceStore(SalesforceSandboxOptions options)
     private void Put(StoredRecord record, StoredRecord? previous)
     {
         _undo?.Add((record.Id, previous));
+        _journal?.Add(new RecordChange(previous, record));
         RemoveIndex(previous);
         _records[record.Id] = record;
         AddIndex(record);
