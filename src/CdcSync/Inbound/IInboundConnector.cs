@@ -26,6 +26,13 @@ public sealed record InboundRecord(string Table, string KeyColumn, IReadOnlyDict
     /// phone), not a user's edit, so they never open a conflict (transforms/005_sync_tracking.sql).
     /// </summary>
     public bool OwnWrite { get; init; }
+
+    /// <summary>
+    /// The values are only the fields that changed (a change event), so the record updates the hub
+    /// row it names and never creates one: a row the hub does not hold is reported missing instead
+    /// (and read whole by a catch-up).
+    /// </summary>
+    public bool UpdateOnly { get; init; }
 }
 
 /// <summary>A page of records and the cursor that continues after them.</summary>

@@ -25,11 +25,12 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     /// Like the poll's, with the cursor kept under its own name (<paramref name="cursorObject"/>, e.g.
     /// a change stream's replay position), so a stream and the polls never overwrite each other's.
     /// </summary>
-    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken)
+    /// <param name="missing">Gets the <see cref="InboundRecord.UpdateOnly"/> records whose row the hub does not hold.</param>
+    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken, ICollection<InboundRecord>? missing = null)
     {
         await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
         await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
-        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken);
+        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken, missing);
         await tx.CommitAsync(cancellationToken);
         return changed;
     }
@@ -44,7 +45,7 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     public Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken) =>
         ApplyInboundAsync(connection, connector, records, PollCursor, cursor, cancellationToken);
 
-    private async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken)
+    private async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken, ICollection<InboundRecord>? missing = null)
     {
         var changed = 0;
         var ownWrite = false;
@@ -55,6 +56,18 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
                 // Read by the staging triggers (transforms/005_sync_tracking.sql) for the statements that follow.
                 ownWrite = record.OwnWrite;
                 await SetOwnWriteAsync(connection, ownWrite, cancellationToken);
+            }
+
+            if (record.UpdateOnly && !record.Deleted)
+            {
+                var (rows, exists) = await UpdateAsync(connection, record, cancellationToken);
+                changed += rows;
+                if (!exists)
+                {
+                    missing?.Add(record);
+                }
+
+                continue;
             }
 
             changed += record.Deleted
@@ -158,6 +171,60 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
         cmd.CommandText =
             $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({HubSql.Quote(record.KeyColumn)}) {conflict}";
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Updates the named row with the record's fields (when any differs and the version is not older); says whether the row exists.</summary>
+    private async Task<(int Rows, bool Exists)> UpdateAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
+    {
+        var types = await _columns.TypesAsync(connection, record.Table, cancellationToken);
+        await using var cmd = new NpgsqlCommand { Connection = connection };
+        var key = HubSql.Quote(record.KeyColumn);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(record.Values.GetValueOrDefault(record.KeyColumn)) ?? DBNull.Value });
+        var keyValue = $"CAST($1 AS {StagingColumns.TypeOf(types, record.Table, record.KeyColumn)})";
+        var columns = new List<string>();
+        var values = new List<string>();
+        foreach (var (column, value) in record.Values)
+        {
+            if (column == record.KeyColumn)
+            {
+                continue;
+            }
+
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(value) ?? DBNull.Value });
+            columns.Add(HubSql.Quote(column));
+            values.Add($"CAST(${cmd.Parameters.Count} AS {StagingColumns.TypeOf(types, record.Table, column)})");
+        }
+
+        var table = HubSql.Quote(record.Table);
+        if (columns.Count == 0)
+        {
+            cmd.CommandText = $"SELECT 0, EXISTS (SELECT 1 FROM {table} WHERE {key} = {keyValue})";
+        }
+        else
+        {
+            var newer = string.Empty;
+            if (record.StampColumn is { } stampColumn && record.Values.ContainsKey(stampColumn))
+            {
+                var stamp = HubSql.Quote(stampColumn);
+                var incoming = values[columns.IndexOf(stamp)];
+                newer = $" AND (t.{stamp} IS NULL OR {incoming} IS NULL OR {incoming} {(record.SameStampMayBeNewer ? ">=" : ">")} t.{stamp})";
+            }
+
+            // A one-column ROW() needs the ROW keyword on both sides.
+            cmd.CommandText =
+                $"""
+                WITH u AS (
+                    UPDATE {table} AS t SET ({string.Join(", ", columns)}) = ROW({string.Join(", ", values)})
+                     WHERE t.{key} = {keyValue}
+                       AND ROW({string.Join(", ", columns.Select(c => "t." + c))}) IS DISTINCT FROM ROW({string.Join(", ", values)}){newer}
+                    RETURNING 1)
+                SELECT (SELECT count(*) FROM u)::int, EXISTS (SELECT 1 FROM {table} WHERE {key} = {keyValue})
+                """;
+        }
+
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt32(0), reader.GetBoolean(1));
     }
 
     private async Task<int> DeleteAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)

@@ -388,7 +388,9 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
                 fields["LastModifiedDate"] = FormatDateTime(change.CommitTimestamp);
             }
 
-            result.Add(ToInbound(map, schema, id, fields) with { OwnWrite = ownWrite });
+            var record = ToInbound(map, schema, id, fields) with { OwnWrite = ownWrite };
+            // Only a create (or undelete) names every field; any other event updates the row the hub holds by its Id.
+            result.Add(change.ChangeType is "CREATE" or "UNDELETE" ? record : record with { KeyColumn = map.IdColumn, UpdateOnly = true });
         }
 
         return result;

@@ -178,7 +178,7 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
             {
                 if (replayId is not null)
                 {
-                    await ApplyAsync(records, replayId, events, own, cancellationToken);
+                    await ApplyAsync(records, replayId, events, own, link, cancellationToken);
                     records.Clear();
                     events = own = 0;
                 }
@@ -188,7 +188,7 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
                 logger.LogInformation("{Connector}: {ChangeType} event for {Entity} ({Count} records): catching up by query", client.Name, change.ChangeType, change.EntityName, change.RecordIds.Count);
                 await link.CatchUpAsync(cancellationToken);
                 replayId = consumed.ReplayId.ToBase64();
-                await ApplyAsync([], replayId, 0, 0, cancellationToken);
+                await ApplyAsync([], replayId, 0, 0, link, cancellationToken);
                 replayId = null;
                 continue;
             }
@@ -202,13 +202,21 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
 
         if (replayId is not null)
         {
-            await ApplyAsync(records, replayId, events, own, cancellationToken);
+            await ApplyAsync(records, replayId, events, own, link, cancellationToken);
         }
     }
 
-    private async Task ApplyAsync(List<InboundRecord> records, string replayId, int events, int own, CancellationToken cancellationToken)
+    private async Task ApplyAsync(List<InboundRecord> records, string replayId, int events, int own, ChangeStreamLink link, CancellationToken cancellationToken)
     {
-        var changed = await writer.ApplyInboundAsync(client.Name, records, CursorObject, replayId, cancellationToken);
+        var missing = new List<InboundRecord>();
+        var changed = await writer.ApplyInboundAsync(client.Name, records, CursorObject, replayId, cancellationToken, missing);
+        if (missing.Count > 0)
+        {
+            // Changes of records the hub does not hold yet (made before the stream started): read whole by query.
+            logger.LogInformation("{Connector}: change events name {Count} records the hub does not hold yet; catching up by query", client.Name, missing.Count);
+            _ = link.CatchUpAsync(CancellationToken.None);
+        }
+
         InboundMetrics.InboundRecords.WithLabels(client.Name).Inc(records.Count);
         if (events > 0)
         {
