@@ -43,7 +43,7 @@ public sealed class PubSubStreamingTests
         await using var rig = await StartStreamingAsync();
         var accountId = rig.Salesforce.Insert("Account", new JsonObject { ["Name"] = "Resume Inc", ["BillingCity"] = "Oslo" });
         var internalId = await CustomerOfAsync(rig, accountId);
-        await rig.QuietAsync();
+        await WaitForReplayIdAsync(rig);
 
         // Stopped; edits meanwhile; started again: the stream resumes after the stored replay id.
         await rig.StopPipelineAsync();
@@ -53,8 +53,6 @@ public sealed class PubSubStreamingTests
         await WaitForCityAsync(rig, internalId, "Bergen");
         await CustomerOfAsync(rig, second);
         Assert.Contains(rig.Logs.Lines, l => l.Contains("after the stored replay id", StringComparison.Ordinal));
-        await rig.QuietAsync();
-        await WaitForReplayIdAsync(rig);
 
         // A change Salesforce could not describe (a gap event): caught up by query.
         var before = CatchUps(rig);
@@ -64,7 +62,6 @@ public sealed class PubSubStreamingTests
         Assert.True(CatchUps(rig) > before, "a gap event asks for a catch-up");
 
         // Stopped past the retention window: the stored replay id is refused, caught up by query.
-        await rig.QuietAsync();
         await rig.StopPipelineAsync();
         rig.Salesforce.Update(accountId, new JsonObject { ["BillingCity"] = "Narvik" });
         rig.Salesforce.ChangeEventRetention = TimeSpan.Zero;
@@ -81,7 +78,7 @@ public sealed class PubSubStreamingTests
         await rig.QuietAsync();
         var cities = await rig.ScalarAsync<string>(
             """
-            SELECT string_agg(changes -> 'billingcity' ->> 'new', ',' ORDER BY id) FROM cdc.audit_log
+            SELECT string_agg(changes -> 'billingcity' ->> 'after', ',' ORDER BY id) FROM cdc.audit_log
              WHERE direction = 'inbound' AND object = 'sf_accounts' AND changes ? 'billingcity'
                AND record_key = (SELECT hub_id::text FROM sf_accounts WHERE id = $1)
             """, accountId);
