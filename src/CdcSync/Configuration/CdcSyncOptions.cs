@@ -186,21 +186,23 @@ internal static partial class ConfigLoader
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
     }
 
-    /// <summary>Replaces ${VAR} and ${VAR:-default} in one config value; an empty result leaves the key unset (its default applies).</summary>
+    /// <summary>Replaces ${VAR} and ${VAR:-default} in one config value; an optional form that comes out empty leaves the key unset (its default applies).</summary>
     internal static string? Expand(string key, string value)
     {
+        var optional = false;
         var result = Variable().Replace(value, m =>
         {
             var name = m.Groups["name"].Value;
             var set = Environment.GetEnvironmentVariable(name);
             if (m.Groups["optional"].Success)
             {
+                optional = true;
                 return string.IsNullOrEmpty(set) ? m.Groups["default"].Value : set;
             }
 
             return set ?? throw new OperatorException($"Config key {key} uses ${{{name}}}, but that environment variable is not set; set it, write the value in the config, or write ${{{name}:-}} to make it optional.");
         });
-        return result.Length == 0 && value.Length > 0 ? null : result;
+        return optional && result.Length == 0 ? null : result;
     }
 
     /// <summary>

@@ -244,7 +244,7 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
     /// <summary>The fix for a failure retrying cannot mend; null for a transient one.</summary>
     private string? Permanent(RpcException e)
     {
-        if (e.StatusCode == StatusCode.Unavailable && Inner<AuthenticationException>(e.Status.DebugException) is not null)
+        if (Inner<AuthenticationException>(e.Status.DebugException) is not null)
         {
             return $"its TLS certificate is not trusted: set {ConfigPath}:CaFile to the PEM of the certificate it presents (or its CA)";
         }

@@ -57,13 +57,15 @@ internal static class SalesforcePubSubCheck
         {
             check.Problems.Add(new ConfigProblem(e.Message));
         }
+        catch (RpcException e) when (Inner<AuthenticationException>(e.Status.DebugException) is { } tls)
+        {
+            check.Problems.Add(new ConfigProblem($"Connector {check.Name}: the TLS certificate of the Pub/Sub API at {options.PubSub.Endpoint} is not trusted ({tls.Message}); set {path}:PubSub:CaFile to the PEM of the certificate it presents (or its CA)."));
+        }
         catch (RpcException e)
         {
             var code = e.Trailers.GetValue("error-code");
             var (fix, kind) = e.StatusCode switch
             {
-                StatusCode.Unavailable when Inner<AuthenticationException>(e.Status.DebugException) is not null =>
-                    ($"its TLS certificate is not trusted; set {path}:PubSub:CaFile to the PEM of the certificate it presents (or its CA)", FailureKind.Permanent),
                 StatusCode.Unavailable or StatusCode.DeadlineExceeded =>
                     ($"check {path}:PubSub:Endpoint (host:port, e.g. api.pubsub.salesforce.com:7443) and that outbound connections to it are allowed", FailureKind.Transient),
                 StatusCode.Unauthenticated =>
