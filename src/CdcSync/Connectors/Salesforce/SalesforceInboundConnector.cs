@@ -388,7 +388,9 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
                 fields["LastModifiedDate"] = FormatDateTime(change.CommitTimestamp);
             }
 
-            var record = ToInbound(map, schema, id, fields) with { OwnWrite = ownWrite };
+            // Events come in commit order: one with the same stamp as the hub's version (two edits in one
+            // second, or one millisecond) is the later one.
+            var record = ToInbound(map, schema, id, fields) with { OwnWrite = ownWrite, SameStampMayBeNewer = true };
             // Only a create (or undelete) names every field; any other event updates the row the hub holds by its Id.
             result.Add(change.ChangeType is "CREATE" or "UNDELETE" ? record : record with { KeyColumn = map.IdColumn, UpdateOnly = true });
         }

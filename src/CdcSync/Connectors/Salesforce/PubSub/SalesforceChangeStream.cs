@@ -56,8 +56,9 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
                 logger.LogInformation("{Connector}: the Pub/Sub API closed the subscription to {Topic}; subscribing again", client.Name, Options.Topic);
                 link.SetUp(false);
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (cancellationToken.IsCancellationRequested && e is OperationCanceledException or RpcException)
             {
+                // gRPC reports a cancelled call as status Cancelled: at shutdown that is the end, not a failure.
                 link.SetUp(false);
                 return;
             }
@@ -90,7 +91,15 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
             {
                 link.SetUp(false);
                 logger.LogWarning("{Connector}: Pub/Sub subscription to {Topic} failed ({Error}); polling meanwhile, reconnecting in {Delay}", client.Name, Options.Topic, e is RpcException r ? $"{r.StatusCode} {ErrorCode(r)}: {Detail(r)}" : e.Message, delay);
-                await Task.Delay(delay, time, cancellationToken);
+                try
+                {
+                    await Task.Delay(delay, time, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, Options.MaxReconnectDelay.Ticks));
             }
         }
