@@ -203,7 +203,11 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
             }
 
             var ours = SalesforceClientId.IsOrigin(change.ChangeOrigin, clientId);
-            records.AddRange(await connector.FromChangeEventAsync(change, ours, cancellationToken));
+            foreach (var record in await connector.FromChangeEventAsync(change, ours, cancellationToken))
+            {
+                Collapse(records, record);
+            }
+
             replayId = consumed.ReplayId.ToBase64();
             events++;
             own += ours ? 1 : 0;
@@ -213,6 +217,40 @@ internal sealed class SalesforceChangeStream(SalesforceClient client, Salesforce
         {
             await ApplyAsync(records, replayId, events, own, link, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Adds a record to the batch, or folds an update into the batch's earlier record of the same
+    /// row (same origin): the batch is one transaction, so only the row's last state matters, and a
+    /// burst of edits to a few records costs a statement per record, not per event.
+    /// </summary>
+    internal static void Collapse(List<InboundRecord> records, InboundRecord record)
+    {
+        if (record.UpdateOnly && !record.Deleted && record.Values.TryGetValue(record.KeyColumn, out var key))
+        {
+            for (var i = records.Count - 1; i >= 0; i--)
+            {
+                var earlier = records[i];
+                if (earlier.Table == record.Table && earlier.Values.TryGetValue(record.KeyColumn, out var earlierKey) && Equals(earlierKey, key))
+                {
+                    if (earlier.OwnWrite != record.OwnWrite || earlier.Deleted)
+                    {
+                        break;
+                    }
+
+                    var merged = new Dictionary<string, object?>(earlier.Values, StringComparer.Ordinal);
+                    foreach (var (column, value) in record.Values)
+                    {
+                        merged[column] = value;
+                    }
+
+                    records[i] = earlier with { Values = merged };
+                    return;
+                }
+            }
+        }
+
+        records.Add(record);
     }
 
     private async Task ApplyAsync(List<InboundRecord> records, string replayId, int events, int own, ChangeStreamLink link, CancellationToken cancellationToken)
