@@ -77,7 +77,9 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
                     }
                     else if (!page.HasMore && link is not null && !link.CatchUpPending)
                     {
-                        await link.WaitAsync(link.IsUp ? stream!.SafetyPollInterval : idle, time, cancellationToken);
+                        // A stream that failed for good ends the wait too, so its error stops the worker at once.
+                        await Task.WhenAny(link.WaitAsync(link.IsUp ? stream!.SafetyPollInterval : idle, time, cancellationToken), streaming!);
+                        cancellationToken.ThrowIfCancellationRequested();
                     }
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
