@@ -105,7 +105,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             builder.Services.AddSingleton(loggerFactory);
         }
 
-        var certificate = Salesforce.PubSub.PubSubCertificate.Create(options.TimeProvider);
+        var certificate = Salesforce.PubSub.PubSubCertificate.Create();
         builder.WebHost.UseKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, options.Port);
@@ -606,7 +606,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
 
         return await WithBodyAsync(request, body =>
         {
-            var result = Locked(() => _store.Create(schema, Normalize(schema, body)));
+            var result = CommittedByCall(() => _store.Create(schema, Normalize(schema, body)));
             CountWrites(schema, [result]);
             return result.Success ? Json(new JsonObject { ["id"] = result.Id, ["success"] = true, ["errors"] = new JsonArray() }, 201) : RecordError(result);
         });
@@ -647,7 +647,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             unmodifiedSince = since;
         }
 
-        var result = Locked(() =>
+        var result = CommittedByCall(() =>
         {
             if (unmodifiedSince is { } since
                 && SalesforceIds.Normalize(id) is { } key
@@ -748,7 +748,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         return await WithBodyAsync(request, body =>
         {
             body[schema.Find(field)?.Name ?? field] = value;
-            var result = Locked(() => _store.Upsert(schema, field, Normalize(schema, body)));
+            var result = CommittedByCall(() => _store.Upsert(schema, field, Normalize(schema, body)));
             CountWrites(schema, [result]);
             return result.Success ? Json(result.ToJson(), result.Created == true ? 201 : 200) : RecordError(result);
         });
@@ -761,7 +761,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             return Error(404, "NOT_FOUND", "The requested resource does not exist");
         }
 
-        var result = Locked(() => _store.Delete(id));
+        var result = CommittedByCall(() => _store.Delete(id));
         CountWrites(schema, [result]);
         return result.Success ? Results.NoContent()
             : result.Errors[0].StatusCode == "ENTITY_IS_DELETED" ? Error(404, "ENTITY_IS_DELETED", "entity is deleted")
@@ -1097,6 +1097,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
             SteeringKnobs.RejectUnknown(body, "", "records");
             var records = body["records"] is { } r && SteeringKnobs.Bool(r, "records");
             Options.ResetFaults();
+            ChangeEvents.ResetKnobs();
             Normalizer.Reset();
             Stats.Reset();
             if (records)
@@ -1366,8 +1367,12 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         return label.ToString();
     }
 
-    /// <summary>Runs one API write as a transaction; its committed changes become change events with the call's origin.</summary>
-    private T Locked<T>(Func<T> action) => Committed(_changeOrigin.Value ?? string.Empty, action);
+    /// <summary>
+    /// Runs one API write as a transaction; its committed changes become change events whose
+    /// changeOrigin is the call's. Changes made under the store's lock outside <see cref="Committed"/>
+    /// (a silent edit) make no event.
+    /// </summary>
+    private T CommittedByCall<T>(Func<T> action) => Committed(_changeOrigin.Value ?? string.Empty, action);
 
     private T Committed<T>(string changeOrigin, Func<T> action)
     {

@@ -87,6 +87,16 @@ internal sealed class ChangeEventBus
         set { lock (_lock) { _overflowThreshold = value; } }
     }
 
+    /// <summary>Back to Salesforce's behaviour: no pending gap events, the 100,000-change overflow threshold.</summary>
+    public void ResetKnobs()
+    {
+        lock (_lock)
+        {
+            _gapNext = 0;
+            _overflowThreshold = 100_000;
+        }
+    }
+
     /// <summary>Ends every open Subscribe stream with UNAVAILABLE, as a dropped connection.</summary>
     public void DropStreams()
     {

@@ -203,6 +203,12 @@ internal sealed class PubSubService(ChangeEventBus bus, PubSubAuthenticator auth
     private string Authenticate(ServerCallContext context)
     {
         var rpcId = Guid.NewGuid().ToString("D");
+        if (options.InOutage)
+        {
+            // The outageSeconds knob takes the org's Pub/Sub API down with its REST API.
+            throw Error(StatusCode.Unavailable, "sfdc.platform.eventbus.grpc.service.unavailable", "The Pub/Sub API service is unavailable", rpcId);
+        }
+
         var headers = context.RequestHeaders;
         if (!authenticator.IsValid(headers.GetValue("accesstoken"), headers.GetValue("instanceurl"), headers.GetValue("tenantid")))
         {
