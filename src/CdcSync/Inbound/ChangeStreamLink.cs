@@ -5,7 +5,7 @@ namespace CdcSync.Inbound;
 /// safety interval) and catch-up requests (the poller scans now, and the request completes when a
 /// scan that began after it has read everything).
 /// </summary>
-public sealed class ChangeStreamLink
+public sealed class ChangeStreamLink(Action<bool>? onUpChanged = null)
 {
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
@@ -37,6 +37,7 @@ public sealed class ChangeStreamLink
         }
 
         _up = up;
+        onUpChanged?.Invoke(up);
         _wake.Release(); // the poller re-reads its interval: fast again when the stream went down
     }
 

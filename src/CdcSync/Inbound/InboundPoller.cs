@@ -30,7 +30,8 @@ internal sealed class InboundPoller(IInboundConnector connector, HubOptions hub,
         var lag = InboundMetrics.InboundLagSeconds.WithLabels(connector.Name);
         var caughtUpAt = time.GetTimestamp();
         var stream = (connector as IHasChangeStream)?.ChangeStream;
-        var link = stream is null ? null : new ChangeStreamLink();
+        var streamUp = InboundMetrics.InboundStreamUp.WithLabels(connector.Name);
+        var link = stream is null ? null : new ChangeStreamLink(up => streamUp.Set(up ? 1 : 0));
         using var stopStream = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var streaming = stream is null ? null : Task.Run(() => stream.RunAsync(link!, stopStream.Token), CancellationToken.None);
         var scanGeneration = link?.BeginScan() ?? 0;
