@@ -86,6 +86,24 @@ public sealed class PubSubStreamingTests
         Assert.Equal(2, rig.NetSuite.CustomerCount);
     }
 
+    [Fact]
+    public async Task UntrustedCertificate_WorkerRefusesToStartWithOneLineNamingCaFile()
+    {
+        await using var rig = await TwoWayRig.CreateAsync();
+        rig.Configure("Connectors:salesforce:PubSub:Endpoint", rig.Salesforce.PubSubEndpoint);
+
+        // The worker checks the endpoint before it starts (as `cdcsync check` does) and refuses to run.
+        var e = await Assert.ThrowsAsync<OperatorException>(async () =>
+        {
+            await rig.StartPipelineAsync();
+            await rig.WaitUntilAsync("the worker to stop", () => Task.FromResult(false));
+        });
+
+        Assert.StartsWith($"Connector salesforce: the TLS certificate of the Pub/Sub API at {rig.Salesforce.PubSubEndpoint} is not trusted (", e.Message, StringComparison.Ordinal);
+        Assert.EndsWith("; set Connectors:salesforce:PubSub:CaFile to the PEM of the certificate it presents (or its CA).", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
     private static async Task<TwoWayRig> StartStreamingAsync([System.Runtime.CompilerServices.CallerMemberName] string name = "")
     {
         var rig = await TwoWayRig.CreateAsync(name: name);
