@@ -71,6 +71,8 @@ DECLARE
     outcome    text;
     open_id    bigint;
     kept       text[] := '{}';
+    -- Set by the inbound writer for a change event naming our own client as its origin.
+    own_write  boolean := coalesce(current_setting('cdc.inbound_own_write', true), '') = 'on';
 BEGIN
     IF pg_trigger_depth() > 1 THEN
         RETURN NEW;
@@ -139,6 +141,21 @@ BEGIN
 
         IF hub IS NOT DISTINCT FROM base.value THEN
             CONTINUE;                                   -- only the system changed it: a plain inbound edit
+        END IF;
+
+        IF own_write THEN
+            -- The system's record of our own write: what it made of the value we sent (a normalized
+            -- phone), which may reach the hub before the write's acknowledgement set the base. Not a
+            -- user's edit, so never a conflict: the hub keeps a value it changed after that write
+            -- (still on its way out), else takes the system's; the base is the system's value.
+            SELECT s.modified_at INTO hub_stamp FROM cdc.hub_field_stamps s
+             WHERE s.object = obj AND s.record_key = rkey AND s.field = k;
+            IF hub_stamp IS NOT NULL AND hub_stamp > inc_stamp THEN
+                r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+                kept := kept || k;
+            END IF;
+            PERFORM cdc.set_sync_base(obj, rkey, k, inc, inc_stamp);
+            CONTINUE;
         END IF;
 
         -- Changed in the system and in the hub since they last agreed, to different values.

@@ -38,6 +38,16 @@ internal static class Program
 
     public static async Task<int> Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "stream-latency")
+        {
+            // bench/soak/stream-latency.sh [--poll] [--accounts N] [--edits N] [--burst N] [--idle-seconds S]
+            string Arg(string name, string fallback) => args.SkipWhile(x => x != name).Skip(1).FirstOrDefault() ?? fallback;
+            return await StreamLatency.RunAsync(
+                Arg("--repo", "."), args.Contains("--poll"), int.Parse(Arg("--accounts", "20"), CultureInfo.InvariantCulture),
+                int.Parse(Arg("--edits", "30"), CultureInfo.InvariantCulture), int.Parse(Arg("--burst", "2000"), CultureInfo.InvariantCulture),
+                TimeSpan.FromSeconds(int.Parse(Arg("--idle-seconds", "60"), CultureInfo.InvariantCulture)));
+        }
+
         var arguments = Arguments.Parse(args);
         var time = TimeProvider.System;
         var admin = Environment.GetEnvironmentVariable("CDCSYNC_DB")

@@ -26,7 +26,7 @@ internal static class CliOptions
     {
         var option = new Option<string>("--config")
         {
-            Description = "Pipeline config (JSON). Values may use ${ENV_VAR}; CDCSYNC__Section__Key environment variables override keys.",
+            Description = "Pipeline config (JSON). Values may use ${ENV_VAR} or ${ENV_VAR:-default}; CDCSYNC__Section__Key environment variables override keys.",
             Required = true,
         };
         return MustBeFile(option);

@@ -139,12 +139,14 @@ public sealed class CdcSyncOptions
 /// <summary>Loads a config file and validates the sections that are not connectors; every problem names its key.</summary>
 internal static partial class ConfigLoader
 {
-    [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]
+    // ${VAR} must be set; ${VAR:-default} falls back to default (possibly empty) when VAR is unset or empty, as in the shell.
+    [GeneratedRegex(@"\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)(?<optional>:-(?<default>[^}]*))?\}")]
     private static partial Regex Variable();
 
     /// <summary>
     /// JSON file, then CDCSYNC__* environment variables (CDCSYNC__Hub__Slot overrides Hub:Slot),
-    /// then ${VAR} in any value replaced from the environment.
+    /// then ${VAR} in any value replaced from the environment (unset: an error naming the key), and
+    /// ${VAR:-default} by VAR, or by default when VAR is unset or empty (<c>${VAR:-}</c>: empty, the key's default).
     /// </summary>
     public static IConfiguration Build(string? path)
     {
@@ -178,9 +180,7 @@ internal static partial class ConfigLoader
         var expanded = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in raw.AsEnumerable())
         {
-            expanded[key] = value is null ? null : Variable().Replace(value, m =>
-                Environment.GetEnvironmentVariable(m.Groups["name"].Value)
-                ?? throw new OperatorException($"Config key {key} uses ${{{m.Groups["name"].Value}}}, but that environment variable is not set; set it or write the value in the config."));
+            expanded[key] = value is null ? null : Expand(key, value);
         }
 
         if (!expanded.ContainsKey("Hub:ConnectionString"))
@@ -190,6 +190,25 @@ internal static partial class ConfigLoader
         }
 
         return new ConfigurationBuilder().AddInMemoryCollection(expanded).Build();
+    }
+
+    /// <summary>Replaces ${VAR} and ${VAR:-default} in one config value; an optional form that comes out empty leaves the key unset (its default applies).</summary>
+    internal static string? Expand(string key, string value)
+    {
+        var optional = false;
+        var result = Variable().Replace(value, m =>
+        {
+            var name = m.Groups["name"].Value;
+            var set = Environment.GetEnvironmentVariable(name);
+            if (m.Groups["optional"].Success)
+            {
+                optional = true;
+                return string.IsNullOrEmpty(set) ? m.Groups["default"].Value : set;
+            }
+
+            return set ?? throw new OperatorException($"Config key {key} uses ${{{name}}}, but that environment variable is not set; set it, write the value in the config, or write ${{{name}:-}} to make it optional.");
+        });
+        return optional && result.Length == 0 ? null : result;
     }
 
     /// <summary>

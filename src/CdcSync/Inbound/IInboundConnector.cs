@@ -19,6 +19,20 @@ public sealed record InboundRecord(string Table, string KeyColumn, IReadOnlyDict
     /// same stamp and must still be applied; otherwise an equal stamp is the version the hub holds.
     /// </summary>
     public bool SameStampMayBeNewer { get; init; }
+
+    /// <summary>
+    /// The system reports this version as the result of our own write (a change event naming our
+    /// client as its origin): the values are what the system made of what we wrote (a normalized
+    /// phone), not a user's edit, so they never open a conflict (transforms/005_sync_tracking.sql).
+    /// </summary>
+    public bool OwnWrite { get; init; }
+
+    /// <summary>
+    /// The values are only the fields that changed (a change event), so the record updates the hub
+    /// row it names and never creates one: a row the hub does not hold is reported missing instead
+    /// (and read whole by a catch-up).
+    /// </summary>
+    public bool UpdateOnly { get; init; }
 }
 
 /// <summary>A page of records and the cursor that continues after them.</summary>

@@ -14,6 +14,9 @@ internal static class InboundMetrics
     public static readonly Counter InboundRecords = Metrics.CreateCounter(
         "cdcsync_inbound_records_total", "Records read from a system and written to the hub's staging tables.", "connector");
 
+    public static readonly Gauge InboundStreamUp = Metrics.CreateGauge(
+        "cdcsync_inbound_stream_up", "1 while a system's change stream (Salesforce Pub/Sub) is subscribed, 0 while it is down and polling carries the changes.", "connector");
+
     public static readonly Gauge InboundLagSeconds = Metrics.CreateGauge(
         "cdcsync_inbound_lag_seconds", "Seconds since a poll last read a system up to its newest change (0 right after one; grows while polls fail or a backlog is read).", "connector");
 }

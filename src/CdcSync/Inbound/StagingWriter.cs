@@ -18,37 +18,77 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     /// Applies a page of inbound records and stores the connector's cursor, in one hub transaction.
     /// Returns how many rows actually changed.
     /// </summary>
-    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    public Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken) =>
+        ApplyInboundAsync(connector, records, PollCursor, cursor, cancellationToken);
+
+    /// <summary>
+    /// Like the poll's, with the cursor kept under its own name (<paramref name="cursorObject"/>, e.g.
+    /// a change stream's replay position), so a stream and the polls never overwrite each other's.
+    /// </summary>
+    /// <param name="missing">Gets the <see cref="InboundRecord.UpdateOnly"/> records whose row the hub does not hold.</param>
+    public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken, ICollection<InboundRecord>? missing = null)
     {
         await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
         await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
-        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursor, cancellationToken);
+        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken, missing);
         await tx.CommitAsync(cancellationToken);
         return changed;
     }
+
+    /// <summary>The object name of the poll cursor in <c>cdc.inbound_cursors</c>.</summary>
+    public const string PollCursor = "*";
 
     /// <summary>
     /// Applies a page and the cursor on a connection the caller has tagged with the connector's
     /// origin, inside the caller's transaction (an onboarding dry run rolls everything back at the end).
     /// </summary>
-    public async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken)
+    public Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string? cursor, CancellationToken cancellationToken) =>
+        ApplyInboundAsync(connection, connector, records, PollCursor, cursor, cancellationToken);
+
+    private async Task<int> ApplyInboundAsync(NpgsqlConnection connection, string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken, ICollection<InboundRecord>? missing = null)
     {
         var changed = 0;
+        var ownWrite = false;
         foreach (var record in records)
         {
+            if (record.OwnWrite != ownWrite)
+            {
+                // Read by the staging triggers (transforms/005_sync_tracking.sql) for the statements that follow.
+                ownWrite = record.OwnWrite;
+                await SetOwnWriteAsync(connection, ownWrite, cancellationToken);
+            }
+
+            if (record.UpdateOnly && !record.Deleted)
+            {
+                var (rows, exists) = await UpdateAsync(connection, record, cancellationToken);
+                changed += rows;
+                if (!exists)
+                {
+                    missing?.Add(record);
+                }
+
+                continue;
+            }
+
             changed += record.Deleted
                 ? await DeleteAsync(connection, record, cancellationToken)
                 : await UpsertAsync(connection, record, cancellationToken);
+        }
+
+        if (ownWrite)
+        {
+            await SetOwnWriteAsync(connection, false, cancellationToken);
         }
 
         if (cursor is not null)
         {
             await using var cmd = new NpgsqlCommand(
                 """
-                INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, '*', $2, now())
+                INSERT INTO cdc.inbound_cursors (connector, object, cursor, updated_at) VALUES ($1, $2, $3, now())
                 ON CONFLICT (connector, object) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()
                 """, connection);
             cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
             cmd.Parameters.Add(new NpgsqlParameter { Value = cursor });
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -56,11 +96,32 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
         return changed;
     }
 
-    public async Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken)
+    private static async Task SetOwnWriteAsync(NpgsqlConnection connection, bool on, CancellationToken cancellationToken)
     {
-        await using var cmd = hub.CreateCommand(CursorQuery);
+        await using var cmd = new NpgsqlCommand("SELECT set_config('cdc.inbound_own_write', $1, true)", connection);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = on ? "on" : "off" });
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public Task<string?> ReadCursorAsync(string connector, CancellationToken cancellationToken) =>
+        ReadCursorAsync(connector, PollCursor, cancellationToken);
+
+    /// <summary>The cursor kept under <paramref name="cursorObject"/> (a change stream's position).</summary>
+    public async Task<string?> ReadCursorAsync(string connector, string cursorObject, CancellationToken cancellationToken)
+    {
+        await using var cmd = hub.CreateCommand("SELECT cursor FROM cdc.inbound_cursors WHERE connector = $1 AND object = $2");
         cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
         return await cmd.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>Forgets the cursor kept under <paramref name="cursorObject"/> (a position the system no longer knows).</summary>
+    public async Task DeleteCursorAsync(string connector, string cursorObject, CancellationToken cancellationToken)
+    {
+        await using var cmd = hub.CreateCommand("DELETE FROM cdc.inbound_cursors WHERE connector = $1 AND object = $2");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = connector });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = cursorObject });
+        await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The connector's cursor as <paramref name="connection"/> sees it (inside its transaction, if any).</summary>
@@ -110,6 +171,60 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
         cmd.CommandText =
             $"INSERT INTO {table} AS t ({string.Join(", ", columns)}) VALUES ({string.Join(", ", placeholders)}) ON CONFLICT ({HubSql.Quote(record.KeyColumn)}) {conflict}";
         return await cmd.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Updates the named row with the record's fields (when any differs and the version is not older); says whether the row exists.</summary>
+    private async Task<(int Rows, bool Exists)> UpdateAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)
+    {
+        var types = await _columns.TypesAsync(connection, record.Table, cancellationToken);
+        await using var cmd = new NpgsqlCommand { Connection = connection };
+        var key = HubSql.Quote(record.KeyColumn);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(record.Values.GetValueOrDefault(record.KeyColumn)) ?? DBNull.Value });
+        var keyValue = $"CAST($1 AS {StagingColumns.TypeOf(types, record.Table, record.KeyColumn)})";
+        var columns = new List<string>();
+        var values = new List<string>();
+        foreach (var (column, value) in record.Values)
+        {
+            if (column == record.KeyColumn)
+            {
+                continue;
+            }
+
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)HubSql.ToText(value) ?? DBNull.Value });
+            columns.Add(HubSql.Quote(column));
+            values.Add($"CAST(${cmd.Parameters.Count} AS {StagingColumns.TypeOf(types, record.Table, column)})");
+        }
+
+        var table = HubSql.Quote(record.Table);
+        if (columns.Count == 0)
+        {
+            cmd.CommandText = $"SELECT 0, EXISTS (SELECT 1 FROM {table} WHERE {key} = {keyValue})";
+        }
+        else
+        {
+            var newer = string.Empty;
+            if (record.StampColumn is { } stampColumn && record.Values.ContainsKey(stampColumn))
+            {
+                var stamp = HubSql.Quote(stampColumn);
+                var incoming = values[columns.IndexOf(stamp)];
+                newer = $" AND (t.{stamp} IS NULL OR {incoming} IS NULL OR {incoming} {(record.SameStampMayBeNewer ? ">=" : ">")} t.{stamp})";
+            }
+
+            // A one-column ROW() needs the ROW keyword on both sides.
+            cmd.CommandText =
+                $"""
+                WITH u AS (
+                    UPDATE {table} AS t SET ({string.Join(", ", columns)}) = ROW({string.Join(", ", values)})
+                     WHERE t.{key} = {keyValue}
+                       AND ROW({string.Join(", ", columns.Select(c => "t." + c))}) IS DISTINCT FROM ROW({string.Join(", ", values)}){newer}
+                    RETURNING 1)
+                SELECT (SELECT count(*) FROM u)::int, EXISTS (SELECT 1 FROM {table} WHERE {key} = {keyValue})
+                """;
+        }
+
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt32(0), reader.GetBoolean(1));
     }
 
     private async Task<int> DeleteAsync(NpgsqlConnection connection, InboundRecord record, CancellationToken cancellationToken)

@@ -69,6 +69,22 @@ public sealed class ConfigTests
     }
 
     [Fact]
+    public void Build_OptionalVariableNotSet_TakesItsDefaultOrLeavesTheKeyUnset()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"cdcsync-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """
+            { "Hub": { "ConnectionString": "Host=h", "Slot": "${CDCSYNC_TEST_SURELY_UNSET_VARIABLE:-slot_a}" },
+              "Connectors": { "sf": { "PubSubEndpoint": "${CDCSYNC_TEST_SURELY_UNSET_VARIABLE:-}", "Name": "x${CDCSYNC_TEST_SURELY_UNSET_VARIABLE:-}y" } } }
+            """);
+
+        var config = ConfigLoader.Build(path);
+
+        Assert.Equal("slot_a", config["Hub:Slot"]);
+        Assert.Null(config["Connectors:sf:PubSubEndpoint"]);
+        Assert.Equal("xy", config["Connectors:sf:Name"]);
+    }
+
+    [Fact]
     public void Build_MalformedJson_SaysSoWithTheFile()
     {
         var path = Path.Combine(Path.GetTempPath(), $"cdcsync-{Guid.NewGuid():N}.json");

@@ -35,6 +35,7 @@ public sealed partial class DeploymentTests
         {
             // The sandboxes, each on a free port instead of its fixed one: compose port -> test port.
             var ports = new Dictionary<string, string>(StringComparer.Ordinal);
+            var paths = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var name in new[] { "salesforce", "netsuite" })
             {
                 var command = Strings(Map(services, name)["command"]);
@@ -42,6 +43,18 @@ public sealed partial class DeploymentTests
                 Assert.True(at >= 0, $"compose service {name} has no --port in its command");
                 ports[command[at + 1]] = DeployedProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
                 command[at + 1] = ports[command[at + 1]];
+                // The Salesforce sandbox's Pub/Sub port and certificate file, shared with the worker through a volume.
+                if (command.IndexOf("--pubsub-port") is var pubSub and >= 0)
+                {
+                    ports[command[pubSub + 1]] = DeployedProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    command[pubSub + 1] = ports[command[pubSub + 1]];
+                }
+
+                if (command.IndexOf("--pubsub-certificate") is var certificate and >= 0)
+                {
+                    paths[command[certificate + 1]] = Path.Combine(Path.GetTempPath(), $"cdcsync-compose-pubsub-{Guid.NewGuid():N}.pem");
+                    command[certificate + 1] = paths[command[certificate + 1]];
+                }
                 processes.Add(DeployedProcess.Start(name, [.. entrypoint, .. command], ImageEnvironment(), Bin));
             }
 
@@ -52,7 +65,7 @@ public sealed partial class DeploymentTests
 
             foreach (var name in new[] { "salesforce", "netsuite" })
             {
-                await WaitForHealthyAsync(name, Map(services, name), ports, processes);
+                await WaitForHealthyAsync(name, Map(services, name), ports, processes, paths);
             }
 
             var worker = Map(services, "worker");
@@ -66,7 +79,7 @@ public sealed partial class DeploymentTests
             environment["CDCSYNC_DB"] = PointAt(environment["CDCSYNC_DB"], hub);
             foreach (var key in environment.Keys.ToList())
             {
-                environment[key] = RewritePorts(environment[key], ports);
+                environment[key] = RewritePaths(RewritePorts(environment[key], ports), paths);
             }
 
             environment["CDCSYNC__Hub__Slot"] = "deploy_compose";
@@ -235,12 +248,16 @@ public sealed partial class DeploymentTests
         // host:port in URLs, host/port in bash's /dev/tcp/host/port.
         Regex.Replace(value, @"(?<=(127\.0\.0\.1|0\.0\.0\.0|localhost)[:/])\d+\b", m => ports.GetValueOrDefault(m.Value, m.Value));
 
+    /// <summary>Paths inside the containers' shared volumes, as the test's temporary files.</summary>
+    private static string RewritePaths(string value, Dictionary<string, string>? paths) =>
+        (paths ?? []).Aggregate(value, (v, p) => v.Replace(p.Key, p.Value, StringComparison.Ordinal));
+
     /// <summary>Runs a compose healthcheck's test (CMD form) with its ports rewritten, until it passes.</summary>
-    private static async Task WaitForHealthyAsync(string name, YamlMappingNode service, Dictionary<string, string> ports, List<DeployedProcess> processes)
+    private static async Task WaitForHealthyAsync(string name, YamlMappingNode service, Dictionary<string, string> ports, List<DeployedProcess> processes, Dictionary<string, string>? paths = null)
     {
         var test = Strings(Map(service, "healthcheck")["test"]);
         Assert.Equal("CMD", test[0]);
-        var command = test.Skip(1).Select(t => RewritePorts(t, ports)).ToList();
+        var command = test.Skip(1).Select(t => RewritePaths(RewritePorts(t, ports), paths)).ToList();
         var until = DateTime.UtcNow + ReadyTimeout;
         while (true)
         {

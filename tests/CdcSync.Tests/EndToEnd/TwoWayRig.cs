@@ -20,7 +20,7 @@ public sealed class TwoWayRig : IAsyncDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource _stop = new();
     private Task _run = Task.CompletedTask;
     private PipelineRunner? _runner;
     private int _inboundCreated;
@@ -87,6 +87,25 @@ public sealed class TwoWayRig : IAsyncDisposable
     public IReadOnlyDictionary<string, string?> Config { get; private set; } = new Dictionary<string, string?>();
 
     private Func<IOutboundConnector, IOutboundConnector>? _wrapOutbound;
+
+    /// <summary>Sets a config key before <see cref="StartPipelineAsync"/> (one that needs the sandboxes' addresses).</summary>
+    public void Configure(string key, string? value) => ((Dictionary<string, string?>)Config)[key] = value;
+
+    /// <summary>Stops the pipeline (as a worker that is stopped); <see cref="StartPipelineAsync"/> starts a new one on the same hub.</summary>
+    public async Task StopPipelineAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _run;
+        }
+        catch (Exception e) when (e is OperationCanceledException || _stop.IsCancellationRequested)
+        {
+        }
+
+        _stop.Dispose();
+        _stop = new CancellationTokenSource();
+    }
 
     /// <summary>Writes the rig's config as a JSON file for the CLI (<c>--config</c>); returns its path.</summary>
     public async Task<string> WriteConfigFileAsync([CallerMemberName] string name = "")

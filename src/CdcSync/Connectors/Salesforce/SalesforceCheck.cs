@@ -23,12 +23,26 @@ internal static class SalesforceCheck
         // Config problems are reported by the validation step already; only a config that binds cleanly is tried.
         var configProblems = new List<string>();
         var options = ConfigOptions.Bind(check.Section, path, new SalesforceOptionsValidator(), configProblems);
-        if (problems.Count > before || configProblems.Count > 0 || options.Flow != SalesforceAuthFlow.Jwt)
+        if (problems.Count > before || configProblems.Count > 0)
         {
             return;
         }
 
         options.Name = check.Name;
+        if (options.Flow == SalesforceAuthFlow.Jwt)
+        {
+            await CheckJwtAsync(check, options, path, cancellationToken);
+        }
+
+        if (problems.Count == before && options.PubSub.Enabled)
+        {
+            await PubSub.SalesforcePubSubCheck.CheckAsync(check, options, path, cancellationToken);
+        }
+    }
+
+    private static async Task CheckJwtAsync(ConnectorCheck check, SalesforceOptions options, string path, CancellationToken cancellationToken)
+    {
+        var problems = check.Problems;
         var endpoint = new SalesforceTokenEndpoint(options, path, TimeProvider.System);
         using var http = new HttpClient { Timeout = TokenTimeout };
         try

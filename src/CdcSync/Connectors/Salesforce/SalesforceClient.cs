@@ -29,8 +29,9 @@ internal sealed class SalesforceClient
     private long _usageUsed;
     private long _usageMax;
 
-    public SalesforceClient(SalesforceOptions options, HttpClient http, ILogger<SalesforceClient>? logger = null, TimeProvider? timeProvider = null)
+    public SalesforceClient(SalesforceOptions options, HttpClient http, ILogger<SalesforceClient>? logger = null, TimeProvider? timeProvider = null, SalesforceClientId? clientId = null)
     {
+        ClientId = clientId;
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _http = http;
@@ -40,6 +41,9 @@ internal sealed class SalesforceClient
     }
 
     public string Name => _options.Name;
+
+    /// <summary>This hub's client id, sent with every call so that change events name our writes; null in tests that need none.</summary>
+    public SalesforceClientId? ClientId { get; }
 
     public SalesforceOptions Options => _options;
 
@@ -73,7 +77,8 @@ internal sealed class SalesforceClient
         while (true)
         {
             var session = await SessionAsync(cancellationToken);
-            using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers, accept)), cancellationToken);
+            var client = ClientId is null ? null : await ClientId.GetAsync(cancellationToken);
+            using var response = await Resilience.SendAsync(_http, _ => ValueTask.FromResult(Build(session, method, path, body, headers, accept, client)), cancellationToken);
             TrackUsage(response);
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (response.IsSuccessStatusCode)
@@ -99,6 +104,20 @@ internal sealed class SalesforceClient
                 isTransient: kind != HttpFailureKind.None,
                 isAuthentication: response.StatusCode == HttpStatusCode.Unauthorized);
         }
+    }
+
+    /// <summary>
+    /// The current access token and instance, for calls that do not go through REST (the Pub/Sub
+    /// API's metadata). <paramref name="stale"/>: the token a call just had refused, dropped first.
+    /// </summary>
+    public async Task<SalesforceSession> GetSessionAsync(SalesforceSession? stale, CancellationToken cancellationToken)
+    {
+        if (stale is not null)
+        {
+            await InvalidateAsync(stale, cancellationToken);
+        }
+
+        return await SessionAsync(cancellationToken);
     }
 
     /// <summary>A Salesforce dateTime as the API returns it (<c>2026-03-01T10:00:00.000+0000</c>), in UTC; null when it is not one.</summary>
@@ -179,11 +198,17 @@ internal sealed class SalesforceClient
         return ReadError(text).Code == "REQUEST_LIMIT_EXCEEDED" ? HttpFailureKind.Throttled : HttpFailureKind.None;
     }
 
-    private HttpRequestMessage Build(SalesforceSession session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, string accept)
+    private HttpRequestMessage Build(SalesforceSession session, HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers, string accept, string? clientId)
     {
         var request = new HttpRequestMessage(method, new Uri(session.InstanceUrl, path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(accept));
+        if (clientId is not null)
+        {
+            // Change events carry it back as changeOrigin: how the stream tells our writes from users' edits.
+            request.Headers.TryAddWithoutValidation("Sforce-Call-Options", $"client={clientId}");
+        }
+
         if (headers is not null)
         {
             foreach (var (name, value) in headers)

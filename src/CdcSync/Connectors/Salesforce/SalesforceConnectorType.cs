@@ -26,7 +26,7 @@ internal static class SalesforceConnectorType
     };
 
     private static SalesforceClient ClientFor(ConnectorContext context) =>
-        ClientsByFactory.GetValue(context.Http, static _ => new()).GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section), _ =>
+        ClientsByFactory.GetValue(context.Http, static _ => new()).GetOrAdd(ConnectorRegistry.SectionKey(context.Name, context.Section) + "\n" + context.Hub.ConnectionString, _ =>
         {
             // Its objects, their lookups, Inbound and Resilience are validated with it.
             var options = ConnectorFactory.BindValidated(context.Section, context.Path, new SalesforceOptionsValidator());
@@ -36,6 +36,6 @@ internal static class SalesforceConnectorType
                 throw new OperatorException($"Config key {context.Path}:Objects is empty; list the sObjects to sync, e.g. [{{\"SObject\": \"Account\", \"Table\": \"sf_accounts\"}}] (see examples/salesforce-netsuite.json).");
             }
 
-            return new SalesforceClient(options, context.Http.CreateClient(ConnectorHttpClients.Salesforce), context.Loggers.CreateLogger<SalesforceClient>());
+            return new SalesforceClient(options, context.Http.CreateClient(ConnectorHttpClients.Salesforce), context.Loggers.CreateLogger<SalesforceClient>(), clientId: new SalesforceClientId(context.Hub));
         });
 }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CdcSync.Connectors.Http;
+using CdcSync.Connectors.Salesforce.PubSub;
 using CdcSync.Hub;
 using CdcSync.Inbound;
 using Microsoft.Extensions.Logging;
@@ -26,22 +27,30 @@ namespace CdcSync.Connectors.Salesforce;
 /// snapshot time minus the overlap window. A job that fails, times out or disappears falls back to
 /// REST query pages from the start: re-reading what the hub already holds writes nothing.
 /// </summary>
-internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget
+internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircuit, IHasApiBudget, IHasChangeStream
 {
 
     private readonly SalesforceClient _client;
     private readonly SalesforceSchemas _schemas;
     private readonly SalesforceBulkQuery _bulk;
     private readonly ILogger _logger;
+    private readonly HubGateway _gateway;
     private bool _limitsRead;
 
     public SalesforceInboundConnector(SalesforceClient client, NpgsqlDataSource hub, ILogger<SalesforceInboundConnector>? logger = null, TimeProvider? timeProvider = null)
     {
         _client = client;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _schemas = new SalesforceSchemas(client, new HubGateway(hub), _logger);
+        _gateway = new HubGateway(hub);
+        _schemas = new SalesforceSchemas(client, _gateway, _logger);
         _bulk = new SalesforceBulkQuery(client, timeProvider ?? TimeProvider.System, _logger);
+        ChangeStream = client.Options.PubSub.Enabled
+            ? new SalesforceChangeStream(client, this, new StagingWriter(hub), timeProvider ?? TimeProvider.System, _logger)
+            : null;
     }
+
+    /// <summary>Change Data Capture over the Pub/Sub API when an endpoint is configured; null: polling only.</summary>
+    public IChangeStream? ChangeStream { get; }
 
     public string Name => _client.Name;
 
@@ -343,6 +352,76 @@ internal sealed class SalesforceInboundConnector : IInboundConnector, IHasCircui
             StampColumn = map.SourceModifiedColumn.Length > 0 ? map.SourceModifiedColumn : null,
         };
     }
+
+    /// <summary>
+    /// The hub records a change event describes, one per record id, with only the fields it names
+    /// (and the stamp, Id and deleted flag); none for an object not configured inbound.
+    /// <paramref name="ownWrite"/>: the event names our client as its origin.
+    /// </summary>
+    internal async Task<IReadOnlyList<InboundRecord>> FromChangeEventAsync(SalesforceChangeEvent change, bool ownWrite, CancellationToken cancellationToken)
+    {
+        var map = _client.Options.Objects.FirstOrDefault(o => o.Inbound && o.SObject.Equals(change.EntityName, StringComparison.OrdinalIgnoreCase));
+        if (map is null || change.IsGap)
+        {
+            return [];
+        }
+
+        var schema = await _schemas.ForAsync(map, cancellationToken);
+        var types = await _gateway.ColumnTypesAsync(Name, map.Table, cancellationToken);
+        var byField = schema.Fields.ToDictionary(f => f.Field, f => f.Column, StringComparer.OrdinalIgnoreCase);
+        var deleted = change.ChangeType is "DELETE";
+        var result = new List<InboundRecord>(change.RecordIds.Count);
+        foreach (var id in change.RecordIds)
+        {
+            var fields = new Dictionary<string, JsonNode?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (name, value) in change.Fields)
+            {
+                var type = byField.TryGetValue(name, out var column) ? types.GetValueOrDefault(column) : null;
+                fields[name] = EventValue(name, value, type);
+            }
+
+            fields["Id"] = id;
+            fields["IsDeleted"] = deleted;
+            if (fields.GetValueOrDefault("LastModifiedDate") is null)
+            {
+                // A delete names no fields: the commit's time is the deletion's stamp.
+                fields["LastModifiedDate"] = FormatDateTime(change.CommitTimestamp);
+            }
+
+            // Events come in commit order: one with the same stamp as the hub's version (two edits in one
+            // second, or one millisecond) is the later one.
+            var record = ToInbound(map, schema, id, fields) with { OwnWrite = ownWrite, SameStampMayBeNewer = true };
+            // Only a create (or undelete) names every field; any other event updates the row the hub holds by its Id.
+            result.Add(change.ChangeType is "CREATE" or "UNDELETE" ? record : record with { KeyColumn = map.IdColumn, UpdateOnly = true });
+        }
+
+        return result;
+    }
+
+    /// <summary>An event value as the REST path reads it: date-times (ms since the epoch) and dates (days) as Salesforce's text.</summary>
+    private static JsonNode? EventValue(string field, object? value, string? columnType)
+    {
+        var dateTime = columnType?.StartsWith("timestamp", StringComparison.Ordinal) == true
+            || field is "LastModifiedDate" or "CreatedDate" or "SystemModstamp";
+        return value switch
+        {
+            null => null,
+            long ms when dateTime => FormatDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ms)),
+            long ms when columnType == "date" => DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            int days when columnType == "date" => DateOnly.FromDayNumber(DateOnly.FromDateTime(DateTime.UnixEpoch).DayNumber + days).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            string text => JsonValue.Create(text),
+            bool flag => JsonValue.Create(flag),
+            int number => JsonValue.Create(number),
+            long number => JsonValue.Create(number),
+            double number => JsonValue.Create(number),
+            float number => JsonValue.Create(number),
+            byte[] bytes => JsonValue.Create(Convert.ToBase64String(bytes)),
+            _ => JsonValue.Create(Convert.ToString(value, CultureInfo.InvariantCulture)),
+        };
+    }
+
+    private static JsonNode FormatDateTime(DateTimeOffset value) =>
+        JsonValue.Create(value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'+0000'", CultureInfo.InvariantCulture));
 
     private static string Soql(SalesforceObjectOptions map, SalesforceObjectSchema schema, DateTimeOffset? since, bool ordered = true)
     {

@@ -125,6 +125,10 @@ public sealed class SalesforceOptions : IValidatableObject
     [ValidateObjectMembers]
     public InboundOptions Inbound { get; set; } = new();
 
+    /// <summary>Change Data Capture over the Pub/Sub API: endpoint, CA file, safety poll (no endpoint: polling only).</summary>
+    [ValidateObjectMembers]
+    public PubSub.SalesforcePubSubOptions PubSub { get; set; } = new();
+
     public Uri TokenUrl => new(LoginUrl ?? throw new InvalidOperationException("Salesforce:LoginUrl is not set."), "services/oauth2/token");
 
     /// <summary>The flow in effect: <see cref="AuthFlow"/>, or what the credentials set imply.</summary>

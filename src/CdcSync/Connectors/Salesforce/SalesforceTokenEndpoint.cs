@@ -113,7 +113,11 @@ internal sealed class SalesforceTokenEndpoint
             throw new SalesforceApiException($"Salesforce's token response from {Url} has no access_token or instance_url.", response.StatusCode, null, false);
         }
 
-        return new SalesforceSession(accessToken, new Uri(instanceUrl.TrimEnd('/') + "/"));
+        // The identity URL ends in /id/{org id}/{user id}: the org id is the Pub/Sub API's tenant id.
+        var identity = token?["id"] is JsonValue d && d.TryGetValue<string>(out var du) ? du : null;
+        var parts = identity?.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var orgId = parts is { Length: >= 3 } && parts[^3] == "id" ? parts[^2] : null;
+        return new SalesforceSession(accessToken, new Uri(instanceUrl.TrimEnd('/') + "/")) { OrgId = orgId };
     }
 
     private string Fix(bool transient, string? error, string? description)
@@ -147,6 +151,9 @@ internal sealed class SalesforceTokenEndpoint
 /// <summary>An access token and the instance it is good for.</summary>
 internal sealed record SalesforceSession(string AccessToken, Uri InstanceUrl)
 {
+    /// <summary>The org's id, from the token response's identity URL (null when it names none).</summary>
+    public string? OrgId { get; init; }
+
     // Keep the token out of anything that prints the record.
     public override string ToString() => $"Session at {InstanceUrl}";
 }
