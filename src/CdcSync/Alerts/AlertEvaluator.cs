@@ -37,6 +37,7 @@ internal sealed class AlertEvaluator(
         new ConflictAlertSource(options.ConflictWaitThreshold),
         new LagAlertSource(options.LagThreshold),
         new CircuitAlertSource(),
+        new DriftAlertSource(),
     ];
 
     /// <summary>Evaluates every Alerts:EvaluationInterval until cancelled; a failing round is logged and the next one tries again.</summary>

@@ -116,6 +116,44 @@ public sealed class AlertsTests
     }
 
     [Fact]
+    public async Task DriftFoundByAFullReconcile_AlertsOncePerTable_NarrowedRunsChangeNothing_ResolvedByACleanFullRun()
+    {
+        var hub = await TestPostgres.CreateMigratedHubAsync();
+        await using var source = NpgsqlDataSource.Create(hub);
+        await using var receiver = await AlertReceiver.StartAsync(Secret);
+        var options = Options(receiver);
+        var clock = new Clock();
+        // What a scheduled reconcile records (ReconcileService): a run that found a phone differing and an account removed.
+        await ExecuteAsync(source, """
+            INSERT INTO cdc.reconcile_runs (run_id, trigger, status, finished_at, drift_count, open_conflicts) VALUES (901, 'schedule', 'drift', now(), 2, 1);
+            INSERT INTO cdc.reconcile_findings (run_id, kind, drift, object, system, record_id, field, system_value, hub_value) VALUES
+              (901, 'field_differs', true, 'ns_customers', 'netsuite', '101', 'phone', '4155550199', '4155550101'),
+              (901, 'missing_in_system', true, 'sf_accounts', 'salesforce', '001A', NULL, NULL, NULL),
+              (901, 'open_conflict', false, 'sf_accounts', 'salesforce', '001B', 'phone', NULL, NULL);
+            """);
+        using var notifier = new AlertNotifier(options);
+        var evaluator = Evaluator(source, notifier, options, clock);
+        Assert.Equal(2, (await evaluator.EvaluateOnceAsync(CancellationToken.None)).Sent);
+        Assert.Equal(["drift:ns_customers", "drift:sf_accounts"], receiver.Alerts.Select(a => (string)a["key"]!).Order());
+        Assert.Contains("missing_in_system", (string?)receiver.Alerts.Single(a => (string?)a["key"] == "drift:sf_accounts")["text"], StringComparison.Ordinal);
+        Assert.DoesNotContain("open_conflict", string.Join(" ", receiver.Alerts.Select(a => (string?)a["text"])), StringComparison.Ordinal);
+
+        // A reconcile of one record, and a run stopped at its API cap, looked at less than everything: nothing resolves.
+        await ExecuteAsync(source, """
+            INSERT INTO cdc.reconcile_runs (run_id, trigger, scope, status, finished_at) VALUES (902, 'cli', '{"record": "101"}', 'clean', now());
+            INSERT INTO cdc.reconcile_runs (run_id, trigger, status, finished_at) VALUES (903, 'schedule', 'capped', now());
+            """);
+        Assert.Equal(0, (await evaluator.EvaluateOnceAsync(CancellationToken.None)).Sent);
+
+        // Repaired, and the next full run is clean: one "resolved" per table.
+        await ExecuteAsync(source, "INSERT INTO cdc.reconcile_runs (run_id, trigger, status, finished_at) VALUES (904, 'cli', 'clean', now())");
+        clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(2, (await evaluator.EvaluateOnceAsync(CancellationToken.None)).Sent);
+        Assert.Equal(["drift:ns_customers resolved", "drift:sf_accounts resolved"], receiver.Alerts.Skip(2).Select(a => $"{a["key"]} {a["status"]}").Order());
+        Assert.Empty(receiver.Refused);
+    }
+
+    [Fact]
     public void Receiver_TamperedBodyOrWrongSecret_FailsVerification()
     {
         // The receiver the tests trust must be able to refuse: the documented verification rejects a changed body or secret.
