@@ -35,6 +35,13 @@ internal sealed class CheckJob(string name, CronSchedule schedule, CheckRunner r
                 logger.LogWarning("No checks scheduled: {Reason}", e.Message);
                 return [];
             }
+            catch (Exception e) when (e is NpgsqlException && Resilience.FailureClassifier.Classify(e) == Resilience.FailureKind.Permanent)
+            {
+                // A wrong password, a missing database or grant: the worker stops on it with the fix
+                // when it takes its lease; waiting here would hide that behind a retry loop.
+                logger.LogWarning("No checks scheduled: {Reason}", Resilience.FailureClassifier.Describe(e));
+                return [];
+            }
             catch (Exception e) when (e is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
                 if (attempt == 1)
