@@ -48,6 +48,30 @@ internal sealed class CheckRunner(NpgsqlDataSource hub, string runBy, TimeProvid
         }
     }
 
+    /// <summary>
+    /// The sample rows of each check's last run (check name to a JSON array), masked for display: a
+    /// check's row may carry a field of any table, so a field marked sensitive (<c>cdc.sensitive_fields</c>)
+    /// for any table reads '***' (<c>cdc.mask_record</c>, as the audit trail and dead letters are masked).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, string>> LastSamplesMaskedAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = await hub.OpenConnectionAsync(cancellationToken);
+        var rows = await conn.QueryAsync<(string Name, string Sample)>(new CommandDefinition(
+            """
+            WITH RECURSIVE objects AS (
+                SELECT object, row_number() OVER (ORDER BY object) AS n FROM (SELECT DISTINCT object FROM cdc.sensitive_fields) o
+            ), last AS (
+                SELECT DISTINCT ON (check_name) check_name, sample FROM cdc.check_runs ORDER BY check_name, id DESC
+            ), masked (check_name, n, sample) AS (
+                SELECT check_name, 0::bigint, sample FROM last
+                UNION ALL
+                SELECT m.check_name, o.n, cdc.mask_record(o.object, m.sample) FROM masked m JOIN objects o ON o.n = m.n + 1
+            )
+            SELECT DISTINCT ON (check_name) check_name, sample::text FROM masked ORDER BY check_name, n DESC
+            """, cancellationToken: cancellationToken));
+        return rows.ToDictionary(r => r.Name, r => r.Sample, StringComparer.Ordinal);
+    }
+
     public async Task<CheckRunResult> RunAsync(DeployedCheck check, CancellationToken cancellationToken)
     {
         var started = _time.GetUtcNow();

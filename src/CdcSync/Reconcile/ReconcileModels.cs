@@ -42,6 +42,32 @@ internal sealed record ReconcileFinding
     public DateTime? RepairedAt { get; init; }
 }
 
+/// <summary>One row of <c>cdc.reconcile_runs</c>.</summary>
+internal sealed record ReconcileRun
+{
+    public long RunId { get; init; }
+    public DateTime StartedAt { get; init; }
+    public DateTime? FinishedAt { get; init; }
+
+    /// <summary>cli or schedule.</summary>
+    public string Trigger { get; init; } = "";
+
+    /// <summary>{"table": .., "record": ..} when narrowed, else {}.</summary>
+    public string Scope { get; init; } = "{}";
+    public bool Repair { get; init; }
+    public bool DryRun { get; init; }
+
+    /// <summary>running, or a <see cref="ReconcileStatus"/>.</summary>
+    public string Status { get; init; } = "";
+    public long RecordsRead { get; init; }
+    public long DriftCount { get; init; }
+    public long OpenConflicts { get; init; }
+    public long Repaired { get; init; }
+    public long ApiCalls { get; init; }
+    public long? MaxApiCalls { get; init; }
+    public string? Error { get; init; }
+}
+
 /// <summary>One write of a repair: a record written into its staging table through the inbound path.</summary>
 /// <param name="Connector">The inbound connector whose origin the write carries.</param>
 /// <param name="Action">late_edit, apply_delete, recreate or late_create.</param>

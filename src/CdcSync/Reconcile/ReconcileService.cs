@@ -109,7 +109,7 @@ internal sealed class ReconcileService(NpgsqlDataSource hub, ILogger<ReconcileSe
             }
         }
 
-        var findings = await FindingsAsync(runId, cancellationToken);
+        var findings = await FindingsAsync(runId, masked: false, cancellationToken);
         var compareTime = _time.GetElapsedTime(started);
         IReadOnlyList<RepairAction> repairs = [];
         var repaired = 0;
@@ -211,13 +211,39 @@ internal sealed class ReconcileService(NpgsqlDataSource hub, ILogger<ReconcileSe
             cancellationToken: cancellationToken));
     }
 
-    private async Task<IReadOnlyList<ReconcileFinding>> FindingsAsync(long runId, CancellationToken cancellationToken)
+    /// <summary>The newest runs, newest first (the console's drift page).</summary>
+    public async Task<IReadOnlyList<ReconcileRun>> RunsAsync(int limit, CancellationToken cancellationToken)
     {
         await using var connection = await hub.OpenConnectionAsync(cancellationToken);
-        return (await connection.QueryAsync<ReconcileFinding>(new CommandDefinition(
+        return (await connection.QueryAsync<ReconcileRun>(new CommandDefinition(
             """
+            SELECT run_id AS RunId, started_at AS StartedAt, finished_at AS FinishedAt, trigger AS Trigger, scope::text AS Scope,
+                   repair AS Repair, dry_run AS DryRun, status AS Status, records_read AS RecordsRead, drift_count AS DriftCount,
+                   open_conflicts AS OpenConflicts, repaired AS Repaired, api_calls AS ApiCalls, max_api_calls AS MaxApiCalls, error AS Error
+              FROM cdc.reconcile_runs
+             ORDER BY run_id DESC
+             LIMIT @limit
+            """,
+            new { limit }, cancellationToken: cancellationToken))).AsList();
+    }
+
+    /// <summary>
+    /// What run <paramref name="runId"/> found, drift first. <paramref name="masked"/>: values of
+    /// fields marked sensitive (<c>cdc.sensitive_fields</c>) read '***', as the audit trail shows them.
+    /// </summary>
+    public async Task<IReadOnlyList<ReconcileFinding>> FindingsAsync(long runId, bool masked, CancellationToken cancellationToken)
+    {
+        var values = masked
+            ? """
+              CASE WHEN field IS NULL THEN system_value ELSE cdc.mask_record(object, jsonb_build_object(field, system_value)) ->> field END AS SystemValue,
+              CASE WHEN field IS NULL THEN hub_value ELSE cdc.mask_record(object, jsonb_build_object(field, hub_value)) ->> field END AS HubValue
+              """
+            : "system_value AS SystemValue, hub_value AS HubValue";
+        await using var connection = await hub.OpenConnectionAsync(cancellationToken);
+        return (await connection.QueryAsync<ReconcileFinding>(new CommandDefinition(
+            $"""
             SELECT id AS Id, kind AS Kind, drift AS Drift, object AS Object, system AS System, hub_id AS HubId, record_id AS RecordId,
-                   link_id AS LinkId, field AS Field, system_value AS SystemValue, hub_value AS HubValue,
+                   link_id AS LinkId, field AS Field, {values},
                    system_modified_at AS SystemModifiedAt, hub_modified_at AS HubModifiedAt, repair AS Repair, repaired_at AS RepairedAt
               FROM cdc.reconcile_findings
              WHERE run_id = @runId

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using CdcSync.Audit;
+using CdcSync.Checks;
 using CdcSync.Conflicts;
 using CdcSync.Configuration;
 using CdcSync.Onboarding;
@@ -76,6 +77,20 @@ internal sealed class ConsoleActions(NpgsqlDataSource hub, CdcSyncOptions option
         await service.RejectAsync(id, Actor(user), cancellationToken);
         var row = candidates.First(c => c.Id == id);
         await _audit.RecordActionAsync(user, "reject match", row.ObjectA, row.HubA.ToString(), null, new JsonObject { ["match"] = id }, cancellationToken);
+    }
+
+    /// <summary>Runs deployed check <paramref name="name"/> now, as `cdcsync checks run --name NAME` does; the run is recorded in cdc.check_runs as run by console:USER.</summary>
+    public async Task<CheckRunResult> RunCheckAsync(string user, string name, CancellationToken cancellationToken)
+    {
+        var runner = new CheckRunner(hub, Actor(user));
+        var checks = await runner.ListAsync(cancellationToken);
+        var check = checks.FirstOrDefault(c => c.Name == name)
+            ?? throw new OperatorException($"no deployed check is named '{name}'; deployed: {string.Join(", ", checks.Select(c => c.Name))} (checks/*.sql, deployed by 'cdcsync migrate').");
+        var result = await runner.RunAsync(check, cancellationToken);
+        await _audit.RecordActionAsync(
+            user, "run check", "checks", check.Name, null,
+            new JsonObject { ["check"] = check.Name, ["check_run"] = result.RunId, ["failing_rows"] = result.FailingRows, ["error"] = result.Error }, cancellationToken);
+        return result;
     }
 
     /// <summary>How a console user appears where the CLI writes "cli:NAME" (resolved_by, decided_by).</summary>
