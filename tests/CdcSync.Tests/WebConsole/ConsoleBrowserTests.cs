@@ -202,6 +202,82 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         }
     }
 
+    [Fact]
+    public async Task DriftAndChecks_ShowTheLastReconcileAndCheckRuns_OperatorsRunACheckNow_ViewersOnlyLook()
+    {
+        // A finished scheduled reconcile run as ReconcileService records it, and a check run as CheckRunner does.
+        var run = await rig.ScalarAsync<long>(
+            """
+            INSERT INTO cdc.reconcile_runs (started_at, finished_at, trigger, status, records_read, drift_count, open_conflicts, api_calls, max_api_calls)
+            VALUES (now() - interval '3 minutes', now() - interval '2 minutes', 'schedule', 'drift', 4, 3, 0, 17, 500) RETURNING run_id
+            """);
+        await rig.ExecuteAsync(
+            """
+            INSERT INTO cdc.reconcile_findings (run_id, kind, object, system, hub_id, record_id, field, system_value, hub_value, system_modified_at, hub_modified_at, repair)
+            VALUES ($1, 'field_differs', 'sf_accounts', 'salesforce', $2, $3, 'billingcity', 'Berkeley', 'Oakland', '2026-03-01 10:00:00+00', '2026-02-01 09:00:00+00', 'late_edit'),
+                   ($1, 'field_differs', 'sf_accounts', 'salesforce', $2, $3, 'email', 'secret.drift@example.com', 'old.drift@example.com', '2026-03-01 10:00:00+00', '2026-02-01 09:00:00+00', 'late_edit'),
+                   ($1, 'missing_in_hub', 'ns_customers', 'netsuite', NULL, '990077', NULL, NULL, NULL, '2026-03-02 08:00:00+00', NULL, 'late_create'),
+                   ($1, 'unlinked', 'ns_customers', 'netsuite', $2, '990088', NULL, NULL, NULL, NULL, NULL, NULL)
+            """, run, rig.AccountHubId, rig.Account);
+        var check = await rig.ScalarAsync<string>("SELECT name FROM cdc.checks WHERE name = 'phones_not_normalized'");
+        Assert.NotNull(check);
+        await rig.ExecuteAsync(
+            """
+            INSERT INTO cdc.check_runs (check_name, started_at, finished_at, failing_rows, sample, run_by)
+            VALUES ($1, now() - interval '1 minute', now() - interval '1 minute', 2,
+                    '[{"object": "sf_accounts", "phone": "555-01", "email": "secret.sample@example.com"}, {"object": "ns_customers", "phone": "12", "email": null}]', 'worker vm:1')
+            """, check!);
+
+        Browser.SignIn(ConsoleRig.OperatorName, ConsoleRig.Password);
+        Browser.Go("/");
+        var summary = Browser.Driver.FindElement(By.Id("reconcile-checks")).Text;
+        Assert.Contains($"run {run} (schedule)", summary, StringComparison.Ordinal);
+        Assert.Contains("3 drift finding(s)", summary, StringComparison.Ordinal);
+        Assert.Contains("phones_not_normalized (2, warning)", summary, StringComparison.Ordinal);
+
+        Browser.Go("/drift");
+        Assert.Contains("17 of 500", Browser.Driver.FindElement(By.Id($"run-{run}")).Text, StringComparison.Ordinal);
+        var differs = Browser.Driver.FindElement(By.Id("kind-field_differs")).Text;
+        Assert.Contains("Berkeley", differs, StringComparison.Ordinal);
+        Assert.Contains("Oakland", differs, StringComparison.Ordinal);
+        Assert.Contains("2026-03-01 10:00:00", differs, StringComparison.Ordinal);
+        Assert.Contains("2026-02-01 09:00:00", differs, StringComparison.Ordinal);
+        Assert.Contains("late edit", differs, StringComparison.Ordinal);
+        Assert.Contains($"cdcsync reconcile --record {rig.Account} --repair", differs, StringComparison.Ordinal);
+        Assert.Contains("late creation", Browser.Driver.FindElement(By.Id("kind-missing_in_hub")).Text, StringComparison.Ordinal);
+        Assert.Contains("an operator's decision", Browser.Driver.FindElement(By.Id("kind-unlinked")).Text, StringComparison.Ordinal);
+        Assert.Equal("cdcsync reconcile --repair", Browser.Driver.FindElement(By.Id("run-command")).Text);
+        Assert.DoesNotContain("secret.drift", Browser.Driver.PageSource, StringComparison.Ordinal);
+        Assert.Null(Browser.OverflowAt(390, 844));
+        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 1400);
+        Screenshots.Save(Browser, "drift");
+        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 900);
+
+        Browser.Go("/checks");
+        var sample = Browser.Driver.FindElement(By.Id($"sample-{check}")).Text;
+        Assert.Contains("555-01", sample, StringComparison.Ordinal);
+        Assert.Contains("***", sample, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret.sample", Browser.Driver.PageSource, StringComparison.Ordinal);
+        Assert.Null(Browser.OverflowAt(390, 844));
+        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 900);
+        Screenshots.Save(Browser, "checks");
+        Browser.Click($"run-{check}");
+        Browser.Until(d => d.FindElements(By.Id("message")).Count > 0 || d.FindElements(By.Id("problem")).Count > 0, "the check's run");
+        Assert.Contains($"Check {check} ran: 0 failing row(s)", Browser.Driver.FindElement(By.Id("message")).Text, StringComparison.Ordinal);
+        Assert.False(Browser.Has($"sample-{check}"));
+        Assert.Equal("console:olga", await rig.ScalarAsync<string>("SELECT run_by FROM cdc.check_runs WHERE check_name = $1 ORDER BY id DESC LIMIT 1", check));
+        Assert.Equal("olga", await rig.ScalarAsync<string>("SELECT actor FROM cdc.audit_log WHERE direction = 'operator' AND operation = 'run check' AND record_key = $1", check));
+
+        Browser.SignIn(ConsoleRig.ViewerName, ConsoleRig.Password);
+        Browser.Go("/checks");
+        Assert.True(Browser.Has($"check-{check}"));
+        Assert.False(Browser.Has($"run-{check}"));
+        Browser.Go("/drift");
+        Assert.True(Browser.Has("kind-field_differs"));
+        Assert.False(Browser.Has("run-command"));
+        Assert.Empty(Browser.Driver.FindElements(By.CssSelector("[id^=command-]")));
+    }
+
     private static string Digits(JsonNode? phone) => new((phone?.ToString() ?? "").Where(char.IsAsciiDigit).ToArray());
 }
 
