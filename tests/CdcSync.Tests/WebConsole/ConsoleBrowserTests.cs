@@ -20,7 +20,7 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         await rig.AddDeadLetterAsync("INVALID_FLD_VALUE: only for signed-in eyes");
         Browser.Go("/login");
         Browser.Driver.Manage().Cookies.DeleteAllCookies();
-        foreach (var page in new[] { "/", "/conflicts", "/deadletters", "/record?id=" + rig.Customer, "/matches" })
+        foreach (var page in new[] { "/", "/conflicts", "/deadletters", "/record?id=" + rig.Customer, "/matches", "/drift", "/checks" })
         {
             Browser.Go(page);
             Assert.Contains("/login", Browser.Url, StringComparison.Ordinal);
@@ -243,10 +243,10 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         Assert.Contains("2026-03-01 10:00:00", differs, StringComparison.Ordinal);
         Assert.Contains("2026-02-01 09:00:00", differs, StringComparison.Ordinal);
         Assert.Contains("late edit", differs, StringComparison.Ordinal);
-        Assert.Contains($"cdcsync reconcile --record {rig.Account} --repair", differs, StringComparison.Ordinal);
+        Assert.Contains($"cdcsync reconcile --config FILE --record {rig.Account} --repair", differs, StringComparison.Ordinal);
         Assert.Contains("late creation", Browser.Driver.FindElement(By.Id("kind-missing_in_hub")).Text, StringComparison.Ordinal);
         Assert.Contains("an operator's decision", Browser.Driver.FindElement(By.Id("kind-unlinked")).Text, StringComparison.Ordinal);
-        Assert.Equal("cdcsync reconcile --repair", Browser.Driver.FindElement(By.Id("run-command")).Text);
+        Assert.Equal("cdcsync reconcile --config FILE --repair", Browser.Driver.FindElement(By.Id("run-command")).Text);
         Assert.DoesNotContain("secret.drift", Browser.Driver.PageSource, StringComparison.Ordinal);
         Assert.Null(Browser.OverflowAt(390, 844));
         Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 1400);
@@ -259,8 +259,9 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         Assert.Contains("***", sample, StringComparison.Ordinal);
         Assert.DoesNotContain("secret.sample", Browser.Driver.PageSource, StringComparison.Ordinal);
         Assert.Null(Browser.OverflowAt(390, 844));
-        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 900);
+        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 1100);
         Screenshots.Save(Browser, "checks");
+        Browser.Driver.Manage().Window.Size = new System.Drawing.Size(1280, 900);
         Browser.Click($"run-{check}");
         Browser.Until(d => d.FindElements(By.Id("message")).Count > 0 || d.FindElements(By.Id("problem")).Count > 0, "the check's run");
         Assert.Contains($"Check {check} ran: 0 failing row(s)", Browser.Driver.FindElement(By.Id("message")).Text, StringComparison.Ordinal);

@@ -60,14 +60,14 @@ public sealed class DriftModel : ConsolePage
 
     /// <summary>The command that repairs one finding's record (a run narrowed to the record repairs only it).</summary>
     internal static string RecordCommand(ReconcileFinding f) =>
-        $"cdcsync reconcile --record {f.RecordId ?? f.HubId?.ToString()} --repair";
+        $"cdcsync reconcile --config FILE --record {f.RecordId ?? f.HubId?.ToString()} --repair";
 
     /// <summary>The command that repairs what the run found, narrowed as the run was.</summary>
     internal static string RunCommand(ReconcileRun run)
     {
         using var scope = JsonDocument.Parse(run.Scope);
         var narrowed = string.Concat(scope.RootElement.EnumerateObject().Select(p => $" --{p.Name} {p.Value.GetString()}"));
-        return $"cdcsync reconcile{narrowed} --repair";
+        return $"cdcsync reconcile --config FILE{narrowed} --repair";
     }
 
     internal static bool Repairable(ReconcileFinding f) => f.Drift && f.Repair is not null && f.RepairedAt is null && (f.RecordId ?? f.HubId?.ToString()) is not null;
