@@ -5,6 +5,7 @@ using CdcSync.Conflicts;
 using CdcSync.Configuration;
 using CdcSync.Onboarding;
 using CdcSync.Operations;
+using CdcSync.Reconcile;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -90,6 +91,39 @@ internal sealed class ConsoleActions(NpgsqlDataSource hub, CdcSyncOptions option
         await _audit.RecordActionAsync(
             user, "run check", "checks", check.Name, null,
             new JsonObject { ["check"] = check.Name, ["check_run"] = result.RunId, ["failing_rows"] = result.FailingRows, ["error"] = result.Error }, cancellationToken);
+        return result;
+    }
+
+    /// <summary>
+    /// Repairs drift as `cdcsync reconcile --repair` does (<see cref="ReconcileService"/>, each write
+    /// audited as reconcile:&lt;repair&gt;): of one record (<paramref name="record"/>: its system id or
+    /// hub id) or, without one, of what run <paramref name="runId"/> covered. A repair writes the
+    /// record as its system holds it now, so this is a new run that reads every system in full; the
+    /// run is recorded with trigger 'cli' (the hub knows no other manual trigger) and the person in
+    /// the audit trail.
+    /// </summary>
+    public async Task<ReconcileResult> RepairAsync(string user, long runId, string? record, CancellationToken cancellationToken)
+    {
+        var service = new ReconcileService(hub, loggers.CreateLogger<ReconcileService>());
+        var run = (await service.RunsAsync(50, cancellationToken)).FirstOrDefault(r => r.RunId == runId)
+            ?? throw new OperatorException($"reconcile run {runId} is not among the newest 50; repair from the CLI: cdcsync reconcile --config FILE --repair.");
+        using var scope = System.Text.Json.JsonDocument.Parse(run.Scope);
+        var request = new ReconcileRequest
+        {
+            Table = record is null && scope.RootElement.TryGetProperty("table", out var table) ? table.GetString() : null,
+            Record = record ?? (scope.RootElement.TryGetProperty("record", out var only) ? only.GetString() : null),
+            Repair = true,
+            RecreateMissing = options.Reconcile.RecreateMissing,
+        };
+        var budget = new ApiCallBudget(options.Reconcile.MaxApiCalls);
+        using var readers = ReconcileConnectors.Create(options, hub, budget, loggers);
+        // Repairs write rows the systems must receive: the slot must exist before the first.
+        await OnboardingSlot.EnsureAsync(options, loggers.CreateLogger<ConsoleActions>(), cancellationToken);
+        var result = await service.RunAsync(readers.Connectors, budget, request, null, cancellationToken);
+        await _audit.RecordActionAsync(
+            user, "reconcile repair", request.Table ?? "reconcile", request.Record ?? $"run {runId}", request.Record,
+            new JsonObject { ["from_run"] = runId, ["run"] = result.RunId, ["status"] = result.Status, ["writes"] = result.Repairs.Count, ["api_calls"] = result.ApiCalls },
+            cancellationToken);
         return result;
     }
 

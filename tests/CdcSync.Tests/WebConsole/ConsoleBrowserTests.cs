@@ -279,6 +279,41 @@ public sealed class ConsoleBrowserTests(ConsoleRig rig) : IClassFixture<ConsoleR
         Assert.Empty(Browser.Driver.FindElements(By.CssSelector("[id^=command-]")));
     }
 
+    [Fact]
+    public async Task Operator_RepairsARecordsDrift_FromTheDriftPage_ThroughTheReconcileEngine_Audited()
+    {
+        // Drift: the hub's billing city changed as if Salesforce had sent it, while Salesforce still holds the old one.
+        await using (var session = await CdcSync.Hub.ReplicationOrigins.OpenAsync(rig.Hub, "salesforce", CancellationToken.None))
+        {
+            await using var cmd = new Npgsql.NpgsqlCommand("UPDATE sf_accounts SET billingcity = 'Hubtown' WHERE id = $1", session.Connection);
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = rig.Account });
+            Assert.Equal(1, await cmd.ExecuteNonQueryAsync());
+        }
+
+        await rig.QuietAsync();
+        var budget = new CdcSync.Reconcile.ApiCallBudget(null);
+        using (var readers = CdcSync.Reconcile.ReconcileConnectors.Create(rig.Options, rig.Hub, budget, rig.Logs.Factory))
+        {
+            await new CdcSync.Reconcile.ReconcileService(rig.Hub, Microsoft.Extensions.Logging.Abstractions.NullLogger<CdcSync.Reconcile.ReconcileService>.Instance)
+                .RunAsync(readers.Connectors, budget, new CdcSync.Reconcile.ReconcileRequest { Trigger = "schedule" }, null, CancellationToken.None);
+        }
+
+        var finding = await rig.ScalarAsync<long>(
+            "SELECT id FROM cdc.reconcile_findings WHERE kind = 'field_differs' AND object = 'sf_accounts' AND record_id = $1 AND field = 'billingcity' ORDER BY id DESC LIMIT 1", rig.Account);
+        Browser.SignIn(ConsoleRig.OperatorName, ConsoleRig.Password);
+        Browser.Go("/drift");
+        var row = Browser.Driver.FindElement(By.Id($"finding-{finding}")).Text;
+        Assert.Contains("Oakland", row, StringComparison.Ordinal);
+        Assert.Contains("Hubtown", row, StringComparison.Ordinal);
+        Browser.Click($"repair-{finding}");
+        Browser.Until(d => d.FindElements(By.Id("message")).Count > 0 || d.FindElements(By.Id("problem")).Count > 0, "the repair's outcome");
+        Assert.Contains("1 repair write(s) made", Browser.Driver.FindElement(By.Id("message")).Text, StringComparison.Ordinal);
+        Assert.Equal("Oakland", await rig.ScalarAsync<string>("SELECT billingcity FROM sf_accounts WHERE id = $1", rig.Account));
+        Assert.Equal(1L, await rig.ScalarAsync<long>("SELECT count(*) FROM cdc.audit_log WHERE operation = 'reconcile:late_edit' AND record_id = $1", rig.Account));
+        Assert.Equal("olga", await rig.ScalarAsync<string>("SELECT actor FROM cdc.audit_log WHERE direction = 'operator' AND operation = 'reconcile repair' AND record_id = $1", rig.Account));
+        await rig.QuietAsync();
+    }
+
     private static string Digits(JsonNode? phone) => new((phone?.ToString() ?? "").Where(char.IsAsciiDigit).ToArray());
 }
 

@@ -1,15 +1,16 @@
 using System.Globalization;
 using System.Text.Json;
 using CdcSync.Reconcile;
+using Microsoft.AspNetCore.Mvc;
 
 namespace CdcSync.WebConsole.Pages;
 
 /// <summary>
 /// Reconcile drift: the newest runs and the findings of one, each with the repair
-/// <c>cdcsync reconcile --repair</c> would make. The console shows the repair and the command rather
-/// than running it: a repair writes the record as the system holds it, which only a new run reads
-/// (each run's scratch copy of the systems is dropped when it ends), so a repair is a full read of
-/// every system, minutes of API calls, not a web request.
+/// <c>cdcsync reconcile --repair</c> makes. Operators repair a record or a run here: a repair writes
+/// the record as the system holds it, which only a new run reads (each run's scratch copy of the
+/// systems is dropped when it ends), so it is a new run reading every system in full, and the page
+/// waits for it; on large systems the CLI command shown does the same.
 /// </summary>
 public sealed class DriftModel : ConsolePage
 {
@@ -29,6 +30,19 @@ public sealed class DriftModel : ConsolePage
             Data = await Get<ConsoleReads>().DriftAsync(null, cancellationToken);
         }
     }
+
+    /// <summary>As `cdcsync reconcile --record ID --repair`.</summary>
+    public Task<IActionResult> OnPostRepairRecordAsync(long run, string? record, CancellationToken cancellationToken) =>
+        ActAsync(ConsoleRole.Operator, async () => Outcome(await Get<ConsoleActions>().RepairAsync(
+            UserName, run, string.IsNullOrEmpty(record) ? throw new OperatorException("name the record to repair.") : record, cancellationToken)));
+
+    /// <summary>As `cdcsync reconcile --repair`, narrowed as run <paramref name="run"/> was.</summary>
+    public Task<IActionResult> OnPostRepairRunAsync(long run, CancellationToken cancellationToken) =>
+        ActAsync(ConsoleRole.Operator, async () => Outcome(await Get<ConsoleActions>().RepairAsync(UserName, run, null, cancellationToken)));
+
+    private static string Outcome(ReconcileResult r) => r.Status == ReconcileStatus.Capped
+        ? $"Repair run {r.RunId} stopped at the API call cap ({r.MaxApiCalls}) before every system was read; nothing was compared or written."
+        : $"Repair run {r.RunId}: {r.Repairs.Count} repair write(s) made; {r.DriftCount} drift finding(s) found before the repair.";
 
     internal IEnumerable<IGrouping<string, ReconcileFinding>> Groups =>
         Data.Findings.GroupBy(f => f.Kind).OrderBy(g => g.Key == "open_conflict").ThenBy(g => Array.IndexOf(Kinds, g.Key));
