@@ -18,7 +18,7 @@ public sealed class SalesforceBulkClientLibraryTests
     public async Task Jsforce_Bulk2Query_ReadsEveryPageAndQueryAllSeesDeleted()
     {
         var client = Path.Combine(Repo.Root, "tests", "clients", "jsforce");
-        await SalesforceClientLibraryTests.RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
+        await SalesforceClientLibraryTests.InstallAsync(client);
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { BulkResultsPageSize = 50 }, CancellationToken.None);
         var tag = "bulk2-" + Guid.NewGuid().ToString("N")[..8];
         var ids = new List<string>();

@@ -19,7 +19,7 @@ public sealed class SalesforceClientLibraryTests
     public async Task Jsforce_EverydayCalls_AllSucceed()
     {
         var client = Path.Combine(Repo.Root, "tests", "clients", "jsforce");
-        await RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
+        await SalesforceClientLibraryTests.InstallAsync(client);
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
 
         var output = await RunAsync("node", ["everyday.mjs"], client, new()
@@ -41,6 +41,15 @@ public sealed class SalesforceClientLibraryTests
         // client credentials once, then one refresh when the stale session was refused
         Assert.Equal(2, sandbox.Options.TokenRequestCount);
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task>> Installs = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// `npm ci` in a client's folder, once per test run: the test classes that share a folder run in
+    /// parallel, and two `npm ci` in one folder remove each other's node_modules.
+    /// </summary>
+    internal static Task InstallAsync(string client) =>
+        Installs.GetOrAdd(client, folder => new Lazy<Task>(() => RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], folder, []))).Value;
 
     internal static async Task<string> RunAsync(string file, string[] args, string workingDirectory, Dictionary<string, string> environment)
     {

@@ -19,7 +19,7 @@ public sealed class SalesforceJwtClientLibraryTests
     public async Task Jsforce_JwtBearerFlow_SignsInUsesTheSessionAndGetsSalesforcesRefusals()
     {
         var client = Path.Combine(Repo.Root, "tests", "clients", "jsforce");
-        await SalesforceClientLibraryTests.RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
+        await SalesforceClientLibraryTests.InstallAsync(client);
         using var key = JwtTestKey.Create();
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions { JwtCertificate = key.Certificate }, CancellationToken.None);
         sandbox.Insert("Account", new JsonObject { ["Name"] = "Made In The Org" });

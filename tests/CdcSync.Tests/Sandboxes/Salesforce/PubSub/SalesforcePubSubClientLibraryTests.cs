@@ -16,7 +16,7 @@ public sealed class SalesforcePubSubClientLibraryTests
     public async Task PubSubApiClient_SubscribesDecodesAndReplays_TheSandboxsChangeEvents()
     {
         var client = Path.Combine(Repo.Root, "tests", "clients", "pubsub");
-        await SalesforceClientLibraryTests.RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], client, []);
+        await SalesforceClientLibraryTests.InstallAsync(client);
         await using var session = await PubSubTestSession.StartAsync(new SalesforceSandboxOptions());
         var id = await session.CreateAsync("Account", new JsonObject { ["Name"] = "Acme", ["BillingCity"] = "Paris", ["Phone"] = "555-0100" }, client: "cdcsync-hub-7");
         await session.UpdateAsync("Account", id, new JsonObject { ["BillingCity"] = "Lyon", ["Phone"] = null }, client: "cdcsync-hub-7");
