@@ -216,7 +216,8 @@ internal sealed class ChangeEventBus
                 break;
             case "UPDATE":
                 // Only the changed fields carry values; changedFields names them, nulledFields those now null.
-                var changed = schema.EventFieldNames.Where(n => !JsonNode.DeepEquals(before!.Fields[n], after.Fields[n])).ToList();
+                // As Salesforce does, every update names LastModifiedDate, even one made in the same millisecond as the last.
+                var changed = schema.EventFieldNames.Where(n => n == "LastModifiedDate" || !JsonNode.DeepEquals(before!.Fields[n], after.Fields[n])).ToList();
                 foreach (var name in changed)
                 {
                     values[name] = after.Fields[name];
