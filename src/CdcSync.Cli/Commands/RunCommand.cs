@@ -88,27 +88,19 @@ internal sealed class PipelineService(CdcSyncOptions options, NpgsqlDataSource h
             loggers.CreateLogger<PipelineService>().LogInformation("Alerts off: no Alerts:WebhookUrl in the config");
         }
 
-        // One job per deployed check (cdc.checks), read once at start: a new check or schedule needs a restart.
-        IReadOnlyList<IScheduledJob> checkJobs;
-        try
-        {
-            var checkRunner = new Checks.CheckRunner(hub, $"worker {Environment.MachineName}:{Environment.ProcessId}");
-            checkJobs = await Checks.CheckJob.LoadAsync(hub, checkRunner, loggers.CreateLogger<Checks.CheckJob>(), TimeProvider.System, stoppingToken);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            lifetime.StopApplication();
-            return;
-        }
-
+        // One job per deployed check (cdc.checks), listed again every minute by the scheduler.
+        var checkJobs = new Checks.CheckJobSource(
+            new Checks.CheckRunner(hub, $"worker {Environment.MachineName}:{Environment.ProcessId}"),
+            loggers.CreateLogger<Checks.CheckJobSource>());
         var worker = new Worker(
             options,
             name => connectors.CreateOutbound(name, options.Connectors[name], hub, loggers),
             name => connectors.CreateInbound(name, options.Connectors[name], hub, loggers),
             loggers,
             hubSource: hub,
-            jobs: [.. ScheduledJobs.Create(options, hub, loggers), .. checkJobs],
-            alerts: alerts);
+            jobs: ScheduledJobs.Create(options, hub, loggers),
+            alerts: alerts,
+            jobSource: checkJobs);
         HealthServer? health = null;
         WebConsole.ConsoleServer? console = null;
         try

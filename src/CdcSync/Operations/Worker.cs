@@ -33,7 +33,8 @@ internal sealed class Worker(
     TimeProvider? timeProvider = null,
     NpgsqlDataSource? hubSource = null,
     IReadOnlyList<IScheduledJob>? jobs = null,
-    Alerts.AlertEvaluator? alerts = null)
+    Alerts.AlertEvaluator? alerts = null,
+    IScheduledJobSource? jobSource = null)
 {
     /// <summary>How often status rows and gauges are refreshed; `status` treats rows older than 5 times this as stale.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(2);
@@ -205,14 +206,14 @@ internal sealed class Worker(
     /// <summary>The scheduled jobs (reconcile, checks), run while this run holds the lease.</summary>
     private async Task RunJobsAsync(NpgsqlDataSource hub, CancellationToken cancellationToken)
     {
-        if (jobs is not { Count: > 0 })
+        if (jobs is not { Count: > 0 } && jobSource is null)
         {
             return;
         }
 
         try
         {
-            await new JobScheduler(jobs, hub, options.Hub.Slot, _workerId, _time, loggers.CreateLogger<JobScheduler>()).RunAsync(cancellationToken);
+            await new JobScheduler(jobs ?? [], hub, options.Hub.Slot, _workerId, _time, loggers.CreateLogger<JobScheduler>(), jobSource).RunAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -10,7 +10,10 @@ namespace CdcSync.Scheduling;
 /// cron schedule's next time after its last run. The last run comes from cdc.job_runs, so a worker
 /// that restarts, or a standby that takes over, neither repeats a run nor skips one that fell due
 /// while no worker led: that one runs once at start, and missed times after it are not replayed.
-/// A failing job is recorded and logged and runs again at its next time; it never stops the worker.
+/// Jobs from a <see cref="IScheduledJobSource"/> (deployed checks) are listed again every
+/// <see cref="RefreshInterval"/>: a new one is scheduled from then, a removed one dropped, a changed
+/// schedule applied. A failing job is recorded and logged and runs again at its next time; it never
+/// stops the worker.
 /// </summary>
 public sealed class JobScheduler(
     IReadOnlyList<IScheduledJob> jobs,
@@ -18,8 +21,16 @@ public sealed class JobScheduler(
     string slot,
     string worker,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger,
+    IScheduledJobSource? source = null)
 {
+    /// <summary>How often the jobs of the source are listed again.</summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(1);
+
+    // The jobs that came from the source, by name: a refresh replaces exactly these.
+    private readonly Dictionary<string, IScheduledJob> _sourced = new(StringComparer.Ordinal);
+    private bool _refreshFailing;
+
     public Task RunAsync(CancellationToken cancellationToken) =>
         // The clock is read before anything is awaited: a job's first time counts from the start, not from when the hub answered.
         RunAsync(time.GetUtcNow(), cancellationToken);
@@ -35,21 +46,48 @@ public sealed class JobScheduler(
         var due = new Dictionary<IScheduledJob, DateTimeOffset>();
         foreach (var job in jobs)
         {
-            var last = await LastStartedAsync(job, cancellationToken);
-            if (job.Schedule.NextAfter(last ?? startedAt) is { } next)
-            {
-                due[job] = next;
-                logger.LogInformation("Scheduled job {Job} ({Schedule}) next runs at {Next:u}", job.Name, job.Schedule, next);
-            }
+            await ScheduleAsync(due, job, startedAt, cancellationToken);
         }
 
-        while (due.Count > 0)
+        var nextRefresh = startedAt;
+        while (due.Count > 0 || source is not null)
         {
-            var (job, at) = due.MinBy(d => d.Value);
+            if (source is not null && time.GetUtcNow() >= nextRefresh)
+            {
+                // Listings keep to a grid from the start (a late one does not shift the next); what is
+                // new counts from the listing's time, as the jobs at start count from the start.
+                await RefreshAsync(due, nextRefresh, cancellationToken);
+                do
+                {
+                    nextRefresh += RefreshInterval;
+                }
+                while (nextRefresh <= time.GetUtcNow());
+            }
+
+            IScheduledJob? job = null;
+            var at = nextRefresh;
+            if (due.Count > 0)
+            {
+                (job, var jobAt) = due.MinBy(d => d.Value);
+                if (source is null || jobAt <= nextRefresh)
+                {
+                    at = jobAt;
+                }
+                else
+                {
+                    job = null;
+                }
+            }
+
             var wait = at - time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
                 await Task.Delay(wait, time, cancellationToken);
+            }
+
+            if (job is null)
+            {
+                continue;
             }
 
             await RunOnceAsync(job, cancellationToken);
@@ -61,6 +99,67 @@ public sealed class JobScheduler(
             {
                 due.Remove(job);
             }
+        }
+    }
+
+    private async Task ScheduleAsync(Dictionary<IScheduledJob, DateTimeOffset> due, IScheduledJob job, DateTimeOffset from, CancellationToken cancellationToken)
+    {
+        var last = await LastStartedAsync(job, cancellationToken);
+        if (job.Schedule.NextAfter(last ?? from) is { } next)
+        {
+            due[job] = next;
+            logger.LogInformation("Scheduled job {Job} ({Schedule}) next runs at {Next:u}", job.Name, job.Schedule, next);
+        }
+    }
+
+    /// <summary>Lists the source's jobs again and brings <paramref name="due"/> in line: added, removed, rescheduled.</summary>
+    private async Task RefreshAsync(Dictionary<IScheduledJob, DateTimeOffset> due, DateTimeOffset from, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<IScheduledJob> listed;
+        try
+        {
+            listed = await source!.ListAsync(cancellationToken);
+            _refreshFailing = false;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            if (!_refreshFailing)
+            {
+                logger.LogWarning("Could not list the scheduled jobs again ({Message}); keeping the {Count} scheduled", e.Message, due.Count);
+                _refreshFailing = true;
+            }
+
+            return;
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var job in listed)
+        {
+            if (!names.Add(job.Name) || jobs.Any(j => j.Name == job.Name))
+            {
+                continue;
+            }
+
+            if (_sourced.TryGetValue(job.Name, out var known))
+            {
+                if (known.Schedule.Text == job.Schedule.Text)
+                {
+                    continue;
+                }
+
+                due.Remove(known);
+                logger.LogInformation("Scheduled job {Job} rescheduled: {Old} -> {New}", job.Name, known.Schedule, job.Schedule);
+            }
+
+            _sourced[job.Name] = job;
+            await ScheduleAsync(due, job, from, cancellationToken);
+        }
+
+        foreach (var gone in _sourced.Keys.Where(n => !names.Contains(n)).ToList())
+        {
+            due.Remove(_sourced[gone]);
+            _sourced.Remove(gone);
+            logger.LogInformation("Scheduled job {Job} removed: it is no longer deployed", gone);
         }
     }
 

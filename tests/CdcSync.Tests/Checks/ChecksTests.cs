@@ -130,7 +130,7 @@ public sealed class ChecksTests
 
         // The worker's job for a check runs the deployed check and records the run.
         var runner = new CheckRunner(source, "worker test");
-        var jobs = await CheckJob.LoadAsync(source, runner, NullLogger.Instance, TimeProvider.System, CancellationToken.None);
+        var jobs = await new CheckJobSource(runner, NullLogger.Instance).ListAsync(CancellationToken.None);
         Assert.Equal(["check:customers_without_email", "check:links_to_inactive_customers", "check:phones_not_normalized", "check:shared_website_domains"], jobs.Select(j => j.Name));
         Assert.Equal("2 row(s)", await jobs[0].RunAsync(CancellationToken.None));
         await using var runs = source.CreateCommand("SELECT string_agg(run_by || ':' || failing_rows, ',' ORDER BY id) FROM cdc.check_runs WHERE check_name = 'customers_without_email'");

@@ -95,6 +95,54 @@ public sealed class JobSchedulerTests
         Assert.Equal(new DateTime(2026, 1, 1, 0, 1, 30, DateTimeKind.Utc), (await RunsAsync(hub)).Max(r => r.StartedAt));
     }
 
+    [Fact]
+    public async Task JobsOfASource_ListedAgainEveryMinute_NewOneScheduled_RemovedOneDropped_ChangedScheduleApplied()
+    {
+        var hubConnection = await TestPostgres.CreateMigratedHubAsync();
+        await using var hub = NpgsqlDataSource.Create(hubConnection);
+        var time = new FakeTimeProvider(Start);
+        var removed = new CountingJob("check:removed", "*/10 * * * * *");
+        var hourly = new CountingJob("check:changed", "0 0 * * * *");
+        var source = new ListedJobs(removed, hourly);
+        var cancel = new CancellationTokenSource();
+        var running = new JobScheduler([], hub, "cdcsync", "test-worker", time, _logs.CreateLogger("scheduler"), source).RunAsync(cancel.Token);
+
+        await AdvanceToAsync(time, Start.AddSeconds(5), () => removed.Runs >= 1);
+
+        // `migrate` deploys: one check gone, one new, one with a new schedule. Seen at the next listing (00:01:05).
+        var added = new CountingJob("check:added", "*/20 * * * * *");
+        var every10s = new CountingJob("check:changed", "*/10 * * * * *");
+        source.Jobs = [added, every10s];
+        await AdvanceToAsync(time, Start.AddSeconds(60), () => source.Listings >= 2);
+        var removedRuns = removed.Runs;
+        Assert.True(removedRuns >= 1);
+        await AdvanceToAsync(time, Start.AddSeconds(85), () => added.Runs >= 1 && every10s.Runs >= 1);
+
+        Assert.Equal(removedRuns, removed.Runs);
+        Assert.Equal(0, hourly.Runs);
+        Assert.Equal(1, added.Runs); // 00:01:20 (the next, 00:01:40, is after the clock)
+        Assert.Contains(_logs.Lines, l => l.Contains("check:removed removed", StringComparison.Ordinal));
+        Assert.Contains(_logs.Lines, l => l.Contains("check:changed rescheduled: 0 0 * * * * -> */10 * * * * *", StringComparison.Ordinal));
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
+
+    private sealed class ListedJobs(params IScheduledJob[] jobs) : IScheduledJobSource
+    {
+        private int _listings;
+
+        public IReadOnlyList<IScheduledJob> Jobs { get; set; } = jobs;
+
+        public int Listings => Volatile.Read(ref _listings);
+
+        public Task<IReadOnlyList<IScheduledJob>> ListAsync(CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _listings);
+            return Task.FromResult(Jobs);
+        }
+    }
+
     private RunningScheduler Run(NpgsqlDataSource hub, TimeProvider time, params IScheduledJob[] jobs)
     {
         var cancel = new CancellationTokenSource();
