@@ -154,7 +154,8 @@ internal static class OnboardBench
             psi.ArgumentList.Add(a);
         }
 
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.OrdinalIgnoreCase)).ToList())
+        // CDCSYNC_TRACE=1 is kept: where a hub failure happened, for a failed run.
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("CDCSYNC", StringComparison.OrdinalIgnoreCase) && k != "CDCSYNC_TRACE").ToList())
         {
             psi.Environment.Remove(key);
         }

@@ -73,8 +73,10 @@ internal static class ReconcileBench
         };
         var config = Path.Combine(OnboardBench.Repo(), "examples", "salesforce-netsuite.json");
         var onboard = Stopwatch.StartNew();
-        await OnboardBench.Cli(cli, ["onboard", "--config", config, "--json"], env, accept: [0, 1]);
-        Console.Error.WriteLine($"linked {pairs} pairs with cdcsync onboard in {onboard.Elapsed.TotalSeconds:F1} s");
+        var (_, onboardStdout) = await OnboardBench.Cli(cli, ["onboard", "--config", config, "--json"], env, accept: [0, 1]);
+        onboard.Stop();
+        var onboarded = JsonNode.Parse(onboardStdout)!;
+        Console.Error.WriteLine($"linked {pairs} pairs with cdcsync onboard in {onboard.Elapsed.TotalSeconds:F1} s (load {onboarded["loadSeconds"]} s, match {onboarded["matchSeconds"]} s, settle {onboarded["settleSeconds"]} s)");
 
         using var http = new HttpClient();
         for (var i = 0; i < Math.Min(driftEach, pairs); i++)
@@ -111,6 +113,13 @@ internal static class ReconcileBench
             ["salesforceRequests"] = salesforce.Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
             ["netsuiteRequests"] = netsuite.Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
             ["counts"] = report["counts"]!.DeepClone(),
+            ["onboardSetup"] = new JsonObject
+            {
+                ["seconds"] = Math.Round(onboard.Elapsed.TotalSeconds, 1),
+                ["loadSeconds"] = onboarded["loadSeconds"]?.DeepClone(),
+                ["matchSeconds"] = onboarded["matchSeconds"]?.DeepClone(),
+                ["settleSeconds"] = onboarded["settleSeconds"]?.DeepClone(),
+            },
             ["read"] = report["read"]!.DeepClone(),
         };
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -2,8 +2,11 @@ using System.CommandLine;
 using System.Text.Json;
 using CdcSync.Audit;
 using CdcSync.Cli.Commands;
+using CdcSync.Hub;
+using CdcSync.Inbound;
 using CdcSync.Tests.Conflicts;
 using CdcSync.Tests.Infrastructure;
+using Npgsql;
 
 namespace CdcSync.Tests.Audit;
 
@@ -91,6 +94,32 @@ public sealed class AuditTrailTests
         Assert.Equal(0L, await hub.ScalarAsync<long>("SELECT count(*) FROM cdc.audit_log WHERE applied_at < now() - interval '90 days'"));
         Assert.Equal(1L, await hub.ScalarAsync<long>("SELECT count(*) FROM cdc.audit_log"));
     }
+
+    [Fact]
+    public async Task APurgeDue_DoesNotMakeOneSystemsPageWaitForAnotherSystemsOpenPage()
+    {
+        // Onboarding 100,000 records a side on a fresh hub: both systems' first pages found a purge
+        // due, and the second system's first audited row waited for the first system's page (one
+        // transaction of minutes) until the 30 s command timeout failed the onboarding.
+        await using var hub = await SyncHub.CreateAsync();
+        await hub.ExecuteAsync("UPDATE cdc.settings SET value = '-infinity' WHERE key = 'audit_last_purge'");
+
+        await using var salesforce = await ReplicationOrigins.OpenAsync(hub.Source, "salesforce", CancellationToken.None);
+        await using var page = await salesforce.Connection.BeginTransactionAsync();
+        await hub.Staging.ApplyInboundAsync(salesforce.Connection, "salesforce", [Record("sf_accounts", "id", "001P", "Papa")], cursor: null, CancellationToken.None);
+
+        // NetSuite's page while Salesforce's is open; a lock wait fails it after 5 s instead of blocking the test.
+        var impatient = new NpgsqlConnectionStringBuilder(hub.ConnectionString) { Options = "-c lock_timeout=5s" };
+        await using var netsuiteHub = NpgsqlDataSource.Create(impatient.ConnectionString);
+        await new StagingWriter(netsuiteHub).ApplyInboundAsync("netsuite", [Record("ns_customers", "internalid", "615", "Quebec")], cursor: null, CancellationToken.None);
+
+        await page.CommitAsync();
+        Assert.Equal(2L, await hub.ScalarAsync<long>("SELECT count(*) FROM cdc.audit_log WHERE direction = 'inbound' AND record_id IN ('001P', '615')"));
+        Assert.True(await hub.ScalarAsync<bool>("SELECT value::timestamptz > '-infinity' FROM cdc.settings WHERE key = 'audit_last_purge'"));
+    }
+
+    private static InboundRecord Record(string table, string keyColumn, string key, string name) =>
+        new(table, keyColumn, new Dictionary<string, object?> { [keyColumn] = key, [table == "sf_accounts" ? "name" : "companyname"] = name, ["cdc_source_modified_at"] = SyncHub.T0 }, Deleted: false);
 
     [Fact]
     public async Task AuditCli_ShowsTheHistoryAsJson_AndAnUnknownRecordIsAClearError()
