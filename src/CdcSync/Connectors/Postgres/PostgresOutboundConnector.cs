@@ -176,7 +176,14 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
 
     public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
     {
+        var traced = Pipeline.LatencyTrace.Enabled ? Pipeline.LatencyTrace.Now() : 0;
         await _inflight;
+        if (traced != 0)
+        {
+            Pipeline.LatencyTrace.Step('f', traced);
+            traced = Pipeline.LatencyTrace.Now();
+        }
+
         var connection = await ConnectionAsync(cancellationToken);
         _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
         await using (var cmd = new NpgsqlCommand(
@@ -190,7 +197,18 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        if (traced != 0)
+        {
+            Pipeline.LatencyTrace.Step('k', traced);
+            traced = Pipeline.LatencyTrace.Now();
+        }
+
         await _transaction.CommitAsync(cancellationToken);
+        if (traced != 0)
+        {
+            Pipeline.LatencyTrace.Step('m', traced);
+        }
+
         await _transaction.DisposeAsync();
         _transaction = null;
     }
