@@ -62,7 +62,7 @@ for e in ev["g"]:
 print("GCs by generation:", dict(gens))
 ws = [e for e in ev["w"] if t0 <= e[1] <= t1]
 print(f"reader out of messages: {len(ws)}; handing over then: {sum(e[4]-e[2] for e in ws)/1000:.0f} ms in all, max {max([(e[4]-e[2])/1000 for e in ws] or [0]):.2f} ms; then waiting for the server: {sum(e[1]-e[4] for e in ws)/1000:.0f} ms in all, p50 {pct([(e[1]-e[4])/1000 for e in ws], .5):.2f} ms, max {max([(e[1]-e[4])/1000 for e in ws] or [0]):.2f} ms")
-for kind, label in [("f", "awaiting the last flush"), ("k", "checkpoint row"), ("m", "COMMIT")]:
+for kind, label in [("f", "awaiting the last flush"), ("k", "checkpoint row"), ("m", "checkpoint row + COMMIT")]:
     es = [(e[1]-e[2])/1000 for e in ev[kind] if t0 <= e[1] <= t1]
     if es:
         print(f"commit step {label}: p50 {pct(es, .5):.2f} p90 {pct(es, .9):.2f} p99 {pct(es, .99):.2f} max {max(es):.2f} ms")
