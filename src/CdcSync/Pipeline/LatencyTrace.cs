@@ -10,7 +10,7 @@ namespace CdcSync.Pipeline;
 /// commit time), when it waited for the server, when the router handed changes to a writer, when
 /// the writer took them, and when each target commit started, finished its writes and ended; beside
 /// those the runtime's GC pauses, gaps of a dedicated thread that should wake every millisecond
-/// (the process was not scheduled or was suspended) and thread-pool queueing delays over 2 ms.
+/// (the process was not scheduled or was suspended), thread-pool queueing delays over 2 ms and JIT time.
 /// Entries go to a preallocated array and are written to FILE as CSV by a background thread, once
 /// a second; <c>bench/latency-trace.py</c> reads it. When off, every call is one static read.
 /// </summary>
@@ -58,7 +58,7 @@ internal static class LatencyTrace
     /// <summary>The reader waited from <paramref name="since"/> until now: handing held changes over until <paramref name="handedOver"/>, then for the server.</summary>
     public static void Waited(long since, long handedOver) => Add('w', 0, Now(), since, 0, handedOver);
 
-    /// <summary>A step of a connector's commit (<paramref name="kind"/>: f awaiting the last flush, k the checkpoint row, m COMMIT) took from <paramref name="since"/> until now.</summary>
+    /// <summary>A step of a connector's commit (<paramref name="kind"/>: f awaiting the last flush, m the checkpoint row with COMMIT) took from <paramref name="since"/> until now.</summary>
     public static void Step(char kind, long since) => Add(kind, 0, Now(), since, 0);
 
     /// <summary>The router handed a writer an item whose last transaction end is <paramref name="lsn"/> (0: none).</summary>
