@@ -233,6 +233,10 @@ internal sealed class ConnectorWriter : IRouteTarget
 
         var batch = TakeHeld();
         await _channel.Writer.WriteAsync(batch, cancellationToken);
+        if (LatencyTrace.Enabled)
+        {
+            LatencyTrace.HandedOver(Array.FindLast(batch, e => e is TransactionInfo) is TransactionInfo last ? (ulong)last.CommitLsn : 0, batch.Length);
+        }
     }
 
     private object[] TakeHeld()
@@ -298,6 +302,11 @@ internal sealed class ConnectorWriter : IRouteTarget
         // One channel item: changes and transaction ends in stream order.
         async Task TakeAsync(object[] entries)
         {
+            if (LatencyTrace.Enabled)
+            {
+                LatencyTrace.Taken(Array.FindLast(entries, e => e is TransactionInfo) is TransactionInfo last ? (ulong)last.CommitLsn : 0, entries.Length);
+            }
+
             foreach (var entry in entries)
             {
                 if (entry is ChangeEvent change)
@@ -446,16 +455,24 @@ internal sealed class ConnectorWriter : IRouteTarget
     private async Task<NpgsqlLogSequenceNumber> CommitAsync(List<ChangeEvent> chunk, TransactionInfo transaction, int batchChanges, CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
+        var traceStarted = LatencyTrace.Enabled ? LatencyTrace.Now() : 0;
         if (chunk.Count > 0)
         {
             await Connector.WriteAsync(chunk, cancellationToken);
             chunk.Clear();
         }
 
+        var traceWritten = LatencyTrace.Enabled ? LatencyTrace.Now() : 0;
+
         // A resync chunk's LSN may lie below what is already applied; the checkpoint never goes back.
         var checkpoint = transaction.CommitLsn > Committed ? transaction.CommitLsn : Committed;
         await Connector.CommitAsync(checkpoint, cancellationToken);
         Interlocked.Exchange(ref _committed, (long)(ulong)checkpoint);
+        if (LatencyTrace.Enabled)
+        {
+            LatencyTrace.Committed((ulong)transaction.CommitLsn, traceStarted, traceWritten, batchChanges);
+        }
+
         Resync.BatchCommitted();
         while (_pending.TryPeek(out var head) && head.Lsn <= checkpoint)
         {

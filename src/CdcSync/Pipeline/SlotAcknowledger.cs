@@ -65,7 +65,12 @@ internal sealed class SlotAcknowledger(HubOptions hub, IReadOnlyList<ConnectorWr
                     var position = SafePosition(reader);
                     if (position > last)
                     {
+                        var ackStarted = LatencyTrace.Enabled ? LatencyTrace.Now() : 0;
                         await reader.AcknowledgeAsync(position, cancellationToken);
+                        if (LatencyTrace.Enabled)
+                        {
+                            LatencyTrace.Acknowledged((ulong)position, ackStarted);
+                        }
                         last = position;
                         Acknowledged?.Invoke(position);
                     }

@@ -128,18 +128,27 @@ internal sealed class ReplicationReader : IAsyncDisposable
                 while (true)
                 {
                     next = messages.MoveNextAsync();
+                    var waitedSince = 0L;
+                    var handedOver = 0L;
                     if (!next.IsCompleted)
                     {
                         // Nothing buffered: the next message needs the server. What the sink holds
                         // back for batching goes on now, so the end of a burst never waits for the next one.
                         readPending = true;
+                        waitedSince = Pipeline.LatencyTrace.Enabled ? Pipeline.LatencyTrace.Now() : 0;
                         await sink.OnIdleAsync(cancellationToken);
+                        handedOver = waitedSince != 0 ? Pipeline.LatencyTrace.Now() : 0;
                         readPending = false;
                     }
 
                     if (!await next)
                     {
                         break;
+                    }
+
+                    if (waitedSince != 0)
+                    {
+                        Pipeline.LatencyTrace.Waited(waitedSince, handedOver);
                     }
 
                     var message = messages.Current;
@@ -292,6 +301,11 @@ internal sealed class ReplicationReader : IAsyncDisposable
                 _betweenTransactions = false;
                 return;
             case PgOutputMessageKind.Commit:
+                if (Pipeline.LatencyTrace.Enabled)
+                {
+                    Pipeline.LatencyTrace.Received((ulong)message.Transaction!.CommitLsn, message.Transaction.CommitTimeUtc);
+                }
+
                 await sink.OnCommitAsync(message.Transaction!, cancellationToken);
                 LastCommitEnd = message.EndLsn;
                 _betweenTransactions = true;

@@ -176,24 +176,46 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
 
     public async Task CommitAsync(NpgsqlLogSequenceNumber checkpoint, CancellationToken cancellationToken)
     {
+        var traced = Pipeline.LatencyTrace.Enabled ? Pipeline.LatencyTrace.Now() : 0;
         await _inflight;
-        var connection = await ConnectionAsync(cancellationToken);
-        _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
-        await using (var cmd = new NpgsqlCommand(
-            $"""
-            INSERT INTO {_checkpointTable} (connector, lsn, updated_at) VALUES ($1, $2, now())
-            ON CONFLICT (connector) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
-            """, connection, _transaction))
+        if (traced != 0)
         {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = Name });
-            cmd.Parameters.Add(new NpgsqlParameter { Value = checkpoint, NpgsqlDbType = NpgsqlDbType.PgLsn });
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
+            Pipeline.LatencyTrace.Step('f', traced);
+            traced = Pipeline.LatencyTrace.Now();
         }
 
-        await _transaction.CommitAsync(cancellationToken);
+        var connection = await ConnectionAsync(cancellationToken);
+        _transaction ??= await connection.BeginTransactionAsync(cancellationToken);
+        // The checkpoint row and COMMIT in one round trip: a batch stops at its first error, so the
+        // COMMIT runs only if the row was written (the transaction, then aborted, is rolled back by the caller).
+        await using (var batch = new NpgsqlBatch(connection, _transaction))
+        {
+            var upsert = new NpgsqlBatchCommand(
+                $"""
+                INSERT INTO {_checkpointTable} (connector, lsn, updated_at) VALUES ($1, $2, now())
+                ON CONFLICT (connector) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()
+                """);
+            upsert.Parameters.Add(new NpgsqlParameter { Value = Name });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = checkpoint, NpgsqlDbType = NpgsqlDbType.PgLsn });
+            batch.BatchCommands.Add(upsert);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        if (traced != 0)
+        {
+            Pipeline.LatencyTrace.Step('m', traced);
+        }
+
+        _savepointOpen = false;
+
+        // Committed by the batch: disposing finds the transaction complete and sends nothing.
         await _transaction.DisposeAsync();
         _transaction = null;
     }
+
+    // A "cdc_direct" savepoint of the open transaction is not yet released.
+    private bool _savepointOpen;
 
     public async Task AbortAsync(CancellationToken cancellationToken)
     {
@@ -220,6 +242,7 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
 
             await _transaction.DisposeAsync();
             _transaction = null;
+            _savepointOpen = false;
 
             // A temp table created in the rolled-back transaction is gone with it; the next batch
             // creates it again (IF NOT EXISTS keeps those from earlier, committed transactions).
@@ -397,11 +420,20 @@ internal sealed class PostgresOutboundConnector : IOutboundConnector
             return false;
         }
 
+        if (_savepointOpen)
+        {
+            // One savepoint open at a time: a transaction written in many chunks must not nest
+            // subtransactions (past 64 every snapshot on the target overflows).
+            await _transaction!.ReleaseAsync("cdc_direct", cancellationToken);
+        }
+
+        // Sent with the COPY, no round trip of its own.
         await _transaction!.SaveAsync("cdc_direct", cancellationToken);
+        _savepointOpen = true;
         try
         {
+            // Left open on success: the COMMIT releases it, which saves a round trip per batch.
             await CopyAsync(connection, table, table.QualifiedTarget, columns, rows, cancellationToken);
-            await _transaction.ReleaseAsync("cdc_direct", cancellationToken);
             return true;
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)

@@ -59,6 +59,33 @@ public sealed class PostgresOutboundConnectorTests(PostgresTargetFixture fixture
     }
 
     [Fact]
+    public async Task Commit_OfATransactionInChunks_WhoseLastChunkMeetsARowAlreadyThere_KeepsEveryChunkAndTheCheckpoint()
+    {
+        // Each chunk of new rows is tried as a COPY straight into the table under a savepoint that
+        // the next chunk or the COMMIT releases; a conflict undoes only its own chunk's attempt.
+        var table = await OrdersTableAsync("chunks");
+        var hub = Relation(table);
+        var name = Unique("pg");
+        await using var connector = Connector(name);
+        await connector.ReadCheckpointAsync(None);
+
+        var tx = Transaction(0x5000);
+        await connector.WriteAsync([Insert(hub, tx, 0, 1, "one", "b1", 1), Insert(hub, tx, 1, 2, "two", "b2", 2)], None);
+        await connector.WriteAsync([Insert(hub, tx, 2, 3, "three", "b3", 3)], None);
+        await connector.WriteAsync([Insert(hub, tx, 3, 4, "four", "b4", 4), Insert(hub, tx, 4, 1001, "replaced", "b", 9)], None);
+        await connector.CommitAsync(tx.CommitLsn, None);
+
+        Assert.Equal("1:one:b1:1|2:two:b2:2|3:three:b3:3|4:four:b4:4|1000:big:big body:5|1001:replaced:b:9", await RowsAsync(table));
+        Assert.Equal(tx.CommitLsn.ToString(), await CheckpointAsync(name));
+
+        var next = Transaction(0x6000);
+        await connector.WriteAsync([Update(hub, next, 0, 2, "two v2", "b2", 20)], None);
+        await connector.CommitAsync(next.CommitLsn, None);
+        Assert.Equal(next.CommitLsn.ToString(), await CheckpointAsync(name));
+        Assert.Equal("2:two v2:b2:20", await TextAsync(fixture.Target, $"SELECT format('%s:%s:%s:%s', id, name, body, qty) FROM public.{table} WHERE id = 2"));
+    }
+
+    [Fact]
     public async Task Update_WithAnUnchangedToastedColumn_WritesOnlyTheColumnsItCarries()
     {
         var table = await OrdersTableAsync("partial");
