@@ -19,7 +19,7 @@
 #
 # LAT_ORDER: the systems and their order, default "cdcsync native" ("native cdcsync" runs native
 # first, "cdcsync" or "native" only that one; bench/run.sh suite alternates the order).
-# LAT_WARMUP: seconds of the same load before the measured one, for each system (default 5; its
+# LAT_WARMUP: seconds of the same load before the measured one, for each system (default 15; its
 # rows are not counted): the measured load meets a worker that is started, compiled and connected,
 # as a long-running deployment is, and the apply worker likewise.
 # LAT_DRAIN_TIMEOUT: seconds to wait for the rows after the load ends (default 600).
@@ -29,7 +29,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-tps=${1:-100}; per=${2:-100}; seconds=${3:-30}; warmup=${LAT_WARMUP:-5}
+tps=${1:-100}; per=${2:-100}; seconds=${3:-30}; warmup=${LAT_WARMUP:-15}
 [[ "$warmup" =~ ^[0-9]+$ ]] || { echo "latency.sh: LAT_WARMUP must be a whole number of seconds, not '$warmup'" >&2; exit 2; }
 read -r -a order <<<"${LAT_ORDER:-cdcsync native}"
 [[ ${#order[@]} -ge 1 && ${#order[@]} -le 2 && "${order[0]}" != "${order[1]:-}" ]] || { echo "latency.sh: LAT_ORDER must name cdcsync and/or native once each" >&2; exit 2; }
