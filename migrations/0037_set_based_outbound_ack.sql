@@ -90,3 +90,17 @@ LANGUAGE sql AS $$
         'object', p_object, 'record_key', p_record_key, 'record_id', p_record_id, 'operation', p_operation,
         'changes', coalesce(p_changes, '{}'), 'commit_lsn', p_commit_lsn::text, 'stamp', p_stamp)))
 $$;
+
+-- The keys of the sync base and of the hub's field stamps compare in collation "C" (bytes), whatever
+-- the database's collation: every tracked write probes and inserts some twenty of them, and under a
+-- linguistic collation (C.UTF-8, en_US.UTF-8) each comparison went through strcoll (≈ 12% of the
+-- hub's share of a Salesforce collection; docs/BENCHMARKS.md). The keys are identifiers and hub ids,
+-- never sorted for people. Rewrites both tables once.
+ALTER TABLE cdc.sync_base
+    ALTER COLUMN object TYPE text COLLATE "C",
+    ALTER COLUMN record_key TYPE text COLLATE "C",
+    ALTER COLUMN field TYPE text COLLATE "C";
+ALTER TABLE cdc.hub_field_stamps
+    ALTER COLUMN object TYPE text COLLATE "C",
+    ALTER COLUMN record_key TYPE text COLLATE "C",
+    ALTER COLUMN field TYPE text COLLATE "C";
