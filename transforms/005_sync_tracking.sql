@@ -25,12 +25,18 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Columns never compared nor audited: the hub key, the source stamp (it is the timestamp of the
--- comparison, not data), and fields a policy marks 'ignore'.
+-- comparison, not data), and fields a policy marks 'ignore'. One array per table, so that the
+-- triggers test every field of a row in one statement (one lookup per row, not one per field).
+CREATE OR REPLACE FUNCTION cdc.sync_untracked_fields(p_object text) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY['hub_id', 'cdc_source_modified_at']
+           || coalesce((SELECT array_agg(p.field) FROM cdc.conflict_policies p
+                         WHERE p.object = p_object AND p.policy = 'ignore'), '{}')
+$$;
+
 CREATE OR REPLACE FUNCTION cdc.sync_field_tracked(p_object text, p_field text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT p_field NOT IN ('hub_id', 'cdc_source_modified_at')
-       AND NOT EXISTS (SELECT 1 FROM cdc.conflict_policies p
-                        WHERE p.object = p_object AND p.field = p_field AND p.policy = 'ignore')
+    SELECT p_field <> ALL (cdc.sync_untracked_fields(p_object))
 $$;
 
 CREATE OR REPLACE FUNCTION cdc.set_sync_base(p_object text, p_key text, p_field text, p_value jsonb,
@@ -73,6 +79,7 @@ DECLARE
     kept       text[] := '{}';
     -- Set by the inbound writer for a change event naming our own client as its origin.
     own_write  boolean := coalesce(current_setting('cdc.inbound_own_write', true), '') = 'on';
+    prior      text;
 BEGIN
     IF pg_trigger_depth() > 1 THEN
         RETURN NEW;
@@ -97,13 +104,12 @@ BEGIN
     o := to_jsonb(OLD);
     r := n;
     rkey := OLD.hub_id::text;
-    FOR k IN SELECT jsonb_object_keys(n) LOOP
+    -- Only the fields the write changes: where the system and the hub agree there is nothing to
+    -- decide (the AFTER trigger records the base). Most writes change few fields (an Id written
+    -- back changes one), so this keeps the per-field work off the rest.
+    FOR k, inc, hub IN SELECT e.key, e.value, o -> e.key FROM jsonb_each(n) e
+                        WHERE (o -> e.key) IS DISTINCT FROM e.value LOOP
         CONTINUE WHEN NOT cdc.sync_field_tracked(obj, k);
-        inc := n -> k;
-        hub := o -> k;
-        IF inc IS NOT DISTINCT FROM hub THEN
-            CONTINUE;                                   -- both agree; the AFTER trigger records the base
-        END IF;
         SELECT * INTO base FROM cdc.sync_base b
          WHERE b.object = obj AND b.record_key = rkey AND b.field = k;
         IF NOT FOUND THEN
@@ -211,10 +217,16 @@ BEGIN
     END LOOP;
 
     -- Tell the AFTER trigger which fields hold something other than what the system sent, so
-    -- it does not take them for values the system and the hub agree on.
-    PERFORM set_config('cdc.kept_fields',
-        (coalesce(nullif(current_setting('cdc.kept_fields', true), '')::jsonb, '{}')
-         || jsonb_build_object(rkey, to_jsonb(kept)))::text, true);
+    -- it does not take them for values the system and the hub agree on. Only rows with such
+    -- fields are listed (a row not listed kept none): the setting is parsed by every tracked
+    -- write of the transaction, and one entry per row made a batch of writes quadratic.
+    prior := nullif(current_setting('cdc.kept_fields', true), '');
+    IF kept <> '{}' THEN
+        PERFORM set_config('cdc.kept_fields',
+            (coalesce(prior::jsonb, '{}') || jsonb_build_object(rkey, to_jsonb(kept)))::text, true);
+    ELSIF prior IS NOT NULL AND prior::jsonb ? rkey THEN
+        PERFORM set_config('cdc.kept_fields', (prior::jsonb - rkey)::text, true);
+    END IF;
 
     IF r IS DISTINCT FROM n THEN
         NEW := jsonb_populate_record(NEW, r);
@@ -236,22 +248,22 @@ DECLARE
     o         jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) ELSE '{}'::jsonb END;
     n         jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) ELSE '{}'::jsonb END;
     rkey       text := coalesce(n ->> 'hub_id', o ->> 'hub_id');
-    k         text;
     changes   jsonb := '{}';
     stamp     timestamptz;
     inbound   boolean;
     kept      jsonb;
+    untracked text[];
 BEGIN
     SELECT * INTO tbl FROM cdc.sync_tables WHERE object = obj;
     inbound := connector IS NOT NULL AND pg_trigger_depth() = 1;
+    untracked := cdc.sync_untracked_fields(obj);
 
     IF TG_OP = 'DELETE' THEN
         IF inbound THEN
-            FOR k IN SELECT jsonb_object_keys(o) LOOP
-                IF cdc.sync_field_tracked(obj, k) AND o -> k <> 'null'::jsonb THEN
-                    changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', NULL));
-                END IF;
-            END LOOP;
+            SELECT coalesce(jsonb_object_agg(e.key, jsonb_build_object('before', e.value, 'after', NULL)), '{}')
+              INTO changes
+              FROM jsonb_each(o) e
+             WHERE e.key <> ALL (untracked) AND e.value <> 'null'::jsonb;
             INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
                                        target_system, record_id, changes)
             VALUES (connector, 'inbound', obj, rkey, 'delete', tbl.system, 'hub',
@@ -265,25 +277,37 @@ BEGIN
     IF inbound THEN
         stamp := (n ->> 'cdc_source_modified_at')::timestamptz;
         kept := coalesce(nullif(current_setting('cdc.kept_fields', true), '')::jsonb -> rkey, '[]');
-        FOR k IN SELECT jsonb_object_keys(n) LOOP
-            CONTINUE WHEN NOT cdc.sync_field_tracked(obj, k);
-            IF (o -> k) IS DISTINCT FROM (n -> k) AND NOT (TG_OP = 'INSERT' AND n -> k = 'null'::jsonb) THEN
-                changes := changes || jsonb_build_object(k, jsonb_build_object('before', o -> k, 'after', n -> k));
-            END IF;
-            IF (o -> k) IS NOT DISTINCT FROM (n -> k) THEN
-                -- Unchanged: the page may not have carried the field at all, so an existing base
-                -- stays (an echo of our own write is recorded by cdc.record_outbound instead).
-                INSERT INTO cdc.sync_base (object, record_key, field, value, source_modified_at)
-                VALUES (obj, rkey, k, n -> k, stamp)
-                ON CONFLICT (object, record_key, field) DO NOTHING;
-            ELSIF NOT kept ? k THEN
-                -- The hub took the system's value: it is the base, and the hub's value is the
-                -- system's own (no hub stamp). Fields the decision kept got their base BEFORE.
-                PERFORM cdc.set_sync_base(obj, rkey, k, n -> k, stamp);
-                DELETE FROM cdc.hub_field_stamps s
-                 WHERE s.object = obj AND s.record_key = rkey AND s.field = k;
-            END IF;
-        END LOOP;
+        -- All fields of the row in one statement (a record's first write sets some twenty):
+        --   unchanged: the page may not have carried the field at all, so an existing base stays
+        --     (an echo of our own write is recorded by cdc.record_outbound instead);
+        --   changed and not kept: the hub took the system's value; it is the base, and the hub's
+        --     value is the system's own (no hub stamp). Fields the decision kept got their base
+        --     BEFORE. The upsert is cdc.set_sync_base's, for a set of fields.
+        WITH f AS (
+            SELECT e.key, e.value, o -> e.key AS before, (o -> e.key) IS DISTINCT FROM e.value AS changed
+              FROM jsonb_each(n) e
+             WHERE e.key <> ALL (untracked)
+        ), unchanged AS (
+            INSERT INTO cdc.sync_base (object, record_key, field, value, source_modified_at)
+            SELECT obj, rkey, f.key, f.value, stamp FROM f WHERE NOT f.changed
+            ON CONFLICT (object, record_key, field) DO NOTHING
+        ), took AS (
+            INSERT INTO cdc.sync_base AS b (object, record_key, field, value, source_modified_at, updated_at)
+            SELECT obj, rkey, f.key, f.value, stamp, now() FROM f WHERE f.changed AND NOT kept ? f.key
+            ON CONFLICT (object, record_key, field) DO UPDATE
+               SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now()
+             WHERE b.value IS DISTINCT FROM EXCLUDED.value
+                OR b.source_modified_at IS DISTINCT FROM EXCLUDED.source_modified_at
+        ), unstamped AS (
+            DELETE FROM cdc.hub_field_stamps s
+             USING f
+             WHERE s.object = obj AND s.record_key = rkey AND s.field = f.key
+               AND f.changed AND NOT kept ? f.key
+        )
+        SELECT coalesce(jsonb_object_agg(f.key, jsonb_build_object('before', f.before, 'after', f.value)), '{}')
+          INTO changes
+          FROM f
+         WHERE f.changed AND NOT (TG_OP = 'INSERT' AND f.value = 'null'::jsonb);
         IF changes <> '{}'::jsonb THEN
             INSERT INTO cdc.audit_log (connector, direction, object, record_key, operation, source_system,
                                        target_system, record_id, changes)
@@ -302,7 +326,7 @@ BEGIN
            coalesce(nullif(current_setting('cdc.change_system', true), ''), 'hub')
       FROM jsonb_each(n) f
      WHERE (o -> f.key) IS DISTINCT FROM f.value
-       AND cdc.sync_field_tracked(obj, f.key)
+       AND f.key <> ALL (untracked)
     ON CONFLICT (object, record_key, field) DO UPDATE
        SET modified_at = EXCLUDED.modified_at, source_system = EXCLUDED.source_system;
     RETURN NULL;

@@ -67,14 +67,17 @@ END
 $$;
 
 -- Records the system's id of a linked row once the system has assigned it. Writes only when
--- the value changes; does nothing for unlinked rows.
+-- the value changes; does nothing for unlinked rows. plpgsql keeps the statement's plan for the
+-- session: called by every mapping trigger, a SQL function was planned again on each call.
 CREATE OR REPLACE FUNCTION cdc.set_record_id(obj text, hub_id uuid, record_id text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE cdc.identity_links l
        SET record_id = set_record_id.record_id
      WHERE l.object = obj AND l.hub_id = set_record_id.hub_id
        AND set_record_id.record_id IS NOT NULL
-       AND l.record_id IS DISTINCT FROM set_record_id.record_id
+       AND l.record_id IS DISTINCT FROM set_record_id.record_id;
+END
 $$;
 
 -- ---------------------------------------------------------------------------------------

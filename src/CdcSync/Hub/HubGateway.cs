@@ -227,11 +227,19 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
         }
 
         var commands = new List<NpgsqlBatchCommand>();
-        foreach (var (table, keyColumn, row) in result.WriteBacks)
+        foreach (var group in result.WriteBacks
+                     .Where(w => w.Row.Values.Count > 0)
+                     .GroupBy(w => (w.Table, w.KeyColumn, Columns: string.Join('\n', w.Row.Values.Keys))))
         {
-            if (row.Values.Count > 0)
+            var (table, keyColumn, _) = group.Key;
+            var rows = group.Select(w => w.Row).ToList();
+            if (rows.Count > 1 && rows.Select(r => HubSql.ToText(r.Key)).Distinct(StringComparer.Ordinal).Count() == rows.Count)
             {
-                commands.Add(WriteBackCommand(types[table], table, keyColumn, row));
+                commands.Add(WriteBackSetCommand(types[table], table, keyColumn, rows));
+            }
+            else
+            {
+                commands.AddRange(rows.Select(row => WriteBackCommand(types[table], table, keyColumn, row)));
             }
         }
 
@@ -433,6 +441,37 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
 
         command.CommandText =
             $"UPDATE {Quote(table)} SET {string.Join(", ", sets)} WHERE {Quote(keyColumn)} = CAST($1 AS {StagingColumns.TypeOf(types, table, keyColumn)}) AND ({string.Join(" OR ", compares)})";
+        return command;
+    }
+
+    /// <summary>
+    /// Rows that write back the same columns, in one statement: planned once rather than once a row
+    /// (≈ 30 ms of hub CPU for a Salesforce collection of 200 Ids). The triggers still fire per row.
+    /// Keys must be distinct (a key given twice would be updated once, by either value).
+    /// </summary>
+    private static NpgsqlBatchCommand WriteBackSetCommand(IReadOnlyDictionary<string, string> types, string table, string keyColumn, IReadOnlyList<WriteBack> rows)
+    {
+        var command = new NpgsqlBatchCommand();
+        var columns = rows[0].Values.Keys.ToList();
+        var sets = new List<string>();
+        var compares = new List<string>();
+        var names = new List<string> { "cdc_key" };
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => HubSql.ToText(r.Key)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        for (var i = 0; i < columns.Count; i++)
+        {
+            var column = columns[i];
+            command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => HubSql.ToText(r.Values[column])).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            var value = $"CAST(cdc_values.cdc_v{i} AS {StagingColumns.TypeOf(types, table, column)})";
+            names.Add($"cdc_v{i}");
+            sets.Add($"{Quote(column)} = {value}");
+            compares.Add($"cdc_target.{Quote(column)} IS DISTINCT FROM {value}");
+        }
+
+        var arrays = string.Join(", ", Enumerable.Range(1, command.Parameters.Count).Select(n => $"${n}::text[]"));
+        command.CommandText =
+            $"UPDATE {Quote(table)} AS cdc_target SET {string.Join(", ", sets)} " +
+            $"FROM unnest({arrays}) AS cdc_values({string.Join(", ", names)}) " +
+            $"WHERE cdc_target.{Quote(keyColumn)} = CAST(cdc_values.cdc_key AS {StagingColumns.TypeOf(types, table, keyColumn)}) AND ({string.Join(" OR ", compares)})";
         return command;
     }
 

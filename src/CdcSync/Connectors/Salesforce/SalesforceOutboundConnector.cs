@@ -43,9 +43,13 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     // recorded with the flush's last round trip.
     private readonly List<DeadLetter> _rejected = [];
 
-    // Buffered before a flush, in collections: the hub's share of a collection (its Ids and sync
-    // base, ~1 ms a record in the transforms' triggers) runs while the next one is sent, which
-    // needs several collections per flush.
+    // The hub's share of the last collection sent (its Ids, acknowledgements and rejections), still
+    // running: it overlaps the next collection's request, from one flush to the next too, so the
+    // request is the only wait. Awaited before the hub is read for a later run (lookups,
+    // preconditions), before a flush's own round trip and before the checkpoint.
+    private Task _recording = Task.CompletedTask;
+
+    // Buffered before a flush, in collections.
     private const int CollectionsPerFlush = 5;
 
     // Subrequests of one /composite request: updates up to this many go with a precondition each.
@@ -102,13 +106,26 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     /// Drops the buffer. What was already sent stays in Salesforce; the retry re-sends it, which
     /// upserts by external id and updates by Id make harmless.
     /// </summary>
-    public Task AbortAsync(CancellationToken cancellationToken)
+    public async Task AbortAsync(CancellationToken cancellationToken)
     {
         _pending.Clear();
         _pendingXids.Clear();
         _acknowledged.Clear();
         _rejected.Clear();
-        return Task.CompletedTask;
+        try
+        {
+            // Nothing of this connector may still write to the hub when the retry starts.
+            await _recording;
+        }
+        catch (Exception e)
+        {
+            // The failure being retried is already reported; this write-back is redone by the retry.
+            _logger.LogDebug(e, "{Connector}: the hub's share of the last collection sent did not complete; the retry sends it again", Name);
+        }
+        finally
+        {
+            _recording = Task.CompletedTask;
+        }
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
@@ -190,8 +207,9 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
     }
 
     /// <summary>
-    /// Sends the buffer in runs; the hub gets each collection's results while the next one is sent,
-    /// then the deletes' acknowledgements, the rejections and the checkpoint (when committing) in one round trip.
+    /// Sends the buffer in runs; the hub gets each collection's results while the next one is sent
+    /// (the last one's while the next flush starts), then the deletes' acknowledgements, the
+    /// rejections and the checkpoint (when committing) in one round trip.
     /// </summary>
     private async Task FlushAsync(NpgsqlLogSequenceNumber? checkpoint, CancellationToken cancellationToken)
     {
@@ -229,6 +247,12 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
         }
 
         _pending.Clear();
+        if (checkpoint is null && _acknowledged.Count == 0 && _rejected.Count == 0)
+        {
+            return; // the last collection's hub work goes on while the next flush is sent
+        }
+
+        await _recording;
         var rest = new HubBatchResult { Checkpoint = checkpoint };
         rest.Acknowledged.AddRange(_acknowledged);
         rest.DeadLetters.AddRange(_rejected);
@@ -239,30 +263,26 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
 
     private async Task SaveAsync(List<PendingWrite> writes, bool byId, CancellationToken cancellationToken)
     {
-        // The Ids and acknowledgements of one collection go to the hub while the next collection
-        // is on its way to Salesforce. Awaited before the run ends, so a later run's lookups and
-        // preconditions see every Id and sync base.
-        var writeBack = Task.CompletedTask;
-        try
+        if (byId && writes.Count > 0)
         {
-            foreach (var all in writes.Chunk(_client.Options.BatchSize))
-            {
-                writeBack = await SaveChunkAsync(all, byId, writeBack, cancellationToken);
-            }
+            // The precondition compares with the sync base an earlier run's acknowledgements set.
+            // Inside a run a row appears once, so its own collections need not wait for each other.
+            await _recording;
         }
-        finally
+
+        foreach (var all in writes.Chunk(_client.Options.BatchSize))
         {
-            await writeBack;
+            await SaveChunkAsync(all, byId, cancellationToken);
         }
     }
 
-    /// <summary>Sends one collection; returns the (started) hub work for it: the Ids it created, then the acknowledged writes.</summary>
-    private async Task<Task> SaveChunkAsync(PendingWrite[] all, bool byId, Task previousWriteBack, CancellationToken cancellationToken)
+    /// <summary>Sends one collection and starts the hub work for it (<see cref="_recording"/>): the Ids it created, then the acknowledged writes.</summary>
+    private async Task SaveChunkAsync(PendingWrite[] all, bool byId, CancellationToken cancellationToken)
     {
         var chunk = byId ? await WithoutHeldFieldsAsync(all, cancellationToken) : all;
         if (chunk.Length == 0)
         {
-            return previousWriteBack;
+            return;
         }
 
         var map = chunk[0].Map;
@@ -274,7 +294,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             (chunk, results) = await SendConditionallyAsync(chunk, cancellationToken);
             if (chunk.Length == 0)
             {
-                return previousWriteBack;
+                return;
             }
         }
         else
@@ -298,7 +318,7 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
 
         if (results is null)
         {
-            return previousWriteBack;
+            return; // sent one by one, each with its own hub work
         }
 
         var batch = new HubBatchResult();
@@ -324,8 +344,9 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
         }
 
         _logger.LogDebug("{Connector}: {Count} {SObject} records sent ({Created} Ids to write back)", Name, chunk.Length, map.SObject, batch.WriteBacks.Count);
-        await previousWriteBack;
-        return RecordAsync();
+        // One collection's hub work at a time, in the order they were sent.
+        await _recording;
+        _recording = RecordAsync();
 
         // The collection's Ids, acknowledgements and rejections: one hub round trip.
         async Task RecordAsync()
@@ -639,6 +660,8 @@ internal sealed class SalesforceOutboundConnector : IOutboundConnector, IHasCirc
             return;
         }
 
+        // A parent may have been created by a collection whose Ids are still being written back.
+        await _recording;
         var ids = await _hub.ParentIdsAsync(
             Name,
             wanted.Select(w => (w.Lookup.Parent(), (IReadOnlyCollection<string>)w.Missing.Select(m => m.ParentKeys[w.Lookup.HubKeyColumn]!).ToList())).ToList(),
