@@ -65,6 +65,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             // has applied every edit: the polls at start and for catch-ups wait, so what reaches the
             // hub meanwhile came by the stream.
             queries.Hold();
+            log.Append(1, "test", "customers in NetSuite; Salesforce queries held");
 
             // A: streamed and applied.
             foreach (var account in phases[0])
@@ -94,6 +95,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
                 edited[account] = ("B-" + account[^6..], replayId);
             }
 
+            log.Append(1, "test", "phase A in the hub; phase B committed in Salesforce with its last hub row locked");
             var blockerPid = blocker.ProcessID;
             var hung = 0;
             await WaitAsync("the worker's hub transaction to wait on the locked row", worker, log, async () =>
@@ -138,6 +140,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             worker = CrashWorker.Start(configPath, workDir, log, 2);
             await WaitAsync("every edit in the hub by the stream", worker, log, async () =>
                 await HubCityListAsync(rig, accounts) == Expected(edited, accounts));
+            log.Append(2, "test", "every edit in the hub; Salesforce queries released");
             output.WriteLine($"every edit reached the hub by the stream while {queries.Waited} Salesforce queries waited");
             queries.Release();
             await WaitAsync("every edit in NetSuite", worker, log, () => Task.FromResult(accounts.All(a =>
@@ -152,6 +155,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
 
             // Each edit applied to the hub exactly once (one inbound audit row sets it, none changes it
             // away again), and written to NetSuite once by the worker that applied it after the restart.
+            log.Append(2, "test", "every edit in NetSuite");
             await rig.QuietAsync();
             var audit = await rig.ScalarAsync<string>(
                 """
@@ -255,7 +259,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
         {
             Assert.False(worker?.HasExited == true, $"the worker exited with code {(worker?.HasExited == true ? worker.ExitCode : 0)} while waiting for {what}.\n{Tail(log)}");
             Assert.True(waited.Elapsed < Cap, $"timed out after {Cap.TotalSeconds:F0} s waiting for {what}.\n{Tail(log)}");
-            await Task.Delay(50);
+            await Task.Delay(100);
         }
     }
 }
