@@ -16,6 +16,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
 {
     private const int PerPhase = 5;
     private static readonly TimeSpan Cap = TimeSpan.FromSeconds(90);
+    private const string StreamCursor = "connector = 'salesforce' AND object = 'pubsub:/data/ChangeEvents'";
 
     [Fact]
     public async Task Run_KilledWithSigkillInsideAStreamedBatch_ResumesAfterStoredReplayId_NothingLostNorAppliedTwice()
@@ -76,15 +77,14 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             await WaitAsync("phase A in the hub, with its replay id", worker, log, async () =>
                 await HubCityListAsync(rig, phases[0]) == Expected(edited, phases[0]) && await StoredReplayIdAsync(rig) >= edited[phases[0][^1]].ReplayId);
 
-            // B: one Salesforce transaction of PerPhase edits. The test holds a lock on the last one's hub
-            // row, so the worker's hub transaction for them hangs mid-batch, its replay id uncommitted.
+            // B: one Salesforce transaction of PerPhase edits. The test holds a lock on the stream's row in
+            // cdc.inbound_cursors, so the worker's hub transaction for them hangs where it stores the replay id.
             await using var blocker = new NpgsqlConnection(rig.Config["Hub:ConnectionString"]);
             await blocker.OpenAsync();
             var blockerTx = await blocker.BeginTransactionAsync();
-            await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM sf_accounts WHERE id = $1 FOR UPDATE", blocker, blockerTx))
+            await using (var lockRow = new NpgsqlCommand($"SELECT 1 FROM cdc.inbound_cursors WHERE {StreamCursor} FOR UPDATE", blocker, blockerTx))
             {
-                lockRow.Parameters.Add(new NpgsqlParameter { Value = phases[1][^1] });
-                await lockRow.ExecuteScalarAsync();
+                Assert.Equal(1, await lockRow.ExecuteScalarAsync());
             }
 
             var writesBefore = accounts.ToDictionary(a => a, a => rig.NetSuite.Stats.WritesOf("customer", customers[a].ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -98,14 +98,18 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             log.Append(1, "test", "phase A in the hub; phase B committed in Salesforce with its last hub row locked");
             var blockerPid = blocker.ProcessID;
             var hung = 0;
-            await WaitAsync("the worker's hub transaction to wait on the locked row", worker, log, async () =>
+            await WaitAsync("the worker's hub transaction to wait to store the replay id", worker, log, async () =>
             {
                 hung = await rig.ScalarAsync<int>(
                     "SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND $1 = ANY (pg_blocking_pids(pid))", blockerPid);
                 return hung != 0;
             });
-            // A transaction id: rows of the batch were already changed in it (the events before the locked row came in the same batch).
-            var changedRowsWhenKilled = await rig.ScalarAsync<bool>("SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = $1", hung);
+
+            // The transaction waiting to store the replay id is the one that changed the batch's rows
+            // (their old versions carry its transaction id as xmax, uncommitted): one transaction.
+            var changedInHung = await rig.ScalarAsync<long>(
+                "SELECT count(*) FROM sf_accounts WHERE id = ANY ($1) AND xmax = (SELECT backend_xid FROM pg_stat_activity WHERE pid = $2)", phases[1], hung);
+            Assert.True(changedInHung > 0, $"the hub transaction waiting to store the replay id (pid {hung}) changed none of the batch's rows.\n{Tail(log)}");
 
             // C: more events on the way while the batch hangs; then SIGKILL.
             foreach (var account in phases[2])
@@ -129,7 +133,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             Assert.Equal(string.Join(", ", atKill), string.Join(", ", accounts.Where(edited.ContainsKey).Select(a => $"{a} {cities[a]}")));
             Assert.Contains(edited.Values, e => e.ReplayId <= stored);
             Assert.Contains(edited.Values, e => e.ReplayId > stored);
-            output.WriteLine($"killed with replay id {stored} stored; {edited.Values.Count(e => e.ReplayId <= stored)} of {edited.Count} edits applied, hung batch {string.Join(",", together)}, {(changedRowsWhenKilled ? "some of its rows already changed in the killed transaction" : "blocked at its first row")}");
+            output.WriteLine($"killed with replay id {stored} stored; {edited.Values.Count(e => e.ReplayId <= stored)} of {edited.Count} edits applied, batch {string.Join(",", together)} in Salesforce, {changedInHung} of its rows changed in the killed transaction");
 
             // D: edits while no worker runs; then a new process.
             foreach (var account in phases[3])
@@ -247,7 +251,7 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
     /// <summary>The replay id the stream keeps in the hub (the sandbox's are 8-byte big-endian counters).</summary>
     private static async Task<long> StoredReplayIdAsync(TwoWayRig rig)
     {
-        var cursor = await rig.ScalarAsync<string>("SELECT cursor FROM cdc.inbound_cursors WHERE connector = 'salesforce' AND object = 'pubsub:/data/ChangeEvents'");
+        var cursor = await rig.ScalarAsync<string>($"SELECT cursor FROM cdc.inbound_cursors WHERE {StreamCursor}");
         Assert.NotNull(cursor);
         return BinaryPrimitives.ReadInt64BigEndian(Convert.FromBase64String(cursor));
     }
