@@ -147,8 +147,9 @@ internal sealed class PubSubService(ChangeEventBus bus, PubSubAuthenticator auth
                             ReplayId = ReplayId(e.ReplayId),
                             Event = new ProducerEvent { Id = e.EventId, SchemaId = e.SchemaId, Payload = ByteString.CopyFrom(e.Payload) },
                         }));
-                        await responseStream.WriteAsync(response, stop.Token);
+                        // Counted before the write: a client may read the events before WriteAsync returns here.
                         subscription.Delivered(events[0].ReplayId, events.Count);
+                        await responseStream.WriteAsync(response, stop.Token);
                         lastSent = options.TimeProvider.GetUtcNow();
                         continue;
                     }
