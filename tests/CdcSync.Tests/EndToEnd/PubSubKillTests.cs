@@ -61,6 +61,11 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
 
                 return customers.Count == accounts.Count;
             });
+            // The edits start once the hub has read each new customer back from NetSuite (entityid is
+            // NetSuite's): a Salesforce edit made before that read-back can be undone by it, as a
+            // NetSuite change of the city, which is another story than the stream's restart.
+            await WaitAsync("every new customer read back from NetSuite", worker, log, async () =>
+                await rig.ScalarAsync<long>("SELECT count(*) FROM ns_customers WHERE entityid IS NOT NULL AND internalid = ANY ($1)", (object)customers.Values.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray()) == accounts.Count);
 
             // From here Salesforce answers no query (a slow API) until the restarted worker's stream
             // has applied every edit: the polls at start and for catch-ups wait, so what reaches the
