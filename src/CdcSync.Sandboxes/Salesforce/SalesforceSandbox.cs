@@ -194,6 +194,46 @@ public sealed class SalesforceSandbox : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Updates several records in one transaction (as a user's mass edit, or a collection update with
+    /// allOrNone, makes it): all or none, their change events published together in this order with
+    /// one transactionKey. Returns the replay ids of those events (none for objects not selected for
+    /// change notifications). Throws when Salesforce would reject one of the updates.
+    /// </summary>
+    public IReadOnlyList<long> UpdateTogether(IReadOnlyList<KeyValuePair<string, JsonObject>> edits)
+    {
+        lock (_store.Sync)
+        {
+            // Every commit publishes under the store's lock: the replay ids between these two are this transaction's.
+            var before = ChangeEvents.Log.LastReplayId;
+            SaveResult? failed = Committed(string.Empty, () =>
+            {
+                _store.Begin();
+                foreach (var (id, fields) in edits)
+                {
+                    if (_store.Update(null, id, fields) is { Success: false } result)
+                    {
+                        _store.Rollback();
+                        return result;
+                    }
+                }
+
+                _store.Complete();
+                return null;
+            });
+            if (failed is not null)
+            {
+                throw new InvalidOperationException($"{failed.Errors[0].StatusCode}: {failed.Errors[0].Message}");
+            }
+
+            var after = ChangeEvents.Log.LastReplayId;
+            return [.. Enumerable.Range(0, (int)(after - before)).Select(i => before + 1 + i)];
+        }
+    }
+
+    /// <summary>Subscribe calls the Pub/Sub API took (the newest 100): where each started and what it delivered.</summary>
+    public IReadOnlyList<PubSubSubscription> PubSubSubscriptions => ChangeEvents.Subscriptions;
+
     /// <summary>Deletes a record directly (it stays visible to queryAll with IsDeleted = true).</summary>
     public void Delete(string id)
     {

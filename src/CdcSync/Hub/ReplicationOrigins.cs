@@ -88,6 +88,35 @@ internal static class ReplicationOrigins
         await cmd.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Before an origin session's connection goes back to the pool: untags it, whatever its setup
+    /// reached (a setup cancelled half way may have tagged it). One that cannot be untagged must not
+    /// be pooled again (its pool is cleared, which closes it when disposed), or the next user of that
+    /// pooled session would hold the origin (every later setup failing with 55006) and tag unrelated
+    /// writes with it.
+    /// </summary>
+    internal static async Task UntagForPoolAsync(NpgsqlConnection connection)
+    {
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            // A broken connection is discarded by the pool, tag and all.
+            return;
+        }
+
+        try
+        {
+            await ResetAsync(connection, CancellationToken.None);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState)
+        {
+            // "no replication origin is configured": the setup never got that far; nothing to untag.
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        {
+            NpgsqlConnection.ClearPool(connection);
+        }
+    }
+
     // PostgreSQL lets one session at a time use an origin (55006 otherwise): inbound pages and
     // id write-backs of the same connector into the same hub take turns inside this process.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
@@ -119,6 +148,8 @@ internal static class ReplicationOrigins
         {
             if (connection is not null)
             {
+                // Cancelled or failed after pg_replication_origin_session_setup ran: untag before pooling.
+                await UntagForPoolAsync(connection);
                 await connection.DisposeAsync();
             }
 
@@ -147,17 +178,12 @@ internal sealed class OriginSession(NpgsqlConnection connection, SemaphoreSlim? 
     {
         try
         {
-            if (Connection.State == System.Data.ConnectionState.Open)
-            {
-                await ReplicationOrigins.ResetAsync(Connection, CancellationToken.None);
-            }
+            await ReplicationOrigins.UntagForPoolAsync(Connection);
+            await Connection.DisposeAsync();
         }
-        catch (NpgsqlException)
+        finally
         {
-            // A broken connection is discarded by the pool, tag and all.
+            gate?.Release();
         }
-
-        await Connection.DisposeAsync();
-        gate?.Release();
     }
 }

@@ -22,6 +22,7 @@ internal sealed class ChangeEventBus
     private int _gapNext;
     private int _overflowThreshold = 100_000;
     private CancellationTokenSource _streams = new();
+    private readonly List<PubSubSubscription> _subscriptions = [];
 
     public ChangeEventBus(TimeProvider timeProvider, string commitUser, IEnumerable<string>? enabledObjects)
     {
@@ -40,6 +41,30 @@ internal sealed class ChangeEventBus
     public IReadOnlyList<string> EnabledObjects
     {
         get { lock (_lock) { return [.. _enabled.Order(StringComparer.Ordinal)]; } }
+    }
+
+    /// <summary>The newest Subscribe calls (at most <see cref="SubscriptionsKept"/>), oldest first.</summary>
+    public IReadOnlyList<PubSubSubscription> Subscriptions
+    {
+        get { lock (_lock) { return [.. _subscriptions]; } }
+    }
+
+    public const int SubscriptionsKept = 100;
+
+    /// <summary>Records a Subscribe call once its first FetchRequest is accepted.</summary>
+    public PubSubSubscription Subscribed(string topic, string replayPreset, long? replayId)
+    {
+        var subscription = new PubSubSubscription(topic, replayPreset, replayId);
+        lock (_lock)
+        {
+            _subscriptions.Add(subscription);
+            if (_subscriptions.Count > SubscriptionsKept)
+            {
+                _subscriptions.RemoveAt(0);
+            }
+        }
+
+        return subscription;
     }
 
     /// <summary>Cancelled when the open Subscribe streams are dropped (a knob); replaced after.</summary>

@@ -72,6 +72,7 @@ internal sealed class PubSubService(ChangeEventBus bus, PubSubAuthenticator auth
         }
 
         long position;
+        long? replayId = null;
         switch (first.ReplayPreset)
         {
             case ReplayPreset.Earliest:
@@ -91,11 +92,14 @@ internal sealed class PubSubService(ChangeEventBus bus, PubSubAuthenticator auth
                 }
 
                 position = after;
+                replayId = after;
                 break;
             default:
                 position = bus.Log.LastReplayId;
                 break;
         }
+
+        var subscription = bus.Subscribed(topic, first.ReplayPreset.ToString().ToUpperInvariant(), replayId);
 
         var pending = 0L;
         var wake = new SemaphoreSlim(0, 1);
@@ -143,6 +147,8 @@ internal sealed class PubSubService(ChangeEventBus bus, PubSubAuthenticator auth
                             ReplayId = ReplayId(e.ReplayId),
                             Event = new ProducerEvent { Id = e.EventId, SchemaId = e.SchemaId, Payload = ByteString.CopyFrom(e.Payload) },
                         }));
+                        // Counted before the write: a client may read the events before WriteAsync returns here.
+                        subscription.Delivered(events[0].ReplayId, events.Count);
                         await responseStream.WriteAsync(response, stop.Token);
                         lastSent = options.TimeProvider.GetUtcNow();
                         continue;

@@ -116,6 +116,13 @@ internal static class PubSubSteering
             ["retentionSeconds"] = bus.Log.Retention.TotalSeconds,
             ["overflowThreshold"] = bus.OverflowThreshold,
             ["changeDataCapture"] = new JsonArray([.. bus.EnabledObjects.Select(n => (JsonNode?)JsonValue.Create(n))]),
+            ["subscriptions"] = new JsonArray([.. bus.Subscriptions.TakeLast(20).Select(s => (JsonNode?)new JsonObject
+            {
+                ["topic"] = s.Topic,
+                ["replayPreset"] = s.ReplayPreset,
+                ["replayId"] = s.ReplayId,
+                ["eventsDelivered"] = s.EventsDelivered,
+            })]),
         };
     }
 }

@@ -64,6 +64,11 @@ public sealed class SalesforcePubSubSandboxTests
         var after = await session.ReceiveAsync(resumed.ResponseStream, 3, outstanding: 3);
         Assert.Equal(events.Skip(2).Select(e => e.Event.Id), after.Select(e => e.Event.Id));
 
+        // The state names each subscription's start and what it delivered.
+        var state = await session.SteerAsync([]);
+        var started = state["subscriptions"]!.AsArray().Select(s => $"{s!["replayPreset"]} {s["replayId"]} {s["eventsDelivered"]}");
+        Assert.Equal(["EARLIEST  5", $"CUSTOM {System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(events[1].ReplayId.Span)} 3"], started);
+
         // /data/ChangeEvents carries every object's events.
         using var all = session.Subscribe();
         await all.RequestStream.WriteAsync(new FetchRequest { TopicName = "/data/ChangeEvents", ReplayPreset = ReplayPreset.Earliest, NumRequested = 10 });
@@ -184,6 +189,12 @@ public sealed class SalesforcePubSubSandboxTests
         }
 
         Assert.Equal(2, session.Sandbox.ChangeEventCount);
+
+        // In process, several updates in one transaction: all or none, an event per record.
+        var accounts = session.Sandbox.Records("Account").Select(a => (string)a["Id"]!).ToList();
+        Assert.Throws<InvalidOperationException>(() => session.Sandbox.UpdateTogether([KeyValuePair.Create(accounts[0], new JsonObject { ["Name"] = "Renamed" }), KeyValuePair.Create(accounts[1], new JsonObject { ["Name"] = null })]));
+        Assert.Equal("One", session.Sandbox.Get(accounts[0])!["Name"]!.GetValue<string>());
+        Assert.Equal([3L, 4L], session.Sandbox.UpdateTogether([.. accounts.Select(a => KeyValuePair.Create(a, new JsonObject { ["Description"] = "mass edit" }))]));
         await session.SteerAsync(new JsonObject { ["changeDataCapture"] = null });
         members = JsonNode.Parse(await session.Http.GetStringAsync($"services/data/v61.0/tooling/query?q={soql}"))!;
         Assert.Equal(3, members["size"]!.GetValue<int>());
