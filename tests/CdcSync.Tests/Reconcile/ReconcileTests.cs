@@ -37,6 +37,18 @@ public sealed class ReconcileTests
         var d = await PairAsync(rig, "Dune Drift", "(415) 555-0104");
         var e = await PairAsync(rig, "Elm Drift", "(415) 555-0105");
         await rig.QuietAsync();
+        // Both systems' stamps are queried to the second and a scan starts at the newest stamp read,
+        // so even without an overlap window the newest second is read again. One more pair, made
+        // in a later second, moves that second past every record edited silently below.
+        var quietAt = DateTime.UtcNow;
+        var nextSecond = quietAt.AddTicks(TimeSpan.TicksPerSecond - (quietAt.Ticks % TimeSpan.TicksPerSecond));
+        while (DateTime.UtcNow < nextSecond)
+        {
+            await Task.Delay(20);
+        }
+
+        await PairAsync(rig, "Fir Drift", "(415) 555-0106");
+        await rig.QuietAsync();
         var config = await rig.WriteConfigFileAsync();
 
         // Behind the change tracking: a field on each side, a record removed, a formatting-only
