@@ -117,15 +117,17 @@ BEGIN
             -- Never read from nor acknowledged as written to the system: its value applies, unless
             -- this is a version read from it (a new stamp, not a write-back of ids) older than the
             -- hub's change of the field (another system's edit, stamped by the change that made
-            -- it). That is the read-back of a record we just created, applied before the create's
-            -- acknowledgement set the base, while a newer edit is on its way out: the system holds
-            -- what we created it with, which is no edit. The hub keeps its value.
+            -- it) by a whole second at least, so that a system stamping to the second (NetSuite)
+            -- is not taken for older within the same second. That is the read-back of a record we
+            -- just created, applied before the create's acknowledgement set the base, while a newer
+            -- edit is on its way out: the system holds what we created it with, which is no edit.
+            -- The hub keeps its value.
             hub_stamp := NULL;
             IF (n ->> 'cdc_source_modified_at') IS DISTINCT FROM (o ->> 'cdc_source_modified_at') THEN
                 SELECT s.modified_at INTO hub_stamp FROM cdc.hub_field_stamps s
                  WHERE s.object = obj AND s.record_key = rkey AND s.field = k AND s.source_system <> tbl.system;
             END IF;
-            IF hub_stamp IS NOT NULL AND hub_stamp > inc_stamp THEN
+            IF hub_stamp IS NOT NULL AND date_trunc('second', hub_stamp) > inc_stamp THEN
                 r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
                 kept := kept || k;
                 PERFORM cdc.set_sync_base(obj, rkey, k, inc, inc_stamp);
