@@ -45,7 +45,8 @@ LANGUAGE sql AS $$
     INSERT INTO cdc.sync_base AS b (object, record_key, field, value, source_modified_at, updated_at)
     VALUES (p_object, p_key, p_field, p_value, p_modified_at, now())
     ON CONFLICT (object, record_key, field) DO UPDATE
-       SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now()
+       SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now(),
+           prior_value = NULL, prior_modified_at = NULL
      WHERE b.value IS DISTINCT FROM EXCLUDED.value
         OR b.source_modified_at IS DISTINCT FROM EXCLUDED.source_modified_at
 $$;
@@ -113,7 +114,25 @@ BEGIN
         SELECT * INTO base FROM cdc.sync_base b
          WHERE b.object = obj AND b.record_key = rkey AND b.field = k;
         IF NOT FOUND THEN
-            CONTINUE;                                   -- nothing known to compare with: the system's value applies
+            -- Never read from nor acknowledged as written to the system: its value applies, unless
+            -- this is a version read from it (a new stamp, not a write-back of ids) older than the
+            -- hub's change of the field (another system's edit, stamped by the change that made
+            -- it) by a whole second at least, so that a system stamping to the second (NetSuite)
+            -- is not taken for older within the same second. That is the read-back of a record we
+            -- just created, applied before the create's acknowledgement set the base, while a newer
+            -- edit is on its way out: the system holds what we created it with, which is no edit.
+            -- The hub keeps its value.
+            hub_stamp := NULL;
+            IF (n ->> 'cdc_source_modified_at') IS DISTINCT FROM (o ->> 'cdc_source_modified_at') THEN
+                SELECT s.modified_at INTO hub_stamp FROM cdc.hub_field_stamps s
+                 WHERE s.object = obj AND s.record_key = rkey AND s.field = k AND s.source_system <> tbl.system;
+            END IF;
+            IF hub_stamp IS NOT NULL AND date_trunc('second', hub_stamp) > inc_stamp THEN
+                r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+                kept := kept || k;
+                PERFORM cdc.set_sync_base(obj, rkey, k, inc, inc_stamp);
+            END IF;
+            CONTINUE;
         END IF;
         IF inc_stamp < base.source_modified_at THEN
             -- The system held the base at a later stamp (one of our writes, its stamp read back,
@@ -126,6 +145,18 @@ BEGIN
         IF inc IS NOT DISTINCT FROM base.value THEN
             -- The system did not change the field; the hub's value is newer (pending outbound)
             -- and a stale re-read must not revert it.
+            r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
+            kept := kept || k;
+            CONTINUE;
+        END IF;
+        IF base.prior_value IS NOT NULL AND inc_stamp = base.source_modified_at
+           AND inc IS NOT DISTINCT FROM base.prior_value THEN
+            -- The base is our write, stamped in the same second as this version (a system that
+            -- stamps to the second, NetSuite), and this version holds what the field held before
+            -- that write (cdc.record_outbound_batch keeps it): read before the write landed, e.g.
+            -- the first read-back of a record we created, applied after our next write of it.
+            -- Not an edit, as an older stamp would say. (A user's edit back to exactly that value
+            -- in the same second as our write cannot be told apart from it.)
             r := jsonb_set(r, ARRAY[k], coalesce(hub, 'null'::jsonb));
             kept := kept || k;
             CONTINUE;
@@ -295,7 +326,8 @@ BEGIN
             INSERT INTO cdc.sync_base AS b (object, record_key, field, value, source_modified_at, updated_at)
             SELECT obj, rkey, f.key, f.value, stamp, now() FROM f WHERE f.changed AND NOT kept ? f.key
             ON CONFLICT (object, record_key, field) DO UPDATE
-               SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now()
+               SET value = EXCLUDED.value, source_modified_at = EXCLUDED.source_modified_at, updated_at = now(),
+                   prior_value = NULL, prior_modified_at = NULL
              WHERE b.value IS DISTINCT FROM EXCLUDED.value
                 OR b.source_modified_at IS DISTINCT FROM EXCLUDED.source_modified_at
         ), unstamped AS (

@@ -4,8 +4,8 @@ using NpgsqlTypes;
 
 namespace CdcSync.Tests.Conflicts;
 
-/// <summary>Runs an action once, inside an outbound connector's write, before the first batch holding an update of a table is sent: an order of events fixed without timing.</summary>
-internal sealed class EditBeforeWrite(string table)
+/// <summary>Runs an action once, inside an outbound connector's write, before the first batch holding an update (or another <paramref name="kind"/>) of a table is sent: an order of events fixed without timing.</summary>
+internal sealed class EditBeforeWrite(string table, ChangeKind kind = ChangeKind.Update)
 {
     private Func<Task>? _action;
 
@@ -17,7 +17,7 @@ internal sealed class EditBeforeWrite(string table)
 
     private async Task BeforeAsync(IReadOnlyList<ChangeEvent> changes)
     {
-        if (_action is { } action && changes.Any(c => c.Relation.Name == table && c.Kind == ChangeKind.Update))
+        if (_action is { } action && changes.Any(c => c.Relation.Name == table && c.Kind == kind))
         {
             _action = null;
             await action();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using CdcSync.Configuration;
 using CdcSync.Connectors;
+using CdcSync.Inbound;
 using CdcSync.Pipeline;
 using CdcSync.Sandboxes.NetSuite;
 using CdcSync.Sandboxes.Salesforce;
@@ -48,9 +49,11 @@ public sealed class TwoWayRig : IAsyncDisposable
 
     /// <param name="extraSql">Run on the hub after migrations and transforms, before the pipeline starts (a test's own migration and transform).</param>
     /// <param name="settings">Config keys to add or override, e.g. routes of a table the extra SQL adds.</param>
-    public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, Func<IOutboundConnector, IOutboundConnector>? wrapOutbound = null, [CallerMemberName] string name = "")
+    /// <param name="wrapInbound">Wraps each inbound connector the pipeline makes (a test that holds a page read, to fix an order of events).</param>
+    public static async Task<TwoWayRig> StartAsync(string? extraSql = null, IReadOnlyDictionary<string, string?>? settings = null, Func<IOutboundConnector, IOutboundConnector>? wrapOutbound = null, Func<IInboundConnector, IInboundConnector>? wrapInbound = null, [CallerMemberName] string name = "")
     {
         var rig = await CreateAsync(extraSql, settings, wrapOutbound, name);
+        rig._wrapInbound = wrapInbound;
         await rig.StartPipelineAsync();
         return rig;
     }
@@ -87,6 +90,8 @@ public sealed class TwoWayRig : IAsyncDisposable
     public IReadOnlyDictionary<string, string?> Config { get; private set; } = new Dictionary<string, string?>();
 
     private Func<IOutboundConnector, IOutboundConnector>? _wrapOutbound;
+
+    private Func<IInboundConnector, IInboundConnector>? _wrapInbound;
 
     /// <summary>Sets a config key before <see cref="StartPipelineAsync"/> (one that needs the sandboxes' addresses).</summary>
     public void Configure(string key, string? value) => ((Dictionary<string, string?>)Config)[key] = value;
@@ -145,7 +150,7 @@ public sealed class TwoWayRig : IAsyncDisposable
                     Interlocked.Increment(ref rig._inboundCreated);
                 }
 
-                return inbound;
+                return inbound is not null && rig._wrapInbound is { } wrap ? wrap(inbound) : inbound;
             });
         var runner = _runner;
         _run = Task.Run(() => runner.RunAsync(_stop.Token));

@@ -157,13 +157,15 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
     }
 
     /// <summary>
-    /// NetSuite's lastModifiedDate of each updated record, one SuiteQL query per record type and batch
-    /// (a PATCH answers 204 without it), so an inbound page read before the write is not taken for an edit.
+    /// NetSuite's lastModifiedDate of each updated or upserted record, one SuiteQL query per record type
+    /// and batch (a PATCH answers 204 without it, a PUT 204 with the Location only), so an inbound page
+    /// read before the write is not taken for an edit: the first read-back of a record we created, read
+    /// before our next write of it and applied after, carries the create's stamp, not a newer one.
     /// </summary>
     private async Task<List<OutboundWrite>> WithStampsAsync(IEnumerable<OutboundWrite> writes, CancellationToken cancellationToken)
     {
         var list = writes.ToList();
-        foreach (var group in list.Where(w => w.Operation == "update" && long.TryParse(w.RecordId, NumberStyles.None, CultureInfo.InvariantCulture, out _)).GroupBy(w => w.Object, StringComparer.Ordinal))
+        foreach (var group in list.Where(w => Stamped(w) && long.TryParse(w.RecordId, NumberStyles.None, CultureInfo.InvariantCulture, out _)).GroupBy(w => w.Object, StringComparer.Ordinal))
         {
             var map = _byTable[group.Key];
             var stamps = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
@@ -183,7 +185,7 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
 
             for (var i = 0; i < list.Count; i++)
             {
-                if (list[i].Object == group.Key && list[i].Operation == "update" && stamps.TryGetValue(list[i].RecordId!, out var stamp))
+                if (list[i].Object == group.Key && Stamped(list[i]) && list[i].RecordId is { } recordId && stamps.TryGetValue(recordId, out var stamp))
                 {
                     list[i] = list[i] with { SystemStamp = stamp };
                 }
@@ -192,6 +194,9 @@ internal sealed class NetSuiteOutboundConnector : IOutboundConnector, IHasCircui
 
         return list;
     }
+
+    /// <summary>Writes whose base gets NetSuite's stamp: updates and upserts (a delete leaves no base).</summary>
+    private static bool Stamped(OutboundWrite write) => write.Operation is "update" or "upsert";
 
     private async Task ApplyWaveAsync(
         IEnumerable<List<(ChangeEvent, NetSuiteRecordOptions)>> rows, WaveResults done, IReadOnlyDictionary<ParentLookup, Dictionary<string, string>>? parents, CancellationToken cancellationToken)
