@@ -227,12 +227,8 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
         }
 
         var commands = new List<NpgsqlBatchCommand>();
-        foreach (var group in result.WriteBacks
-                     .Where(w => w.Row.Values.Count > 0)
-                     .GroupBy(w => (w.Table, w.KeyColumn, Columns: string.Join('\n', w.Row.Values.Keys))))
+        foreach (var (table, keyColumn, rows) in WriteBackRuns(result.WriteBacks))
         {
-            var (table, keyColumn, _) = group.Key;
-            var rows = group.Select(w => w.Row).ToList();
             if (rows.Count > 1 && rows.Select(r => HubSql.ToText(r.Key)).Distinct(StringComparer.Ordinal).Count() == rows.Count)
             {
                 commands.Add(WriteBackSetCommand(types[table], table, keyColumn, rows));
@@ -421,6 +417,39 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
             {
                 throw ReplicationOrigins.NotGranted(connector, e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Consecutive write-backs of one table that set the same columns, in the order given: each run
+    /// can be one statement, and a later write-back of a row is never applied before an earlier one
+    /// (grouping across the whole batch would let {x} then {x, y} then {x} end with the middle value).
+    /// </summary>
+    internal static IEnumerable<(string Table, string KeyColumn, List<WriteBack> Rows)> WriteBackRuns(IEnumerable<(string Table, string KeyColumn, WriteBack Row)> writeBacks)
+    {
+        (string Table, string KeyColumn, string Columns)? current = null;
+        var rows = new List<WriteBack>();
+        foreach (var (table, keyColumn, row) in writeBacks)
+        {
+            if (row.Values.Count == 0)
+            {
+                continue;
+            }
+
+            var signature = (table, keyColumn, string.Join('\n', row.Values.Keys));
+            if (current is { } open && open != signature)
+            {
+                yield return (open.Table, open.KeyColumn, rows);
+                rows = [];
+            }
+
+            current = signature;
+            rows.Add(row);
+        }
+
+        if (current is { } last)
+        {
+            yield return (last.Table, last.KeyColumn, rows);
         }
     }
 
