@@ -119,6 +119,17 @@ for name, workload, label in (("connector-tpcb.json", "tpcb", "pgbench tpcb"), (
         f"CREATE SUBSCRIPTION {fmt(s['native'], ' s', 2)}",
         f"≥ {target}× the subscription's rate",
         f"{verdict(ratio['median'] >= target)}; targets equal hub: {s['allMatch']}")
+    reps = data["reps"]
+    if all(r.get("PipelineServerCpu") and r.get("NativeServerCpu") for r in reps):
+        def cpu(f):
+            return stats([f(r) for r in reps])
+        ceiling = cpu(lambda r: r["NativeSeconds"] / max(0.01, r["PipelineServerCpu"]["Walsender"]))
+        row(f"CPU during those runs, {label} (s)",
+            f"walsender {fmt(cpu(lambda r: r['PipelineServerCpu']['Walsender']), '', 2)}; worker {fmt(cpu(lambda r: r['PipelineCpuSeconds']), '', 2)}; "
+            f"target backends {fmt(cpu(lambda r: r['PipelineServerCpu']['TargetBackends']), '', 2)}",
+            f"walsender {fmt(cpu(lambda r: r['NativeServerCpu']['Walsender']), '', 2)}; apply worker {fmt(cpu(lambda r: r['NativeServerCpu']['ApplyWorker']), '', 2)}",
+            "(report)",
+            f"no client of a walsender can beat its CPU time: ceiling {fmt(ceiling, '×', 2)} the subscription's rate")
     c = s.get("nativeOverReaderAlone") or s.get("ceiling")
     if c and s.get("reader"):
         row("CdcSync's reader alone into a no-op sink, same backlog",
@@ -176,7 +187,9 @@ if http:
     for connector, s in http["summary"].items():
         share = s["shareOfLimit"]
         row(f"{connector} outbound, {http['latencyMs']} ms per request",
-            f"{fmt(s['recordsPerSecond'], ' records/s')} = {share['median']:.0%} of the limit",
+            f"{fmt(s['recordsPerSecond'], ' records/s')} = {share['median']:.0%} of the limit"
+            + (f"; the API's own time per write request {fmt(s['apiMsPerWriteRequest'], ' ms')}, {s['shareOfApiPace']['median']:.0%} of the pace it allows"
+               if s.get("apiMsPerWriteRequest") and s["apiMsPerWriteRequest"]["median"] > 0 else ""),
             f"API limit {number(s['limitPerSecond'])} records/s", f"≥ {HTTP_TARGET:.0%} of the limit", verdict(share["median"] >= HTTP_TARGET))
 
 memory = load("memory.jsonl")

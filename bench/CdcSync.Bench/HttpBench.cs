@@ -23,7 +23,9 @@ internal sealed record HttpRepResult(
     double LimitPerSecond,
     double ShareOfLimit,
     long ApiWrites,
-    long Requests);
+    long Requests,
+    double ApiMsPerWriteRequest = 0,
+    double ShareOfApiPace = 0);
 
 /// <summary>
 /// Outbound HTTP connectors against the sandboxes with per-request latency injected
@@ -162,7 +164,14 @@ internal sealed class HttpBench(Settings settings)
                 ? 5 * 1000.0 / settings.LatencyMs
                 : 200 * 1000.0 / settings.LatencyMs;
             var rate = records / seconds;
-            return new HttpRepResult(connector, rep, records, settings.LatencyMs, seconds, rate, limit, rate / limit, stats.Writes, requests);
+
+            // The API's own time per write request (the injected latency plus the sandbox's handling
+            // of the records, on the same cores): the limit at that pace says how much of the gap
+            // is the connector's.
+            var writeEndpoint = connector == "netsuite" ? "PUT /services/rest/record/v1/{type}/{key}" : "PATCH /services/data/v{version}/composite/sobjects/{type}/{field}";
+            var apiMs = stats.RequestsTo(writeEndpoint) is > 0 and var writeRequests ? stats.MillisecondsIn(writeEndpoint) / writeRequests : 0;
+            var pace = apiMs > 0 ? limit * settings.LatencyMs / apiMs : 0;
+            return new HttpRepResult(connector, rep, records, settings.LatencyMs, seconds, rate, limit, rate / limit, stats.Writes, requests, apiMs, pace > 0 ? rate / pace : 0);
         }
         finally
         {

@@ -991,6 +991,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 ["writes"] = Stats.Writes,
                 ["writesPerRecord"] = Stats.ToJson()["writesPerRecord"]!.DeepClone(),
                 ["requestsPerEndpoint"] = Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
+                ["millisecondsPerEndpoint"] = Stats.ToJson()["millisecondsPerEndpoint"]!.DeepClone(),
                 ["normalize"] = Normalizer.ToJson(),
                 ["latencyMs"] = Options.Latency.TotalMilliseconds,
                 ["errorRate"] = Options.ErrorRate,

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -8,12 +9,15 @@ namespace CdcSync.Sandboxes.Steering;
 /// <summary>
 /// What a sandbox was asked to do: requests per endpoint (method and route template) and successful
 /// writes per record. Tests count writes with it to prove that a change costs exactly the expected
-/// writes and that echoes stop.
+/// writes and that echoes stop. It also sums the time each endpoint's requests spent in the sandbox
+/// (arrival to the response's end, injected latency included): the API's own time, which a
+/// benchmark tells apart from its client's.
 /// </summary>
 public sealed class SandboxStats
 {
     private readonly ConcurrentDictionary<string, long> _endpoints = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _records = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _ticks = new(StringComparer.Ordinal);
     private long _writes;
 
     /// <summary>Successful record writes (create, update, upsert, delete) since the last reset.</summary>
@@ -24,6 +28,9 @@ public sealed class SandboxStats
 
     /// <summary>Requests to one endpoint, keyed <c>METHOD template</c> (e.g. <c>PATCH /services/rest/record/v1/{type}/{key}</c>).</summary>
     public long RequestsTo(string endpoint) => _endpoints.GetValueOrDefault(endpoint);
+
+    /// <summary>Milliseconds one endpoint's requests spent in the sandbox, from arrival to the end of the response, summed.</summary>
+    public double MillisecondsIn(string endpoint) => Stopwatch.GetElapsedTime(0, _ticks.GetValueOrDefault(endpoint)).TotalMilliseconds;
 
     public void CountWrite(string type, string id)
     {
@@ -36,12 +43,20 @@ public sealed class SandboxStats
         var template = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
         var key = context.Request.Method + " " + (template is null ? "(no endpoint)" : "/" + template.TrimStart('/'));
         _endpoints.AddOrUpdate(key, 1, (_, n) => n + 1);
+        var arrived = Stopwatch.GetTimestamp();
+        context.Response.OnCompleted(() =>
+        {
+            var spent = Stopwatch.GetTimestamp() - arrived;
+            _ticks.AddOrUpdate(key, spent, (_, n) => n + spent);
+            return Task.CompletedTask;
+        });
     }
 
     public void Reset()
     {
         _endpoints.Clear();
         _records.Clear();
+        _ticks.Clear();
         Interlocked.Exchange(ref _writes, 0);
     }
 
@@ -50,5 +65,6 @@ public sealed class SandboxStats
         ["writes"] = Writes,
         ["writesPerRecord"] = new JsonObject([.. _records.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))]),
         ["requestsPerEndpoint"] = new JsonObject([.. _endpoints.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))]),
+        ["millisecondsPerEndpoint"] = new JsonObject([.. _ticks.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)Math.Round(MillisecondsIn(p.Key), 1)))]),
     };
 }

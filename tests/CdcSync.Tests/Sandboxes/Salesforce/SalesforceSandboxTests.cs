@@ -202,6 +202,30 @@ public sealed class SalesforceSandboxTests
     }
 
     [Fact]
+    public async Task Stats_RequestWithInjectedLatency_TimeInTheSandboxCountedPerEndpoint()
+    {
+        await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
+        using var steer = new HttpClient { BaseAddress = sandbox.BaseUrl };
+        using var http = await ClientAsync(sandbox);
+        Assert.Equal(HttpStatusCode.OK, (await steer.PostAsync("_sandbox/faults", Body(new JsonObject { ["latencyMs"] = 60 }))).StatusCode);
+
+        var created = await http.PostAsync(Api + "sobjects/Account", Body(new JsonObject { ["Name"] = "Timed" }));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        // The response's end is noted after the client has it: wait for the count to appear.
+        const string endpoint = "POST /services/data/v{version}/sobjects/{type}";
+        for (var i = 0; i < 100 && sandbox.Stats.MillisecondsIn(endpoint) == 0; i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(1, sandbox.Stats.RequestsTo(endpoint));
+        Assert.InRange(sandbox.Stats.MillisecondsIn(endpoint), 60, 60_000);
+        var stats = JsonNode.Parse(await steer.GetStringAsync("_sandbox/stats"))!;
+        Assert.True(stats["millisecondsPerEndpoint"]![endpoint]!.GetValue<double>() >= 60);
+    }
+
+    [Fact]
     public async Task Normalize_PhoneAndCase_StoredNormalizedAndWritesCounted()
     {
         await using var sandbox = await SalesforceSandbox.StartAsync(new SalesforceSandboxOptions(), CancellationToken.None);
