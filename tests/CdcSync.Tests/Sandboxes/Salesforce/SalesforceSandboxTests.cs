@@ -219,10 +219,12 @@ public sealed class SalesforceSandboxTests
             await Task.Delay(20);
         }
 
+        // At least the injected 60 ms, less the runtime timer's granularity (it can fire a
+        // millisecond or two before the stopwatch says 60 ms have passed).
         Assert.Equal(1, sandbox.Stats.RequestsTo(endpoint));
-        Assert.InRange(sandbox.Stats.MillisecondsIn(endpoint), 60, 60_000);
+        Assert.InRange(sandbox.Stats.MillisecondsIn(endpoint), 50, 60_000);
         var stats = JsonNode.Parse(await steer.GetStringAsync("_sandbox/stats"))!;
-        Assert.True(stats["millisecondsPerEndpoint"]![endpoint]!.GetValue<double>() >= 60);
+        Assert.InRange(stats["millisecondsPerEndpoint"]![endpoint]!.GetValue<double>(), 50, 60_000);
     }
 
     [Fact]
