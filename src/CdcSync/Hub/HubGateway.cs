@@ -408,10 +408,10 @@ public sealed class HubGateway(NpgsqlDataSource hub, TimeProvider? timeProvider 
 
                 return;
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
+            catch (PostgresException e) when (ReplicationOrigins.IsHeldElsewhere(e) && attempt < ReplicationOrigins.BusyAttempts)
             {
                 // Another process's session holds the origin for a moment.
-                await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), _time, cancellationToken);
+                await Task.Delay(ReplicationOrigins.BusyDelay(attempt), _time, cancellationToken);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {

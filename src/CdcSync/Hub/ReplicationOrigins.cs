@@ -46,22 +46,46 @@ internal static class ReplicationOrigins
     /// Marks this session's writes as coming from <paramref name="connector"/> until
     /// <see cref="ResetAsync"/> (call it before the connection goes back to the pool).
     /// </summary>
-    public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
+    public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken, TimeProvider? time = null)
     {
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            foreach (var (sql, value) in SetupStatements(For(connection.Database, connector), connector))
+            try
             {
-                await using var cmd = new NpgsqlCommand(sql, connection);
-                cmd.Parameters.Add(new NpgsqlParameter { Value = value });
-                await cmd.ExecuteNonQueryAsync(cancellationToken);
+                foreach (var (sql, value) in SetupStatements(For(connection.Database, connector), connector))
+                {
+                    await using var cmd = new NpgsqlCommand(sql, connection);
+                    cmd.Parameters.Add(new NpgsqlParameter { Value = value });
+                    await cmd.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+            {
+                throw NotGranted(connector, e);
+            }
+            catch (PostgresException e) when (IsHeldElsewhere(e) && attempt < BusyAttempts)
+            {
+                // The setup failed, so this session is not tagged: wait and try again.
+                await Task.Delay(BusyDelay(attempt), time ?? TimeProvider.System, cancellationToken);
             }
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
-        {
-            throw NotGranted(connector, e);
-        }
     }
+
+    /// <summary>
+    /// PostgreSQL lets one session at a time use an origin (before version 16): another process's
+    /// session holds it while its transaction lasts — a running worker's inbound page or write-back
+    /// beside an operator's <c>cdcsync reconcile --repair</c>, say. Inside one process the gate below
+    /// takes turns; across processes the setup waits, for about a minute in all, before the error
+    /// goes up.
+    /// </summary>
+    internal static bool IsHeldElsewhere(PostgresException e) => e.SqlState == PostgresErrorCodes.ObjectInUse;
+
+    internal const int BusyAttempts = 80;
+
+    /// <summary>25 ms more at every attempt, at most 1 s: ≈ 60 s over <see cref="BusyAttempts"/>.</summary>
+    internal static TimeSpan BusyDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(1000, 25 * attempt));
 
     /// <summary>The hub user lacks the origin functions: one line naming the grants.</summary>
     internal static OperatorException NotGranted(string connector, PostgresException e) =>

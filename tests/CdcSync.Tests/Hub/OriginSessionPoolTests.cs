@@ -57,4 +57,34 @@ public sealed class OriginSessionPoolTests
         Assert.False(row.GetBoolean(0));
         Assert.Equal(string.Empty, row.GetString(1));
     }
+
+    [Fact]
+    public async Task OpenAsync_OriginHeldByAnotherProcessesSession_WaitsUntilItIsFreeInsteadOfFailing()
+    {
+        var connectionString = await TestPostgres.CreateMigratedHubAsync(nameof(OpenAsync_OriginHeldByAnotherProcessesSession_WaitsUntilItIsFreeInsteadOfFailing));
+        await using var source = NpgsqlDataSource.Create(connectionString);
+        var origin = ReplicationOrigins.For(new NpgsqlConnectionStringBuilder(connectionString).Database!, "busy");
+
+        // Another process (a running worker, while an operator repairs from the CLI) holds the origin:
+        // a session of its own, outside this process's gate.
+        await using var other = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await other.OpenAsync();
+        foreach (var (sql, value) in ReplicationOrigins.SetupStatements(origin, "busy"))
+        {
+            await using var cmd = new NpgsqlCommand(sql, other);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = value });
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        var opening = ReplicationOrigins.OpenAsync(source, "busy", CancellationToken.None);
+        // It is waiting (not failed) while the other session holds the origin ...
+        await Task.Delay(500);
+        Assert.False(opening.IsCompleted, opening.IsFaulted ? opening.Exception!.InnerException!.Message : "opened while the origin was held elsewhere");
+
+        // ... and tags its session once the other one lets go.
+        await ReplicationOrigins.ResetAsync(other, CancellationToken.None);
+        await using var session = await opening.WaitAsync(TimeSpan.FromSeconds(30));
+        await using var check = new NpgsqlCommand("SELECT pg_replication_origin_session_is_setup()", session.Connection);
+        Assert.True((bool)(await check.ExecuteScalarAsync())!);
+    }
 }
