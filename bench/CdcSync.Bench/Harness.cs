@@ -134,8 +134,7 @@ internal sealed partial class Harness(Settings settings)
     private static object Stats(IEnumerable<double> values)
     {
         var v = values.Order().ToArray();
-        var median = v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
-        return new { median, min = v.FirstOrDefault(), max = v.LastOrDefault(), values = v };
+        return new { median = Median(v), min = v.FirstOrDefault(), max = v.LastOrDefault(), values = v };
     }
 
     private static object HttpSummary(List<HttpRepResult> results) =>
@@ -150,14 +149,14 @@ internal sealed partial class Harness(Settings settings)
                 shareOfApiPace = Stats(g.Select(r => r.ShareOfApiPace)),
             });
 
+    private static double Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToArray();
+        return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
+    }
+
     private static void ReportHttp(List<HttpRepResult> results)
     {
-        static double Median(IEnumerable<double> values)
-        {
-            var v = values.Order().ToArray();
-            return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
-        }
-
         Console.WriteLine();
         Console.WriteLine("| Connector | records | latency per request | records/s (median) | spread | theoretical limit | share of limit | target | API's own time per write request | share at the API's own pace |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
@@ -419,12 +418,6 @@ internal sealed partial class Harness(Settings settings)
 
     private void Report(List<RepResult> results)
     {
-        static double Median(IEnumerable<double> values)
-        {
-            var v = values.Order().ToArray();
-            return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
-        }
-
         static string Spread(IEnumerable<double> values) => string.Join(" / ", values.Select(v => v.ToString("F2", CultureInfo.InvariantCulture)));
 
         var changes = Median(results.Select(r => (double)r.Changes));

@@ -980,6 +980,7 @@ public sealed class SalesforceSandbox : IAsyncDisposable
     {
         lock (_store.Sync)
         {
+            var stats = Stats.ToJson();
             return Json(new JsonObject
             {
                 ["requestCount"] = Options.RequestCount,
@@ -989,9 +990,9 @@ public sealed class SalesforceSandbox : IAsyncDisposable
                 ["inOutage"] = Options.InOutage,
                 ["records"] = new JsonObject([.. SObjectSchema.All.Values.Select(t => KeyValuePair.Create(t.Name, (JsonNode?)_store.All(t).Count()))]),
                 ["writes"] = Stats.Writes,
-                ["writesPerRecord"] = Stats.ToJson()["writesPerRecord"]!.DeepClone(),
-                ["requestsPerEndpoint"] = Stats.ToJson()["requestsPerEndpoint"]!.DeepClone(),
-                ["millisecondsPerEndpoint"] = Stats.ToJson()["millisecondsPerEndpoint"]!.DeepClone(),
+                ["writesPerRecord"] = stats["writesPerRecord"]!.DeepClone(),
+                ["requestsPerEndpoint"] = stats["requestsPerEndpoint"]!.DeepClone(),
+                ["millisecondsPerEndpoint"] = stats["millisecondsPerEndpoint"]!.DeepClone(),
                 ["normalize"] = Normalizer.ToJson(),
                 ["latencyMs"] = Options.Latency.TotalMilliseconds,
                 ["errorRate"] = Options.ErrorRate,

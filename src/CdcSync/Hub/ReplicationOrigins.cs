@@ -46,7 +46,7 @@ internal static class ReplicationOrigins
     /// Marks this session's writes as coming from <paramref name="connector"/> until
     /// <see cref="ResetAsync"/> (call it before the connection goes back to the pool).
     /// </summary>
-    public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken, TimeProvider? time = null)
+    public static async Task SetupSessionAsync(NpgsqlConnection connection, string connector, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -68,7 +68,7 @@ internal static class ReplicationOrigins
             catch (PostgresException e) when (IsHeldElsewhere(e) && attempt < BusyAttempts)
             {
                 // The setup failed, so this session is not tagged: wait and try again.
-                await Task.Delay(BusyDelay(attempt), time ?? TimeProvider.System, cancellationToken);
+                await Task.Delay(BusyDelay(attempt), TimeProvider.System, cancellationToken);
             }
         }
     }
