@@ -169,7 +169,7 @@ internal sealed class HttpBench(Settings settings)
             // of the records, on the same cores): the limit at that pace says how much of the gap
             // is the connector's.
             var writeEndpoint = connector == "netsuite" ? "PUT /services/rest/record/v1/{type}/{key}" : "PATCH /services/data/v{version}/composite/sobjects/{type}/{field}";
-            var apiMs = stats.RequestsTo(writeEndpoint) is > 0 and var writeRequests ? stats.MillisecondsIn(writeEndpoint) / writeRequests : 0;
+            var apiMs = stats.MeanMillisecondsIn(writeEndpoint);
             var pace = apiMs > 0 ? limit * settings.LatencyMs / apiMs : 0;
             return new HttpRepResult(connector, rep, records, settings.LatencyMs, seconds, rate, limit, rate / limit, stats.Writes, requests, apiMs, pace > 0 ? rate / pace : 0);
         }

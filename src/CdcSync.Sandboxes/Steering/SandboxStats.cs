@@ -18,6 +18,7 @@ public sealed class SandboxStats
     private readonly ConcurrentDictionary<string, long> _endpoints = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _records = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _ticks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _answered = new(StringComparer.Ordinal);
     private long _writes;
 
     /// <summary>Successful record writes (create, update, upsert, delete) since the last reset.</summary>
@@ -29,8 +30,15 @@ public sealed class SandboxStats
     /// <summary>Requests to one endpoint, keyed <c>METHOD template</c> (e.g. <c>PATCH /services/rest/record/v1/{type}/{key}</c>).</summary>
     public long RequestsTo(string endpoint) => _endpoints.GetValueOrDefault(endpoint);
 
-    /// <summary>Milliseconds one endpoint's requests spent in the sandbox, from arrival to the end of the response, summed.</summary>
+    /// <summary>Milliseconds one endpoint's answered requests spent in the sandbox, from arrival to the end of the response, summed.</summary>
     public double MillisecondsIn(string endpoint) => Stopwatch.GetElapsedTime(0, _ticks.GetValueOrDefault(endpoint)).TotalMilliseconds;
+
+    /// <summary>
+    /// Mean milliseconds of one endpoint's answered requests (0 before the first): a request still
+    /// being answered — the last one, whose records a caller may already see stored — is not in it.
+    /// </summary>
+    public double MeanMillisecondsIn(string endpoint) =>
+        _answered.GetValueOrDefault(endpoint) is > 0 and var answered ? MillisecondsIn(endpoint) / answered : 0;
 
     public void CountWrite(string type, string id)
     {
@@ -48,6 +56,7 @@ public sealed class SandboxStats
         {
             var spent = Stopwatch.GetTimestamp() - arrived;
             _ticks.AddOrUpdate(key, spent, (_, n) => n + spent);
+            _answered.AddOrUpdate(key, 1, (_, n) => n + 1);
             return Task.CompletedTask;
         });
     }
@@ -57,6 +66,7 @@ public sealed class SandboxStats
         _endpoints.Clear();
         _records.Clear();
         _ticks.Clear();
+        _answered.Clear();
         Interlocked.Exchange(ref _writes, 0);
     }
 

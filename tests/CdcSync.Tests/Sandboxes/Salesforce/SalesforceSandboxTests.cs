@@ -223,6 +223,7 @@ public sealed class SalesforceSandboxTests
         // millisecond or two before the stopwatch says 60 ms have passed).
         Assert.Equal(1, sandbox.Stats.RequestsTo(endpoint));
         Assert.InRange(sandbox.Stats.MillisecondsIn(endpoint), 50, 60_000);
+        Assert.Equal(sandbox.Stats.MillisecondsIn(endpoint), sandbox.Stats.MeanMillisecondsIn(endpoint));
         var stats = JsonNode.Parse(await steer.GetStringAsync("_sandbox/stats"))!;
         Assert.InRange(stats["millisecondsPerEndpoint"]![endpoint]!.GetValue<double>(), 50, 60_000);
     }
