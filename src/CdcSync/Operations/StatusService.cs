@@ -48,7 +48,10 @@ internal sealed record StatusThresholds(TimeSpan MaxLag, long MaxLagBytes);
 /// it is. A running worker records each connector's exact lag every few seconds
 /// (cdc.connector_status); when that record is stale (no worker), lag is measured from the last
 /// position the worker reported, so it counts all WAL written since — an upper bound that rises
-/// while changes wait, which is what an alert wants.
+/// while changes wait, which is what an alert wants. With a config, only its slot and the
+/// connectors it routes to count (another config's pipeline on the same hub has its own worker,
+/// and a connector taken out of the config keeps its old rows); with the hub alone, every slot
+/// and connector the hub knows.
 /// </summary>
 internal sealed class StatusService(string hubConnectionString, CdcSyncOptions? options, TimeProvider? timeProvider = null)
 {
@@ -81,11 +84,12 @@ internal sealed class StatusService(string hubConnectionString, CdcSyncOptions? 
                    extract(epoch FROM now() - s.updated_at)::float8 AS "StatusAge",
                    (SELECT count(*) FROM cdc.dead_letters d WHERE d.connector = n.connector AND d.status = 'open') AS "DeadLetters",
                    (SELECT count(*) FROM cdc.conflicts f WHERE f.connector = n.connector AND f.status = 'open') AS "OpenConflicts"
-            FROM (SELECT connector FROM cdc.checkpoints UNION SELECT connector FROM cdc.connector_status UNION SELECT unnest(@configured::text[])) n
+            FROM (SELECT connector FROM cdc.checkpoints WHERE NOT @scoped UNION SELECT connector FROM cdc.connector_status WHERE NOT @scoped
+                  UNION SELECT unnest(@configured::text[])) n
             LEFT JOIN cdc.checkpoints c ON c.connector = n.connector
             LEFT JOIN cdc.connector_status s ON s.connector = n.connector
             ORDER BY n.connector
-            """, new { configured = ConfiguredConnectors() }, cancellationToken: cancellationToken))).ToList();
+            """, new { configured = ConfiguredConnectors(), scoped = options is not null }, cancellationToken: cancellationToken))).ToList();
 
         var workerConnected = slots.Count > 0 && slots.All(s => s.Active)
             && rows.Count > 0 && rows.All(r => r.StatusAge is { } age && age < Stale.TotalSeconds);

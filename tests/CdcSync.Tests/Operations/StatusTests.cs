@@ -47,6 +47,10 @@ public sealed class StatusTests
         Assert.True(lag2 > lag1, $"lag did not rise: {lag1} then {lag2}\n{laterRaw}");
         Assert.True(Connector(later, "a").GetProperty("lagSeconds").GetDouble() > 0, laterRaw);
 
+        // A connector taken out of the config keeps its rows in the hub; it is not this pipeline's
+        // and must not make its worker look disconnected or its status need attention.
+        await TestPipeline.ExecuteAsync(h.Hub, "INSERT INTO cdc.connector_status (connector, worker, lag_bytes, updated_at) VALUES ('retired', 'gone', 123456, now() - interval '1 hour')");
+
         await using (var worker = h.StartWorker())
         {
             await worker.WaitStreamingAsync();
@@ -54,6 +58,8 @@ public sealed class StatusTests
             await TestPipeline.WaitUntilAsync(async () => (await StatusAsync(h)).Code == 0, TimeSpan.FromSeconds(30));
             var (code, resumed, resumedRaw) = await StatusAsync(h);
             Assert.Equal(0, code);
+            Assert.True(resumed.GetProperty("workerConnected").GetBoolean(), resumedRaw);
+            Assert.DoesNotContain(resumed.GetProperty("connectors").EnumerateArray(), c => c.GetProperty("connector").GetString() == "retired");
             Assert.Equal(0, Connector(resumed, "a").GetProperty("lagBytes").GetInt64());
             Assert.Equal(0, Connector(resumed, "b").GetProperty("lagSeconds").GetDouble());
             Assert.True(resumed.GetProperty("healthy").GetBoolean(), resumedRaw);
