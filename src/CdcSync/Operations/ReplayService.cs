@@ -68,7 +68,7 @@ internal sealed class ReplayService(CdcSyncOptions options, ILogger logger)
             var table = tables.Count > 0 ? $"{tables[0].Schema}.{tables[0].Name}" : "<schema.table>";
             throw new OperatorException(
                 $"--from-lsn {from} is older than the replay window of slot {window.Slot}: the oldest replayable LSN is {window.Oldest}. " +
-                $"Replay from {window.Oldest} or later, or re-send current rows with 'cdcsync resync --config <the same config> --connector {connector} --table {table}'.");
+                $"Replay from {window.Oldest} or later, or re-send current rows with 'cdcsync resync --config FILE --connector {connector} --table {table}'.");
         }
 
         return window;

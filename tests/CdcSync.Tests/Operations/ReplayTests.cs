@@ -114,7 +114,7 @@ public sealed class ReplayTests
             Assert.True(code == 2, $"replay exited {code}: {stdout}{stderr}");
             Assert.Single(stderr.Trim().Split('\n'));
             Assert.Contains($"the oldest replayable LSN is {confirmed}", stderr);
-            Assert.Contains("cdcsync resync --connector a --table public.items", stderr);
+            Assert.Contains("cdcsync resync --config FILE --connector a --table public.items", stderr);
         }
 
         Assert.Equal(checkpoint, await h.CheckpointAsync("a"));
