@@ -10,9 +10,17 @@ namespace CdcSync.Inbound;
 /// produces no WAL and so no outbound change. The staging triggers run the SQL transforms and the
 /// conflict rules in that transaction.
 /// </summary>
-internal sealed class StagingWriter(NpgsqlDataSource hub)
+internal sealed class StagingWriter(NpgsqlDataSource hub, TimeProvider? time = null)
 {
+    /// <summary>
+    /// Times a page is tried when the hub aborts its transaction for a deadlock or a serialization
+    /// failure: two inbound sides (a change stream and the other system's poller) write linked rows
+    /// through the transforms in different orders, and PostgreSQL breaks such a cycle by aborting one.
+    /// </summary>
+    internal const int ConflictAttempts = 5;
+
     private readonly StagingColumns _columns = new();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>
     /// Applies a page of inbound records and stores the connector's cursor, in one hub transaction.
@@ -26,13 +34,34 @@ internal sealed class StagingWriter(NpgsqlDataSource hub)
     /// a change stream's replay position), so a stream and the polls never overwrite each other's.
     /// </summary>
     /// <param name="missing">Gets the <see cref="InboundRecord.UpdateOnly"/> records whose row the hub does not hold.</param>
+    /// <remarks>
+    /// A page the hub aborted for a deadlock or a serialization failure is applied again from the
+    /// start (the whole transaction rolled back, the cursor with it), up to <see cref="ConflictAttempts"/>
+    /// times: a change stream would otherwise drop its subscription for what is a moment's contention.
+    /// </remarks>
     public async Task<int> ApplyInboundAsync(string connector, IReadOnlyList<InboundRecord> records, string cursorObject, string? cursor, CancellationToken cancellationToken, ICollection<InboundRecord>? missing = null)
     {
-        await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
-        await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
-        var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken, missing);
-        await tx.CommitAsync(cancellationToken);
-        return changed;
+        for (var attempt = 1; ; attempt++)
+        {
+            var notFound = missing is null ? null : new List<InboundRecord>();
+            try
+            {
+                await using var session = await ReplicationOrigins.OpenAsync(hub, connector, cancellationToken);
+                await using var tx = await session.Connection.BeginTransactionAsync(cancellationToken);
+                var changed = await ApplyInboundAsync(session.Connection, connector, records, cursorObject, cursor, cancellationToken, notFound);
+                await tx.CommitAsync(cancellationToken);
+                foreach (var record in notFound ?? [])
+                {
+                    missing!.Add(record);
+                }
+
+                return changed;
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure && attempt < ConflictAttempts)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt), _time, cancellationToken);
+            }
+        }
     }
 
     /// <summary>The object name of the poll cursor in <c>cdc.inbound_cursors</c>.</summary>

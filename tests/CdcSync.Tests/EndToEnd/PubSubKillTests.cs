@@ -67,6 +67,12 @@ public sealed class PubSubKillTests(ITestOutputHelper output)
             await WaitAsync("every new customer read back from NetSuite", worker, log, async () =>
                 await rig.ScalarAsync<long>("SELECT count(*) FROM ns_customers WHERE entityid IS NOT NULL AND internalid = ANY ($1)", (object)customers.Values.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray()) == accounts.Count);
 
+            // The stream keeps a position before queries stop: a subscription that fails and comes back
+            // meanwhile resumes after it, where one without a position would start from the latest
+            // event and leave what it skipped to a catch-up query the hold below would stall.
+            await WaitAsync("the stream to store a replay id", worker, log, async () =>
+                await rig.ScalarAsync<long>($"SELECT count(*) FROM cdc.inbound_cursors WHERE {StreamCursor}") == 1);
+
             // From here Salesforce answers no query (a slow API) until the restarted worker's stream
             // has applied every edit: the polls at start and for catch-ups wait, so what reaches the
             // hub meanwhile came by the stream.
