@@ -24,6 +24,12 @@ internal sealed class ScratchDatabase : IAsyncDisposable
     /// </summary>
     private static readonly TimeSpan DropTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// CREATE and DROP DATABASE wait for a checkpoint: on a busy 2-core server a sweep's DROP passed
+    /// the connection's 30 s command timeout. They get this long (the caller's token still cancels).
+    /// </summary>
+    private const int DatabaseDdlSeconds = 180;
+
     private readonly NpgsqlConnectionStringBuilder _admin;
     private NpgsqlConnection? _lease;
 
@@ -55,7 +61,7 @@ internal sealed class ScratchDatabase : IAsyncDisposable
             try
             {
                 // template0: nothing an administrator put into template1 leaks into the tests.
-                await conn.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {Quote(name)} TEMPLATE template0", cancellationToken: cancellationToken));
+                await conn.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {Quote(name)} TEMPLATE template0", commandTimeout: DatabaseDdlSeconds, cancellationToken: cancellationToken));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
@@ -107,13 +113,13 @@ internal sealed class ScratchDatabase : IAsyncDisposable
         // need them terminated first.
         if (conn.PostgreSqlVersion.Major >= 13)
         {
-            await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", cancellationToken: cancellationToken));
+            await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", commandTimeout: DatabaseDdlSeconds, cancellationToken: cancellationToken));
             return;
         }
 
         await conn.ExecuteAsync(new CommandDefinition(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = @name AND pid <> pg_backend_pid()", new { name }, cancellationToken: cancellationToken));
-        await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)}", cancellationToken: cancellationToken));
+        await conn.ExecuteAsync(new CommandDefinition($"DROP DATABASE IF EXISTS {Quote(name)}", commandTimeout: DatabaseDdlSeconds, cancellationToken: cancellationToken));
     }
 
     /// <summary>
